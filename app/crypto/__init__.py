@@ -1,0 +1,1 @@
+"""Crypto: the only importer of vodozemac. Device identity, Olm/Megolm, SAS, file AEAD."""

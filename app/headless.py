@@ -1,0 +1,1 @@
+"""Qt-free composition root (filled in below)."""

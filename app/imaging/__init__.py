@@ -1,0 +1,1 @@
+"""Imaging: the only importer of pydicom. Load, decode, render, de-identify, watermark."""

@@ -1,0 +1,5 @@
+"""GUI composition root (filled in below)."""
+
+
+def main() -> int:
+    return 0

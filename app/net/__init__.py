@@ -1,0 +1,1 @@
+"""Network: the only importer of httpx and websockets. One transport for every request."""

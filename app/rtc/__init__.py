@@ -1,0 +1,1 @@
+"""Real-time media: the only importer of aiortc/av. Calls, signaling, redacting tracks."""

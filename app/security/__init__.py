@@ -1,0 +1,1 @@
+"""OS-facing protection: the only importer of keyring. Device binding, wipe, kiosk."""

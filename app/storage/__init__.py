@@ -1,0 +1,1 @@
+"""Encrypted cache: the only importer of sqlcipher3. Repositories return core types."""

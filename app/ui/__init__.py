@@ -1,0 +1,1 @@
+"""Qt GUI: the only importer of PySide6 and qasync."""

@@ -1,0 +1,35 @@
+"""Server settings: one frozen object built from the command line (or tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8443
+    # Policy the server enforces for every client.
+    require_device_approval: bool = True
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 12 * 3600
+    session_absolute_s: int = 12 * 3600  # a shift; then password + TOTP again
+    proof_window_s: int = 60  # request proof clock skew / replay window
+    max_body_bytes: int = 1_048_576  # JSON bodies
+    max_chunk_bytes: int = 8 * 1_048_576  # blob chunks
+    max_blob_bytes: int = 2 * 1_073_741_824
+    retention_days: int = 30  # events and blobs
+    audit_retention_days: int = 6 * 366
+    turn_secret: str = ""  # shared secret with coturn (use-auth-secret); empty: no TURN
+    turn_urls: tuple[str, ...] = ()
+    turn_ttl_s: int = 3600
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "server.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"

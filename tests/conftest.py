@@ -1,0 +1,15 @@
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from tests.support.server import RunningServer, start_server
+
+
+@pytest.fixture
+def server(tmp_path) -> RunningServer:
+    """A fresh reference server with its own data directory, CA and database."""
+    running = start_server(tmp_path / "server")
+    yield running
+    running.stop()
