@@ -1,4 +1,9 @@
-"""Database schema as numbered migrations. Append; never edit one that has shipped."""
+"""Database schema as numbered migrations. Append; never edit one that has shipped.
+
+(Nothing has shipped yet: migrations 2 and 3 are still being written.)
+"""
+
+from server_stub.core import schema_auth, schema_relay
 
 MIGRATIONS: list[str] = [
     # 1: server identity
@@ -8,4 +13,8 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: users, devices, sessions, key directory, audit
+    schema_auth.SQL,
+    # 3: rooms, grants, events, to-device, blobs
+    schema_relay.SQL,
 ]

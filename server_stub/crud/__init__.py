@@ -1,0 +1,1 @@
+"""Storage operations on the SQLite database, one module per domain. Routes call these."""

@@ -1,0 +1,1 @@
+"""Request/response schemas (pydantic), one module per endpoint group."""
