@@ -29,7 +29,7 @@ ALLOWED_FIELDS = frozenset(
 _SCRUBBERS = [
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[email]"),
     (re.compile(r"\b(19|20)\d{2}[-/.](0?[1-9]|1[0-2])[-/.](0?[1-9]|[12]\d|3[01])\b"), "[date]"),
-    (re.compile(r"\+?\d[\d \-]{6,}\d"), "[number]"),
+    (re.compile(r"\+?\d[\d \-]{5,}\d"), "[number]"),
 ]
 
 _STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
