@@ -1,0 +1,260 @@
+"""The encrypted cache: one SQLCipher 4 database per user per device.
+
+Opening it (:meth:`Cache.open`):
+
+1. key with a random 256-bit *raw* key from the key store (``PRAGMA key = "x'<hex>'"``), so
+   SQLCipher skips its PBKDF2 step -- the key is already full-entropy -- and opening is fast;
+   ``cipher_memory_security`` on, so SQLCipher wipes the memory it frees;
+2. prove the key by reading the schema: a wrong key (another device, a lost key entry) or a
+   damaged first page -> :class:`CacheKeyError`;
+3. WAL, foreign keys, temporary tables in memory (no temp files), migrations;
+4. integrity: ``cipher_integrity_check`` (every page's HMAC) and ``quick_check`` when the
+   last session did not close cleanly, or when asked. A clean-closed cache skips the full
+   scan, which is linear in its size; a page damaged at rest is still caught when read,
+   because SQLCipher authenticates every page it loads (-> :class:`CacheCorrupt`);
+5. rollback: the database keeps a generation counter that the key store keeps too. A file
+   whose counter is below the key store's is an old copy put back -> :class:`CacheRollback`.
+   The counter is bumped on open, on close and on :meth:`checkpoint` (the session calls it
+   periodically), database first, so a crash between the two leaves database >= key store.
+
+Every error above is a :class:`CacheUnreadable`, and its recovery is :meth:`Cache.rebuild`:
+delete the unreadable files (db, -wal, -shm and the cache's encrypted files, whose keys were
+inside) and start empty with a fresh key; the caller refetches from the server and audits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal, Protocol
+
+import sqlcipher3
+
+from app.storage.errors import CacheCorrupt, CacheError, CacheKeyError, CacheRollback
+from app.storage.migrations import LATEST, MIGRATIONS
+
+Verify = Literal["auto", "full", "skip"]
+DB_NAME = "cache.db"
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+FILES_DIR = "files"
+
+
+class CacheKeys(Protocol):
+    """What the cache needs from the key store (app.security.keystore.KeyStore has it)."""
+
+    def cache_key(self) -> bytes: ...
+    def new_cache_key(self) -> bytes: ...
+    def generation(self) -> int: ...
+    def set_generation(self, value: int) -> None: ...
+
+
+def cache_dir(data_dir: Path, user_id: str, device_id: str) -> Path:
+    """The directory of one user's cache. Hashed, so the path names no one."""
+    digest = hashlib.sha256(f"{device_id}|{user_id}".encode()).hexdigest()[:32]
+    return data_dir / "users" / digest
+
+
+def cache_files(directory: Path) -> list[Path]:
+    """Every file that belongs to the cache in ``directory`` (those present)."""
+    db = directory / DB_NAME
+    return [p for p in [db, *(Path(f"{db}{s}") for s in SIDE_SUFFIXES)] if p.exists()]
+
+
+@contextlib.contextmanager
+def db_errors() -> Iterator[None]:
+    """Map SQLCipher's errors on a keyed database to the cache's typed errors."""
+    try:
+        yield
+    except sqlcipher3.IntegrityError:
+        raise
+    except sqlcipher3.DatabaseError as exc:
+        # The message names the SQLite condition (e.g. "database disk image is malformed"),
+        # never row content.
+        raise CacheCorrupt(f"cache read failed: {exc}") from None
+
+
+class Cache:
+    """An open cache. Repositories (app.storage.messages, ...) take it as their argument."""
+
+    def __init__(self, directory: Path, conn: sqlcipher3.Connection, keys: CacheKeys) -> None:
+        self.directory = directory
+        self._conn = conn
+        self._keys = keys
+        self._depth = 0
+        self.generation = 0
+        self.full_check_ran = False
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, keys: CacheKeys, *, verify: Verify = "auto") -> Cache:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = directory / DB_NAME
+        existed = db.exists() and db.stat().st_size > 0
+        # A new file gets a new key: whatever old copies exist somewhere stay unreadable.
+        key = keys.cache_key() if existed else keys.new_cache_key()
+        conn = sqlcipher3.connect(str(db), isolation_level=None)
+        try:
+            cache = cls(directory, conn, keys)
+            cache._key(key)
+            cache._prepare(fresh=not existed)
+            cache._verify(verify)
+            cache._check_generation()
+            cache._bump(clean=False)
+        except BaseException:
+            conn.close()
+            raise
+        return cache
+
+    @classmethod
+    def rebuild(cls, directory: Path, keys: CacheKeys) -> Cache:
+        """Delete the unreadable cache (db, side files, its encrypted files); open a new one.
+
+        Nothing is moved aside: an unreadable copy is of no use to us and of some use to an
+        attacker. The new cache has a new key.
+        """
+        remove_cache(directory)
+        return cls.open(directory, keys)
+
+    def _key(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise CacheError("cache key must be 32 bytes")
+        # Raw-key form: no KDF. The hex never reaches a log: this string lives only here.
+        self._conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        self._conn.execute("PRAGMA cipher_memory_security = ON")
+        try:
+            self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        except sqlcipher3.DatabaseError:
+            raise CacheKeyError(
+                "the cache key does not open the cache file (wrong key or damaged header)"
+            ) from None
+
+    def _prepare(self, *, fresh: bool) -> None:
+        with db_errors():
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise CacheError(f"cache could not enter WAL mode ({mode})")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA temp_store = MEMORY")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._migrate(fresh=fresh)
+
+    def _migrate(self, *, fresh: bool) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > LATEST:
+            raise CacheError(f"cache schema {version} is newer than this client ({LATEST})")
+        for number, statements in MIGRATIONS:
+            if number <= version:
+                continue
+            with self.write():
+                for statement in statements:
+                    self._conn.execute(statement)
+                if number == 1:
+                    self._conn.execute(
+                        "INSERT INTO meta (id, generation, clean_shutdown, created_ms) "
+                        "VALUES (1, ?, 1, ?)",
+                        (self._keys.generation(), int(time.time() * 1000)),
+                    )
+                self._conn.execute(f"PRAGMA user_version = {int(number)}")
+        if not fresh and version == 0:
+            # An existing file with no schema: not ours, or truncated before the first commit.
+            raise CacheCorrupt("cache file has no schema")
+
+    def _verify(self, verify: Verify) -> None:
+        with db_errors():
+            clean = self._conn.execute("SELECT clean_shutdown FROM meta").fetchone()
+            if clean is None:
+                raise CacheCorrupt("cache meta row is missing")
+            if verify == "skip" or (verify == "auto" and clean[0]):
+                return
+            self.full_check_ran = True
+            bad_pages = self._conn.execute("PRAGMA cipher_integrity_check").fetchall()
+            if bad_pages:
+                raise CacheCorrupt(f"cipher_integrity_check: {len(bad_pages)} problem(s)")
+            result = self._conn.execute("PRAGMA quick_check").fetchall()
+            if result != [("ok",)]:
+                raise CacheCorrupt(f"quick_check: {len(result)} problem(s)")
+
+    def _check_generation(self) -> None:
+        with db_errors():
+            db_gen = self._conn.execute("SELECT generation FROM meta").fetchone()[0]
+        ks_gen = self._keys.generation()
+        if db_gen < ks_gen:
+            raise CacheRollback(f"cache generation {db_gen} is below key store's {ks_gen}")
+        self.generation = db_gen
+
+    def _bump(self, *, clean: bool) -> None:
+        new = max(self.generation, self._keys.generation()) + 1
+        with self.write():
+            self._conn.execute(
+                "UPDATE meta SET generation = ?, clean_shutdown = ? WHERE id = 1",
+                (new, int(clean)),
+            )
+        # Database first (durable: synchronous=FULL), then the key store.
+        self._keys.set_generation(new)
+        self.generation = new
+
+    # -- use -----------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlcipher3.Connection:
+        """For repositories in app.storage only."""
+        return self._conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlcipher3.Connection]:
+        """One write transaction; nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._conn
+            finally:
+                self._depth -= 1
+            return
+        with db_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self._conn
+        except BaseException:
+            self._depth = 0
+            with contextlib.suppress(sqlcipher3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        with db_errors():
+            self._conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Bump the rollback counter mid-session (call it periodically, e.g. every minute)."""
+        self._bump(clean=False)
+
+    def close(self) -> None:
+        """Bump, mark clean, fold the WAL into the database, close."""
+        if self._conn is None:
+            return
+        try:
+            self._bump(clean=True)
+            with db_errors():
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def remove_cache(directory: Path) -> None:
+    """Unlink the cache files and its encrypted-files folder. Missing files are fine."""
+    for path in cache_files(directory):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(directory / FILES_DIR, ignore_errors=True)
+

@@ -1,0 +1,8 @@
+import pytest
+
+from app.security.keystore import MemoryKeyStore
+
+
+@pytest.fixture
+def keys():
+    return MemoryKeyStore("alice", "DEV1")

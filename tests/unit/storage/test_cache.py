@@ -1,0 +1,214 @@
+import shutil
+
+import pytest
+
+from app.core.messages import CachedMessage
+from app.core.phi import Phi
+from app.security.keystore import MemoryKeyStore
+from app.storage.cache import DB_NAME, Cache, cache_dir, cache_files
+from app.storage.errors import CacheCorrupt, CacheKeyError, CacheRollback, CacheUnreadable
+from app.storage.messages import MessageRepository
+
+MARKER = "ZEBRA-MARKER-4711 patient note"
+
+
+def msg(i: int, room: str = "!r1", body: str = MARKER) -> CachedMessage:
+    return CachedMessage(room, f"$e{i}", "@dr:x", 1000 + i, Phi(f"{body} {i}"))
+
+
+def test_data_is_encrypted_at_rest(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        MessageRepository(cache).insert_many(msg(i) for i in range(50))
+        cache.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert b"SQLite format 3" not in raw
+    assert b"ZEBRA-MARKER" not in raw and MARKER.encode("utf-16-le") not in raw
+    assert len(raw) > 4096
+
+
+def test_settings_on_open(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        conn = cache.conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA cipher_memory_security").fetchone()[0] == "1"
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # memory
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert conn.execute("PRAGMA cipher_version").fetchone()[0].startswith("4.")
+
+
+def test_reopen_keeps_data(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        MessageRepository(cache).insert(msg(1))
+    with Cache.open(tmp_path, keys) as cache:
+        assert [m.event_id for m in MessageRepository(cache).list_room("!r1")] == ["$e1"]
+
+
+def test_does_not_open_without_its_key(tmp_path, keys):
+    Cache.open(tmp_path, keys).close()
+    stranger = MemoryKeyStore("alice", "DEV1")  # same names, its own (random) key
+    stranger.set_generation(keys.generation())
+    with pytest.raises(CacheKeyError) as info:
+        Cache.open(tmp_path, stranger)
+    assert isinstance(info.value, CacheUnreadable)
+    assert "rebuilt" in info.value.user_message
+
+
+def test_copied_to_another_device_does_not_open(tmp_path, keys):
+    home = cache_dir(tmp_path / "a", "alice", "DEV1")
+    with Cache.open(home, keys) as cache:
+        MessageRepository(cache).insert(msg(1))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    other_device = MemoryKeyStore("alice", "DEV2")
+    # Even the copied directory at the original's path name opens only with DEV1's key.
+    with pytest.raises(CacheKeyError):
+        Cache.open(cache_dir(tmp_path / "b", "alice", "DEV1"), other_device)
+    assert cache_dir(tmp_path / "b", "alice", "DEV2") != cache_dir(tmp_path / "b", "alice", "DEV1")
+
+
+def test_old_copy_is_refused_as_rollback(tmp_path, keys):
+    live, backup = tmp_path / "live", tmp_path / "backup"
+    with Cache.open(live, keys) as cache:
+        MessageRepository(cache).insert(msg(1))
+    shutil.copytree(live, backup)
+    with Cache.open(live, keys) as cache:  # a later session
+        MessageRepository(cache).insert(msg(2))
+    shutil.rmtree(live)
+    shutil.copytree(backup, live)  # put the old copy back
+    with pytest.raises(CacheRollback) as info:
+        Cache.open(live, keys)
+    assert "older copy" in info.value.user_message
+
+
+def test_rollback_within_a_session_is_caught_after_checkpoint(tmp_path, keys):
+    live, backup = tmp_path / "live", tmp_path / "backup"
+    cache = Cache.open(live, keys)
+    shutil.copytree(live, backup)  # taken while open
+    cache.checkpoint()
+    cache.close()
+    shutil.rmtree(live)
+    shutil.copytree(backup, live)
+    with pytest.raises(CacheRollback):
+        Cache.open(live, keys)
+
+
+def test_generation_moves_on_each_open_and_close(tmp_path, keys):
+    cache = Cache.open(tmp_path, keys)
+    first = cache.generation
+    assert keys.generation() == first
+    cache.checkpoint()
+    assert keys.generation() == first + 1
+    cache.close()
+    assert keys.generation() == first + 2
+    with Cache.open(tmp_path, keys) as cache:
+        assert cache.generation == first + 3
+
+
+def test_crash_between_db_and_keystore_bump_still_opens(tmp_path, keys):
+    with Cache.open(tmp_path, keys):
+        pass
+    keys.set_generation(keys.generation() - 1)  # the key store write was lost
+    Cache.open(tmp_path, keys).close()
+
+
+def _flip_page_byte(path, page: int, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[page * 4096 + offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_page_found_by_full_check(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        MessageRepository(cache).insert_many(msg(i) for i in range(300))
+    db = tmp_path / DB_NAME
+    assert db.stat().st_size > 8 * 4096
+    _flip_page_byte(db, 5)
+    with pytest.raises(CacheCorrupt):
+        Cache.open(tmp_path, keys, verify="full")
+
+
+def test_corrupt_page_found_when_read(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        MessageRepository(cache).insert_many(msg(i) for i in range(300))
+    db = tmp_path / DB_NAME
+    pages = db.stat().st_size // 4096
+    for page in range(2, pages):
+        _flip_page_byte(db, page)
+    # A clean-closed cache skips the full scan; the damage shows as soon as pages are read.
+    with pytest.raises(CacheCorrupt):
+        cache = Cache.open(tmp_path, keys)
+        MessageRepository(cache).search(MARKER[:8])
+        MessageRepository(cache).list_room("!r1", limit=1000)
+
+
+def test_unclean_shutdown_triggers_full_check(tmp_path, keys):
+    cache = Cache.open(tmp_path, keys)
+    cache.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    cache.conn.close()  # no close(): as after a crash
+    reopened = Cache.open(tmp_path, keys)
+    assert reopened.full_check_ran
+    reopened.close()
+    clean = Cache.open(tmp_path, keys)
+    assert not clean.full_check_ran
+    clean.close()
+
+
+def test_damaged_header_is_a_key_error(tmp_path, keys):
+    Cache.open(tmp_path, keys).close()
+    _flip_page_byte(tmp_path / DB_NAME, 0, offset=40)
+    with pytest.raises(CacheKeyError):
+        Cache.open(tmp_path, keys)
+
+
+def test_truncated_file_is_unreadable(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        MessageRepository(cache).insert_many(msg(i) for i in range(300))
+    db = tmp_path / DB_NAME
+    db.write_bytes(db.read_bytes()[: 3 * 4096])
+    with pytest.raises(CacheUnreadable):
+        cache = Cache.open(tmp_path, keys, verify="full")
+        MessageRepository(cache).list_room("!r1", limit=1000)
+
+
+@pytest.mark.parametrize("damage", ["key", "rollback", "corrupt"])
+def test_rebuild_recovers_with_a_fresh_empty_cache(tmp_path, keys, damage):
+    with Cache.open(tmp_path, keys) as cache:
+        MessageRepository(cache).insert_many(msg(i) for i in range(300))
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "x.scf").write_bytes(b"ciphertext")
+    if damage == "key":
+        keys.new_cache_key()
+    elif damage == "rollback":
+        keys.set_generation(keys.generation() + 5)
+    else:
+        _flip_page_byte(tmp_path / DB_NAME, 4)
+    with pytest.raises(CacheUnreadable):
+        Cache.open(tmp_path, keys, verify="full")
+    old_key = keys.cache_key()
+    with Cache.rebuild(tmp_path, keys) as cache:
+        assert MessageRepository(cache).list_room("!r1") == []
+        assert keys.cache_key() != old_key  # a new file gets a new key
+    assert not (tmp_path / "files").exists()
+    Cache.open(tmp_path, keys, verify="full").close()
+
+
+def test_cache_files_lists_side_files(tmp_path, keys):
+    cache = Cache.open(tmp_path, keys)
+    names = {p.name for p in cache_files(tmp_path)}
+    assert {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"} <= names
+    cache.close()
+
+
+def test_cache_dir_names_no_one(tmp_path):
+    path = cache_dir(tmp_path, "alice@hospital.example", "DEV1")
+    assert "alice" not in str(path) and "DEV1" not in str(path)
+    assert path != cache_dir(tmp_path, "bob@hospital.example", "DEV1")
+
+
+def test_write_rolls_back_on_error(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        repo = MessageRepository(cache)
+        with pytest.raises(RuntimeError), cache.write():
+            repo.insert(msg(1))
+            raise RuntimeError("boom")
+        assert repo.list_room("!r1") == []
