@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from server_stub import __version__
-from server_stub.api.routes import health
+from server_stub.api.errors import install_error_handlers
+from server_stub.api.limits import BodyLimitMiddleware
+from server_stub.api.routes import audit, auth, devices, health, keys, turn
 from server_stub.core.config import ServerSettings
 from server_stub.core.db import Database
 from server_stub.core.schema import MIGRATIONS
+from server_stub.core.security import SourceLimiter
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -16,5 +19,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="SafeConsult reference server", version=__version__)
     app.state.settings = settings
     app.state.db = Database(settings.db_path, MIGRATIONS)
+    app.state.login_limiter = SourceLimiter()
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_chunk_bytes=settings.max_chunk_bytes)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(devices.router)
+    app.include_router(keys.router)
+    app.include_router(audit.router)
+    app.include_router(turn.router)
     return app

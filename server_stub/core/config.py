@@ -25,6 +25,18 @@ class ServerSettings:
     turn_secret: str = ""  # shared secret with coturn (use-auth-secret); empty: no TURN
     turn_urls: tuple[str, ...] = ()
     turn_ttl_s: int = 3600
+    # Login throttling (auth): lockout well inside NIST 800-63B's 100-failure cap.
+    login_max_failures: int = 10  # consecutive, per username; then locked
+    login_lockout_s: int = 15 * 60
+    login_backoff_base_ms: int = 500  # doubles per failure after the first, capped at 30 s
+    login_ip_max_failures: int = 50  # per source address per window
+    login_ip_window_s: int = 10 * 60
+    # Relay (rooms, events, signaling, blobs).
+    max_event_bytes: int = 65_536  # one room event's or to-device message's content, as JSON
+    break_glass_ttl_s: int = 4 * 3600  # a break-glass grant lapses after this
+    signal_ttl_s: int = 30  # a call-signaling message waits this long for an offline device
+    relay_sweep_interval_s: float = 300.0  # retention purge + lapsed-grant sweep
+    relay_watch_interval_s: float = 2.0  # push device-list changes and wipe/logout orders
 
     @property
     def db_path(self) -> Path:
