@@ -1,0 +1,97 @@
+"""About SafeConsult: what is running, under which policy, talking to which server.
+
+IT asks for these facts on the phone ("which policy does the cart have?"), so they are all on
+one screen and selectable for copying. No patient data here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.config import Policy
+
+
+@dataclass(frozen=True)
+class AboutInfo:
+    version: str
+    policy: Policy
+    policy_problem: str
+    data_dir: Path
+
+    @property
+    def server_url(self) -> str:
+        return self.policy.server_url
+
+
+class AboutDialog(QDialog):
+    def __init__(self, info: AboutInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("aboutDialog")
+        self._info = info
+        self.heading = QLabel("SafeConsult")
+        self.heading.setProperty("role", "heading")
+        self.form = QFormLayout()
+        self.form.setSpacing(10)
+        self._rows: dict[str, tuple[QLabel, QLabel]] = {}
+        for key in ("version", "policy", "signer", "problem", "data", "server"):
+            name, value = QLabel(), QLabel()
+            value.setObjectName(f"about_{key}")
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+            self.form.addRow(name, value)
+            self._rows[key] = (name, value)
+        self._rows["problem"][1].setProperty("role", "error")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 16)
+        layout.setSpacing(16)
+        layout.addWidget(self.heading)
+        layout.addLayout(self.form)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(560)
+        self.retranslate()
+
+    def value(self, key: str) -> str:
+        """The text shown for one row (for tests and for IT's screenshots)."""
+        return self._rows[key][1].text()
+
+    def retranslate(self) -> None:
+        info, policy = self._info, self._info.policy
+        self.setWindowTitle(self.tr("About SafeConsult"))
+        from_defaults = policy.source == "defaults"
+        rows = {
+            "version": (self.tr("Version"), info.version),
+            "policy": (self.tr("Machine policy"),
+                       self.tr("Built-in defaults") if from_defaults else policy.source),
+            "signer": (self.tr("Policy signed by"),
+                       policy.signer or (self.tr("Not applicable") if from_defaults
+                                         else self.tr("Not signed"))),
+            "problem": (self.tr("Policy problem"), info.policy_problem),
+            "data": (self.tr("Data location"), str(info.data_dir)),
+            "server": (self.tr("Server"), info.server_url),
+        }
+        for key, (name, value) in rows.items():
+            name_label, value_label = self._rows[key]
+            name_label.setText(name)
+            value_label.setText(value)
+        problem_label, problem_value = self._rows["problem"]
+        problem_label.setVisible(bool(info.policy_problem))
+        problem_value.setVisible(bool(info.policy_problem))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)

@@ -1,0 +1,355 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN">
+<context>
+    <name>AboutDialog</name>
+    <message>
+        <source>About SafeConsult</source>
+        <translation>关于 SafeConsult</translation>
+    </message>
+    <message>
+        <source>Version</source>
+        <translation>版本</translation>
+    </message>
+    <message>
+        <source>Machine policy</source>
+        <translation>本机策略</translation>
+    </message>
+    <message>
+        <source>Built-in defaults</source>
+        <translation>内置默认值</translation>
+    </message>
+    <message>
+        <source>Policy signed by</source>
+        <translation>策略签署者</translation>
+    </message>
+    <message>
+        <source>Not applicable</source>
+        <translation>不适用</translation>
+    </message>
+    <message>
+        <source>Not signed</source>
+        <translation>未签名</translation>
+    </message>
+    <message>
+        <source>Policy problem</source>
+        <translation>策略问题</translation>
+    </message>
+    <message>
+        <source>Data location</source>
+        <translation>数据位置</translation>
+    </message>
+    <message>
+        <source>Server</source>
+        <translation>服务器</translation>
+    </message>
+</context>
+<context>
+    <name>AdminView</name>
+    <message>
+        <source>Admin</source>
+        <translation>管理</translation>
+    </message>
+    <message>
+        <source>No devices waiting for approval</source>
+        <translation>没有等待批准的设备</translation>
+    </message>
+    <message>
+        <source>Enrolled devices, approval requests, revocation and remote wipe, and the audit trail will be managed here.</source>
+        <translation>已注册的设备、批准请求、吊销与远程擦除，以及审计记录，都将在这里管理。</translation>
+    </message>
+    <message>
+        <source>Until then, use the server&apos;s admin command (safeconsult-server admin).</source>
+        <translation>在此之前，请使用服务器的管理命令（safeconsult-server admin）。</translation>
+    </message>
+</context>
+<context>
+    <name>ChatView</name>
+    <message>
+        <source>Chat</source>
+        <translation>聊天</translation>
+    </message>
+    <message>
+        <source>No conversations yet</source>
+        <translation>暂无会话</translation>
+    </message>
+    <message>
+        <source>Secure messages with your colleagues will appear here. They are encrypted on this device and can be read only by the members of the consult.</source>
+        <translation>您与同事的安全消息将显示在这里。消息在本设备上加密，只有会诊成员才能阅读。</translation>
+    </message>
+    <message>
+        <source>Open a consult to start a conversation with its members.</source>
+        <translation>打开一个会诊，即可与其成员开始对话。</translation>
+    </message>
+</context>
+<context>
+    <name>ConsultsView</name>
+    <message>
+        <source>Consults</source>
+        <translation>会诊</translation>
+    </message>
+    <message>
+        <source>No consults yet</source>
+        <translation>暂无会诊</translation>
+    </message>
+    <message>
+        <source>Consults you are invited to will be listed here, with their members and start time. You can join a video consult from this list.</source>
+        <translation>您受邀参加的会诊将列在这里，并显示成员和开始时间。您可以从此列表加入视频会诊。</translation>
+    </message>
+    <message>
+        <source>When a colleague invites you, the consult appears here without a restart.</source>
+        <translation>同事邀请您后，会诊会直接出现在这里，无需重新启动。</translation>
+    </message>
+</context>
+<context>
+    <name>ImagesView</name>
+    <message>
+        <source>Images</source>
+        <translation>影像</translation>
+    </message>
+    <message>
+        <source>No images shared with you</source>
+        <translation>暂无与您共享的影像</translation>
+    </message>
+    <message>
+        <source>Medical images (DICOM series) shared in your consults will be listed here and open in the viewer.</source>
+        <translation>会诊中共享的医学影像（DICOM 序列）将列在这里，并可在查看器中打开。</translation>
+    </message>
+    <message>
+        <source>Images are stored encrypted on this device and removed when their retention period ends.</source>
+        <translation>影像在本设备上加密保存，保留期满后自动删除。</translation>
+    </message>
+</context>
+<context>
+    <name>LoginView</name>
+    <message>
+        <source>Sign in to SafeConsult</source>
+        <translation>登录 SafeConsult</translation>
+    </message>
+    <message>
+        <source>Use your hospital user name and password, and the 6-digit code from your authenticator app.</source>
+        <translation>请使用医院的用户名和密码，以及身份验证器应用中的 6 位验证码。</translation>
+    </message>
+    <message>
+        <source>&amp;User name</source>
+        <translation>用户名(&amp;U)</translation>
+    </message>
+    <message>
+        <source>&amp;Password</source>
+        <translation>密码(&amp;P)</translation>
+    </message>
+    <message>
+        <source>Authenticator &amp;code</source>
+        <translation>验证码(&amp;C)</translation>
+    </message>
+    <message>
+        <source>6 digits</source>
+        <translation>6 位数字</translation>
+    </message>
+    <message>
+        <source>User name</source>
+        <translation>用户名</translation>
+    </message>
+    <message>
+        <source>Password</source>
+        <translation>密码</translation>
+    </message>
+    <message>
+        <source>Authenticator code</source>
+        <translation>验证码</translation>
+    </message>
+    <message>
+        <source>Signing in…</source>
+        <translation>正在登录…</translation>
+    </message>
+    <message>
+        <source>Sign in</source>
+        <translation>登录</translation>
+    </message>
+    <message>
+        <source>Server: %1</source>
+        <translation>服务器：%1</translation>
+    </message>
+    <message>
+        <source>Enter your user name.</source>
+        <translation>请输入用户名。</translation>
+    </message>
+    <message>
+        <source>Enter your password.</source>
+        <translation>请输入密码。</translation>
+    </message>
+    <message>
+        <source>Enter the 6-digit code from your authenticator app.</source>
+        <translation>请输入身份验证器应用中的 6 位验证码。</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <source>This language is not installed. Run the set-up script again, or contact IT.</source>
+        <translation>此语言尚未安装。请重新运行安装脚本，或联系信息科。</translation>
+    </message>
+    <message>
+        <source>Your preference could not be saved and applies until you close SafeConsult.</source>
+        <translation>无法保存您的偏好设置；它在您关闭 SafeConsult 之前有效。</translation>
+    </message>
+    <message>
+        <source>&amp;File</source>
+        <translation>文件(&amp;F)</translation>
+    </message>
+    <message>
+        <source>&amp;Quit</source>
+        <translation>退出(&amp;Q)</translation>
+    </message>
+    <message>
+        <source>&amp;View</source>
+        <translation>视图(&amp;V)</translation>
+    </message>
+    <message>
+        <source>&amp;Language</source>
+        <translation>语言(&amp;L)</translation>
+    </message>
+    <message>
+        <source>&amp;Theme</source>
+        <translation>主题(&amp;T)</translation>
+    </message>
+    <message>
+        <source>Follow &amp;system</source>
+        <translation>跟随系统(&amp;S)</translation>
+    </message>
+    <message>
+        <source>&amp;Light</source>
+        <translation>浅色(&amp;L)</translation>
+    </message>
+    <message>
+        <source>&amp;Dark</source>
+        <translation>深色(&amp;D)</translation>
+    </message>
+    <message>
+        <source>&amp;Help</source>
+        <translation>帮助(&amp;H)</translation>
+    </message>
+    <message>
+        <source>&amp;About SafeConsult</source>
+        <translation>关于 SafeConsult(&amp;A)</translation>
+    </message>
+</context>
+<context>
+    <name>NotificationArea</name>
+    <message>
+        <source>Dismiss</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <source>Notification</source>
+        <translation>通知</translation>
+    </message>
+</context>
+<context>
+    <name>SafeConsultError</name>
+    <message>
+        <source>Something went wrong.</source>
+        <translation>出现了问题。</translation>
+    </message>
+    <message>
+        <source>The machine policy could not be read; safe defaults are in force.</source>
+        <translation>无法读取本机策略；已启用安全的默认设置。</translation>
+    </message>
+    <message>
+        <source>The SafeConsult server cannot be reached. Check the network and try again.</source>
+        <translation>无法连接 SafeConsult 服务器。请检查网络后重试。</translation>
+    </message>
+    <message>
+        <source>The server&apos;s certificate is not the one this workstation trusts. Do not continue; contact IT.</source>
+        <translation>服务器证书不是本工作站信任的证书。请勿继续操作，并联系信息科。</translation>
+    </message>
+    <message>
+        <source>The server refused the request.</source>
+        <translation>服务器拒绝了该请求。</translation>
+    </message>
+    <message>
+        <source>Sign-in is not available in this build yet.</source>
+        <translation>此版本暂不支持登录。</translation>
+    </message>
+</context>
+<context>
+    <name>SharedDeviceBanner</name>
+    <message>
+        <source>Shared device: you are signed out when this window closes, and nothing is kept on this computer.</source>
+        <translation>共享设备：关闭此窗口即会退出登录，本计算机上不会保留任何数据。</translation>
+    </message>
+    <message>
+        <source>Shared device</source>
+        <translation>共享设备</translation>
+    </message>
+</context>
+<context>
+    <name>StatusIndicators</name>
+    <message>
+        <source>Offline</source>
+        <translation>离线</translation>
+    </message>
+    <message>
+        <source>Connecting…</source>
+        <translation>正在连接…</translation>
+    </message>
+    <message>
+        <source>Online</source>
+        <translation>在线</translation>
+    </message>
+    <message>
+        <source>Server certificate not trusted: contact IT</source>
+        <translation>服务器证书不受信任：请联系信息科</translation>
+    </message>
+    <message>
+        <source>Device not enrolled</source>
+        <translation>设备未注册</translation>
+    </message>
+    <message>
+        <source>Device awaiting IT approval</source>
+        <translation>设备等待信息科批准</translation>
+    </message>
+    <message>
+        <source>Device approved</source>
+        <translation>设备已批准</translation>
+    </message>
+    <message>
+        <source>Device revoked: contact IT</source>
+        <translation>设备已被吊销：请联系信息科</translation>
+    </message>
+    <message>
+        <source>Locks in %1</source>
+        <translation>%1 后锁定</translation>
+    </message>
+</context>
+<context>
+    <name>TaskRunner</name>
+    <message>
+        <source>Something went wrong. The details were written to the log; if it happens again, contact IT.</source>
+        <translation>出现了问题。详细信息已写入日志；如果再次发生，请联系信息科。</translation>
+    </message>
+</context>
+<context>
+    <name>Workspace</name>
+    <message>
+        <source>Clinician</source>
+        <translation>临床医生</translation>
+    </message>
+    <message>
+        <source>IT administrator</source>
+        <translation>信息科管理员</translation>
+    </message>
+    <message>
+        <source>Auditor</source>
+        <translation>审计员</translation>
+    </message>
+    <message>
+        <source>Signed in as %1 (%2)</source>
+        <translation>已登录：%1（%2）</translation>
+    </message>
+    <message>
+        <source>Areas</source>
+        <translation>功能区</translation>
+    </message>
+</context>
+</TS>

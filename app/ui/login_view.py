@@ -1,0 +1,198 @@
+"""The sign-in screen: user name, password and authenticator (TOTP) code.
+
+The sign-in itself is injected (``sign_in(username, password, totp)``, a coroutine that raises
+``SafeConsultError`` with a user message); this view only collects the three secrets, checks
+they are filled in, runs the call through the :class:`TaskRunner` and shows its outcome.
+Secrets are dropped from the fields as soon as they are sent: a failed attempt needs a fresh
+code anyway, and a password left in a widget is a password in memory for nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from PySide6.QtCore import QEvent, QRegularExpression, Qt, Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui.asyncbridge import TaskRunner
+from app.ui.i18n import fill
+
+SignIn = Callable[[str, str, str], Awaitable[None]]
+
+TOTP_DIGITS = 6
+
+
+class LoginView(QWidget):
+    signedIn = Signal()
+
+    def __init__(
+        self, sign_in: SignIn, runner: TaskRunner, server_url: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._sign_in = sign_in
+        self._runner = runner
+        self._server_url = server_url
+        self._busy = False
+
+        self.heading = QLabel()
+        self.heading.setProperty("role", "heading")
+        self.intro = QLabel()
+        self.intro.setWordWrap(True)
+        self.intro.setProperty("role", "subtle")
+
+        self.username = QLineEdit()
+        self.username.setObjectName("username")
+        self.username.setInputMethodHints(Qt.InputMethodHint.ImhNoPredictiveText
+                                          | Qt.InputMethodHint.ImhNoAutoUppercase)
+        self.password = QLineEdit()
+        self.password.setObjectName("password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)  # also disables copy/cut
+        self.password.setInputMethodHints(Qt.InputMethodHint.ImhSensitiveData
+                                          | Qt.InputMethodHint.ImhNoPredictiveText)
+        self.totp = QLineEdit()
+        self.totp.setObjectName("totp")
+        # Apps show the code as "123 456"; accept the space, strip it on submit.
+        self.totp.setValidator(QRegularExpressionValidator(
+            QRegularExpression(r"[0-9]{0,3} ?[0-9]{0,3}"), self.totp))
+        self.totp.setInputMethodHints(Qt.InputMethodHint.ImhDigitsOnly
+                                      | Qt.InputMethodHint.ImhSensitiveData)
+
+        self.username_label = QLabel()
+        self.username_label.setBuddy(self.username)
+        self.password_label = QLabel()
+        self.password_label.setBuddy(self.password)
+        self.totp_label = QLabel()
+        self.totp_label.setBuddy(self.totp)
+
+        self.error = QLabel()
+        self.error.setObjectName("loginError")
+        self.error.setProperty("role", "error")
+        self.error.setWordWrap(True)
+        self.error.hide()
+
+        self.submit = QPushButton()
+        self.submit.setObjectName("signIn")
+        self.submit.setDefault(True)
+        self.submit.setAutoDefault(True)
+        self.submit.clicked.connect(self._submit)
+        for field in (self.username, self.password, self.totp):
+            field.returnPressed.connect(self._submit)
+
+        self.server = QLabel()
+        self.server.setObjectName("serverUrl")
+        self.server.setProperty("role", "subtle")
+        self.server.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        form = QFormLayout()
+        form.setSpacing(12)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        form.addRow(self.username_label, self.username)
+        form.addRow(self.password_label, self.password)
+        form.addRow(self.totp_label, self.totp)
+
+        card = QFrame()
+        card.setObjectName("loginCard")
+        card.setFixedWidth(460)
+        card_layout = QVBoxLayout(card)
+        card_layout.setSpacing(16)
+        card_layout.addWidget(self.heading)
+        card_layout.addWidget(self.intro)
+        card_layout.addLayout(form)
+        card_layout.addWidget(self.error)
+        card_layout.addWidget(self.submit)
+        card_layout.addSpacing(8)
+        card_layout.addWidget(self.server)
+
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addStretch(2)
+
+        self.setTabOrder(self.username, self.password)
+        self.setTabOrder(self.password, self.totp)
+        self.setTabOrder(self.totp, self.submit)
+        self.retranslate()
+
+    # -- texts -------------------------------------------------------------------------------
+
+    def retranslate(self) -> None:
+        self.heading.setText(self.tr("Sign in to SafeConsult"))
+        self.intro.setText(self.tr(
+            "Use your hospital user name and password, and the 6-digit code from your "
+            "authenticator app."))
+        self.username_label.setText(self.tr("&User name"))
+        self.password_label.setText(self.tr("&Password"))
+        self.totp_label.setText(self.tr("Authenticator &code"))
+        self.totp.setPlaceholderText(self.tr("6 digits"))
+        self.username.setAccessibleName(self.tr("User name"))
+        self.password.setAccessibleName(self.tr("Password"))
+        self.totp.setAccessibleName(self.tr("Authenticator code"))
+        self.submit.setText(self.tr("Signing in…") if self._busy else self.tr("Sign in"))
+        self.server.setText(fill(self.tr("Server: %1"), self._server_url))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    # -- behaviour ---------------------------------------------------------------------------
+
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
+        self.error.setAccessibleDescription(message)
+
+    def _missing_field(self) -> tuple[str, QLineEdit] | None:
+        if not self.username.text().strip():
+            return self.tr("Enter your user name."), self.username
+        if not self.password.text():
+            return self.tr("Enter your password."), self.password
+        if len(self.totp.text().replace(" ", "")) != TOTP_DIGITS:
+            return self.tr("Enter the 6-digit code from your authenticator app."), self.totp
+        return None
+
+    def _submit(self) -> None:
+        if self._busy:
+            return
+        missing = self._missing_field()
+        if missing is not None:
+            message, field = missing
+            self.show_error(message)
+            field.setFocus()
+            return
+        username = self.username.text().strip()
+        password = self.password.text()
+        code = self.totp.text().replace(" ", "")
+        self.password.clear()
+        self.totp.clear()
+        self.show_error("")
+        self._set_busy(True)
+        self._runner.run_task(
+            self._sign_in(username, password, code), owner=self,
+            on_result=self._succeeded, on_error=self._failed,
+        )
+
+    def _succeeded(self, _result: object) -> None:
+        self._set_busy(False)
+        self.signedIn.emit()
+
+    def _failed(self, message: str) -> None:
+        self._set_busy(False)
+        self.show_error(message)
+        self.password.setFocus()
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        for widget in (self.username, self.password, self.totp, self.submit):
+            widget.setEnabled(not busy)
+        self.retranslate()

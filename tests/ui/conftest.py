@@ -1,0 +1,141 @@
+"""Fixtures for the GUI tests: a qasync loop on the test QApplication, compiled translations,
+and a main window built the way app/main.py builds it (with fakes for the services)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+
+from app.config import Paths, Policy, Settings
+from app.services.app_state import AppState
+from app.ui.about_dialog import AboutInfo
+from app.ui.asyncbridge import TaskRunner
+from app.ui.i18n import ENGLISH, LanguageSwitcher
+from app.ui.main_window import MainWindow
+from app.ui.theme import ThemeController
+
+ROOT = Path(__file__).resolve().parents[2]
+TS_DIR = ROOT / "app" / "ui" / "i18n"
+LRELEASE = Path(sys.executable).with_name("pyside6-lrelease")
+
+
+@pytest.fixture
+def qloop(qapp) -> Iterator[asyncio.AbstractEventLoop]:
+    """The qasync loop, marked running on the test's QApplication.
+
+    Callbacks then run whenever Qt processes events (``qtbot.waitUntil`` / ``waitSignal``),
+    exactly as in the app where ``app.exec()`` drives them.
+    """
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+    qapp.processEvents()
+    asyncio.events._set_running_loop(None)
+    # Not loop.stop(): it calls app.exit(), which would make every later QEventLoop in this
+    # process (qtbot.waitSignal's included) return at once. Clear qasync's flag instead.
+    loop._QEventLoop__is_running = False
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture(scope="session")
+def qm_dir(tmp_path_factory) -> Path:
+    """The .ts catalogues compiled the way scripts/bootstrap.sh does it, into a temp dir."""
+    out = tmp_path_factory.mktemp("qm")
+    for ts in TS_DIR.glob("*.ts"):
+        subprocess.run([str(LRELEASE), "-silent", str(ts), "-qm", str(out / f"{ts.stem}.qm")],
+                       check=True)
+    return out
+
+
+@pytest.fixture
+def languages(qapp, qm_dir) -> Iterator[LanguageSwitcher]:
+    switcher = LanguageSwitcher(qapp, qm_dir)
+    yield switcher
+    switcher.apply(ENGLISH)
+
+
+@pytest.fixture
+def theme(qapp) -> Iterator[ThemeController]:
+    controller = ThemeController(qapp)
+    controller.apply("light")
+    yield controller
+    controller.apply("light")
+    controller.deleteLater()
+
+
+class FakeSignIn:
+    """Stands in for the session service: records calls, then succeeds or raises."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.error: BaseException | None = None
+        self.on_success: Callable[[str], None] | None = None
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, username: str, password: str, totp: str) -> None:
+        self.calls.append((username, password, totp))
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(0)
+        if self.error is not None:
+            raise self.error
+        if self.on_success is not None:
+            self.on_success(username)
+
+
+@pytest.fixture
+def fake_sign_in() -> FakeSignIn:
+    return FakeSignIn()
+
+
+@pytest.fixture
+def make_window(qtbot, qloop, languages, theme, fake_sign_in, tmp_path):
+    """Build a MainWindow like the composition root does; keyword arguments override."""
+
+    def build(*, policy: Policy | None = None, problem: str = "",
+              state: AppState | None = None, saved: list[Settings] | None = None) -> MainWindow:
+        paths = Paths.under(tmp_path)
+        runner = TaskRunner()
+        window = MainWindow(
+            state=state or AppState(policy_problem=problem),
+            runner=runner,
+            sign_in=fake_sign_in,
+            about=AboutInfo(version="9.9.9", policy=policy or Policy(),
+                            policy_problem=problem, data_dir=paths.data),
+            settings=Settings(),
+            save_settings=(saved.append if saved is not None else lambda _s: None),
+            languages=languages,
+            theme=theme,
+        )
+        runner.setParent(window)
+        qtbot.addWidget(window)
+        return window
+
+    return build
+
+
+@pytest.fixture
+def save_screenshot() -> Callable[[object, str], Path | None]:
+    """Screenshots for docs/screenshots/ -- written only with SAFECONSULT_SCREENSHOTS=1, so an
+    ordinary test run leaves the working tree clean."""
+    import os
+
+    def save(widget, name: str) -> Path | None:
+        if os.environ.get("SAFECONSULT_SCREENSHOTS") != "1":
+            return None
+        target = ROOT / "docs" / "screenshots" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        assert widget.grab().save(str(target), "PNG")
+        return target
+
+    return save
+
