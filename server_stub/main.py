@@ -7,7 +7,20 @@ from fastapi import FastAPI
 from server_stub import __version__
 from server_stub.api.errors import install_error_handlers
 from server_stub.api.limits import BodyLimitMiddleware
-from server_stub.api.routes import audit, auth, devices, health, keys, turn
+from server_stub.api.routes import (
+    audit,
+    auth,
+    blobs,
+    devices,
+    events,
+    health,
+    keys,
+    rooms,
+    signaling,
+    todevice,
+    turn,
+    ws,
+)
 from server_stub.core.config import ServerSettings
 from server_stub.core.db import Database
 from server_stub.core.schema import MIGRATIONS
@@ -29,4 +42,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(audit.router)
     app.include_router(turn.router)
+    app.include_router(rooms.router)
+    app.include_router(events.router)
+    app.include_router(todevice.router)
+    app.include_router(signaling.router)
+    app.include_router(blobs.router)
+    app.include_router(ws.router)
     return app
