@@ -190,3 +190,19 @@ async def new_user_device(server: RunningServer, username: str, *, role: str = "
     creds = create_user(server, username, role=role)
     device = await enroll_and_login(server, creds.username, creds.password, creds.totp_secret)
     return creds, device
+
+
+async def signed_request(device: LoggedInDevice, method: str, path: str, body: bytes = b"", *,
+                         token: str | None = None, extra_headers: dict[str, str] | None = None,
+                         proof_headers: dict[str, str] | None = None):
+    """A raw ``httpx.Response`` for a request signed like the client signs it (or with the
+    given ``proof_headers``, e.g. replayed ones): for tests that need headers, status codes
+    and bodies the Transport would turn into exceptions."""
+    token = device.transport.token if token is None else token
+    headers = {"Content-Type": "application/json", **(extra_headers or {})}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    signer = device.transport.signer
+    assert signer is not None
+    headers.update(proof_headers or signer.proof_headers(method, path, body, token))
+    return await device.transport._client.request(method, path, content=body, headers=headers)
