@@ -1,0 +1,483 @@
+"""The sans-I/O end-to-end encryption machine of one device (docs/e2ee.md).
+
+It takes plain dicts the transport received and returns plain dicts for the transport to
+send; it never does I/O. Trust comes only from the caller: the device lists it fed in (each
+entry self-signed), the members it names for a room, and the devices its user accepted or
+verified. Keys go to nobody else, whatever the relay says.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import vodozemac
+
+from app.core.phi import Phi
+from app.crypto import megolm
+from app.crypto.devices import (
+    DeviceWarning,
+    TrustPolicy,
+    may_receive_keys,
+    merge_device_list,
+)
+from app.crypto.errors import (
+    DeviceKeysInvalid,
+    E2EEError,
+    MalformedPayload,
+    RoomKeyNotShared,
+    StoreError,
+    UnknownSenderDevice,
+    VerificationError,
+    vodozemac_detail,
+)
+from app.crypto.identity import DeviceIdentity, verify_ed25519
+from app.crypto.megolm import DecryptedRoomEvent, MissingRoomKey, RotationPolicy
+from app.crypto.messages import (
+    ENCRYPTED,
+    FORWARDED_ROOM_KEY,
+    MEGOLM_V1,
+    ROOM_KEY,
+    VERIFICATION_CANCEL,
+    VERIFICATION_START,
+    VERIFICATION_TYPES,
+    OutgoingToDevice,
+    get_b64,
+    get_key,
+    get_str,
+    one_time_key_message,
+    require_object,
+)
+from app.crypto.olm import LocalDevice, OlmChannel
+from app.crypto.sas import Party, SasVerification
+from app.crypto.store import CryptoStore, DeviceRecord, Recipient, TrustLevel
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeyShare:
+    """What ``share_room_key`` decided. Send ``messages`` before the room event."""
+
+    messages: list[OutgoingToDevice]
+    rotated: bool
+    # allowed devices with no Olm session yet: claim keys, ``receive_key_claim``, share again
+    missing_sessions: list[tuple[str, str]]
+    # devices of members that get nothing, with their trust level (flagged, blocked, ...)
+    withheld: list[tuple[str, str, TrustLevel]]
+    # members whose device list was never fed in: fetch it first
+    unknown_users: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeyReceived:
+    """A room key arrived: retry the events that gave :class:`MissingRoomKey` for it."""
+
+    room_id: str
+    session_id: str
+    sender_key: str
+    sender_user: str
+    sender_device: str
+    forwarded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationUpdate:
+    verification: SasVerification
+    outgoing: list[OutgoingToDevice]
+    verified_device: DeviceRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedToDevice:
+    """An Olm payload of a type the machine does not handle itself (for other services)."""
+
+    sender_user: str
+    sender_device: str
+    type: str
+    content: Phi[dict[str, Any]] = field(repr=False)
+
+
+ToDeviceResult = RoomKeyReceived | VerificationUpdate | DecryptedToDevice
+
+
+class CryptoMachine:
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        user_id: str,
+        username: str,
+        store: CryptoStore,
+        pickle_key: bytes,
+        *,
+        trust_policy: TrustPolicy = TrustPolicy.TOFU,
+        rotation: RotationPolicy | None = None,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        if len(pickle_key) != 32:
+            raise ValueError("pickle key must be 32 bytes")
+        self._identity = identity
+        self._account = identity.account
+        self._store = store
+        self._key = pickle_key
+        self.trust_policy = trust_policy
+        self.rotation = rotation or RotationPolicy()
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.local = LocalDevice(user_id, identity.device_id, identity.ed25519,
+                                 identity.curve25519)
+        self.username = username
+        self._olm = OlmChannel(self._account, self.local, store, pickle_key, self._clock_ms,
+                               self._save_account)
+        self._claims: dict[str, str] = {}  # device id -> user id we asked the server about
+        self._verifications: dict[str, SasVerification] = {}
+        self._save_account()
+
+    # --- own keys ------------------------------------------------------------------------
+
+    def keys_for_upload(self, one_time_keys: int) -> dict[str, Any]:
+        """A key upload body: ``one_time_keys`` new signed keys and a fallback key if none is
+        unpublished. Call :meth:`mark_keys_published` once the server took it."""
+        if one_time_keys > 0:
+            self._account.generate_one_time_keys(one_time_keys)
+        if not self._account.fallback_key:
+            self._account.generate_fallback_key()
+        self._save_account()
+        signed = [self._signed_key(k, v) for k, v in self._account.one_time_keys.items()]
+        fallback = [self._signed_key(k, v) for k, v in self._account.fallback_key.items()]
+        return {"one_time_keys": signed, "fallback_key": fallback[0] if fallback else None}
+
+    def mark_keys_published(self) -> None:
+        self._account.mark_keys_as_published()
+        self._save_account()
+
+    # --- device lists --------------------------------------------------------------------
+
+    def update_device_list(
+        self, user_id: str, username: str, devices: Iterable[Any],
+    ) -> list[DeviceWarning]:
+        """Feed a directory answer for one user; returns what the user should be told."""
+        known = self._store.user_devices(user_id)
+        skip = self.local.device_id if user_id == self.local.user_id else None
+        merged, warnings = merge_device_list(user_id, username, known, devices, skip_device=skip)
+        self._store.save_user_devices(user_id, merged)
+        return warnings
+
+    def devices(self, user_id: str) -> dict[str, DeviceRecord]:
+        return self._store.user_devices(user_id) or {}
+
+    def accept_device(self, user_id: str, device_id: str, ed25519: str) -> None:
+        """The user accepted a flagged device after seeing ``ed25519`` (its fingerprint)."""
+        self._set_trust(user_id, device_id, ed25519, TrustLevel.ACCEPTED)
+
+    def block_device(self, user_id: str, device_id: str) -> None:
+        record = self._device(user_id, device_id)
+        self._set_trust(user_id, device_id, record.ed25519, TrustLevel.BLOCKED)
+
+    # --- Olm sessions --------------------------------------------------------------------
+
+    def missing_sessions(self, user_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """Allowed devices of these users with no Olm session: the key claim to make."""
+        missing = []
+        for user_id in user_ids:
+            for record in self.devices(user_id).values():
+                if self._allowed(record) and not self._olm.has_session(record.curve25519):
+                    missing.append((user_id, record.device_id))
+                    self._claims[record.device_id] = user_id
+        return missing
+
+    def receive_key_claim(self, response: dict[str, Any]) -> list[str]:
+        """Feed a claim answer (``{"keys": {device_id: {key_id, key, signature, ...}}}``).
+
+        Only devices we asked about are used; a key must be signed by the device as we know
+        it. Returns the device ids whose key was refused."""
+        keys = require_object(response.get("keys"), "claim keys")
+        refused = []
+        for device_id, claimed in keys.items():
+            user_id = self._claims.get(device_id)
+            record = self.devices(user_id).get(device_id) if user_id else None
+            if record is None or not self._allowed(record):
+                continue
+            try:
+                self._start_session(record, require_object(claimed, "claimed key"))
+            except (DeviceKeysInvalid, MalformedPayload):
+                refused.append(device_id)
+                continue
+            self._claims.pop(device_id, None)
+        return refused
+
+    # --- rooms ---------------------------------------------------------------------------
+
+    def share_room_key(self, room_id: str, members: Iterable[str]) -> RoomKeyShare:
+        """Make sure the room's session is current and its key went to every allowed device.
+
+        ``members`` is the caller's view of the room (user ids, the local user included or
+        not). Rotates when the allowed devices differ from the session's recipients, or the
+        session is too old or used too much."""
+        now = self._clock_ms()
+        recipients, withheld, unknown = self._recipients(members)
+        record = self._store.outbound_group(room_id)
+        rotated = (
+            record is None
+            or record.recipients != recipients
+            or megolm.is_expired(record, self.rotation, now)
+        )
+        if rotated:
+            record = megolm.new_outbound(room_id, recipients, now, self._key)
+            # Our own inbound copy: this device reads back what it sent.
+            own = megolm.outbound_as_inbound(record, self._own_record(), self._key)
+            self._store.save_inbound_group(own)
+        assert record is not None
+        content = megolm.room_key_content(record, self._key)
+        messages, missing, shared = [], [], set(record.shared_with)
+        for recipient in sorted(recipients - record.shared_with):
+            device = self._device(recipient.user_id, recipient.device_id)
+            if not self._olm.has_session(device.curve25519):
+                missing.append((device.user_id, device.device_id))
+                self._claims[device.device_id] = device.user_id
+                continue
+            envelope = self._olm.encrypt(device, ROOM_KEY, content)
+            messages.append(OutgoingToDevice(device.user_id, device.device_id, ENCRYPTED,
+                                             envelope))
+            shared.add(recipient)
+        self._store.save_outbound_group(replace(record, shared_with=frozenset(shared)))
+        return RoomKeyShare(messages, rotated, missing, withheld, unknown)
+
+    def encrypt_room_event(
+        self, room_id: str, event_type: str, content: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The ``sc.encrypted`` event content. Call :meth:`share_room_key` first, every time."""
+        record = self._store.outbound_group(room_id)
+        if record is None:
+            raise RoomKeyNotShared("no room key for this room yet")
+        if megolm.is_expired(record, self.rotation, self._clock_ms()):
+            raise RoomKeyNotShared("the room key is due for rotation")
+        advanced, envelope = megolm.encrypt(
+            record, self._key, self.local.curve25519, event_type, content,
+        )
+        self._store.save_outbound_group(advanced)
+        return envelope
+
+    def decrypt_room_event(
+        self, room_id: str, event_id: str, content: Any,
+    ) -> DecryptedRoomEvent | MissingRoomKey:
+        """Decrypt an ``sc.encrypted`` room event, or say which key is missing."""
+        return megolm.decrypt(
+            self._store, self._key, room_id, event_id, require_object(content, "event content"),
+        )
+
+    def forward_room_key(
+        self, room_id: str, sender_key: str, session_id: str, user_id: str, device_id: str,
+    ) -> OutgoingToDevice:
+        """Forward a room key we hold to another of *our own* allowed devices."""
+        target = self._device(user_id, device_id)
+        if user_id != self.local.user_id or not self._allowed(target):
+            raise RoomKeyNotShared("keys are forwarded only to our own trusted devices")
+        record = self._store.inbound_group(room_id, sender_key, session_id)
+        if record is None:
+            raise RoomKeyNotShared("no such room key here")
+        if not self._olm.has_session(target.curve25519):
+            raise RoomKeyNotShared("no Olm session with the target device")
+        content = {
+            "algorithm": MEGOLM_V1,
+            "room_id": room_id,
+            "session_id": session_id,
+            "session_key": megolm.export_at_first_index(record, self._key),
+            "sender_key": record.sender_key,
+            "sender_user": record.sender_user,
+            "sender_device": record.sender_device,
+            "sender_ed25519": record.sender_ed25519,
+        }
+        envelope = self._olm.encrypt(target, FORWARDED_ROOM_KEY, content)
+        return OutgoingToDevice(user_id, device_id, ENCRYPTED, envelope)
+
+    # --- to-device -----------------------------------------------------------------------
+
+    def receive_to_device(
+        self, sender_user: str, sender_device: str, type_: str, content: Any,
+    ) -> ToDeviceResult:
+        """Handle one to-device message as the relay delivered it."""
+        content = require_object(content, "to-device content")
+        if type_ in VERIFICATION_TYPES:
+            return self._receive_verification(sender_user, sender_device, type_, content)
+        if type_ != ENCRYPTED:
+            raise MalformedPayload("unexpected to-device type")
+        sender = self._store.device_by_curve(get_key(content, "sender_key"))
+        if sender is None or (sender.user_id, sender.device_id) != (sender_user, sender_device):
+            # Checked before decrypting, so nothing is spent: refresh the list and retry.
+            raise UnknownSenderDevice("sender device is not in our view of its user")
+        if sender.trust is TrustLevel.BLOCKED:
+            raise UnknownSenderDevice("sender device is blocked")
+        plaintext = self._olm.decrypt(sender, content)
+        if plaintext.type == ROOM_KEY:
+            return self._receive_room_key(sender, plaintext.content)
+        if plaintext.type == FORWARDED_ROOM_KEY:
+            return self._receive_forwarded_key(sender, plaintext.content)
+        return DecryptedToDevice(sender_user, sender_device, plaintext.type,
+                                 Phi(plaintext.content))
+
+    # --- verification --------------------------------------------------------------------
+
+    def start_verification(
+        self, user_id: str, device_id: str,
+    ) -> tuple[SasVerification, OutgoingToDevice]:
+        peer = self._device(user_id, device_id)
+        sas, message = SasVerification.start(self._party(), _party_of(peer))
+        self._verifications[sas.transaction_id] = sas
+        return sas, message
+
+    def confirm_verification(self, transaction_id: str) -> VerificationUpdate:
+        """The user says the codes match: send our MAC; mark verified once both MACs hold."""
+        sas = self._verification(transaction_id)
+        outgoing = sas.confirm()
+        return VerificationUpdate(sas, outgoing, self._finish(sas))
+
+    def cancel_verification(self, transaction_id: str, code: str = "user") -> OutgoingToDevice:
+        sas = self._verification(transaction_id)
+        self._verifications.pop(transaction_id, None)
+        return sas.cancel(code)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _receive_verification(
+        self, sender_user: str, sender_device: str, type_: str, content: dict[str, Any],
+    ) -> VerificationUpdate:
+        if type_ == VERIFICATION_START:
+            peer = self.devices(sender_user).get(sender_device)
+            if peer is None:
+                raise UnknownSenderDevice("verification from a device not in our view")
+            sas, accept = SasVerification.accept(self._party(), _party_of(peer), content)
+            self._verifications[sas.transaction_id] = sas
+            return VerificationUpdate(sas, [accept])
+        sas = self._verification(get_str(content, "transaction_id", max_len=64))
+        if (sas.peer.user_id, sas.peer.device_id) != (sender_user, sender_device):
+            raise VerificationError("verification message from another device")
+        try:
+            outgoing = sas.receive(type_, content)
+        except E2EEError:
+            self._verifications.pop(sas.transaction_id, None)
+            if type_ == VERIFICATION_CANCEL:
+                raise
+            return VerificationUpdate(sas, [sas.cancellation()])
+        return VerificationUpdate(sas, outgoing, self._finish(sas))
+
+    def _finish(self, sas: SasVerification) -> DeviceRecord | None:
+        if not sas.verified:
+            return None
+        self._verifications.pop(sas.transaction_id, None)
+        if sas.peer.user_id == self.local.user_id and sas.peer.device_id == self.local.device_id:
+            return None
+        # Marks the keys the MAC covered; if they changed meanwhile this raises.
+        self._set_trust(sas.peer.user_id, sas.peer.device_id, sas.peer.ed25519,
+                        TrustLevel.VERIFIED)
+        return self._device(sas.peer.user_id, sas.peer.device_id)
+
+    def _verification(self, transaction_id: str) -> SasVerification:
+        sas = self._verifications.get(transaction_id)
+        if sas is None:
+            raise VerificationError("no such verification in progress")
+        return sas
+
+    def _receive_room_key(self, sender: DeviceRecord, content: dict[str, Any]) -> RoomKeyReceived:
+        key = megolm.parse_room_key(content)
+        new = megolm.inbound_from_room_key(key, sender, self._key)
+        self._keep_inbound(new)
+        return RoomKeyReceived(key.room_id, key.session_id, sender.curve25519, sender.user_id,
+                               sender.device_id, forwarded=False)
+
+    def _receive_forwarded_key(
+        self, forwarder: DeviceRecord, content: dict[str, Any],
+    ) -> RoomKeyReceived:
+        key = megolm.parse_room_key(content)
+        creator_key = get_key(content, "sender_key")
+        # Forwards are taken from our own trusted devices only: anyone else could hand us a
+        # key and claim it is a colleague's session.
+        if forwarder.user_id != self.local.user_id or not self._allowed(forwarder):
+            raise DeviceKeysInvalid("room key forwarded by a device we do not trust for it")
+        creator = self._store.device_by_curve(creator_key) or DeviceRecord(
+            user_id=get_str(content, "sender_user"),
+            username="",
+            device_id=get_str(content, "sender_device"),
+            ed25519=get_key(content, "sender_ed25519"),
+            curve25519=creator_key,
+            enroll_ts_ms=0,
+            signature="",
+            trust=TrustLevel.UNVERIFIED,
+        )
+        new = megolm.inbound_from_export(key, creator, self._key)
+        self._keep_inbound(new)
+        return RoomKeyReceived(key.room_id, key.session_id, creator_key, creator.user_id,
+                               creator.device_id, forwarded=True)
+
+    def _keep_inbound(self, new: megolm.InboundGroupRecord) -> None:
+        old = self._store.inbound_group(new.room_id, new.sender_key, new.session_id)
+        best = megolm.better_of(old, new)
+        if best is not old:
+            self._store.save_inbound_group(best)
+
+    def _recipients(
+        self, members: Iterable[str],
+    ) -> tuple[frozenset[Recipient], list[tuple[str, str, TrustLevel]], list[str]]:
+        recipients, withheld, unknown = set(), [], []
+        for user_id in sorted(set(members) | {self.local.user_id}):
+            devices = self._store.user_devices(user_id)
+            if devices is None:
+                if user_id != self.local.user_id:
+                    unknown.append(user_id)
+                continue
+            for record in devices.values():
+                if user_id == self.local.user_id and record.device_id == self.local.device_id:
+                    continue
+                if self._allowed(record):
+                    recipients.add(Recipient(user_id, record.device_id, record.curve25519))
+                else:
+                    withheld.append((user_id, record.device_id, record.trust))
+        return frozenset(recipients), withheld, unknown
+
+    def _start_session(self, record: DeviceRecord, claimed: dict[str, Any]) -> None:
+        key_id, key = get_str(claimed, "key_id", max_len=64), get_key(claimed, "key")
+        signature = get_b64(claimed, "signature", size=64)
+        if not verify_ed25519(
+            record.ed25519, one_time_key_message(record.device_id, key_id, key), signature,
+        ):
+            raise DeviceKeysInvalid("claimed key is not signed by the device")
+        self._olm.create_outbound(record, key)
+
+    def _allowed(self, record: DeviceRecord) -> bool:
+        return may_receive_keys(record, self.trust_policy)
+
+    def _device(self, user_id: str, device_id: str) -> DeviceRecord:
+        record = self.devices(user_id).get(device_id)
+        if record is None:
+            raise UnknownSenderDevice("device is not in our view of its user")
+        return record
+
+    def _set_trust(self, user_id: str, device_id: str, ed25519: str, trust: TrustLevel) -> None:
+        devices = self.devices(user_id)
+        record = devices.get(device_id)
+        if record is None or record.ed25519 != ed25519:
+            raise DeviceKeysInvalid("device keys changed since they were shown")
+        devices[device_id] = replace(record, trust=trust)
+        self._store.save_user_devices(user_id, devices)
+
+    def _own_record(self) -> DeviceRecord:
+        return DeviceRecord(self.local.user_id, self.username, self.local.device_id,
+                            self.local.ed25519, self.local.curve25519, 0, "",
+                            TrustLevel.VERIFIED)
+
+    def _party(self) -> Party:
+        return Party(self.local.user_id, self.local.device_id, self.local.ed25519)
+
+    def _signed_key(self, key_id: str, key: vodozemac.Curve25519PublicKey) -> dict[str, str]:
+        text = key.to_base64()
+        message = one_time_key_message(self.local.device_id, key_id, text)
+        return {"key_id": key_id, "key": text, "signature": self._identity.sign(message)}
+
+    def _save_account(self) -> None:
+        try:
+            self._store.save_account(self._account.pickle(self._key))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"account pickle ({vodozemac_detail(exc)})") from None
+
+
+def _party_of(record: DeviceRecord) -> Party:
+    return Party(record.user_id, record.device_id, record.ed25519)

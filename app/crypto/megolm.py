@@ -1,0 +1,299 @@
+"""Megolm: one outbound group session per room, inbound sessions per (room, sender, id).
+
+Room-event plaintext carries its ``room_id`` and ``type`` inside the encryption, so a relay
+that copies a ciphertext into another room is caught (:class:`WrongRoom`). Each decrypted
+(session, message index) is remembered with its event id: the same index under another
+event id is a replay. A ciphertext whose key has not arrived yet is not an error but a
+:class:`MissingRoomKey` result the caller keeps and retries.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import vodozemac
+
+from app.core.phi import Phi
+from app.crypto.errors import (
+    DecryptionFailed,
+    MalformedPayload,
+    ReplayedMessage,
+    StoreError,
+    WrongRoom,
+    vodozemac_detail,
+)
+from app.crypto.identity import b64, unb64
+from app.crypto.messages import (
+    MEGOLM_V1,
+    canonical_json,
+    get_b64,
+    get_key,
+    get_object,
+    get_str,
+    parse_object,
+)
+from app.crypto.store import (
+    CryptoStore,
+    DeviceRecord,
+    InboundGroupRecord,
+    OutboundGroupRecord,
+    Recipient,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationPolicy:
+    """When an outbound session is replaced even if the recipients did not change."""
+
+    max_messages: int = 100
+    max_age_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class MissingRoomKey:
+    """The key for this event is not here (yet): keep the event and retry when keys arrive."""
+
+    room_id: str
+    event_id: str
+    sender_key: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedRoomEvent:
+    room_id: str
+    event_id: str
+    type: str
+    content: Phi[dict[str, Any]]  # patient data: never shows in repr or logs
+    sender_user: str
+    sender_device: str
+    sender_key: str
+    message_index: int
+    forwarded: bool  # key came via a forward: sender authenticity rests on the forwarder
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKey:
+    """A room key as carried inside Olm (``sc.room_key`` / ``sc.forwarded_room_key``)."""
+
+    room_id: str
+    session_id: str
+    session_key: str = field(repr=False)
+
+
+# --- outbound ----------------------------------------------------------------------------
+
+
+def new_outbound(
+    room_id: str, recipients: frozenset[Recipient], now_ms: int, pickle_key: bytes,
+) -> OutboundGroupRecord:
+    session = vodozemac.GroupSession()
+    return OutboundGroupRecord(
+        room_id=room_id,
+        session_id=session.session_id,
+        pickle=session.pickle(pickle_key),
+        created_ms=now_ms,
+        message_count=0,
+        recipients=recipients,
+        shared_with=frozenset(),
+    )
+
+
+def is_expired(record: OutboundGroupRecord, policy: RotationPolicy, now_ms: int) -> bool:
+    return (
+        record.message_count >= policy.max_messages
+        or now_ms - record.created_ms >= policy.max_age_ms
+        or now_ms < record.created_ms  # clock went back: do not trust the age
+    )
+
+
+def room_key_content(record: OutboundGroupRecord, pickle_key: bytes) -> dict[str, Any]:
+    """The ``sc.room_key`` content for the session at its current index."""
+    session = _open_outbound(record, pickle_key)
+    return {
+        "algorithm": MEGOLM_V1,
+        "room_id": record.room_id,
+        "session_id": session.session_id,
+        "session_key": session.session_key.to_base64(),
+    }
+
+
+def encrypt(
+    record: OutboundGroupRecord,
+    pickle_key: bytes,
+    sender_key: str,
+    event_type: str,
+    content: dict[str, Any],
+) -> tuple[OutboundGroupRecord, dict[str, Any]]:
+    """Encrypt one room event; returns the advanced record and the ``sc.encrypted`` content."""
+    session = _open_outbound(record, pickle_key)
+    plaintext = canonical_json({"room_id": record.room_id, "type": event_type, "content": content})
+    message = session.encrypt(plaintext)
+    envelope = {
+        "algorithm": MEGOLM_V1,
+        "sender_key": sender_key,
+        "session_id": session.session_id,
+        "ciphertext": b64(message.to_bytes()),
+    }
+    advanced = replace(
+        record, pickle=session.pickle(pickle_key), message_count=record.message_count + 1,
+    )
+    return advanced, envelope
+
+
+# --- inbound -----------------------------------------------------------------------------
+
+
+def parse_room_key(content: dict[str, Any]) -> RoomKey:
+    if get_str(content, "algorithm") != MEGOLM_V1:
+        raise MalformedPayload("room key for an unknown algorithm")
+    return RoomKey(
+        get_str(content, "room_id"),
+        get_str(content, "session_id"),
+        get_b64(content, "session_key"),
+    )
+
+
+def inbound_from_room_key(
+    key: RoomKey, creator: DeviceRecord, pickle_key: bytes,
+) -> InboundGroupRecord:
+    """An inbound session from a key its creator sent us over Olm."""
+    try:
+        session = vodozemac.InboundGroupSession(vodozemac.SessionKey(key.session_key))
+    except (ValueError, TypeError) as exc:
+        raise MalformedPayload(f"room key unusable ({vodozemac_detail(exc)})") from None
+    return _inbound_record(key, session, creator, pickle_key, forwarded=False)
+
+
+def inbound_from_export(
+    key: RoomKey, creator: DeviceRecord, pickle_key: bytes,
+) -> InboundGroupRecord:
+    """An inbound session from an exported key that a trusted device forwarded to us."""
+    try:
+        session = vodozemac.InboundGroupSession.import_session(
+            vodozemac.ExportedSessionKey(key.session_key)
+        )
+    except (ValueError, TypeError) as exc:
+        raise MalformedPayload(f"forwarded key unusable ({vodozemac_detail(exc)})") from None
+    return _inbound_record(key, session, creator, pickle_key, forwarded=True)
+
+
+def export_at_first_index(record: InboundGroupRecord, pickle_key: bytes) -> str:
+    session = _open_inbound(record, pickle_key)
+    exported = session.export_at(record.first_known_index)
+    if exported is None:  # cannot happen for the session's own first index
+        raise StoreError("inbound session cannot export its first index")
+    return exported.to_base64()
+
+
+def outbound_as_inbound(
+    record: OutboundGroupRecord, creator: DeviceRecord, pickle_key: bytes,
+) -> InboundGroupRecord:
+    """Our own session, so that we can read back what we sent."""
+    key = room_key_content(record, pickle_key)
+    return inbound_from_room_key(
+        RoomKey(record.room_id, key["session_id"], key["session_key"]), creator, pickle_key,
+    )
+
+
+def better_of(old: InboundGroupRecord | None, new: InboundGroupRecord) -> InboundGroupRecord:
+    """Keep the session that decrypts more; never let a forward downgrade a direct key."""
+    if old is None:
+        return new
+    if new.first_known_index < old.first_known_index:
+        return new
+    if new.first_known_index == old.first_known_index and old.forwarded and not new.forwarded:
+        return new
+    return old
+
+
+def decrypt(
+    store: CryptoStore, pickle_key: bytes, room_id: str, event_id: str, envelope: dict[str, Any],
+) -> DecryptedRoomEvent | MissingRoomKey:
+    if get_str(envelope, "algorithm") != MEGOLM_V1:
+        raise MalformedPayload("not a Megolm payload")
+    sender_key = get_key(envelope, "sender_key")
+    session_id = get_str(envelope, "session_id", max_len=64)
+    try:
+        message = vodozemac.MegolmMessage.from_bytes(unb64(get_b64(envelope, "ciphertext")))
+    except (ValueError, TypeError) as exc:
+        raise MalformedPayload(f"Megolm message undecodable ({vodozemac_detail(exc)})") from None
+    missing = MissingRoomKey(room_id, event_id, sender_key, session_id)
+    record = store.inbound_group(room_id, sender_key, session_id)
+    if record is None:
+        if store.inbound_group_rooms(sender_key, session_id):
+            raise WrongRoom("ciphertext belongs to another room's session")
+        return missing
+    index = message.message_index()
+    if index < record.first_known_index:
+        return missing  # we only hold a later part of the ratchet; an earlier key may come
+    try:
+        decrypted = _open_inbound(record, pickle_key).decrypt(message)
+    except (ValueError, TypeError) as exc:
+        raise DecryptionFailed(f"Megolm message rejected ({vodozemac_detail(exc)})") from None
+    seen = store.seen_event(sender_key, session_id, decrypted.message_index)
+    if seen is not None and seen != event_id:
+        raise ReplayedMessage("Megolm message index already used by another event")
+    try:
+        payload = parse_object(decrypted.plaintext)
+    except MalformedPayload:
+        raise MalformedPayload("decrypted room event is not a JSON object") from None
+    if get_str(payload, "room_id") != room_id:
+        raise WrongRoom("room event was encrypted for another room")
+    event_type, content = get_str(payload, "type"), get_object(payload, "content")
+    store.mark_seen(sender_key, session_id, decrypted.message_index, event_id)
+    return DecryptedRoomEvent(
+        room_id=room_id,
+        event_id=event_id,
+        type=event_type,
+        content=Phi(content),
+        sender_user=record.sender_user,
+        sender_device=record.sender_device,
+        sender_key=sender_key,
+        message_index=decrypted.message_index,
+        forwarded=record.forwarded,
+    )
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+def _inbound_record(
+    key: RoomKey,
+    session: vodozemac.InboundGroupSession,
+    creator: DeviceRecord,
+    pickle_key: bytes,
+    *,
+    forwarded: bool,
+) -> InboundGroupRecord:
+    if session.session_id != key.session_id:
+        raise MalformedPayload("room key does not match its session id")
+    return InboundGroupRecord(
+        room_id=key.room_id,
+        sender_key=creator.curve25519,
+        session_id=session.session_id,
+        pickle=session.pickle(pickle_key),
+        first_known_index=session.first_known_index,
+        sender_user=creator.user_id,
+        sender_device=creator.device_id,
+        sender_ed25519=creator.ed25519,
+        forwarded=forwarded,
+    )
+
+
+def _open_outbound(record: OutboundGroupRecord, pickle_key: bytes) -> vodozemac.GroupSession:
+    try:
+        return vodozemac.GroupSession.from_pickle(record.pickle, pickle_key)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise StoreError(f"outbound group pickle ({vodozemac_detail(exc)})") from None
+
+
+def _open_inbound(
+    record: InboundGroupRecord, pickle_key: bytes,
+) -> vodozemac.InboundGroupSession:
+    try:
+        return vodozemac.InboundGroupSession.from_pickle(record.pickle, pickle_key)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise StoreError(f"inbound group pickle ({vodozemac_detail(exc)})") from None
