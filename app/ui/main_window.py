@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from PySide6.QtCore import QEvent
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QMainWindow, QMenu, QStackedWidget, QVBoxLayout, QWidget
 
 from app.config import Settings
@@ -85,10 +85,18 @@ class MainWindow(QMainWindow):
 
     def _user_changed(self, user: SignedInUser | None) -> None:
         self.pages.setCurrentWidget(self.workspace if user is not None else self.login)
-        if user is None:
+        self._focus_page()
+
+    def _focus_page(self) -> None:
+        # Keyboard users start typing at once: the user name, or the navigation list.
+        if self.pages.currentWidget() is self.login:
             self.login.username.setFocus()
         else:
             self.workspace.navigation.setFocus()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._focus_page()
 
     # -- menus -------------------------------------------------------------------------------
 

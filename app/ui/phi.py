@@ -84,6 +84,9 @@ class PhiLabel(QLabel):
     def __init__(self, value: Phi[str] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         mark_phi(self)
+        # Plain text: a value is data, never markup (a name with "<" must not become HTML).
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         self._value = value
 
     def value(self) -> Phi[str] | None:

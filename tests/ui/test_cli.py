@@ -1,0 +1,105 @@
+"""The ``safeconsult`` command: --version/--help, argument rules, and a light start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import __version__
+from app import main as app_main
+
+ROOT = Path(__file__).resolve().parents[2]
+# Imported only by the features that need them, never to show the first window.
+HEAVY = ("aiortc", "av", "pydicom", "cv2", "vodozemac", "sqlcipher3", "numpy", "httpx",
+         "websockets", "keyring", "cryptography")
+
+
+def run(*args: str, code: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "app.main", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env=env)
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"SafeConsult {__version__}"
+
+
+def test_help_lists_the_options():
+    result = run("--help")
+    assert result.returncode == 0
+    for option in ("--version", "--demo", "--join DIR", "--data-dir DIR", "--policy FILE",
+                   "--screenshot PATH"):
+        assert option in result.stdout
+
+
+def test_version_does_not_load_qt():
+    code = ("import sys; from app.main import main\n"
+            "try: main(['--version'])\n"
+            "except SystemExit: pass\n"
+            "print(any(m.startswith('PySide6') for m in sys.modules))")
+    assert run(code=code).stdout.strip().splitlines()[-1] == "False"
+
+
+def test_policy_without_demo_is_ignored_with_a_warning(monkeypatch, tmp_path, capsys):
+    seen = {}
+    monkeypatch.setattr(app_main, "_run_gui", lambda args, load, paths, settings:
+                        seen.update(policy=load.policy, data=paths.data) or 0)
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"kiosk": true}')
+    assert app_main.main(["--policy", str(policy), "--data-dir", str(tmp_path / "d")]) == 0
+    assert "only honoured with --demo" in capsys.readouterr().err
+    assert seen["policy"].kiosk is False  # the file was not used
+    assert seen["data"] == tmp_path / "d" / "data"
+
+
+def test_join_needs_demo(capsys):
+    assert app_main.main(["--join", "/tmp/x"]) == 2
+    assert "--join needs --demo" in capsys.readouterr().err
+
+
+def test_demo_without_the_demo_module_says_so(monkeypatch, capsys):
+    real = app_main.importlib.util.find_spec
+    monkeypatch.setattr(app_main.importlib.util, "find_spec",
+                        lambda name: None if name == app_main.DEMO_MODULE else real(name))
+    assert app_main.main(["--demo"]) == 2
+    assert "demo server" in capsys.readouterr().err
+
+
+def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
+    png = tmp_path / "shot.png"
+    code = (
+        "import json, sys\n"
+        "from app.main import main\n"
+        f"rc = main(['--screenshot', {str(png)!r}, '--data-dir', {str(tmp_path / 'd')!r}])\n"
+        "print(json.dumps({'rc': rc, 'modules': sorted(sys.modules)}))\n"
+    )
+    result = run(code=code)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["rc"] == 0
+    loaded = {name.split(".")[0] for name in report["modules"]}
+    assert "PySide6" in loaded  # the check is real: it did start the GUI
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert "screenshot saved" in result.stdout
+    header = png.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert width >= 720 and height >= 520
+    assert (tmp_path / "d" / "logs" / "safeconsult.log").parent.is_dir()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="console script path differs")
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("safeconsult")
+    assert script.exists()
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == f"SafeConsult {__version__}"

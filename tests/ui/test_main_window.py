@@ -1,0 +1,163 @@
+"""The main window: which page shows, role-based navigation, status bar, banner, About."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.config import Policy
+from app.core.errors import ConnectionFailed
+from app.services.app_state import (
+    AppState,
+    ConnectionState,
+    DeviceState,
+    Role,
+    SignedInUser,
+)
+
+CLINICIAN = SignedInUser("dr.chen", Role.CLINICIAN, "Dr Chen")
+
+
+def test_starts_on_the_sign_in_screen(make_window, qtbot, save_screenshot):
+    window = make_window()
+    with qtbot.waitActive(window):
+        window.show()
+    assert window.pages.currentWidget() is window.login
+    assert window.login.username.hasFocus()
+    assert window.windowTitle() == "SafeConsult"
+    save_screenshot(window, "login.png")
+
+
+def test_workspace_follows_the_signed_in_user(make_window, qtbot, save_screenshot):
+    state = AppState()
+    window = make_window(state=state)
+    window.show()
+    state.user = CLINICIAN
+    state.connection = ConnectionState.ONLINE
+    state.device = DeviceState.ACTIVE
+    state.lock_seconds_left = 287
+    assert window.pages.currentWidget() is window.workspace
+    assert window.workspace.current_area() == "consults"
+    assert window.workspace.views["consults"].heading.text() == "No consults yet"
+    assert "Dr Chen" in window.workspace.user_label.text()
+    save_screenshot(window, "main.png")
+    state.user = None
+    assert window.pages.currentWidget() is window.login
+
+
+@pytest.mark.parametrize(
+    ("role", "areas"),
+    [
+        (Role.CLINICIAN, ["consults", "chat", "images"]),
+        (Role.IT_ADMIN, ["consults", "chat", "images", "admin"]),
+        (Role.AUDITOR, ["consults", "chat", "images", "admin"]),
+    ],
+)
+def test_admin_area_only_for_admin_roles(make_window, role, areas):
+    state = AppState(user=SignedInUser("someone", role))
+    window = make_window(state=state)
+    assert window.workspace.visible_areas() == areas
+
+
+def test_losing_the_admin_role_leaves_the_admin_area(make_window, qtbot):
+    state = AppState(user=SignedInUser("it.li", Role.IT_ADMIN))
+    window = make_window(state=state)
+    window.show()
+    window.workspace.show_area("admin")
+    assert window.workspace.current_area() == "admin"
+    state.user = CLINICIAN
+    assert "admin" not in window.workspace.visible_areas()
+    assert window.workspace.current_area() == "consults"
+    window.workspace.show_area("admin")  # a hidden area cannot be reached by shortcut either
+    assert window.workspace.current_area() == "consults"
+
+
+def test_keyboard_shortcuts_switch_areas(make_window, qtbot):
+    state = AppState(user=CLINICIAN)
+    window = make_window(state=state)
+    with qtbot.waitActive(window):
+        window.show()
+    assert window.workspace.navigation.hasFocus()
+    qtbot.keyClick(window.workspace.navigation, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.workspace.current_area() == "images"
+    assert window.workspace.stack.currentWidget() is window.workspace.views["images"]
+    qtbot.keyClick(window.workspace.navigation, Qt.Key.Key_Up)
+    assert window.workspace.current_area() == "chat"
+
+
+def test_status_bar_reflects_state(make_window):
+    state = AppState()
+    window = make_window(state=state)
+    bar = window.indicators
+    assert bar.connection.text() == "Offline"
+    assert bar.device.text() == "Device not enrolled"
+    assert bar.lock.isHidden()
+    state.connection = ConnectionState.CONNECTING
+    assert bar.connection.text() == "Connecting…"
+    state.connection = ConnectionState.CERTIFICATE_ERROR
+    assert "contact IT" in bar.connection.text()
+    assert bar.connection.property("state") == "bad"
+    state.connection = ConnectionState.ONLINE
+    assert (bar.connection.text(), bar.connection.property("state")) == ("Online", "ok")
+    state.device = DeviceState.PENDING
+    assert bar.device.text() == "Device awaiting IT approval"
+    state.device = DeviceState.REVOKED
+    assert bar.device.property("state") == "bad"
+    state.lock_seconds_left = 125
+    assert not bar.lock.isHidden() and bar.lock.text() == "Locks in 2:05"
+    assert bar.lock.property("state") == ""
+    state.lock_seconds_left = 9  # inside the policy's 30 s warning
+    assert bar.lock.text() == "Locks in 0:09" and bar.lock.property("state") == "bad"
+    state.lock_seconds_left = None
+    assert bar.lock.isHidden()
+
+
+def test_shared_device_banner_only_in_kiosk_mode(make_window):
+    assert make_window().banner.isHidden()
+    kiosk = make_window(policy=Policy(kiosk=True))
+    kiosk.show()
+    assert kiosk.banner.isVisible()
+    assert "Shared device" in kiosk.banner.label.text()
+
+
+def test_background_errors_reach_the_notification_area(make_window, qtbot):
+    window = make_window()
+    window.show()
+
+    async def failing() -> None:
+        raise ConnectionFailed("connect timeout to 10.0.0.5")
+
+    window._runner.run_task(failing(), owner=window)
+    qtbot.waitUntil(window.notifications.isVisible, timeout=2000)
+    assert window.notifications.message.text() == ConnectionFailed.user_message
+    qtbot.mouseClick(window.notifications.dismiss, Qt.MouseButton.LeftButton)
+    assert window.notifications.isHidden()
+
+
+def test_about_with_defaults(make_window, qtbot):
+    dialog = make_window().show_about()
+    qtbot.addWidget(dialog)
+    assert dialog.value("version") == "9.9.9"
+    assert dialog.value("policy") == "Built-in defaults"
+    assert dialog.value("signer") == "Not applicable"
+    assert dialog.value("server") == "https://127.0.0.1:8443"
+    assert dialog.value("data").endswith("data")
+    assert not dialog.findChild(type(dialog.heading), "about_problem").isVisible()
+
+
+def test_about_with_a_signed_policy_and_a_problem(make_window, qtbot):
+    policy = Policy(server_url="https://consult.example-hospital.org", source="/etc/p.json",
+                    signer="IT Security (key 3f9a)")
+    dialog = make_window(policy=policy, problem="policy.json: bad signature").show_about()
+    qtbot.addWidget(dialog)
+    assert dialog.value("policy") == "/etc/p.json"
+    assert dialog.value("signer") == "IT Security (key 3f9a)"
+    assert dialog.value("server") == "https://consult.example-hospital.org"
+    assert dialog.value("problem") == "policy.json: bad signature"
+    assert dialog.findChild(type(dialog.heading), "about_problem").isVisible()
+
+
+def test_about_with_an_unsigned_policy_file(make_window, qtbot):
+    dialog = make_window(policy=Policy(source="/etc/p.json")).show_about()
+    qtbot.addWidget(dialog)
+    assert dialog.value("signer") == "Not signed"
