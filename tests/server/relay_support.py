@@ -7,6 +7,7 @@ import json
 import ssl
 from typing import Any
 
+import pytest
 import websockets
 
 from app.core.errors import ServerError
@@ -93,3 +94,19 @@ async def no_push(ws, kind: str, wait: float = 0.5) -> None:
     except TimeoutError:
         return
     raise AssertionError(f"unexpected {kind} push: {frame}")
+
+
+@pytest.fixture
+async def people(open_server):
+    """``await people("alice", "bob", role=...)``: logged-in devices, closed at teardown
+    (an unclosed TLS client would hold the server's graceful shutdown)."""
+    made: list[LoggedInDevice] = []
+
+    async def make(*names: str, role: str = "physician") -> list[LoggedInDevice]:
+        devs = await devices(open_server, *names, role=role)
+        made.extend(devs)
+        return devs
+
+    yield make
+    for dev in made:
+        await dev.aclose()
