@@ -130,7 +130,7 @@ class LoadResult:
     failures: list[tuple[Phi[str], ImagingError]] = field(default_factory=list)
 
 
-def _expand(sources: Iterable[Source]) -> Iterable[tuple[Phi[str], Source]]:
+def expand_sources(sources: Iterable[Source]) -> Iterable[tuple[Phi[str], Source]]:
     for n, source in enumerate(sources):
         if isinstance(source, bytes | bytearray | memoryview):
             yield Phi(f"item {n + 1}"), source
@@ -151,7 +151,7 @@ def load(sources: Iterable[Source], *, stop_before_pixels: bool = False) -> Load
     """Read every source (files, folders walked recursively, or bytes) and group them."""
     result = LoadResult()
     instances: list[Instance] = []
-    for label, source in _expand(sources):
+    for label, source in expand_sources(sources):
         try:
             ds = read_dataset(source, stop_before_pixels=stop_before_pixels)
         except ImagingError as exc:
