@@ -128,7 +128,7 @@ class LoginView(QWidget):
     def retranslate(self) -> None:
         self.heading.setText(self.tr("Sign in to SafeConsult"))
         self.intro.setText(self.tr(
-            "Use your hospital user name and password, and the 6-digit code from your "
+            "Use your hospital user name and password, and the 6‑digit code from your "
             "authenticator app."))
         self.username_label.setText(self.tr("&User name"))
         self.password_label.setText(self.tr("&Password"))

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
+        self.statusBar().setSizeGripEnabled(False)  # the window frame resizes; no stray grip
         self.indicators = StatusIndicators(
             state, self.statusBar(), warning_s=about.policy.lock_warning_s)
         self._build_menus()

@@ -67,9 +67,11 @@ def palette_for(scheme: str) -> QPalette:
 def stylesheet_for(scheme: str) -> str:
     c = {name: pair[1 if scheme == DARK else 0] for name, pair in _EXTRA.items()}
     return f"""
+QFrame#sidePanel {{ background: {c["nav_bg"]}; }}
 QListWidget#navigation {{
-    background: {c["nav_bg"]}; border: none; padding: 8px 0; font-size: 14pt; outline: 0;
+    background: transparent; border: none; padding: 8px 0; font-size: 14pt; outline: 0;
 }}
+QStatusBar {{ border-top: 1px solid palette(mid); }}
 QListWidget#navigation::item {{ padding: 12px 20px; border-left: 4px solid transparent; }}
 QListWidget#navigation::item:selected {{
     border-left: 4px solid palette(highlight); background: palette(base); color: palette(text);

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -81,7 +82,10 @@ class Workspace(QWidget):
             self._items[area.key] = item
         self.navigation.currentItemChanged.connect(self._item_changed)
 
-        side = QVBoxLayout()
+        self.side_panel = QFrame()
+        self.side_panel.setObjectName("sidePanel")
+        self.side_panel.setFixedWidth(self.navigation.width())
+        side = QVBoxLayout(self.side_panel)
         side.setContentsMargins(0, 0, 0, 0)
         side.setSpacing(0)
         side.addWidget(self.navigation, 1)
@@ -90,7 +94,7 @@ class Workspace(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addLayout(side)
+        layout.addWidget(self.side_panel)
         layout.addWidget(self.stack, 1)
 
         # Ctrl+1..4 jump to an area; the list itself takes arrow keys.

@@ -43,7 +43,7 @@ def test_fill_is_single_pass():
     assert fill("%2 后 %1", "x", "y") == "y 后 x"
 
 
-def test_switch_to_chinese_and_back_live(qtbot, make_window, languages):
+def test_switch_to_chinese_and_back_live(qtbot, make_window, languages, save_screenshot):
     saved: list[Settings] = []
     state = AppState(user=SignedInUser("dr.chen", Role.IT_ADMIN),
                      connection=ConnectionState.ONLINE, lock_seconds_left=61)
@@ -66,6 +66,9 @@ def test_switch_to_chinese_and_back_live(qtbot, make_window, languages):
     assert login_window.login.heading.text() == "登录 SafeConsult"
     assert login_window.login.submit.text() == "登录"
     assert saved[-1].language == CHINESE
+    login_window.show()
+    save_screenshot(login_window, "login-zh_CN.png")
+    save_screenshot(window, "main-zh_CN.png")
 
     window.language_actions[ENGLISH].trigger()
     qtbot.waitUntil(lambda: window.file_menu.title() == "&File", timeout=2000)

@@ -112,12 +112,13 @@ def test_status_bar_reflects_state(make_window):
     assert bar.lock.isHidden()
 
 
-def test_shared_device_banner_only_in_kiosk_mode(make_window):
+def test_shared_device_banner_only_in_kiosk_mode(make_window, save_screenshot):
     assert make_window().banner.isHidden()
     kiosk = make_window(policy=Policy(kiosk=True))
     kiosk.show()
     assert kiosk.banner.isVisible()
     assert "Shared device" in kiosk.banner.label.text()
+    save_screenshot(kiosk, "login-kiosk.png")
 
 
 def test_background_errors_reach_the_notification_area(make_window, qtbot):

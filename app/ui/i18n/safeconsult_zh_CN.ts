@@ -127,7 +127,7 @@
         <translation>登录 SafeConsult</translation>
     </message>
     <message>
-        <source>Use your hospital user name and password, and the 6-digit code from your authenticator app.</source>
+        <source>Use your hospital user name and password, and the 6‑digit code from your authenticator app.</source>
         <translation>请使用医院的用户名和密码，以及身份验证器应用中的 6 位验证码。</translation>
     </message>
     <message>
