@@ -102,17 +102,25 @@ class Recipient:
     content_json: str
 
 
-def send_to_device(
-    conn: sqlite3.Connection, *, sender_user_id: Any, sender_device_id: str, txn_id: str,
-    type_: str, recipients: list[Recipient], now_ms: int,
-) -> tuple[list[Recipient], bool]:
-    """Queue one message per recipient device. Returns (queued, duplicate)."""
+def request_digest(type_: str, items: list[tuple[Any, str, str]]) -> str:
+    """Fingerprint of a whole to-device request (every addressee, even ones skipped), so a
+    transaction id reused for a different request is caught."""
     digest = hashlib.sha256()
     digest.update(type_.encode())
-    for r in recipients:
-        digest.update(b"\0" + json.dumps([r.user_id, r.device_id]).encode())
-        digest.update(b"\0" + r.content_json.encode())
-    request_sha = digest.hexdigest()
+    for user_id, device_id, content_json in items:
+        digest.update(b"\0" + json.dumps([user_id, device_id]).encode())
+        digest.update(b"\0" + content_json.encode())
+    return digest.hexdigest()
+
+
+def send_to_device(
+    conn: sqlite3.Connection, *, sender_user_id: Any, sender_device_id: str, txn_id: str,
+    type_: str, recipients: list[Recipient], now_ms: int, request_sha: str | None = None,
+) -> tuple[list[Recipient], bool]:
+    """Queue one message per recipient device. Returns (queued, duplicate)."""
+    if request_sha is None:
+        request_sha = request_digest(
+            type_, [(r.user_id, r.device_id, r.content_json) for r in recipients])
     row = conn.execute(
         "SELECT request_sha256 FROM to_device_txns WHERE sender_device_id = ? AND txn_id = ?",
         (sender_device_id, txn_id),

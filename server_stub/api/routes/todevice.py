@@ -39,7 +39,8 @@ def send_to_device(
                 skipped.append({"user_id": user_id, "device_id": device_id})
         queued, duplicate = events.send_to_device(
             conn, sender_user_id=auth.user_id, sender_device_id=auth.device_id,
-            txn_id=body.txn_id, type_=body.type, recipients=valid, now_ms=now)
+            txn_id=body.txn_id, type_=body.type, recipients=valid, now_ms=now,
+            request_sha=events.request_digest(body.type, prepared))
         return queued, skipped, duplicate
 
     queued, skipped, duplicate = guarded(db, hub, work)
