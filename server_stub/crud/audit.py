@@ -100,7 +100,8 @@ class ChainReport:
 
 
 def verify_chain(conn: sqlite3.Connection, expect_head: str | None = None) -> ChainReport:
-    """Walk the log in physical row order (rowid), not by trusting ``seq`` alone."""
+    """Walk the log in ``seq`` order (``seq`` is the rowid). Each entry must have the next
+    seq, link to its predecessor's hash, and hash to its own ``entry_hash``."""
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
     head = f"0:{GENESIS_HASH}"
     for row in conn.execute("SELECT * FROM audit_log ORDER BY rowid"):
