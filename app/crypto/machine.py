@@ -51,7 +51,7 @@ from app.crypto.messages import (
     require_object,
 )
 from app.crypto.olm import LocalDevice, OlmChannel
-from app.crypto.sas import Party, SasVerification
+from app.crypto.sas import Party, SasState, SasVerification
 from app.crypto.store import CryptoStore, DeviceRecord, Recipient, TrustLevel
 
 
@@ -97,6 +97,8 @@ class DecryptedToDevice:
     type: str
     content: Phi[dict[str, Any]] = field(repr=False)
 
+
+_MAX_VERIFICATIONS = 32
 
 ToDeviceResult = RoomKeyReceived | VerificationUpdate | DecryptedToDevice
 
@@ -322,7 +324,7 @@ class CryptoMachine:
     ) -> tuple[SasVerification, OutgoingToDevice]:
         peer = self._device(user_id, device_id)
         sas, message = SasVerification.start(self._party(), _party_of(peer))
-        self._verifications[sas.transaction_id] = sas
+        self._remember(sas)
         return sas, message
 
     def confirm_verification(self, transaction_id: str) -> VerificationUpdate:
@@ -332,9 +334,7 @@ class CryptoMachine:
         return VerificationUpdate(sas, outgoing, self._finish(sas))
 
     def cancel_verification(self, transaction_id: str, code: str = "user") -> OutgoingToDevice:
-        sas = self._verification(transaction_id)
-        self._verifications.pop(transaction_id, None)
-        return sas.cancel(code)
+        return self._verification(transaction_id).cancel(code)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -345,8 +345,10 @@ class CryptoMachine:
             peer = self.devices(sender_user).get(sender_device)
             if peer is None:
                 raise UnknownSenderDevice("verification from a device not in our view")
+            if get_str(content, "transaction_id", max_len=64) in self._verifications:
+                raise VerificationError("verification start replayed")
             sas, accept = SasVerification.accept(self._party(), _party_of(peer), content)
-            self._verifications[sas.transaction_id] = sas
+            self._remember(sas)
             return VerificationUpdate(sas, [accept])
         sas = self._verification(get_str(content, "transaction_id", max_len=64))
         if (sas.peer.user_id, sas.peer.device_id) != (sender_user, sender_device):
@@ -354,7 +356,6 @@ class CryptoMachine:
         try:
             outgoing = sas.receive(type_, content)
         except E2EEError:
-            self._verifications.pop(sas.transaction_id, None)
             if type_ == VERIFICATION_CANCEL:
                 raise
             return VerificationUpdate(sas, [sas.cancellation()])
@@ -363,13 +364,23 @@ class CryptoMachine:
     def _finish(self, sas: SasVerification) -> DeviceRecord | None:
         if not sas.verified:
             return None
-        self._verifications.pop(sas.transaction_id, None)
         if sas.peer.user_id == self.local.user_id and sas.peer.device_id == self.local.device_id:
             return None
         # Marks the keys the MAC covered; if they changed meanwhile this raises.
         self._set_trust(sas.peer.user_id, sas.peer.device_id, sas.peer.ed25519,
                         TrustLevel.VERIFIED)
         return self._device(sas.peer.user_id, sas.peer.device_id)
+
+    def _remember(self, sas: SasVerification) -> None:
+        # Finished transactions are kept a while so a late cancel finds them; bounded so a
+        # flood of starts cannot grow memory without limit.
+        if len(self._verifications) >= _MAX_VERIFICATIONS:
+            for txn, old in list(self._verifications.items()):
+                if old.state in (SasState.DONE, SasState.CANCELLED):
+                    del self._verifications[txn]
+        if len(self._verifications) >= _MAX_VERIFICATIONS:
+            self._verifications.pop(next(iter(self._verifications)))
+        self._verifications[sas.transaction_id] = sas
 
     def _verification(self, transaction_id: str) -> SasVerification:
         sas = self._verifications.get(transaction_id)

@@ -109,10 +109,14 @@ class SasVerification:
 
     def receive(self, type_: str, content: dict[str, Any]) -> list[OutgoingToDevice]:
         """Handle one message of this transaction; returns what to send back."""
-        if self.state in (SasState.DONE, SasState.CANCELLED):
-            raise VerificationError("verification already finished")
         if get_str(content, "transaction_id", max_len=64) != self.transaction_id:
             raise VerificationError("message for another verification")
+        if self.state in (SasState.DONE, SasState.CANCELLED):
+            if type_ == VERIFICATION_CANCEL:
+                # The peer gave up after we finished (its own MAC check may have failed):
+                # our result stands on our own check; nothing to answer.
+                return []
+            raise VerificationError("verification already finished")
         if type_ == VERIFICATION_CANCEL:
             self.state, self.cancel_code = SasState.CANCELLED, "remote"
             return []
