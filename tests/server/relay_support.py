@@ -97,16 +97,27 @@ async def no_push(ws, kind: str, wait: float = 0.5) -> None:
 
 
 @pytest.fixture
-async def people(open_server):
-    """``await people("alice", "bob", role=...)``: logged-in devices, closed at teardown
-    (an unclosed TLS client would hold the server's graceful shutdown)."""
+async def crowd():
+    """``await crowd(server, "alice", "bob", role=...)``: logged-in devices on any server,
+    closed at teardown (an unclosed TLS client would hold the server's graceful shutdown)."""
     made: list[LoggedInDevice] = []
 
-    async def make(*names: str, role: str = "physician") -> list[LoggedInDevice]:
-        devs = await devices(open_server, *names, role=role)
+    async def make(server: RunningServer, *names: str, role: str = "physician"
+                   ) -> list[LoggedInDevice]:
+        devs = await devices(server, *names, role=role)
         made.extend(devs)
         return devs
 
     yield make
     for dev in made:
         await dev.aclose()
+
+
+@pytest.fixture
+async def people(open_server, crowd):
+    """``await people("alice", "bob", role=...)`` on the ``open_server``."""
+
+    async def make(*names: str, role: str = "physician") -> list[LoggedInDevice]:
+        return await crowd(open_server, *names, role=role)
+
+    return make

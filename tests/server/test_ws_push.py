@@ -1,0 +1,155 @@
+"""The push WebSocket over real TLS: who gets what, authentication, orders, device lists."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from server_stub import admin
+from tests.server import relay_support
+from tests.server.relay_support import (
+    connect_ws,
+    make_room,
+    next_push,
+    no_push,
+    post,
+    sync,
+    ws_headers,
+)
+from tests.support.clients import server_db
+
+people = relay_support.people  # fixture
+crowd = relay_support.crowd  # fixture
+
+
+@pytest.fixture
+def fast_watch(make_server):
+    return make_server(require_device_approval=False, login_backoff_base_ms=0,
+                       relay_watch_interval_s=0.1)
+
+
+async def test_event_pushed_to_members_only(open_server, people):
+    alice, bob, carol = await people("alice", "bob", "carol")
+    room_id = await make_room(alice, bob)
+    bob_ws = await connect_ws(open_server, bob)
+    carol_ws = await connect_ws(open_server, carol)
+    try:
+        hello = await next_push(bob_ws, "hello")
+        await next_push(carol_ws, "hello")
+        posted = await post(alice, room_id, "evt-push-00001")
+        pushed = await next_push(bob_ws, "event")
+        assert pushed["event"]["event_id"] == "evt-push-00001"
+        assert pushed["event"]["pos"] == posted["pos"] > hello["pos"]
+        assert pushed["event"]["content"] == relay_support.encrypted("evt-push-00001")
+        await no_push(carol_ws, "event")
+        # A retry is not pushed again (already delivered once).
+        await post(alice, room_id, "evt-push-00001")
+        await no_push(bob_ws, "event", 0.3)
+    finally:
+        await bob_ws.close()
+        await carol_ws.close()
+
+
+async def test_invitee_and_removed_member_are_told(open_server, people):
+    alice, bob = await people("alice", "bob")
+    room_id = await make_room(alice)
+    ws = await connect_ws(open_server, bob)
+    try:
+        await alice.transport.post_json(f"/v1/rooms/{room_id}/invite", {"user_id": bob.user_id})
+        assert (await next_push(ws, "event"))["event"]["content"]["membership"] == "invite"
+        await bob.transport.post_json(f"/v1/rooms/{room_id}/join", {})
+        assert (await next_push(ws, "event"))["event"]["content"]["membership"] == "join"
+        await alice.transport.request("DELETE", f"/v1/rooms/{room_id}/members/{bob.user_id}")
+        assert (await next_push(ws, "event"))["event"]["content"]["membership"] == "remove"
+        await post(alice, room_id, "evt-after-remove")
+        await no_push(ws, "event")
+    finally:
+        await ws.close()
+
+
+async def test_to_device_notice_then_sync(open_server, people):
+    alice, bob = await people("alice", "bob")
+    ws = await connect_ws(open_server, bob)
+    try:
+        await alice.transport.post_json("/v1/to_device", {
+            "txn_id": "txn-push-00001", "type": "m.room.encrypted", "messages": [
+                {"user_id": bob.user_id, "device_id": bob.device_id, "content": {"c": "olm"}}]})
+        await next_push(ws, "to_device")
+        assert [m["content"] for m in (await sync(bob))["to_device"]] == [{"c": "olm"}]
+    finally:
+        await ws.close()
+
+
+async def test_ping_pong_and_bad_frames(open_server, people):
+    (alice,) = await people("alice")
+    ws = await connect_ws(open_server, alice)
+    try:
+        await next_push(ws, "hello")
+        await ws.send(json.dumps({"type": "ping"}))
+        await next_push(ws, "pong")
+        await ws.send("{not json")
+        assert (await next_push(ws, "error"))["code"] == "malformed"
+        await ws.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+        assert (await next_push(ws, "error"))["code"] == "malformed"
+    finally:
+        await ws.close()
+
+
+async def test_unauthenticated_or_replayed_upgrade_refused(open_server, people):
+    import ssl
+
+    (alice,) = await people("alice")
+    ctx = ssl.create_default_context(cadata=open_server.ca_pem)
+    url = f"wss://127.0.0.1:{open_server.port}/v1/ws"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as err:
+        await websockets.connect(url, ssl=ctx, open_timeout=5)
+    assert err.value.response.status_code == 403
+    headers = ws_headers(alice)
+    ws = await websockets.connect(url, ssl=ctx, additional_headers=headers, open_timeout=5)
+    await ws.close()
+    with pytest.raises(websockets.exceptions.InvalidStatus):  # same proof again: replay
+        await websockets.connect(url, ssl=ctx, additional_headers=headers, open_timeout=5)
+    wrong_path = ws_headers(alice, "/v1/other")
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        await websockets.connect(url, ssl=ctx, additional_headers=wrong_path, open_timeout=5)
+
+
+async def test_logout_order_pushed_and_revoked_device_disconnected(fast_watch, crowd):
+    alice, bob = await crowd(fast_watch, "alice", "bob")
+    await make_room(alice, bob)
+    alice_ws = await connect_ws(fast_watch, alice)
+    bob_ws = await connect_ws(fast_watch, bob)
+    try:
+        await next_push(alice_ws, "hello")
+        await asyncio.sleep(0.3)  # let the watch take its first snapshot of device lists
+        order_id = admin.logout_device(server_db(fast_watch), alice.device_id)
+        order = await next_push(alice_ws, "order")
+        assert (order["order"], order["order_id"]) == ("logout", order_id)
+        await no_push(alice_ws, "order", 0.4)  # sent once, not every round
+        admin.revoke_device(server_db(fast_watch), bob.device_id, wipe=False)
+        async with asyncio.timeout(5):
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                while True:
+                    await bob_ws.recv()
+        assert closed.value.rcvd.code == 4403
+        assert closed.value.rcvd.reason == "device_revoked"
+    finally:
+        await alice_ws.close()
+        await bob_ws.close()
+
+
+async def test_device_list_change_pushed_to_room_members(fast_watch, crowd):
+    alice, bob = await crowd(fast_watch, "alice", "bob")
+    await make_room(alice, bob)
+    ws = await connect_ws(fast_watch, alice)
+    try:
+        await next_push(ws, "hello")
+        await asyncio.sleep(0.3)
+        admin.revoke_device(server_db(fast_watch), bob.device_id, wipe=True)
+        change = await next_push(ws, "device_list")
+        assert change["user_id"] == bob.user_id and change["version"] >= 1
+    finally:
+        await ws.close()
