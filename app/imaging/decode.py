@@ -109,12 +109,13 @@ def check_decodable(ds: Dataset) -> None:
     if frame_bytes > MAX_FRAME_BYTES or frame_bytes * frames > MAX_OBJECT_BYTES:
         raise ImageTooLarge(f"{frames} frame(s) of {rows}x{cols}x{spp} at {bits} bits")
     syntax = transfer_syntax(ds)
+    name = syntax.name if syntax.name != str(syntax) else ""  # unknown UIDs have no name
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
-        raise UnsupportedTransferSyntax(str(syntax), syntax.name) from None
+        raise UnsupportedTransferSyntax(str(syntax), name) from None
     if not decoder.is_available:
-        raise UnsupportedTransferSyntax(str(syntax), syntax.name)
+        raise UnsupportedTransferSyntax(str(syntax), name)
     if decoder.is_native and "PixelData" in ds:
         _check_native_length(ds, rows, cols, spp, bits, frames)
 

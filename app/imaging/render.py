@@ -108,8 +108,11 @@ class Lut:
         count, first, bits = desc
         count = count or 65536  # PS3.3: 0 means 2^16 entries
         if isinstance(raw, bytes | bytearray):
-            # LUTData read as OW: its element size follows the descriptor's bit depth.
-            data = np.frombuffer(raw, dtype="<u2" if bits > 8 else "u1")
+            # LUT Data is 16-bit words (OW) even for 8-bit entries; a few writers pack two
+            # 8-bit entries per word instead, which shows as half the expected length.
+            packed = bits <= 8 and len(raw) == (count or 65536)
+            data = np.frombuffer(raw, dtype="u1" if packed else "<u2", count=-1 if packed
+                                 else len(raw) // 2)
         else:
             data = np.asarray(list(raw) if isinstance(raw, Sequence) else [raw])
         if data.size == 0 or not 1 <= bits <= 16:
@@ -145,7 +148,8 @@ def voi_linear(x: np.ndarray, wl: WindowLevel, ymin: float = 0.0, ymax: float = 
 def voi_sigmoid(x: np.ndarray, wl: WindowLevel, ymin: float = 0.0,
                 ymax: float = 255.0) -> np.ndarray:
     """PS3.3 C.11.2.1.3.1."""
-    return (ymax - ymin) / (1.0 + np.exp(-4.0 * (x - wl.center) / wl.width)) + ymin
+    exponent = np.clip(-4.0 * (x - wl.center) / wl.width, -700.0, 700.0)  # no overflow
+    return (ymax - ymin) / (1.0 + np.exp(exponent)) + ymin
 
 
 def _to_u8(y: np.ndarray) -> np.ndarray:
