@@ -48,6 +48,7 @@ from app.crypto.messages import (
     get_key,
     get_str,
     one_time_key_message,
+    parse_object,
     require_object,
 )
 from app.crypto.olm import LocalDevice, OlmChannel
@@ -133,6 +134,24 @@ class CryptoMachine:
         self._claims: dict[str, str] = {}  # device id -> user id we asked the server about
         self._verifications: dict[str, SasVerification] = {}
         self._save_account()
+
+    @classmethod
+    def load(
+        cls,
+        device_id: str,
+        user_id: str,
+        username: str,
+        store: CryptoStore,
+        pickle_key: bytes,
+        **options: Any,
+    ) -> CryptoMachine:
+        """Reopen a machine from its store. The store's account pickle is the current one:
+        it alone knows which one-time keys are spent, so never restart from an older copy."""
+        pickled = store.load_account()
+        if pickled is None:
+            raise StoreError("no account in the crypto store")
+        identity = DeviceIdentity.unpickle(device_id, pickled, pickle_key)
+        return cls(identity, user_id, username, store, pickle_key, **options)
 
     # --- own keys ------------------------------------------------------------------------
 
@@ -263,9 +282,7 @@ class CryptoMachine:
         self, room_id: str, event_id: str, content: Any,
     ) -> DecryptedRoomEvent | MissingRoomKey:
         """Decrypt an ``sc.encrypted`` room event, or say which key is missing."""
-        return megolm.decrypt(
-            self._store, self._key, room_id, event_id, require_object(content, "event content"),
-        )
+        return megolm.decrypt(self._store, self._key, room_id, event_id, _as_object(content))
 
     def forward_room_key(
         self, room_id: str, sender_key: str, session_id: str, user_id: str, device_id: str,
@@ -298,7 +315,7 @@ class CryptoMachine:
         self, sender_user: str, sender_device: str, type_: str, content: Any,
     ) -> ToDeviceResult:
         """Handle one to-device message as the relay delivered it."""
-        content = require_object(content, "to-device content")
+        content = _as_object(content)
         if type_ in VERIFICATION_TYPES:
             return self._receive_verification(sender_user, sender_device, type_, content)
         if type_ != ENCRYPTED:
@@ -488,6 +505,13 @@ class CryptoMachine:
             self._store.save_account(self._account.pickle(self._key))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"account pickle ({vodozemac_detail(exc)})") from None
+
+
+def _as_object(content: Any) -> dict[str, Any]:
+    """Content as the transport has it: a parsed dict, or the JSON text itself."""
+    if isinstance(content, str | bytes):
+        return parse_object(content)
+    return require_object(content, "content")
 
 
 def _party_of(record: DeviceRecord) -> Party:

@@ -216,10 +216,16 @@ def decrypt(
         raise MalformedPayload("not a Megolm payload")
     sender_key = get_key(envelope, "sender_key")
     session_id = get_str(envelope, "session_id", max_len=64)
+    raw = unb64(get_b64(envelope, "ciphertext"))
     try:
-        message = vodozemac.MegolmMessage.from_bytes(unb64(get_b64(envelope, "ciphertext")))
+        message = vodozemac.MegolmMessage.from_bytes(raw)
     except (ValueError, TypeError) as exc:
         raise MalformedPayload(f"Megolm message undecodable ({vodozemac_detail(exc)})") from None
+    # vodozemac checks MAC and signature over its own re-encoding of the parsed fields, so
+    # a non-canonical spelling (say, an unknown protobuf tag in place of the index) would
+    # still decrypt. Only the exact bytes a sender produces are accepted.
+    if message.to_bytes() != raw:
+        raise DecryptionFailed("Megolm message is not canonically encoded")
     missing = MissingRoomKey(room_id, event_id, sender_key, session_id)
     record = store.inbound_group(room_id, sender_key, session_id)
     if record is None:

@@ -131,6 +131,9 @@ class OlmChannel:
             message = vodozemac.AnyOlmMessage.from_parts(msg_type, body)
         except (ValueError, TypeError) as exc:
             raise MalformedPayload(f"Olm message undecodable ({vodozemac_detail(exc)})") from None
+        # As for Megolm: accept only the canonical encoding, so no altered byte decrypts.
+        if message.to_parts()[1] != body:
+            raise DecryptionFailed("Olm message is not canonically encoded")
         raw = self._decrypt(sender.curve25519, msg_type, message)
         return self._check_plaintext(sender, raw)
 

@@ -1,0 +1,218 @@
+"""Tampered, truncated and garbage input: always a typed error, never a crash or a plaintext.
+
+Property tests mutate one character of a real ciphertext (base64 body, or the whole JSON
+text) and require that nothing decrypts. A failed attempt must not spend state either: the
+untouched original still decrypts afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.crypto.errors import E2EEError, MalformedPayload
+from app.crypto.megolm import DecryptedRoomEvent, MissingRoomKey
+from app.crypto.messages import ENCRYPTED, canonical_json
+from tests.unit.crypto.world import Relay, body, make_peer, wire
+
+ROOM = "!consult"
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+FAST = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+THOROUGH = settings(max_examples=3000, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def room():
+    relay = Relay()
+    alice = relay.enroll(make_peer("alice"))
+    bob = relay.enroll(make_peer("bob"))
+    for peer in (alice, bob):
+        relay.sync_devices(peer, "alice", "bob")
+    event = relay.say(alice, ROOM, ["alice", "bob"], "K+ 3.1 mmol/L")
+    return bob, event
+
+
+@pytest.fixture(scope="module")
+def olm_pair():
+    """A pre-key message and a normal message from alice to bob, neither delivered yet."""
+    relay = Relay()
+    alice = relay.enroll(make_peer("alice"))
+    bob = relay.enroll(make_peer("bob"))
+    for peer in (alice, bob):
+        relay.sync_devices(peer, "alice", "bob")
+    relay.connect(alice, "bob")
+    record = alice.machine.devices("bob")[bob.device_id]
+    pre_key = wire(alice.machine._olm.encrypt(record, "sc.test", {"n": 1}))
+    return alice, bob, pre_key
+
+
+@pytest.fixture(scope="module")
+def olm_normal():
+    """An established session and one undelivered normal (type 1) message."""
+    relay = Relay()
+    alice = relay.enroll(make_peer("alice"))
+    bob = relay.enroll(make_peer("bob"))
+    for peer in (alice, bob):
+        relay.sync_devices(peer, "alice", "bob")
+    relay.connect(alice, "bob")
+    to_bob = alice.machine.devices("bob")[bob.device_id]
+    to_alice = bob.machine.devices("alice")[alice.device_id]
+    bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED,
+                                  wire(alice.machine._olm.encrypt(to_bob, "t", {})))
+    alice.machine.receive_to_device("bob", bob.device_id, ENCRYPTED,
+                                    wire(bob.machine._olm.encrypt(to_alice, "t", {})))
+    normal = wire(alice.machine._olm.encrypt(to_bob, "sc.test", {"n": 2}))
+    assert normal["type"] == 1
+    return alice, bob, normal
+
+
+def mutate(text: str, position: int, replacement: str) -> str | None:
+    position %= len(text)
+    if text[position] == replacement:
+        return None
+    return text[:position] + replacement + text[position + 1:]
+
+
+def check_megolm_rejects(bob, event, field_value: str, position: int, char: str) -> None:
+    mutated = mutate(field_value, position, char)
+    if mutated is None:
+        return
+    with pytest.raises(E2EEError):
+        bob.machine.decrypt_room_event(ROOM, "$tampered", {**event, "ciphertext": mutated})
+
+
+@FAST
+@given(position=st.integers(min_value=0), char=st.sampled_from(B64 + "=-_ \x00é"))
+def test_any_change_to_a_megolm_ciphertext_is_rejected(room, position, char):
+    bob, event = room
+    check_megolm_rejects(bob, event, event["ciphertext"], position, char)
+
+
+@pytest.mark.slow
+@THOROUGH
+@given(position=st.integers(min_value=0), char=st.sampled_from(B64))
+def test_any_change_to_a_megolm_ciphertext_is_rejected_thorough(room, position, char):
+    bob, event = room
+    check_megolm_rejects(bob, event, event["ciphertext"], position, char)
+
+
+def test_every_position_of_a_megolm_ciphertext_is_covered(room):
+    """Exhaustive over positions (one substitution each), not left to sampling."""
+    bob, event = room
+    text = event["ciphertext"]
+    for position in range(len(text)):
+        replacement = "A" if text[position] != "A" else "B"
+        check_megolm_rejects(bob, event, text, position, replacement)
+
+
+@FAST
+@given(position=st.integers(min_value=0), char=st.characters(codec="utf-8"))
+def test_any_change_to_the_event_json_never_yields_a_plaintext(room, position, char):
+    bob, event = room
+    mutated = mutate(canonical_json(event).decode(), position, char)
+    if mutated is None:
+        return
+    try:
+        result = bob.machine.decrypt_room_event(ROOM, "$tampered", mutated)
+    except E2EEError:
+        return
+    # Only a changed session id or sender key can get here: "key not here", not a plaintext.
+    assert isinstance(result, MissingRoomKey)
+
+
+@FAST
+@given(position=st.integers(min_value=0), char=st.sampled_from(B64))
+def test_any_change_to_an_olm_pre_key_body_is_rejected(olm_pair, position, char):
+    alice, bob, pre_key = olm_pair
+    mutated = mutate(pre_key["body"], position, char)
+    if mutated is None:
+        return
+    with pytest.raises(E2EEError):
+        bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED,
+                                      {**pre_key, "body": mutated})
+
+
+@FAST
+@given(position=st.integers(min_value=0), char=st.sampled_from(B64))
+def test_any_change_to_an_olm_normal_body_is_rejected(olm_normal, position, char):
+    alice, bob, normal = olm_normal
+    mutated = mutate(normal["body"], position, char)
+    if mutated is None:
+        return
+    with pytest.raises(E2EEError):
+        bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED,
+                                      {**normal, "body": mutated})
+
+
+def test_olm_normal_original_still_decrypts_after_tampered_copies(olm_normal):
+    alice, bob, normal = olm_normal
+    result = bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED, normal)
+    assert result.content.reveal() == {"n": 2}
+
+
+def test_olm_original_still_decrypts_after_tampered_copies(olm_pair):
+    """Runs after the property test above (same module fixture): nothing was spent."""
+    alice, bob, pre_key = olm_pair
+    body_text = pre_key["body"]
+    for position in range(0, len(body_text), 7):
+        tampered = mutate(body_text, position, "A") or mutate(body_text, position, "B")
+        with pytest.raises(E2EEError):
+            bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED,
+                                          {**pre_key, "body": tampered})
+    result = bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED, pre_key)
+    assert result.content.reveal() == {"n": 1}
+
+
+def test_megolm_original_still_decrypts_after_tampered_copies(room):
+    bob, event = room
+    result = bob.machine.decrypt_room_event(ROOM, "$e1", event)
+    assert isinstance(result, DecryptedRoomEvent) and body(result) == "K+ 3.1 mmol/L"
+
+
+@pytest.mark.parametrize("cut", [0, 1, 10, 40, -1])
+def test_truncated_event_json_is_malformed(room, cut):
+    bob, event = room
+    text = json.dumps(event)
+    with pytest.raises(MalformedPayload):
+        bob.machine.decrypt_room_event(ROOM, "$t", text[:cut])
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\xff\xfe", "[]", "null", "{\"algorithm\": 5}", "1e999999", "{" * 100_000,
+     "x" * 300_000],
+)
+def test_garbage_event_text_is_malformed(room, garbage):
+    bob, _ = room
+    with pytest.raises(MalformedPayload):
+        bob.machine.decrypt_room_event(ROOM, "$g", garbage)
+
+
+@pytest.mark.parametrize("cut", [4, 20, 100])
+def test_truncated_ciphertext_is_rejected(room, cut):
+    bob, event = room
+    text = event["ciphertext"]
+    with pytest.raises(E2EEError):
+        bob.machine.decrypt_room_event(ROOM, "$t", {**event, "ciphertext": text[:cut]})
+
+
+def test_truncated_to_device_json_is_malformed(olm_pair):
+    alice, bob, pre_key = olm_pair
+    text = json.dumps(pre_key)
+    with pytest.raises(MalformedPayload):
+        bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED, text[: len(text) // 2])
+
+
+def test_errors_never_carry_the_ciphertext_or_keys(room):
+    bob, event = room
+    tampered = mutate(event["ciphertext"], 30, "A") or mutate(event["ciphertext"], 30, "B")
+    with pytest.raises(E2EEError) as caught:
+        bob.machine.decrypt_room_event(ROOM, "$x", {**event, "ciphertext": tampered})
+    text = str(caught.value) + repr(caught.value) + caught.value.user_message
+    assert event["ciphertext"][:16] not in text and tampered[:16] not in text
+    assert event["sender_key"] not in text and event["session_id"] not in text
