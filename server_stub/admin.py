@@ -172,6 +172,8 @@ def add_grant_commands(sub: argparse._SubParsersAction) -> None:
     """Hook for the relay side's ``grant add|revoke`` subcommands (grants are its tables).
     Register a ``grant`` parser here with ``set_defaults(handler=...)``, where ``handler``
     takes ``(db, args)`` and returns an exit code; ``run_admin`` calls it."""
+    from server_stub.admin_grants import add_grant_commands as add_relay_grant_commands
+    add_relay_grant_commands(sub)
 
 
 def add_admin_commands(parser: argparse.ArgumentParser) -> None:
