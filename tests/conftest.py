@@ -13,3 +13,11 @@ def server(tmp_path) -> RunningServer:
     running = start_server(tmp_path / "server")
     yield running
     running.stop()
+
+
+@pytest.fixture
+def open_server(tmp_path) -> RunningServer:
+    """A reference server that activates enrolled devices without an admin's approval."""
+    running = start_server(tmp_path / "server", require_device_approval=False)
+    yield running
+    running.stop()

@@ -46,3 +46,19 @@ class ProofSigner:
             "X-SC-Device": self.identity.device_id,
             "X-SC-Proof": f"{PROOF_VERSION}.{ts_ms}.{nonce}.{signature}",
         }
+
+
+def enrollment_message(
+    device_id: str, username: str, ed25519: str, curve25519: str, ts_ms: int,
+) -> bytes:
+    """What a new device signs to enroll (docs/protocol.md, "Enrollment")."""
+    return "\n".join(["SC-ENROLL-v1", device_id, username, ed25519, curve25519,
+                      str(ts_ms)]).encode()
+
+
+ORDER_ACK_TAGS = {"wipe": "SC-WIPE-ACK-v1", "logout": "SC-LOGOUT-ACK-v1"}
+
+
+def order_ack_message(order: str, device_id: str, order_id: str, ts_ms: int) -> bytes:
+    """What a device signs to confirm it carried out a wipe or logout order."""
+    return "\n".join([ORDER_ACK_TAGS[order], device_id, order_id, str(ts_ms)]).encode()

@@ -1,0 +1,278 @@
+"""Sign-in and device lifecycle: enroll, log in, open the cache, obey logout/wipe orders.
+
+The one place that turns the server's refusal codes into what a clinician reads, without
+revealing whether an account exists (docs/protocol.md, "Login").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from psygnal import Signal
+
+from app.config import Paths, Policy
+from app.core.errors import SafeConsultError, ServerError
+from app.core.session import DeviceState, Order, SignedInUser, Tokens
+from app.crypto.identity import DeviceIdentity
+from app.crypto.proof import ProofSigner
+from app.net import auth_api
+from app.net.transport import Transport
+from app.security.device_binding import DeviceBindings, KeyStoreFor, LocalDevice
+from app.security.wiper import Wiper
+from app.storage.cache import Cache, cache_dir
+from app.storage.errors import CacheUnreadable
+
+log = logging.getLogger(__name__)
+
+
+class SessionState(StrEnum):
+    SIGNED_OUT = "signed_out"
+    PENDING_APPROVAL = "pending_approval"
+    SIGNED_IN = "signed_in"
+    WIPED = "wiped"
+
+
+class SignInRefused(SafeConsultError):
+    """Sign-in did not succeed; ``code`` says why, ``user_message`` says it to a person."""
+
+    def __init__(self, code: str, user_message: str) -> None:
+        super().__init__(code, user_message=user_message)
+        self.code = code
+
+
+# Refusal codes -> what the clinician reads. "invalid_credentials" covers unknown users,
+# wrong passwords and wrong codes alike, so the screen never says which.
+REFUSALS: dict[str, str] = {
+    "invalid_credentials": "The username, password or authenticator code is not correct.",
+    "account_locked": "Too many failed attempts: this account is locked for a while. "
+                      "Try again later or contact IT.",
+    "rate_limited": "Too many attempts. Wait a moment, then try again.",
+    "account_disabled": "This account is disabled. Contact IT.",
+    "device_pending": "This workstation is enrolled and waiting for IT's approval. "
+                      "Give IT the device fingerprint shown below.",
+    "device_revoked": "IT has revoked this workstation. Its SafeConsult data has been removed.",
+    "device_wiped": "This workstation's SafeConsult data was removed on IT's order.",
+    "malformed": "Enter a username, a password and the 6-digit authenticator code.",
+}
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    state: SessionState
+    user: SignedInUser | None = None
+    device_id: str = ""
+    fingerprint: str = ""
+
+
+def fingerprint(ed25519_b64: str) -> str:
+    """The device key in groups of four, for IT to compare by eye or phone."""
+    return " ".join(ed25519_b64[i:i + 4] for i in range(0, len(ed25519_b64), 4))
+
+
+TransportFactory = Callable[[DeviceIdentity], Transport]
+
+
+class SessionService:
+    changed = Signal(object)  # SessionSnapshot
+
+    def __init__(
+        self, policy: Policy, paths: Paths, keystore_for: KeyStoreFor, *,
+        transport_factory: TransportFactory | None = None, display_name: str = "",
+    ) -> None:
+        self.policy = policy
+        self.paths = paths
+        self._keystore_for = keystore_for
+        self.bindings = DeviceBindings(paths, keystore_for)
+        self._transport_factory = transport_factory or self._default_transport
+        self.display_name = display_name or f"SafeConsult on {platform.node() or 'workstation'}"
+        self.snapshot = SessionSnapshot(SessionState.SIGNED_OUT)
+        self.device: LocalDevice | None = None
+        self.transport: Transport | None = None
+        self.cache: Cache | None = None
+        self.tokens: Tokens | None = None
+        self._poller: asyncio.Task | None = None
+
+    def _default_transport(self, identity: DeviceIdentity) -> Transport:
+        return Transport(self.policy.server_url, self.policy.pinned_ca_pem,
+                         signer=ProofSigner(identity))
+
+    def _publish(self, snapshot: SessionSnapshot) -> None:
+        self.snapshot = snapshot
+        self.changed.emit(snapshot)
+
+    # -- sign in ---------------------------------------------------------------------------
+
+    async def sign_in(self, username: str, password: str, totp_code: str) -> SignedInUser:
+        username = username.strip().lower()
+        if not username or not password or not totp_code.strip().isdigit():
+            raise SignInRefused("malformed", REFUSALS["malformed"])
+        await self._drop_transport()
+        device = self.bindings.load(username)
+        try:
+            if device is None:
+                return await self._enroll(username, password, totp_code.strip())
+            return await self._login(device, password, totp_code.strip())
+        except ServerError as exc:
+            await self._refused(username, device, exc)
+            raise AssertionError("unreachable") from None
+
+    async def _enroll(self, username: str, password: str, code: str) -> SignedInUser:
+        identity = DeviceIdentity.generate()
+        transport = self._transport_factory(identity)
+        self.transport = transport
+        result = await auth_api.enroll(
+            transport, identity, username=username, password=password, totp_code=code,
+            display_name=self.display_name,
+        )
+        device = LocalDevice(username, identity, result.user_id, result.state)
+        self.bindings.save(device)
+        log.info("device enrolled", extra={"event": "enroll", "device_id": device.device_id,
+                                           "state": result.state.value})
+        if result.tokens is None:
+            self._pending(device)
+        self.device = device
+        transport.token = result.tokens.access_token
+        user = await auth_api.session_info(transport)
+        return self._signed_in(device, user, result.tokens)
+
+    async def _login(self, device: LocalDevice, password: str, code: str) -> SignedInUser:
+        transport = self._transport_factory(device.identity)
+        self.transport = transport
+        self.device = device
+        user, tokens = await auth_api.login(
+            transport, username=device.username, password=password, totp_code=code,
+        )
+        transport.token = tokens.access_token
+        if device.state is not DeviceState.ACTIVE:
+            device.state = DeviceState.ACTIVE
+            self.bindings.save(device)
+        return self._signed_in(device, user, tokens)
+
+    def _pending(self, device: LocalDevice) -> None:
+        self._publish(SessionSnapshot(SessionState.PENDING_APPROVAL, None, device.device_id,
+                                      fingerprint(device.identity.ed25519)))
+        raise SignInRefused("device_pending", REFUSALS["device_pending"])
+
+    def _signed_in(self, device: LocalDevice, user: SignedInUser, tokens: Tokens) -> SignedInUser:
+        store = self._keystore_for(device.username, device.device_id)
+        store.set_token(tokens.refresh_token)
+        self.tokens = tokens
+        self.cache = self._open_cache(user, device)
+        self._publish(SessionSnapshot(SessionState.SIGNED_IN, user, device.device_id,
+                                      fingerprint(device.identity.ed25519)))
+        log.info("signed in", extra={"event": "login", "device_id": device.device_id})
+        return user
+
+    def _open_cache(self, user: SignedInUser, device: LocalDevice) -> Cache:
+        directory = cache_dir(self.paths.data, user.user_id, device.device_id)
+        store = self._keystore_for(device.username, device.device_id)
+        try:
+            return Cache.open(directory, store)
+        except CacheUnreadable as exc:
+            # Recovery path: the server holds everything the cache held (ciphertext).
+            log.warning("cache rebuilt", extra={"event": "cache_rebuilt",
+                                                "reason_code": exc.__class__.__name__})
+            return Cache.rebuild(directory, store)
+
+    async def _refused(self, username: str, device: LocalDevice | None, exc: ServerError) -> None:
+        code = exc.code
+        log.info("sign-in refused", extra={"event": "login_refused", "reason_code": code})
+        if code == "device_pending" and device is not None:
+            self._pending(device)
+        if code == "device_revoked" and device is not None:
+            await self.wipe(reason="revoked", acknowledge=False)
+            raise SignInRefused(code, REFUSALS[code])
+        if code == "device_unknown" and device is not None:
+            # The server no longer knows this device (e.g. it was deleted): drop the local
+            # binding so the next sign-in enrolls afresh.
+            self.bindings.forget(username)
+            raise SignInRefused(code, "This workstation is not known to the server. "
+                                      "Sign in again to enroll it.")
+        if code in REFUSALS:
+            raise SignInRefused(code, REFUSALS[code])
+        raise exc
+
+    # -- orders and sign-out -----------------------------------------------------------------
+
+    async def poll_status(self) -> None:
+        """Ask the server for orders (the policy's interval; also called on push)."""
+        if self.transport is None or self.device is None:
+            return
+        status = await auth_api.device_status(self.transport)
+        if status.state is DeviceState.REVOKED or status.order is Order.WIPE:
+            await self.wipe(reason="remote", acknowledge=status.order is Order.WIPE,
+                            order_id=status.order_id)
+        elif status.order is Order.LOGOUT:
+            if status.order_id:
+                with contextlib.suppress(SafeConsultError):
+                    await auth_api.acknowledge_order(self.transport, self.device.identity,
+                                                     Order.LOGOUT, status.order_id)
+            await self.sign_out(tell_server=False)
+
+    def start_polling(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+
+    async def _poll_loop(self) -> None:
+        while self.snapshot.state in (SessionState.SIGNED_IN, SessionState.PENDING_APPROVAL):
+            await asyncio.sleep(self.policy.wipe_poll_interval_s)
+            try:
+                await self.poll_status()
+            except SafeConsultError as exc:
+                log.info("status poll failed", extra={"event": "poll_failed",
+                                                      "reason_code": exc.__class__.__name__})
+
+    async def sign_out(self, *, tell_server: bool = True) -> None:
+        if tell_server and self.transport is not None and self.tokens is not None:
+            with contextlib.suppress(SafeConsultError):
+                await auth_api.logout(self.transport)
+        if self.device is not None:
+            self._keystore_for(self.device.username, self.device.device_id).set_token(None)
+        self._close_cache()
+        await self._drop_transport()
+        self.tokens = None
+        self._publish(SessionSnapshot(SessionState.SIGNED_OUT))
+
+    async def wipe(self, *, reason: str, acknowledge: bool, order_id: str | None = None) -> None:
+        """Crypto-erase this device's data; then tell the server, signed with the identity
+        still in memory (its keys are gone from disk by then)."""
+        device = self.device
+        self._close_cache()
+        owners = [(device.username, device.device_id)] if device is not None else []
+        started = time.monotonic()
+        report = Wiper(self.paths, self._keystore_for).wipe(reason, owners)
+        log.warning("device wiped", extra={"event": "wipe", "state": reason,
+                                           "duration_ms": int((time.monotonic() - started) * 1000)})
+        if acknowledge and order_id and device is not None and self.transport is not None:
+            with contextlib.suppress(SafeConsultError):
+                await auth_api.acknowledge_order(self.transport, device.identity, Order.WIPE,
+                                                 order_id)
+        await self._drop_transport()
+        self.device, self.tokens = None, None
+        self._publish(SessionSnapshot(SessionState.WIPED))
+        if not report.complete:
+            log.error("wipe incomplete", extra={"event": "wipe", "state": "incomplete"})
+
+    def _close_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
+
+    async def _drop_transport(self) -> None:
+        if self._poller is not None and self._poller is not asyncio.current_task():
+            self._poller.cancel()
+            self._poller = None
+        if self.transport is not None:
+            await self.transport.aclose()
+            self.transport = None
+
+    async def aclose(self) -> None:
+        self._close_cache()
+        await self._drop_transport()
