@@ -117,7 +117,9 @@ async def test_revoked_device_is_refused_and_wipes_itself(open_server, open_work
     await ws.session.aclose()
 
 
-async def test_a_copied_data_directory_does_not_open_elsewhere(open_server, open_workstation, tmp_path):
+async def test_a_copied_data_directory_does_not_open_elsewhere(
+    open_server, open_workstation, tmp_path,
+):
     creds, ws = await _signed_in(open_server, open_workstation, "dr.copied")
     await ws.session.sign_out()
     await ws.session.aclose()
@@ -132,7 +134,7 @@ async def test_a_copied_data_directory_does_not_open_elsewhere(open_server, open
 
 
 async def test_remote_wipe_reaches_a_polling_client(open_server, open_workstation):
-    creds, ws = await _signed_in(open_server, open_workstation, "dr.lost", poll_s=5)
+    _, ws = await _signed_in(open_server, open_workstation, "dr.lost", poll_s=5)
     device_id = ws.session.snapshot.device_id
     ws.session.start_polling()
     ordered = time.monotonic()
