@@ -30,7 +30,7 @@ def pinned_ssl_context(ca_pem: str) -> ssl.SSLContext:
     return ctx
 
 
-def _is_cert_error(exc: BaseException) -> bool:
+def is_certificate_error(exc: BaseException) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -76,7 +76,7 @@ class Transport:
         try:
             response = await self._client.request(method, path, content=body, headers=all_headers)
         except httpx.ConnectError as exc:
-            if _is_cert_error(exc):
+            if is_certificate_error(exc):
                 raise CertificateNotPinned(f"TLS verification failed for {self.base_url}") from None
             raise ConnectionFailed(f"cannot connect to {self.base_url}") from None
         except httpx.TimeoutException:

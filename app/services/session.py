@@ -23,6 +23,7 @@ from app.core.session import DeviceState, Order, SignedInUser, Tokens
 from app.crypto.identity import DeviceIdentity
 from app.crypto.proof import ProofSigner
 from app.net import auth_api
+from app.net.events import Closed, push_frames
 from app.net.transport import Transport
 from app.security.device_binding import DeviceBindings, KeyStoreFor, LocalDevice
 from app.security.wiper import Wiper
@@ -98,6 +99,7 @@ class SessionService:
         self.cache: Cache | None = None
         self.tokens: Tokens | None = None
         self._poller: asyncio.Task | None = None
+        self._pusher: asyncio.Task | None = None
 
     def _default_transport(self, identity: DeviceIdentity) -> Transport:
         return Transport(self.policy.server_url, self.policy.pinned_ca_pem,
@@ -229,6 +231,32 @@ class SessionService:
                 log.info("status poll failed", extra={"event": "poll_failed",
                                                       "reason_code": exc.__class__.__name__})
 
+    def start_push(self) -> None:
+        """Listen on the push socket; an order or a server-side close triggers a status
+        check at once, so a wipe arrives in about a second instead of a poll interval."""
+        if self._pusher is None or self._pusher.done():
+            self._pusher = asyncio.get_running_loop().create_task(self._push_loop())
+
+    async def _push_loop(self) -> None:
+        backoff = 1.0
+        while self.snapshot.state is SessionState.SIGNED_IN and self.transport is not None:
+            try:
+                async for frame in push_frames(self.transport):
+                    backoff = 1.0
+                    if isinstance(frame, Closed) or frame.get("type") == "order":
+                        await self.poll_status()
+                        if self.snapshot.state is not SessionState.SIGNED_IN:
+                            return
+            except SafeConsultError as exc:
+                log.info("push connection lost", extra={"event": "push_lost",
+                                                        "reason_code": exc.__class__.__name__})
+            # Whatever ended the connection, ask for orders now (the socket may have been
+            # refused because the device was revoked), then reconnect with backoff.
+            with contextlib.suppress(SafeConsultError):
+                await self.poll_status()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
     async def sign_out(self, *, tell_server: bool = True) -> None:
         if tell_server and self.transport is not None and self.tokens is not None:
             with contextlib.suppress(SafeConsultError):
@@ -266,9 +294,11 @@ class SessionService:
             self.cache = None
 
     async def _drop_transport(self) -> None:
-        if self._poller is not None and self._poller is not asyncio.current_task():
-            self._poller.cancel()
-            self._poller = None
+        for name in ("_poller", "_pusher"):
+            task = getattr(self, name)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                setattr(self, name, None)
         if self.transport is not None:
             await self.transport.aclose()
             self.transport = None

@@ -166,3 +166,26 @@ async def test_logout_order_signs_the_client_out(open_server, open_workstation):
     await sign_in(ws, creds)
     assert ws.session.snapshot.state is SessionState.SIGNED_IN
     await ws.session.aclose()
+
+
+async def test_remote_wipe_by_push_arrives_within_a_second(open_server, open_workstation):
+    import asyncio
+
+    _, ws = await _signed_in(open_server, open_workstation, "dr.pushed", poll_s=3600)
+    device_id = ws.session.snapshot.device_id
+    ws.session.start_push()
+    await asyncio.sleep(0.5)  # let the socket connect
+    ordered = time.monotonic()
+    assert admin(open_server, "device", "wipe", device_id).returncode == 0
+    cli_done = time.monotonic()
+    while ws.session.snapshot.state is not SessionState.WIPED:
+        if time.monotonic() - ordered > 5:
+            break
+        await asyncio.sleep(0.02)
+    done = time.monotonic()
+    assert ws.session.snapshot.state is SessionState.WIPED
+    # The order is committed when the admin CLI returns; from there the push must land
+    # within a second.
+    assert done - cli_done <= 1.0, f"push wipe took {done - cli_done:.2f}s after the order"
+    assert [p for p in ws.paths.data.rglob("*") if p.is_file()] == []
+    await ws.session.aclose()
