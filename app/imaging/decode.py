@@ -155,7 +155,11 @@ def decode_frame(ds: Dataset, index: int = 0) -> np.ndarray:
             arr, _meta = decoder.as_array(ds, index=index)
     except (MemoryError, RecursionError) as exc:
         raise DecodeFailed(f"decoder ran out of resources ({type(exc).__name__})") from None
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        # BaseException, not Exception: a Rust decoder (pylibjpeg-rle) signals a panic on
+        # corrupt input with pyo3's PanicException, which derives from BaseException.
         raise DecodeFailed(f"decoder failed ({type(exc).__name__})") from None
     if arr.ndim == 3 and arr.shape[0] == 1 and int(ds.get("SamplesPerPixel", 1)) == 1:
         arr = arr[0]

@@ -74,7 +74,9 @@ def _parse(data: bytes, stop_before_pixels: bool) -> Dataset:
         raise TruncatedDicom(f"file ends early ({type(exc).__name__})") from None
     except (MemoryError, RecursionError, OverflowError) as exc:
         raise NotDicom(f"malformed structure ({type(exc).__name__})") from None
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # BaseException: native extensions may panic (pyo3)
         # pydicom signals a short read inside an element with various exceptions whose
         # message says so; classify by that, never echo the message (it may quote values).
         text = str(exc).lower()
