@@ -282,7 +282,16 @@ class CryptoMachine:
         self, room_id: str, event_id: str, content: Any,
     ) -> DecryptedRoomEvent | MissingRoomKey:
         """Decrypt an ``sc.encrypted`` room event, or say which key is missing."""
-        return megolm.decrypt(self._store, self._key, room_id, event_id, _as_object(content))
+        result = megolm.decrypt(self._store, self._key, room_id, event_id, _as_object(content))
+        if isinstance(result, MissingRoomKey):
+            return result
+        device = self._store.device_by_curve(result.sender_key)
+        if device is None and result.sender_key == self.local.curve25519:
+            return replace(result, sender_trust=TrustLevel.VERIFIED)  # our own message
+        same = device is not None and (device.user_id, device.device_id) == (
+            result.sender_user, result.sender_device,
+        )
+        return replace(result, sender_trust=device.trust if same else None)
 
     def forward_room_key(
         self, room_id: str, sender_key: str, session_id: str, user_id: str, device_id: str,

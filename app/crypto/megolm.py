@@ -40,6 +40,7 @@ from app.crypto.store import (
     InboundGroupRecord,
     OutboundGroupRecord,
     Recipient,
+    TrustLevel,
 )
 
 
@@ -72,6 +73,8 @@ class DecryptedRoomEvent:
     sender_key: str
     message_index: int
     forwarded: bool  # key came via a forward: sender authenticity rests on the forwarder
+    # the caller's current trust in the sending device; None if it is no longer in the view
+    sender_trust: TrustLevel | None = None
 
 
 @dataclass(frozen=True, slots=True)

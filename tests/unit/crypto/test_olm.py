@@ -218,3 +218,21 @@ def test_directory_entry_signed_for_another_username_is_refused():
     assert parse_directory_device("zed", "zed", entry).device_id == entry["device_id"]
     with pytest.raises(DeviceKeysInvalid):
         parse_directory_device("zed", "someone-else", entry)
+
+
+def test_out_of_order_olm_messages_both_decrypt(world):
+    relay, alice, bob, _ = world
+    connect(relay, alice, "bob")
+    bob.machine.receive_to_device(*to_device(alice, bob))
+    alice.machine.receive_to_device(*to_device(bob, alice))
+    first, second = to_device(alice, bob, content={"n": 1}), to_device(alice, bob, content={"n": 2})
+    assert bob.machine.receive_to_device(*second).content.reveal() == {"n": 2}
+    assert bob.machine.receive_to_device(*first).content.reveal() == {"n": 1}
+
+
+def test_claim_answer_for_a_device_blocked_meanwhile_opens_no_session(world):
+    relay, alice, bob, _ = world
+    missing = alice.machine.missing_sessions(["bob"])
+    alice.machine.block_device("bob", bob.device_id)
+    alice.machine.receive_key_claim(relay.claim([d for _, d in missing]))
+    assert alice.store.olm_sessions(bob.identity.curve25519) == []

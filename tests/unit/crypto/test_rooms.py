@@ -183,3 +183,23 @@ def test_forward_from_someone_elses_device_is_refused(world):
     relay.send(carol, [OutgoingToDevice("bob", bob.device_id, ENCRYPTED, envelope)])
     with pytest.raises(DeviceKeysInvalid):
         relay.deliver(bob)
+
+
+def test_decrypted_events_carry_the_current_trust_in_the_sender(world):
+    from app.crypto.store import TrustLevel
+    relay, _, alice, bob, _ = world
+    event = relay.say(alice, ROOM, ["alice", "bob"], "trust me")
+    assert bob.machine.decrypt_room_event(ROOM, "$e", event).sender_trust is TrustLevel.TOFU
+    assert alice.machine.decrypt_room_event(ROOM, "$e", event).sender_trust is TrustLevel.VERIFIED
+    bob.machine.block_device("alice", alice.device_id)
+    assert bob.machine.decrypt_room_event(ROOM, "$e", event).sender_trust is TrustLevel.BLOCKED
+    relay.directory["alice"] = []
+    relay.sync_devices(bob, "alice")  # alice's device left bob's view
+    assert bob.machine.decrypt_room_event(ROOM, "$e", event).sender_trust is None
+
+
+def test_events_decrypt_in_any_order(world):
+    relay, _, alice, bob, _ = world
+    events = [relay.say(alice, ROOM, ["alice", "bob"], f"m{n}") for n in range(3)]
+    for n in (2, 0, 1):
+        assert body(bob.machine.decrypt_room_event(ROOM, f"$e{n}", events[n])) == f"m{n}"

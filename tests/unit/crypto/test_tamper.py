@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.crypto.errors import E2EEError, MalformedPayload
+from app.crypto.identity import b64, unb64
 from app.crypto.megolm import DecryptedRoomEvent, MissingRoomKey
 from app.crypto.messages import ENCRYPTED, canonical_json
 from tests.unit.crypto.world import Relay, body, make_peer, wire
@@ -110,6 +111,43 @@ def test_every_position_of_a_megolm_ciphertext_is_covered(room):
         check_megolm_rejects(bob, event, text, position, replacement)
 
 
+def test_every_single_bit_flip_of_a_megolm_message_is_rejected(room):
+    """Byte level and exhaustive: includes flips that leave a protobuf that still parses
+    (e.g. the index's field tag), which vodozemac alone would accept."""
+    bob, event = room
+    raw = unb64(event["ciphertext"])
+    for position in range(len(raw)):
+        for bit in range(8):
+            flipped = bytearray(raw)
+            flipped[position] ^= 1 << bit
+            with pytest.raises(E2EEError):
+                bob.machine.decrypt_room_event(
+                    ROOM, "$flip", {**event, "ciphertext": b64(bytes(flipped))},
+                )
+
+
+def test_non_canonical_base64_of_the_same_bytes_is_rejected():
+    """Unused low bits of the last base64 character do not change the bytes; a changed
+    character must still not pass."""
+    relay = Relay()
+    alice = relay.enroll(make_peer("alice"))
+    bob = relay.enroll(make_peer("bob"))
+    for peer in (alice, bob):
+        relay.sync_devices(peer, "alice", "bob")
+    tried = 0
+    for n in range(6):  # plaintext lengths vary the ciphertext length mod 3
+        event = relay.say(alice, ROOM, ["alice", "bob"], "x" * n)
+        text = event["ciphertext"]
+        for char in B64:
+            variant = text[:-1] + char
+            if variant != text and unb64(variant) == unb64(text):
+                tried += 1
+                with pytest.raises(MalformedPayload):
+                    bob.machine.decrypt_room_event(ROOM, f"$v{n}", {**event, "ciphertext": variant})
+        assert body(bob.machine.decrypt_room_event(ROOM, f"$v{n}", event)) == "x" * n
+    assert tried > 0
+
+
 @FAST
 @given(position=st.integers(min_value=0), char=st.characters(codec="utf-8"))
 def test_any_change_to_the_event_json_never_yields_a_plaintext(room, position, char):
@@ -151,6 +189,14 @@ def test_any_change_to_an_olm_normal_body_is_rejected(olm_normal, position, char
 
 def test_olm_normal_original_still_decrypts_after_tampered_copies(olm_normal):
     alice, bob, normal = olm_normal
+    raw = unb64(normal["body"])
+    for position in range(len(raw)):
+        for bit in range(8):
+            flipped = bytearray(raw)
+            flipped[position] ^= 1 << bit
+            with pytest.raises(E2EEError):
+                bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED,
+                                              {**normal, "body": b64(bytes(flipped))})
     result = bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED, normal)
     assert result.content.reveal() == {"n": 2}
 
