@@ -56,6 +56,12 @@ class UnknownSenderDevice(E2EEError):
     user_message = "A message came from a device this workstation does not know yet."
 
 
+class NoOlmSession(E2EEError):
+    """No Olm session with the device yet: claim one of its keys first."""
+
+    user_message = "A secure channel to a colleague's device is not set up yet."
+
+
 class DeviceKeysInvalid(E2EEError):
     """A directory entry or a claimed one-time key is not signed by the device it names."""
 

@@ -264,14 +264,20 @@ class CryptoMachine:
         return RoomKeyShare(messages, rotated, missing, withheld, unknown)
 
     def encrypt_room_event(
-        self, room_id: str, event_type: str, content: dict[str, Any],
+        self, room_id: str, members: Iterable[str], event_type: str, content: dict[str, Any],
     ) -> dict[str, Any]:
-        """The ``sc.encrypted`` event content. Call :meth:`share_room_key` first, every time."""
+        """The ``sc.encrypted`` event content. Call :meth:`share_room_key` first, every time.
+
+        ``members`` is checked again here: if the allowed devices are no longer the ones the
+        session was made for (someone left, a device was removed or blocked since the last
+        share), the event is refused rather than sent under a key others hold."""
         record = self._store.outbound_group(room_id)
         if record is None:
             raise RoomKeyNotShared("no room key for this room yet")
         if megolm.is_expired(record, self.rotation, self._clock_ms()):
             raise RoomKeyNotShared("the room key is due for rotation")
+        if self._recipients(members)[0] != record.recipients:
+            raise RoomKeyNotShared("room members or their devices changed: share again")
         advanced, envelope = megolm.encrypt(
             record, self._key, self.local.curve25519, event_type, content,
         )

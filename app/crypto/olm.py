@@ -20,6 +20,7 @@ from app.crypto.errors import (
     DecryptionFailed,
     MalformedPayload,
     Misdirected,
+    NoOlmSession,
     ReplayedMessage,
     StoreError,
     vodozemac_detail,
@@ -91,7 +92,7 @@ class OlmChannel:
         """The ``sc.encrypted`` to-device content carrying ``content`` to ``peer``."""
         records = self._store.olm_sessions(peer.curve25519)
         if not records:
-            raise DecryptionFailed("no Olm session with the peer device")
+            raise NoOlmSession("no Olm session with the peer device")
         session = self._open(records[0])
         plaintext = canonical_json(
             {

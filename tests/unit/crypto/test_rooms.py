@@ -78,7 +78,8 @@ def test_moved_ciphertext_is_caught_by_the_plaintext_room_id_too(world):
 def test_event_before_its_key_is_kept_as_missing_then_decrypts(world):
     relay, _, alice, bob, _ = world
     relay.share(alice, ROOM, ["alice", "bob"])  # key is queued for bob, not delivered yet
-    event = wire(alice.machine.encrypt_room_event(ROOM, "sc.message", {"body": "late key"}))
+    event = wire(alice.machine.encrypt_room_event(ROOM, ["alice", "bob"], "sc.message",
+                                                  {"body": "late key"}))
     missing = bob.machine.decrypt_room_event(ROOM, "$e1", event)
     assert isinstance(missing, MissingRoomKey)
     assert missing.session_id == event["session_id"]
@@ -90,7 +91,7 @@ def test_event_before_its_key_is_kept_as_missing_then_decrypts(world):
 def test_encrypt_without_a_shared_key_is_refused(world):
     _, _, alice, _, _ = world
     with pytest.raises(RoomKeyNotShared):
-        alice.machine.encrypt_room_event(ROOM, "sc.message", {"body": "x"})
+        alice.machine.encrypt_room_event(ROOM, ["alice"], "sc.message", {"body": "x"})
 
 
 def test_removed_member_cannot_read_after_rotation(world):
@@ -103,7 +104,8 @@ def test_removed_member_cannot_read_after_rotation(world):
     assert {m.recipient_user for _, m in relay.sent} == {"bob"}
     for peer in relay.peers.values():
         relay.deliver(peer)
-    second = wire(alice.machine.encrypt_room_event(ROOM, "sc.message", {"body": "after"}))
+    second = wire(alice.machine.encrypt_room_event(ROOM, ["alice", "bob"], "sc.message",
+                                                   {"body": "after"}))
     assert second["session_id"] != first["session_id"]
     assert isinstance(carol.machine.decrypt_room_event(ROOM, "$e2", second), MissingRoomKey)
     assert body(bob.machine.decrypt_room_event(ROOM, "$e2", second)) == "after"
@@ -124,7 +126,7 @@ def test_session_rotates_after_its_maximum_age(world):
     first = relay.say(alice, ROOM, ["alice", "bob"], "t0")
     clock.now += 60_000
     with pytest.raises(RoomKeyNotShared):  # expired: must share (and so rotate) first
-        alice.machine.encrypt_room_event(ROOM, "sc.message", {"body": "stale"})
+        alice.machine.encrypt_room_event(ROOM, ["alice", "bob"], "sc.message", {"body": "stale"})
     second = relay.say(alice, ROOM, ["alice", "bob"], "t1")
     assert second["session_id"] != first["session_id"]
     assert body(bob.machine.decrypt_room_event(ROOM, "$e2", second)) == "t1"
@@ -203,3 +205,14 @@ def test_events_decrypt_in_any_order(world):
     events = [relay.say(alice, ROOM, ["alice", "bob"], f"m{n}") for n in range(3)]
     for n in (2, 0, 1):
         assert body(bob.machine.decrypt_room_event(ROOM, f"$e{n}", events[n])) == f"m{n}"
+
+
+def test_send_after_a_member_left_without_sharing_again_is_refused(world):
+    relay, _, alice, _, carol = world
+    relay.say(alice, ROOM, ["alice", "bob", "carol"], "all three")
+    with pytest.raises(RoomKeyNotShared):  # carol left; the caller forgot share_room_key
+        alice.machine.encrypt_room_event(ROOM, ["alice", "bob"], "sc.message", {"body": "x"})
+    relay.sync_devices(alice, "carol")
+    alice.machine.block_device("carol", carol.device_id)
+    with pytest.raises(RoomKeyNotShared):  # a device blocked since the last share
+        alice.machine.encrypt_room_event(ROOM, ["alice", "bob", "carol"], "sc.message", {})

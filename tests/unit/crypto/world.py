@@ -155,7 +155,9 @@ class Relay:
         self.share(sender, room_id, members)
         for peer in self.peers.values():
             self.deliver(peer)
-        return wire(sender.machine.encrypt_room_event(room_id, "sc.message", {"body": text}))
+        return wire(sender.machine.encrypt_room_event(
+            room_id, members, "sc.message", {"body": text},
+        ))
 
 
 def body(result: Any) -> str:
