@@ -17,7 +17,6 @@ import contextlib
 import importlib.util
 import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -95,8 +94,6 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.asyncbridge import install_event_loop
-
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SafeConsult")
     app.setApplicationVersion(__version__)
@@ -105,23 +102,40 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
         app.setWindowIcon(QIcon(str(ICON)))
     # We end the loop ourselves when the window closes (see _serve), after async clean-up.
     app.setQuitOnLastWindowClosed(False)
+    window = None
+    if not args.demo:
+        # First frame first: the sign-in screen needs no event loop to appear, so it is painted
+        # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
+        window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings)
+        window.show()
+        app.processEvents()
+        if args.screenshot is not None:
+            _save_screenshot(window, args.screenshot)
+            window.close()
+            return 0
+
+    from app.ui.asyncbridge import install_event_loop
+
     loop = install_event_loop(app)
     with loop:
-        return loop.run_until_complete(_serve(app, args, policy_load, paths, settings))
+        return loop.run_until_complete(
+            _serve(app, args, policy_load, paths, settings, window=window))
 
 
 async def _serve(app: QApplication, args: argparse.Namespace, policy_load: PolicyLoad,
-                 paths: Paths, settings: Settings) -> int:
+                 paths: Paths, settings: Settings, *, window: Any = None) -> int:
     import asyncio
 
     async with contextlib.AsyncExitStack() as stack:
-        policy = policy_load.policy
-        if args.demo:
-            policy = await _start_demo(stack, args, paths, policy)
-        window = _build_window(app, policy, policy_load.problem, paths, settings)
+        if window is None:
+            # --demo: the window needs the embedded server's address and CA first.
+            policy = await _start_demo(stack, args, paths, policy_load.policy)
+            window = _build_window(app, policy, policy_load.problem, paths, settings)
+            window.show()
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         app.lastWindowClosed.connect(lambda: closed.done() or closed.set_result(None))
-        window.show()
+        if not window.isVisible():  # closed before the loop started: nothing left to run
+            closed.set_result(None)
         if args.screenshot is not None:
             await asyncio.sleep(0)  # one turn of the Qt loop: layout and first paint
             _save_screenshot(window, args.screenshot)
@@ -141,7 +155,7 @@ def _save_screenshot(window: Any, path: Path) -> None:
 def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths: Paths,
                   settings: Settings) -> Any:
     from app.services.app_state import AppState
-    from app.ui.about_dialog import AboutInfo
+    from app.ui.about_info import AboutInfo
     from app.ui.asyncbridge import TaskRunner
     from app.ui.i18n import LanguageSwitcher, pick_language, system_ui_languages
     from app.ui.main_window import MainWindow
@@ -188,6 +202,8 @@ def _sign_in_hook(state: AppState, policy: Policy, paths: Paths) -> Any:
 # yielding an object with .url, .ca_pem and .users. The server lives as long as the window.
 async def _start_demo(stack: contextlib.AsyncExitStack, args: argparse.Namespace, paths: Paths,
                       policy: Policy) -> Policy:
+    import tempfile
+
     from app.services.demo_server import start_demo  # type: ignore[import-not-found]
 
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="safeconsult-demo-"))

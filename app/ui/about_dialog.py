@@ -6,9 +6,6 @@ one screen and selectable for copying. No patient data here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QDialog,
@@ -19,19 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import Policy
-
-
-@dataclass(frozen=True)
-class AboutInfo:
-    version: str
-    policy: Policy
-    policy_problem: str
-    data_dir: Path
-
-    @property
-    def server_url(self) -> str:
-        return self.policy.server_url
+from app.ui.about_info import AboutInfo
 
 
 class AboutDialog(QDialog):

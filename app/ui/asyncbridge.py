@@ -12,15 +12,20 @@ CPU-heavy work goes to a worker thread with :func:`run_in_worker`, awaited from 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import qasync
 from PySide6.QtCore import QCoreApplication, QObject, Signal
-from PySide6.QtWidgets import QApplication
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from PySide6.QtWidgets import QApplication
+
+# asyncio and qasync are imported where first used, not here: the sign-in window is built and
+# painted before the event loop starts (app/main.py), and those imports are a fifth of start-up.
 
 from app.core.errors import SafeConsultError
 
@@ -34,6 +39,10 @@ _ERROR_CONTEXT = "SafeConsultError"
 def install_event_loop(app: QApplication) -> asyncio.AbstractEventLoop:
     """Make a qasync loop the asyncio loop of this thread. Run it with ``loop.run_forever()``
     or ``loop.run_until_complete(...)`` (both run ``app.exec()``)."""
+    import asyncio
+
+    import qasync
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     return loop
@@ -60,6 +69,8 @@ async def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
 
     ``fn`` must not touch widgets (Qt widgets live in the GUI thread only).
     """
+    import asyncio
+
     return await asyncio.to_thread(fn, *args)
 
 
@@ -94,6 +105,8 @@ class TaskRunner(QObject):
         not given, the message goes to ``errorReported``). Neither is called after ``owner``
         is destroyed or the task is cancelled.
         """
+        import asyncio
+
         task: asyncio.Future[T] = asyncio.ensure_future(coro, loop=asyncio.get_event_loop())
         alive = [True]
 

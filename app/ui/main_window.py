@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QStackedWidget, QVBoxLayout, Q
 
 from app.config import Settings
 from app.services.app_state import AppState, SignedInUser
-from app.ui.about_dialog import AboutDialog, AboutInfo
+from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.banner import SharedDeviceBanner
 from app.ui.i18n import LANGUAGES, LanguageSwitcher
@@ -26,7 +27,10 @@ from app.ui.notify import NotificationArea
 from app.ui.observe import observe
 from app.ui.status_indicators import StatusIndicators
 from app.ui.theme import THEMES, ThemeController
-from app.ui.workspace import Workspace
+
+if TYPE_CHECKING:
+    from app.ui.about_dialog import AboutDialog
+    from app.ui.workspace import Workspace
 
 
 class MainWindow(QMainWindow):
@@ -58,10 +62,9 @@ class MainWindow(QMainWindow):
         self.notifications = NotificationArea()
         runner.errorReported.connect(self.notifications.show_message)
         self.login = LoginView(sign_in, runner, about.server_url)
-        self.workspace = Workspace(state)
+        self._workspace: Workspace | None = None  # built at the first sign-in (start-up time)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.login)
-        self.pages.addWidget(self.workspace)
 
         central = QWidget()
         column = QVBoxLayout(central)
@@ -83,6 +86,15 @@ class MainWindow(QMainWindow):
         self.retranslate()
 
     # -- pages -------------------------------------------------------------------------------
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from app.ui.workspace import Workspace
+
+            self._workspace = Workspace(self._state)
+            self.pages.addWidget(self._workspace)
+        return self._workspace
 
     def _user_changed(self, user: SignedInUser | None) -> None:
         self.pages.setCurrentWidget(self.workspace if user is not None else self.login)
@@ -161,6 +173,8 @@ class MainWindow(QMainWindow):
                 "Your preference could not be saved and applies until you close SafeConsult."))
 
     def show_about(self) -> AboutDialog:
+        from app.ui.about_dialog import AboutDialog
+
         dialog = AboutDialog(self._about, self)
         dialog.setModal(True)
         dialog.show()

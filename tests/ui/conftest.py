@@ -14,7 +14,7 @@ import qasync
 
 from app.config import Paths, Policy, Settings
 from app.services.app_state import AppState
-from app.ui.about_dialog import AboutInfo
+from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.i18n import ENGLISH, LanguageSwitcher
 from app.ui.main_window import MainWindow

@@ -88,6 +88,8 @@ def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
     loaded = {name.split(".")[0] for name in report["modules"]}
     assert "PySide6" in loaded  # the check is real: it did start the GUI
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    # Paint first: the event loop machinery loads after the first frame.
+    assert "qasync" not in loaded
     assert "screenshot saved" in result.stdout
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
@@ -103,3 +105,28 @@ def test_console_script_is_installed():
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip() == f"SafeConsult {__version__}"
+
+
+def test_runs_the_event_loop_until_the_window_closes(tmp_path):
+    """The ordinary path: first frame, then the qasync loop, then a clean exit on close."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from app.main import main\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "def close_all():\n"
+        "    import asyncio\n"
+        "    try: running = asyncio.get_event_loop().is_running()\n"
+        "    except RuntimeError: running = False\n"
+        "    if not running: return QTimer.singleShot(50, close_all)  # not started yet\n"
+        "    print('loop running:', running)\n"
+        "    for w in app.topLevelWidgets(): w.close()\n"
+        "QTimer.singleShot(50, close_all)\n"
+        f"rc = main(['--data-dir', {str(tmp_path)!r}])\n"
+        "print('rc', rc, 'qasync' in sys.modules)\n"
+    )
+    result = run(code=code)
+    assert result.returncode == 0, result.stderr
+    assert "loop running: True" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "rc 0 True"

@@ -1,0 +1,99 @@
+"""Start-up of the client: process start -> sign-in window rendered, against a bare PySide6
+window rendered the same way in the same run (goal: at most 1.5x).
+
+Both children render their first window with ``QWidget.grab()`` right after ``show()`` and
+one turn of the event loop, save it as PNG, print the wall-clock time of that moment and exit;
+``safeconsult --screenshot`` does exactly that. The parent notes the time just before starting
+the process, so each figure covers interpreter start, imports, policy/settings/logging, Qt
+start and the first frame. Runs are interleaved (ours, bare, ours, ...) so machine noise hits
+both; the median of each is compared.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 9
+GOAL = 1.5  # the issue's goal for wall time to the first frame
+# Regression guard on the CPU ratio (steadier than wall time on a shared machine). The goal is
+# not met yet; docs/performance.md says where the remaining time goes.
+GUARD = 2.0
+
+BARE = """
+import sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QLabel
+app = QApplication(sys.argv[:1])
+window = QLabel("Sign in")
+window.resize(1100, 720)
+window.show()
+def shot():
+    window.grab().save(sys.argv[1], "PNG")
+    print(f"rendered at {time.time():.6f}", flush=True)
+    app.quit()
+QTimer.singleShot(0, shot)
+app.exec()
+"""
+
+RENDERED = re.compile(r"rendered at (\d+\.\d+)")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_to_render(command: list[str]) -> tuple[float, float]:
+    """(wall seconds from launch to the rendered frame, CPU seconds of the whole process).
+
+    CPU time is disturbed far less than wall time by other load on the machine; children run
+    one at a time, so the growth of RUSAGE_CHILDREN is this child's own.
+    """
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    cpu_before = children_cpu()
+    started = time.time()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                            env=env)
+    cpu = children_cpu() - cpu_before
+    assert result.returncode == 0, result.stderr
+    match = RENDERED.search(result.stdout)
+    assert match, result.stdout
+    return float(match.group(1)) - started, cpu
+
+
+@pytest.mark.bench
+def test_startup_against_a_bare_pyside6_window(tmp_path):
+    ours_cmd = [sys.executable, "-m", "app.main", "--screenshot", str(tmp_path / "ours.png"),
+                "--data-dir", str(tmp_path / "data")]
+    bare_cmd = [sys.executable, "-c", BARE, str(tmp_path / "bare.png")]
+    python_cmd = [sys.executable, "-c", "import time; print(f'rendered at {time.time():.6f}')"]
+    for command in (ours_cmd, bare_cmd):  # warm the file cache; not counted
+        time_to_render(command)
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "bare": [], "python": []}
+    for _ in range(RUNS):
+        runs["ours"].append(time_to_render(ours_cmd))
+        runs["bare"].append(time_to_render(bare_cmd))
+        runs["python"].append(time_to_render(python_cmd))
+    wall = {k: statistics.median(w for w, _ in v) * 1000 for k, v in runs.items()}
+    cpu = {k: statistics.median(c for _, c in v) * 1000 for k, v in runs.items()}
+    ratio, cpu_ratio = wall["ours"] / wall["bare"], cpu["ours"] / cpu["bare"]
+    print(
+        f"\nstart-up to first rendered window, median of {RUNS} interleaved runs"
+        f"\n                               wall to frame   CPU (whole process)"
+        f"\n  SafeConsult sign-in window   {wall['ours']:9.1f} ms   {cpu['ours']:9.1f} ms"
+        f"\n  bare PySide6 window          {wall['bare']:9.1f} ms   {cpu['bare']:9.1f} ms"
+        f"\n  python interpreter alone     {wall['python']:9.1f} ms   {cpu['python']:9.1f} ms"
+        f"\n  ratio SafeConsult / bare     {ratio:9.2f}x     {cpu_ratio:9.2f}x"
+        f"   (goal <= {GOAL}x: {'met' if ratio <= GOAL else 'NOT met'})"
+    )
+    assert cpu_ratio <= GUARD
