@@ -25,12 +25,10 @@ from app.crypto.devices import (
 )
 from app.crypto.errors import (
     DeviceKeysInvalid,
-    E2EEError,
     MalformedPayload,
     RoomKeyNotShared,
     StoreError,
     UnknownSenderDevice,
-    VerificationError,
     vodozemac_detail,
 )
 from app.crypto.identity import DeviceIdentity, verify_ed25519
@@ -40,8 +38,6 @@ from app.crypto.messages import (
     FORWARDED_ROOM_KEY,
     MEGOLM_V1,
     ROOM_KEY,
-    VERIFICATION_CANCEL,
-    VERIFICATION_START,
     VERIFICATION_TYPES,
     OutgoingToDevice,
     get_b64,
@@ -52,8 +48,9 @@ from app.crypto.messages import (
     require_object,
 )
 from app.crypto.olm import LocalDevice, OlmChannel
-from app.crypto.sas import Party, SasState, SasVerification
+from app.crypto.sas import Party, SasVerification
 from app.crypto.store import CryptoStore, DeviceRecord, Recipient, TrustLevel
+from app.crypto.verification import Verifications, VerificationUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +80,6 @@ class RoomKeyReceived:
 
 
 @dataclass(frozen=True, slots=True)
-class VerificationUpdate:
-    verification: SasVerification
-    outgoing: list[OutgoingToDevice]
-    verified_device: DeviceRecord | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class DecryptedToDevice:
     """An Olm payload of a type the machine does not handle itself (for other services)."""
 
@@ -98,8 +88,6 @@ class DecryptedToDevice:
     type: str
     content: Phi[dict[str, Any]] = field(repr=False)
 
-
-_MAX_VERIFICATIONS = 32
 
 ToDeviceResult = RoomKeyReceived | VerificationUpdate | DecryptedToDevice
 
@@ -132,7 +120,11 @@ class CryptoMachine:
         self._olm = OlmChannel(self._account, self.local, store, pickle_key, self._clock_ms,
                                self._save_account)
         self._claims: dict[str, str] = {}  # device id -> user id we asked the server about
-        self._verifications: dict[str, SasVerification] = {}
+        self._verifications = Verifications(
+            Party(user_id, identity.device_id, identity.ed25519),
+            lambda user, device: self.devices(user).get(device),
+            self._mark_verified,
+        )
         self._save_account()
 
     @classmethod
@@ -332,7 +324,7 @@ class CryptoMachine:
         """Handle one to-device message as the relay delivered it."""
         content = _as_object(content)
         if type_ in VERIFICATION_TYPES:
-            return self._receive_verification(sender_user, sender_device, type_, content)
+            return self._verifications.receive(sender_user, sender_device, type_, content)
         if type_ != ENCRYPTED:
             raise MalformedPayload("unexpected to-device type")
         sender = self._store.device_by_curve(get_key(content, "sender_key"))
@@ -354,71 +346,21 @@ class CryptoMachine:
     def start_verification(
         self, user_id: str, device_id: str,
     ) -> tuple[SasVerification, OutgoingToDevice]:
-        peer = self._device(user_id, device_id)
-        sas, message = SasVerification.start(self._party(), _party_of(peer))
-        self._remember(sas)
-        return sas, message
+        return self._verifications.start(self._device(user_id, device_id))
 
     def confirm_verification(self, transaction_id: str) -> VerificationUpdate:
         """The user says the codes match: send our MAC; mark verified once both MACs hold."""
-        sas = self._verification(transaction_id)
-        outgoing = sas.confirm()
-        return VerificationUpdate(sas, outgoing, self._finish(sas))
+        return self._verifications.confirm(transaction_id)
 
     def cancel_verification(self, transaction_id: str, code: str = "user") -> OutgoingToDevice:
-        return self._verification(transaction_id).cancel(code)
+        return self._verifications.cancel(transaction_id, code)
 
     # --- internals -----------------------------------------------------------------------
 
-    def _receive_verification(
-        self, sender_user: str, sender_device: str, type_: str, content: dict[str, Any],
-    ) -> VerificationUpdate:
-        if type_ == VERIFICATION_START:
-            peer = self.devices(sender_user).get(sender_device)
-            if peer is None:
-                raise UnknownSenderDevice("verification from a device not in our view")
-            if get_str(content, "transaction_id", max_len=64) in self._verifications:
-                raise VerificationError("verification start replayed")
-            sas, accept = SasVerification.accept(self._party(), _party_of(peer), content)
-            self._remember(sas)
-            return VerificationUpdate(sas, [accept])
-        sas = self._verification(get_str(content, "transaction_id", max_len=64))
-        if (sas.peer.user_id, sas.peer.device_id) != (sender_user, sender_device):
-            raise VerificationError("verification message from another device")
-        try:
-            outgoing = sas.receive(type_, content)
-        except E2EEError:
-            if type_ == VERIFICATION_CANCEL:
-                raise
-            return VerificationUpdate(sas, [sas.cancellation()])
-        return VerificationUpdate(sas, outgoing, self._finish(sas))
-
-    def _finish(self, sas: SasVerification) -> DeviceRecord | None:
-        if not sas.verified:
-            return None
-        if sas.peer.user_id == self.local.user_id and sas.peer.device_id == self.local.device_id:
-            return None
+    def _mark_verified(self, peer: Party) -> DeviceRecord:
         # Marks the keys the MAC covered; if they changed meanwhile this raises.
-        self._set_trust(sas.peer.user_id, sas.peer.device_id, sas.peer.ed25519,
-                        TrustLevel.VERIFIED)
-        return self._device(sas.peer.user_id, sas.peer.device_id)
-
-    def _remember(self, sas: SasVerification) -> None:
-        # Finished transactions are kept a while so a late cancel finds them; bounded so a
-        # flood of starts cannot grow memory without limit.
-        if len(self._verifications) >= _MAX_VERIFICATIONS:
-            for txn, old in list(self._verifications.items()):
-                if old.state in (SasState.DONE, SasState.CANCELLED):
-                    del self._verifications[txn]
-        if len(self._verifications) >= _MAX_VERIFICATIONS:
-            self._verifications.pop(next(iter(self._verifications)))
-        self._verifications[sas.transaction_id] = sas
-
-    def _verification(self, transaction_id: str) -> SasVerification:
-        sas = self._verifications.get(transaction_id)
-        if sas is None:
-            raise VerificationError("no such verification in progress")
-        return sas
+        self._set_trust(peer.user_id, peer.device_id, peer.ed25519, TrustLevel.VERIFIED)
+        return self._device(peer.user_id, peer.device_id)
 
     def _receive_room_key(self, sender: DeviceRecord, content: dict[str, Any]) -> RoomKeyReceived:
         key = megolm.parse_room_key(content)
@@ -507,9 +449,6 @@ class CryptoMachine:
                             self.local.ed25519, self.local.curve25519, 0, "",
                             TrustLevel.VERIFIED)
 
-    def _party(self) -> Party:
-        return Party(self.local.user_id, self.local.device_id, self.local.ed25519)
-
     def _signed_key(self, key_id: str, key: vodozemac.Curve25519PublicKey) -> dict[str, str]:
         text = key.to_base64()
         message = one_time_key_message(self.local.device_id, key_id, text)
@@ -528,6 +467,3 @@ def _as_object(content: Any) -> dict[str, Any]:
         return parse_object(content)
     return require_object(content, "content")
 
-
-def _party_of(record: DeviceRecord) -> Party:
-    return Party(record.user_id, record.device_id, record.ed25519)

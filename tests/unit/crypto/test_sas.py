@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.crypto.errors import SasMismatch, VerificationError
-from app.crypto.machine import VerificationUpdate
 from app.crypto.messages import VERIFICATION_CANCEL, VERIFICATION_KEY
 from app.crypto.sas import Party, SasState, SasVerification
 from app.crypto.sas_emoji import SAS_EMOJI
 from app.crypto.store import TrustLevel
+from app.crypto.verification import VerificationUpdate
 from tests.unit.crypto.world import Relay, make_peer, wire
 
 
@@ -54,11 +54,21 @@ def test_both_devices_show_the_same_codes_and_end_verified(world):
     done_a = alice.machine.confirm_verification(sas_a.transaction_id)
     relay.send(alice, done_a.outgoing)
     assert done_a.verified_device is None  # bob's MAC has not come yet
+    [mac_at_bob] = relay.deliver(bob)
+    assert mac_at_bob.verified_device is None  # bob's user has not confirmed yet
     done_b = bob.machine.confirm_verification(sas_b.transaction_id)
     relay.send(bob, done_b.outgoing)
-    pump(relay, alice, bob)
+    # bob already has alice's MAC: his confirm completes at once
+    assert done_b.verified_device.device_id == alice.device_id
+    [mac_at_alice] = pump(relay, alice, bob)[alice.device_id]
+    assert mac_at_alice.verified_device.trust is TrustLevel.VERIFIED
     assert sas_a.verified and sas_b.verified
     assert alice.machine.devices("bob")[bob.device_id].trust is TrustLevel.VERIFIED
+    assert bob.machine.devices("alice")[alice.device_id].trust is TrustLevel.VERIFIED
+    # a late cancel after the end changes nothing and reports no second verification
+    relay.send(alice, [alice.machine.cancel_verification(sas_a.transaction_id)])
+    [late] = relay.deliver(bob)
+    assert late.outgoing == [] and late.verified_device is None and sas_b.verified
     assert bob.machine.devices("alice")[alice.device_id].trust is TrustLevel.VERIFIED
 
 
