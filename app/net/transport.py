@@ -4,9 +4,10 @@ server errors turned into typed exceptions with user-safe messages.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -51,6 +52,12 @@ class Transport:
         self.ssl_context = pinned_ssl_context(ca_pem)
         self.signer = signer
         self.token = ""
+        # Called when the server says the access token expired; returns the new one. The
+        # lock makes concurrent expiries share one refresh: a second refresh with the
+        # already-rotated refresh token would look like theft to the server and end the
+        # session.
+        self.refresher: Callable[[], Awaitable[str]] | None = None
+        self._refresh_lock = asyncio.Lock()
         self._client = httpx.AsyncClient(
             base_url=self.base_url, verify=self.ssl_context, timeout=timeout_s,
             headers={"User-Agent": "SafeConsult"},
@@ -62,6 +69,25 @@ class Transport:
     async def request(
         self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        token_used = self.token
+        try:
+            return await self._send(method, path, json_body, content, headers)
+        except ServerError as exc:
+            retry = exc.code in ("token_expired", "unauthenticated") and bool(token_used)
+            if not retry or self.refresher is None:
+                raise
+            async with self._refresh_lock:  # waits for a refresh already under way
+                if self.token == token_used:
+                    if exc.code != "token_expired":
+                        raise  # the session really ended
+                    self.token = await self.refresher()
+        # Either we refreshed, or another request did and our old token was replaced.
+        return await self._send(method, path, json_body, content, headers)
+
+    async def _send(
+        self, method: str, path: str, json_body: Any, content: bytes | None,
+        headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         body = content if content is not None else (
             json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else b""

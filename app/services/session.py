@@ -157,6 +157,16 @@ class SessionService:
             self.bindings.save(device)
         return self._signed_in(device, user, tokens)
 
+    async def _refresh(self) -> str:
+        """Rotate the token pair (the transport calls this when the access token expired)."""
+        if self.tokens is None or self.transport is None or self.device is None:
+            raise SignInRefused("unauthenticated", "Your session has ended. Sign in again.")
+        tokens = await auth_api.refresh(self.transport, self.tokens.refresh_token)
+        self.tokens = tokens
+        self._keystore_for(self.device.username, self.device.device_id).set_token(
+            tokens.refresh_token)
+        return tokens.access_token
+
     def _pending(self, device: LocalDevice) -> None:
         self._publish(SessionSnapshot(SessionState.PENDING_APPROVAL, None, device.device_id,
                                       fingerprint(device.identity.ed25519)))
@@ -166,6 +176,8 @@ class SessionService:
         store = self._keystore_for(device.username, device.device_id)
         store.set_token(tokens.refresh_token)
         self.tokens = tokens
+        if self.transport is not None:
+            self.transport.refresher = self._refresh
         self.cache = self._open_cache(user, device)
         self._publish(SessionSnapshot(SessionState.SIGNED_IN, user, device.device_id,
                                       fingerprint(device.identity.ed25519)))

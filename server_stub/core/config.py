@@ -36,7 +36,7 @@ class ServerSettings:
     break_glass_ttl_s: int = 4 * 3600  # a break-glass grant lapses after this
     signal_ttl_s: int = 30  # a call-signaling message waits this long for an offline device
     relay_sweep_interval_s: float = 300.0  # retention purge + lapsed-grant sweep
-    relay_watch_interval_s: float = 2.0  # push device-list changes and wipe/logout orders
+    relay_watch_interval_s: float = 0.5  # push device-list changes and wipe/logout orders (<= 1 s)
 
     @property
     def db_path(self) -> Path:

@@ -189,3 +189,31 @@ async def test_remote_wipe_by_push_arrives_within_a_second(open_server, open_wor
     assert done - cli_done <= 1.0, f"push wipe took {done - cli_done:.2f}s after the order"
     assert [p for p in ws.paths.data.rglob("*") if p.is_file()] == []
     await ws.session.aclose()
+
+
+async def test_expired_access_tokens_are_refreshed_once_for_concurrent_calls(tmp_path):
+    import asyncio
+
+    from app.net import auth_api
+    from tests.integration.conftest import Workstation
+    from tests.support.server import start_server
+
+    server = start_server(tmp_path / "srv", require_device_approval=False,
+                          access_token_ttl_s=1)
+    try:
+        creds = create_user(server, "dr.longshift")
+        ws = Workstation(server, tmp_path / "ws")
+        await sign_in(ws, creds)
+        first_refresh = ws.session.tokens.refresh_token
+        await asyncio.sleep(1.2)
+        # Five calls hit the expired token at once: one refresh serves them all (a second
+        # refresh with the rotated token would end the session as a suspected theft).
+        users = await asyncio.gather(*(auth_api.session_info(ws.session.transport)
+                                       for _ in range(5)))
+        assert {u.username for u in users} == {"dr.longshift"}
+        assert ws.session.tokens.refresh_token != first_refresh
+        await asyncio.sleep(1.2)
+        assert (await auth_api.session_info(ws.session.transport)).username == "dr.longshift"
+        await ws.session.aclose()
+    finally:
+        server.stop()
