@@ -4,7 +4,10 @@ Opening it (:meth:`Cache.open`):
 
 1. key with a random 256-bit *raw* key from the key store (``PRAGMA key = "x'<hex>'"``), so
    SQLCipher skips its PBKDF2 step -- the key is already full-entropy -- and opening is fast;
-   ``cipher_memory_security`` on, so SQLCipher wipes the memory it frees;
+   ``cipher_memory_security`` on, so SQLCipher wipes the memory it frees and locks its
+   buffers out of swap. That is process-wide and sticky in SQLCipher (it cannot be turned
+   off again) and costly: see docs/performance.md. ``memory_security=False`` leaves it off;
+   the default is on;
 2. prove the key by reading the schema: a wrong key (another device, a lost key entry) or a
    damaged first page -> :class:`CacheKeyError`;
 3. WAL, foreign keys, temporary tables in memory (no temp files), migrations;
@@ -14,8 +17,12 @@ Opening it (:meth:`Cache.open`):
    because SQLCipher authenticates every page it loads (-> :class:`CacheCorrupt`);
 5. rollback: the database keeps a generation counter that the key store keeps too. A file
    whose counter is below the key store's is an old copy put back -> :class:`CacheRollback`.
-   The counter is bumped on open, on close and on :meth:`checkpoint` (the session calls it
-   periodically), database first, so a crash between the two leaves database >= key store.
+   The counter is bumped in the session's first write transaction (inside it: no extra
+   fsync), on :meth:`checkpoint` (the session calls it periodically) and on close after a
+   write -- database first, so a crash between the two leaves database >= key store. Not on
+   open itself: that would cost a durable write (an fsync, milliseconds) on every unlock,
+   and a session that writes nothing leaves the file as it was, so there is nothing newer
+   to roll back from. The first write also clears the "closed cleanly" flag.
 
 Every error above is a :class:`CacheUnreadable`, and its recovery is :meth:`Cache.rebuild`:
 delete the unreadable files (db, -wal, -shm and the cache's encrypted files, whose keys were
@@ -85,13 +92,17 @@ class Cache:
         self._conn = conn
         self._keys = keys
         self._depth = 0
+        self._wrote = False  # this session has bumped the generation already
         self.generation = 0
         self.full_check_ran = False
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, keys: CacheKeys, *, verify: Verify = "auto") -> Cache:
+    def open(
+        cls, directory: Path, keys: CacheKeys, *, verify: Verify = "auto",
+        memory_security: bool = True,
+    ) -> Cache:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = directory / DB_NAME
         existed = db.exists() and db.stat().st_size > 0
@@ -100,11 +111,10 @@ class Cache:
         conn = sqlcipher3.connect(str(db), isolation_level=None)
         try:
             cache = cls(directory, conn, keys)
-            cache._key(key)
+            cache._key(key, memory_security=memory_security)
             cache._prepare(fresh=not existed)
             cache._verify(verify)
             cache._check_generation()
-            cache._bump(clean=False)
         except BaseException:
             conn.close()
             raise
@@ -120,12 +130,13 @@ class Cache:
         remove_cache(directory)
         return cls.open(directory, keys)
 
-    def _key(self, key: bytes) -> None:
+    def _key(self, key: bytes, *, memory_security: bool) -> None:
         if len(key) != 32:
             raise CacheError("cache key must be 32 bytes")
         # Raw-key form: no KDF. The hex never reaches a log: this string lives only here.
         self._conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-        self._conn.execute("PRAGMA cipher_memory_security = ON")
+        if memory_security:
+            self._conn.execute("PRAGMA cipher_memory_security = ON")
         try:
             self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
         except sqlcipher3.DatabaseError:
@@ -188,15 +199,23 @@ class Cache:
         self.generation = db_gen
 
     def _bump(self, *, clean: bool) -> None:
-        new = max(self.generation, self._keys.generation()) + 1
+        """Bump the generation in its own transaction."""
         with self.write():
-            self._conn.execute(
-                "UPDATE meta SET generation = ?, clean_shutdown = ? WHERE id = 1",
-                (new, int(clean)),
-            )
-        # Database first (durable: synchronous=FULL), then the key store.
-        self._keys.set_generation(new)
-        self.generation = new
+            self._write_generation(clean=clean)
+        self._publish_generation()
+
+    def _write_generation(self, *, clean: bool) -> None:
+        self._next_generation = max(self.generation, self._keys.generation()) + 1
+        self._conn.execute(
+            "UPDATE meta SET generation = ?, clean_shutdown = ? WHERE id = 1",
+            (self._next_generation, int(clean)),
+        )
+        self._wrote = True
+
+    def _publish_generation(self) -> None:
+        # After the database commit (durable: synchronous=FULL), never before.
+        self._keys.set_generation(self._next_generation)
+        self.generation = self._next_generation
 
     # -- use -----------------------------------------------------------------------------
 
@@ -207,7 +226,11 @@ class Cache:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlcipher3.Connection]:
-        """One write transaction; nested uses join the outer one."""
+        """One write transaction; nested uses join the outer one.
+
+        The session's first write transaction also bumps the generation and clears the
+        clean-shutdown flag, inside the same commit.
+        """
         if self._depth:
             self._depth += 1
             try:
@@ -218,29 +241,49 @@ class Cache:
         with db_errors():
             self._conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        first_write = False
         try:
             yield self._conn
+            if not self._wrote and self._has_meta():
+                self._write_generation(clean=False)
+                first_write = True
         except BaseException:
             self._depth = 0
+            if first_write:
+                self._wrote = False
             with contextlib.suppress(sqlcipher3.Error):
                 self._conn.execute("ROLLBACK")
             raise
         self._depth = 0
-        with db_errors():
-            self._conn.execute("COMMIT")
+        try:
+            with db_errors():
+                self._conn.execute("COMMIT")
+        except BaseException:
+            if first_write:
+                self._wrote = False
+            raise
+        if first_write:
+            self._publish_generation()
+
+    def _has_meta(self) -> bool:
+        # False only inside the very first migration, before the meta table exists.
+        return self._conn.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
+        ).fetchone() is not None
 
     def checkpoint(self) -> None:
         """Bump the rollback counter mid-session (call it periodically, e.g. every minute)."""
         self._bump(clean=False)
 
     def close(self) -> None:
-        """Bump, mark clean, fold the WAL into the database, close."""
+        """After a write (or a full check): bump, mark clean, fold the WAL in. Then close."""
         if self._conn is None:
             return
         try:
-            self._bump(clean=True)
-            with db_errors():
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if self._wrote or self.full_check_ran:
+                self._bump(clean=True)
+                with db_errors():
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self._conn.close()
             self._conn = None  # type: ignore[assignment]

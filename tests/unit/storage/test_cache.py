@@ -92,16 +92,47 @@ def test_rollback_within_a_session_is_caught_after_checkpoint(tmp_path, keys):
         Cache.open(live, keys)
 
 
-def test_generation_moves_on_each_open_and_close(tmp_path, keys):
+def test_generation_moves_on_first_write_checkpoint_and_close(tmp_path, keys):
+    Cache.open(tmp_path, keys).close()
+    start = keys.generation()
     cache = Cache.open(tmp_path, keys)
-    first = cache.generation
-    assert keys.generation() == first
+    assert keys.generation() == start  # opening writes nothing (no fsync on unlock)
+    repo = MessageRepository(cache)
+    repo.insert(msg(1))
+    assert keys.generation() == cache.generation == start + 1
+    repo.insert(msg(2))
+    assert keys.generation() == start + 1  # once per session, not per write
     cache.checkpoint()
-    assert keys.generation() == first + 1
+    assert keys.generation() == start + 2
     cache.close()
-    assert keys.generation() == first + 2
+    assert keys.generation() == start + 3
     with Cache.open(tmp_path, keys) as cache:
-        assert cache.generation == first + 3
+        assert cache.generation == start + 3
+    assert keys.generation() == start + 3  # a read-only session leaves the file as it was
+
+
+def test_rollback_of_a_session_that_only_wrote_once(tmp_path, keys):
+    live, backup = tmp_path / "live", tmp_path / "backup"
+    Cache.open(live, keys).close()
+    shutil.copytree(live, backup)
+    cache = Cache.open(live, keys)
+    MessageRepository(cache).insert(msg(1))
+    cache.conn.close()  # crash: no close(), no checkpoint
+    shutil.rmtree(live)
+    shutil.copytree(backup, live)
+    with pytest.raises(CacheRollback):
+        Cache.open(live, keys)
+
+
+def test_failed_first_write_does_not_count_as_the_bump(tmp_path, keys):
+    Cache.open(tmp_path, keys).close()
+    start = keys.generation()
+    with Cache.open(tmp_path, keys) as cache:
+        with pytest.raises(RuntimeError), cache.write():
+            raise RuntimeError("boom")
+        assert keys.generation() == start
+        MessageRepository(cache).insert(msg(1))
+        assert keys.generation() == start + 1
 
 
 def test_crash_between_db_and_keystore_bump_still_opens(tmp_path, keys):
@@ -142,8 +173,9 @@ def test_corrupt_page_found_when_read(tmp_path, keys):
 
 
 def test_unclean_shutdown_triggers_full_check(tmp_path, keys):
+    Cache.open(tmp_path, keys).close()
     cache = Cache.open(tmp_path, keys)
-    cache.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    MessageRepository(cache).insert(msg(1))
     cache.conn.close()  # no close(): as after a crash
     reopened = Cache.open(tmp_path, keys)
     assert reopened.full_check_ran
