@@ -21,7 +21,7 @@ class ProtocolError(SafeConsultError):
     user_message = "The server sent an answer this version of SafeConsult does not understand."
 
 
-def _field(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+def response_field(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
     if not isinstance(data, dict) or not isinstance(data.get(name), kind) or (
         kind is int and isinstance(data.get(name), bool)
     ):
@@ -31,12 +31,21 @@ def _field(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
 
 def parse_tokens(data: Any) -> Tokens:
     return Tokens(
-        session_id=_field(data, "session_id", str),
-        access_token=_field(data, "access_token", str),
-        access_expires_ms=_field(data, "access_expires_ms", int),
-        refresh_token=_field(data, "refresh_token", str),
-        refresh_expires_ms=_field(data, "refresh_expires_ms", int),
-        session_expires_ms=_field(data, "session_expires_ms", int),
+        session_id=response_field(data, "session_id", str),
+        access_token=response_field(data, "access_token", str),
+        access_expires_ms=response_field(data, "access_expires_ms", int),
+        refresh_token=response_field(data, "refresh_token", str),
+        refresh_expires_ms=response_field(data, "refresh_expires_ms", int),
+        session_expires_ms=response_field(data, "session_expires_ms", int),
+    )
+
+
+def parse_user(data: Any) -> SignedInUser:
+    return SignedInUser(
+        user_id=response_field(data, "user_id", str),
+        username=response_field(data, "username", str),
+        role=response_field(data, "role", str),
+        device_id=response_field(data, "device_id", str),
     )
 
 
@@ -69,8 +78,8 @@ async def enroll(
     })
     session = data.get("session") if isinstance(data, dict) else None
     return EnrollResult(
-        user_id=_field(data, "user_id", str),
-        state=_enum(DeviceState, _field(data, "state", str), "state"),
+        user_id=response_field(data, "user_id", str),
+        state=_enum(DeviceState, response_field(data, "state", str), "state"),
         tokens=parse_tokens(session) if session is not None else None,
     )
 
@@ -81,19 +90,12 @@ async def login(
     data = await transport.post_json("/v1/auth/login", {
         "username": username, "password": password, "totp_code": totp_code,
     })
-    user = SignedInUser(
-        user_id=_field(data, "user_id", str), username=_field(data, "username", str),
-        role=_field(data, "role", str), device_id=_field(data, "device_id", str),
-    )
-    return user, parse_tokens(_field(data, "session", dict))
+    return parse_user(data), parse_tokens(response_field(data, "session", dict))
 
 
 async def session_info(transport: Transport) -> SignedInUser:
     data = await transport.get_json("/v1/auth/session")
-    return SignedInUser(
-        user_id=_field(data, "user_id", str), username=_field(data, "username", str),
-        role=_field(data, "role", str), device_id=_field(data, "device_id", str),
-    )
+    return parse_user(data)
 
 
 async def refresh(transport: Transport, refresh_token: str) -> Tokens:
@@ -109,8 +111,8 @@ async def device_status(transport: Transport) -> DeviceStatus:
     data = await transport.get_json("/v1/devices/self/status")
     order_id = data.get("order_id") if isinstance(data, dict) else None
     return DeviceStatus(
-        state=_enum(DeviceState, _field(data, "state", str), "state"),
-        order=_enum(Order, _field(data, "order", str), "order"),
+        state=_enum(DeviceState, response_field(data, "state", str), "state"),
+        order=_enum(Order, response_field(data, "order", str), "order"),
         order_id=order_id if isinstance(order_id, str) else None,
     )
 
@@ -124,3 +126,4 @@ async def acknowledge_order(
         "order": order.value, "order_id": order_id, "ts_ms": ts_ms,
         "signature": identity.sign(message),
     })
+

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import platform
 import time
@@ -22,10 +23,11 @@ from app.core.errors import SafeConsultError, ServerError
 from app.core.session import DeviceState, Order, SignedInUser, Tokens
 from app.crypto.identity import DeviceIdentity
 from app.crypto.proof import ProofSigner
-from app.net import auth_api
+from app.net import audit_api, auth_api
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
 from app.security.device_binding import DeviceBindings, KeyStoreFor, LocalDevice
+from app.security.kiosk import logout_cleanup
 from app.security.wiper import Wiper
 from app.storage.cache import Cache, cache_dir
 from app.storage.errors import CacheUnreadable
@@ -99,6 +101,7 @@ class SessionService:
         self.cache: Cache | None = None
         self.tokens: Tokens | None = None
         self._poller: asyncio.Task | None = None
+        self.last_attestation: tuple[bool, bytes] | None = None
         self._pusher: asyncio.Task | None = None
 
     def _default_transport(self, identity: DeviceIdentity) -> Transport:
@@ -270,15 +273,36 @@ class SessionService:
             backoff = min(backoff * 2, 30.0)
 
     async def sign_out(self, *, tell_server: bool = True) -> None:
-        if tell_server and self.transport is not None and self.tokens is not None:
-            with contextlib.suppress(SafeConsultError):
-                await auth_api.logout(self.transport)
         if self.device is not None:
             self._keystore_for(self.device.username, self.device.device_id).set_token(None)
         self._close_cache()
+        if self.policy.kiosk:
+            # Shared device: nothing of this session may remain. Erase, check, and leave a
+            # signed attestation in the audit while the session can still write to it.
+            await self._kiosk_attest(tell_server)
+        if tell_server and self.transport is not None and self.tokens is not None:
+            with contextlib.suppress(SafeConsultError):
+                await auth_api.logout(self.transport)
         await self._drop_transport()
         self.tokens = None
         self._publish(SessionSnapshot(SessionState.SIGNED_OUT))
+
+    async def _kiosk_attest(self, tell_server: bool) -> None:
+        device_id = self.device.device_id if self.device is not None else ""
+        clean, report = logout_cleanup(self.paths, device_id=device_id)
+        self.last_attestation = (clean, report)
+        log.info("kiosk data removed", extra={"event": "kiosk_attest",
+                                              "state": "clean" if clean else "left_over"})
+        if not (tell_server and self.device and self.transport and self.tokens):
+            return
+        fields = json.loads(report)
+        detail = {k: fields[k] for k in ("clean", "files", "bytes", "plaintext_databases",
+                                         "listing_sha256", "checked_ms")}
+        detail["signature"] = self.device.identity.sign(report)
+        with contextlib.suppress(SafeConsultError):
+            await audit_api.record_client_event(
+                self.transport, "kiosk.attest", object_type="device", object_id=device_id,
+                outcome="ok" if clean else "failed", detail=detail)
 
     async def wipe(self, *, reason: str, acknowledge: bool, order_id: str | None = None) -> None:
         """Crypto-erase this device's data; then tell the server, signed with the identity
