@@ -242,7 +242,7 @@ def decrypt(
         decrypted = _open_inbound(record, pickle_key).decrypt(message)
     except (ValueError, TypeError) as exc:
         raise DecryptionFailed(f"Megolm message rejected ({vodozemac_detail(exc)})") from None
-    seen = store.seen_event(sender_key, session_id, decrypted.message_index)
+    seen = store.seen_event(session_id, decrypted.message_index)
     if seen is not None and seen != event_id:
         raise ReplayedMessage("Megolm message index already used by another event")
     try:
@@ -252,7 +252,7 @@ def decrypt(
     if get_str(payload, "room_id") != room_id:
         raise WrongRoom("room event was encrypted for another room")
     event_type, content = get_str(payload, "type"), get_object(payload, "content")
-    store.mark_seen(sender_key, session_id, decrypted.message_index, event_id)
+    store.mark_seen(session_id, decrypted.message_index, event_id)
     return DecryptedRoomEvent(
         room_id=room_id,
         event_id=event_id,

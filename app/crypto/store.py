@@ -103,11 +103,14 @@ class CryptoStore(Protocol):
 
     def save_inbound_group(self, record: InboundGroupRecord) -> None: ...
 
-    def seen_event(self, sender_key: str, session_id: str, index: int) -> str | None:
-        """The event id first decrypted at this Megolm message index, if any."""
+    def seen_event(self, session_id: str, index: int) -> str | None:
+        """The event id first decrypted at this Megolm message index, if any.
+
+        Keyed by session id alone (it is the session's own signing key, unique), so a
+        ciphertext re-posted under another sender key is still a replay."""
         ...
 
-    def mark_seen(self, sender_key: str, session_id: str, index: int, event_id: str) -> None: ...
+    def mark_seen(self, session_id: str, index: int, event_id: str) -> None: ...
 
     def user_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
         """The caller's view of a user's devices; None if the user was never seen."""
@@ -125,7 +128,7 @@ class MemoryCryptoStore:
         self._olm: dict[str, dict[str, OlmSessionRecord]] = {}
         self._outbound: dict[str, OutboundGroupRecord] = {}
         self._inbound: dict[tuple[str, str, str], InboundGroupRecord] = {}
-        self._seen: dict[tuple[str, str, int], str] = {}
+        self._seen: dict[tuple[str, int], str] = {}
         self._devices: dict[str, dict[str, DeviceRecord]] = {}
 
     def load_account(self) -> str | None:
@@ -161,11 +164,11 @@ class MemoryCryptoStore:
     def save_inbound_group(self, record: InboundGroupRecord) -> None:
         self._inbound[(record.room_id, record.sender_key, record.session_id)] = record
 
-    def seen_event(self, sender_key: str, session_id: str, index: int) -> str | None:
-        return self._seen.get((sender_key, session_id, index))
+    def seen_event(self, session_id: str, index: int) -> str | None:
+        return self._seen.get((session_id, index))
 
-    def mark_seen(self, sender_key: str, session_id: str, index: int, event_id: str) -> None:
-        self._seen.setdefault((sender_key, session_id, index), event_id)
+    def mark_seen(self, session_id: str, index: int, event_id: str) -> None:
+        self._seen.setdefault((session_id, index), event_id)
 
     def user_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
         devices = self._devices.get(user_id)

@@ -216,3 +216,24 @@ def test_send_after_a_member_left_without_sharing_again_is_refused(world):
     alice.machine.block_device("carol", carol.device_id)
     with pytest.raises(RoomKeyNotShared):  # a device blocked since the last share
         alice.machine.encrypt_room_event(ROOM, ["alice", "bob", "carol"], "sc.message", {})
+
+
+def test_member_reposting_anothers_ciphertext_as_its_own_is_a_replay(world):
+    """carol re-sends alice's room key to bob as if it were her own session, then re-posts
+    alice's ciphertext under her sender key: bob has seen that (session, index) already."""
+    from app.crypto import megolm
+    from app.crypto.messages import ENCRYPTED, ROOM_KEY, OutgoingToDevice
+    relay, _, alice, bob, carol = world
+    relay.share(alice, ROOM, ["alice", "bob", "carol"])
+    # the signed session key exactly as carol received it over Olm
+    stolen = megolm.room_key_content(alice.store.outbound_group(ROOM), alice.pickle_key)
+    event = relay.say(alice, ROOM, ["alice", "bob", "carol"], "alice said this")
+    assert body(bob.machine.decrypt_room_event(ROOM, "$e1", event)) == "alice said this"
+    relay.connect(carol, "bob")
+    bob_record = carol.machine.devices("bob")[bob.device_id]
+    envelope = carol.machine._olm.encrypt(bob_record, ROOM_KEY, stolen)
+    relay.send(carol, [OutgoingToDevice("bob", bob.device_id, ENCRYPTED, envelope)])
+    relay.deliver(bob)  # accepted: it only ever authenticates carol's own messages
+    reposted = {**event, "sender_key": carol.identity.curve25519}
+    with pytest.raises(ReplayedMessage):
+        bob.machine.decrypt_room_event(ROOM, "$e2", reposted)
