@@ -198,12 +198,12 @@ class CryptoMachine:
                     self._claims[record.device_id] = user_id
         return missing
 
-    def receive_key_claim(self, response: dict[str, Any]) -> list[str]:
+    def receive_key_claim(self, response: Any) -> list[str]:
         """Feed a claim answer (``{"keys": {device_id: {key_id, key, signature, ...}}}``).
 
         Only devices we asked about are used; a key must be signed by the device as we know
         it. Returns the device ids whose key was refused."""
-        keys = require_object(response.get("keys"), "claim keys")
+        keys = require_object(_as_object(response).get("keys"), "claim keys")
         refused = []
         for device_id, claimed in keys.items():
             user_id = self._claims.get(device_id)
@@ -402,6 +402,8 @@ class CryptoMachine:
     def _recipients(
         self, members: Iterable[str],
     ) -> tuple[frozenset[Recipient], list[tuple[str, str, TrustLevel]], list[str]]:
+        if isinstance(members, str):  # a lone user id would iterate as characters
+            raise TypeError("members must be a collection of user ids")
         recipients, withheld, unknown = set(), [], []
         for user_id in sorted(set(members) | {self.local.user_id}):
             devices = self._store.user_devices(user_id)

@@ -236,3 +236,21 @@ def test_claim_answer_for_a_device_blocked_meanwhile_opens_no_session(world):
     alice.machine.block_device("bob", bob.device_id)
     alice.machine.receive_key_claim(relay.claim([d for _, d in missing]))
     assert alice.store.olm_sessions(bob.identity.curve25519) == []
+
+
+@pytest.mark.parametrize("response", [[], "{", {"keys": []}, {}, None])
+def test_garbage_claim_answers_get_a_clear_error(world, response):
+    _, alice, _, _ = world
+    alice.machine.missing_sessions(["bob"])
+    with pytest.raises(MalformedPayload):
+        alice.machine.receive_key_claim(response)
+
+
+def test_garbage_claimed_key_for_an_asked_device_is_refused(world):
+    _, alice, bob, _ = world
+    alice.machine.missing_sessions(["bob"])
+    assert alice.machine.receive_key_claim({"keys": {"unasked": "y"}}) == []
+    assert alice.machine.receive_key_claim({"keys": {bob.device_id: "y"}}) == [bob.device_id]
+    assert alice.machine.receive_key_claim(
+        {"keys": {bob.device_id: {"key_id": "A", "key": "short", "signature": "x"}}}
+    ) == [bob.device_id]

@@ -208,3 +208,27 @@ def test_verification_message_from_another_device_is_refused(world):
         alice.machine.receive_to_device("carol", carol.device_id, "sc.verification.accept",
                                         accept)
     assert sas_a.state is SasState.STARTED
+
+
+def test_verification_opens_the_room_under_the_verified_only_policy():
+    from app.crypto.devices import TrustPolicy
+    from app.crypto.megolm import MissingRoomKey
+    from tests.unit.crypto.world import body
+    relay = Relay()
+    alice = relay.enroll(make_peer("alice", policy=TrustPolicy.VERIFIED_ONLY))
+    bob = relay.enroll(make_peer("bob"))
+    for peer in (alice, bob):
+        relay.sync_devices(peer, "alice", "bob")
+    before = relay.say(alice, "!room", ["alice", "bob"], "not yet")
+    assert isinstance(bob.machine.decrypt_room_event("!room", "$1", before), MissingRoomKey)
+
+    sas_a, start = alice.machine.start_verification("bob", bob.device_id)
+    relay.send(alice, [start])
+    sas_b = pump(relay, alice, bob)[bob.device_id][0].verification
+    relay.send(alice, alice.machine.confirm_verification(sas_a.transaction_id).outgoing)
+    relay.send(bob, bob.machine.confirm_verification(sas_b.transaction_id).outgoing)
+    pump(relay, alice, bob)
+
+    after = relay.say(alice, "!room", ["alice", "bob"], "now verified")
+    assert after["session_id"] != before["session_id"]
+    assert body(bob.machine.decrypt_room_event("!room", "$2", after)) == "now verified"
