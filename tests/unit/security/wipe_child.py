@@ -39,7 +39,9 @@ def setup(root: Path) -> None:
     paths = Paths.under(root)
     ks = keystore_for(root)
     for user, device in OWNERS:
-        with Cache.open(cache_dir(paths.data, user, device), ks(user, device)) as cache:
+        directory = cache_dir(paths.data, user, device)
+        # Fixture data only: memory security would just make the set-up slower.
+        with Cache.open(directory, ks(user, device), memory_security=False) as cache:
             MessageRepository(cache).insert_many(
                 CachedMessage("!r", f"$e{i}", "@s", i, Phi(f"{MARKER} {user} {i}"))
                 for i in range(200)
