@@ -1,23 +1,23 @@
-"""GUI composition root: ``safeconsult [--demo] [--data-dir DIR] ...``.
+"""GUI composition root: ``safeconsult [--demo [--join DIR]] [--data-dir DIR] ...``.
 
-Order: command line -> machine policy -> paths -> logging -> settings -> QApplication with
-the qasync loop -> services -> main window (sign-in screen first).
+Order: command line -> machine policy (or the demo's) -> paths -> logging -> settings ->
+QApplication -> the sign-in window, painted -> the qasync loop -> services on demand.
 
 Start-up stays light on purpose: this module imports only the standard library and
 ``app.config`` at the top; Qt comes in when a window is really needed (``--version`` and
-``--help`` never load it), and heavy libraries (aiortc, pydicom, cv2, vodozemac, sqlcipher3)
-are imported by the features that use them, after the window is up. tests/ui/test_cli.py
-checks this.
+``--help`` never load it); the sign-in window is painted before asyncio and qasync load; and
+the session service -- which brings vodozemac, sqlcipher3 and httpx -- loads at the first
+sign-in. tests/ui/test_cli.py checks this; tests/bench/test_startup_bench.py measures it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,10 +28,14 @@ from app.config import Paths, Policy, PolicyLoad, Settings, load_policy
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from app.security.keystore import KeyStore
     from app.services.app_state import AppState
+    from app.services.session import SessionService, SessionSnapshot
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "safeconsult.svg"
-DEMO_MODULE = "app.services.demo_server"
+
+SignIn = Callable[[str, str, str], Awaitable[None]]
+KeyStoreFor = Callable[[str, str], "KeyStore"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,20 +77,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.join is not None and not args.demo:
         print("safeconsult: --join needs --demo.", file=sys.stderr)
         return 2
-    if args.demo and importlib.util.find_spec(DEMO_MODULE) is None:
-        print("safeconsult: the demo server (app/services/demo_server.py) is not part of this "
-              "build yet; start the client without --demo.", file=sys.stderr)
-        return 2
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-    policy_load = load_policy(args.policy)
+    if args.demo:
+        return _run_demo(args)
     paths = Paths.under(args.data_dir) if args.data_dir else Paths.for_user()
+    return _run_client(args, load_policy(), paths)
+
+
+def _run_client(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths) -> int:
     from app.core.logsafe import configure_logging
 
     configure_logging(paths.logs)
     settings = Settings.load(paths.settings_file())
     return _run_gui(args, policy_load, paths, settings)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """The embedded reference server (app.services.demo_server) for as long as the window."""
+    from app.core.errors import SafeConsultError
+    from app.services.demo_server import DemoServer
+
+    try:
+        if args.join is not None:
+            demo = DemoServer.join(args.join)
+        else:
+            print("safeconsult: starting the demo server…", flush=True)
+            demo = DemoServer.start(args.data_dir / "demo" if args.data_dir else None)
+    except SafeConsultError as exc:
+        print(f"safeconsult: {exc.user_message} ({exc})", file=sys.stderr)
+        return 1
+    with demo:  # stops the server it started (a joining client leaves it running)
+        print(demo.credentials_text(), flush=True)
+        # A --policy file gives the demo its settings (kiosk, lock time...); the address and
+        # the CA are always the demo server's.
+        base = load_policy(args.policy) if args.policy else PolicyLoad(Policy())
+        policy = replace(base.policy, server_url=demo.url, pinned_ca_pem=demo.ca_pem,
+                         source=f"demo ({args.policy or demo.root})")
+        paths = Paths.under(args.data_dir) if args.data_dir else demo.client_paths()
+        return _run_client(args, PolicyLoad(policy, base.problem), paths)
 
 
 def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
@@ -102,45 +131,32 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
         app.setWindowIcon(QIcon(str(ICON)))
     # We end the loop ourselves when the window closes (see _serve), after async clean-up.
     app.setQuitOnLastWindowClosed(False)
-    window = None
-    if not args.demo:
-        # First frame first: the sign-in screen needs no event loop to appear, so it is painted
-        # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
-        window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings)
-        window.show()
-        app.processEvents()
-        if args.screenshot is not None:
-            _save_screenshot(window, args.screenshot)
-            window.close()
-            return 0
+    window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings)
+    window.show()
+    # First frame first: the sign-in screen needs no event loop to appear, so it is painted
+    # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
+    app.processEvents()
+    if args.screenshot is not None:
+        _save_screenshot(window, args.screenshot)
+        window.close()
+        return 0
 
     from app.ui.asyncbridge import install_event_loop
 
     loop = install_event_loop(app)
     with loop:
-        return loop.run_until_complete(
-            _serve(app, args, policy_load, paths, settings, window=window))
+        return loop.run_until_complete(_serve(app, window))
 
 
-async def _serve(app: QApplication, args: argparse.Namespace, policy_load: PolicyLoad,
-                 paths: Paths, settings: Settings, *, window: Any = None) -> int:
+async def _serve(app: QApplication, window: Any) -> int:
     import asyncio
 
-    async with contextlib.AsyncExitStack() as stack:
-        if window is None:
-            # --demo: the window needs the embedded server's address and CA first.
-            policy = await _start_demo(stack, args, paths, policy_load.policy)
-            window = _build_window(app, policy, policy_load.problem, paths, settings)
-            window.show()
-        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        app.lastWindowClosed.connect(lambda: closed.done() or closed.set_result(None))
-        if not window.isVisible():  # closed before the loop started: nothing left to run
-            closed.set_result(None)
-        if args.screenshot is not None:
-            await asyncio.sleep(0)  # one turn of the Qt loop: layout and first paint
-            _save_screenshot(window, args.screenshot)
-            window.close()
-        await closed
+    closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    app.lastWindowClosed.connect(lambda: closed.done() or closed.set_result(None))
+    if not window.isVisible():  # closed before the loop started: nothing left to run
+        closed.set_result(None)
+    await closed
+    await window.shutdown()
     return 0
 
 
@@ -172,45 +188,93 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
         if not policy.kiosk:
             new.save(paths.settings_file())
 
-    runner = TaskRunner(app)
+    session = SessionLink(state, policy, paths)
     return MainWindow(
-        state=state, runner=runner, sign_in=_sign_in_hook(state, policy, paths),
+        state=state, runner=TaskRunner(app), sign_in=session.sign_in,
         about=AboutInfo(version=__version__, policy=policy, policy_problem=policy_problem,
                         data_dir=paths.data),
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,
+        on_close=session.aclose,
     )
 
 
-# ---- HOOK: sign-in ---------------------------------------------------------------------------
-# The session service (password + TOTP + device proof) is being written elsewhere. Replace this
-# with the service's ``sign_in`` coroutine; it must set ``state.user`` (and ``state.device``,
-# ``state.connection``) and raise SafeConsultError with a user message on failure.
-def _sign_in_hook(state: AppState, policy: Policy, paths: Paths) -> Any:
-    from app.core.errors import SafeConsultError
+class SessionLink:
+    """Connects the session service (app.services.session) to the shell's AppState.
 
-    async def sign_in(username: str, password: str, totp: str) -> None:
-        raise SafeConsultError(
-            "session service not wired", user_message="Sign-in is not available in this build yet.",
-        )
+    The service is created at the first sign-in, not at start-up: importing it loads the
+    crypto, cache and network libraries. Its snapshots become ``state.user``/``state.device``;
+    the outcome of each attempt becomes ``state.connection``.
+    """
 
-    return sign_in
+    def __init__(self, state: AppState, policy: Policy, paths: Paths, *,
+                 keystore_for: KeyStoreFor | None = None) -> None:
+        self._state, self._policy, self._paths = state, policy, paths
+        self._keystore_for = keystore_for
+        self.service: SessionService | None = None
+
+    def _service(self) -> SessionService:
+        if self.service is None:
+            from app.services.session import SessionService
+
+            self.service = SessionService(self._policy, self._paths,
+                                          self._keystore_for or _keystore_for(self._policy))
+            self.service.changed.connect(self._show)
+        return self.service
+
+    async def sign_in(self, username: str, password: str, totp: str) -> None:
+        from app.core.errors import CertificateNotPinned
+        from app.services.app_state import ConnectionState
+
+        service = self._service()
+        self._state.connection = ConnectionState.CONNECTING
+        try:
+            await service.sign_in(username, password, totp)
+        except CertificateNotPinned:
+            self._state.connection = ConnectionState.CERTIFICATE_ERROR
+            raise
+        except BaseException:
+            # Unreachable, refused (wrong code, pending device...) or cancelled: no session.
+            self._state.connection = ConnectionState.OFFLINE
+            raise
+        self._state.connection = ConnectionState.ONLINE
+        service.start_polling()  # logout/wipe orders
+        service.start_push()
+
+    def _show(self, snapshot: SessionSnapshot) -> None:
+        from app.services.app_state import ConnectionState, DeviceState
+        from app.services.session import SessionState
+
+        state = self._state
+        if snapshot.state is SessionState.SIGNED_IN:
+            state.device, state.device_fingerprint = DeviceState.ACTIVE, ""
+            state.user = snapshot.user
+        elif snapshot.state is SessionState.PENDING_APPROVAL:
+            state.user = None
+            state.device, state.device_fingerprint = DeviceState.PENDING, snapshot.fingerprint
+        else:
+            state.user = None
+            state.connection = ConnectionState.OFFLINE
+            if snapshot.state is SessionState.WIPED:
+                state.device, state.device_fingerprint = DeviceState.WIPED, ""
+
+    async def aclose(self) -> None:
+        if self.service is not None:
+            if self._policy.kiosk:
+                # Logout-on-close: nothing of the session outlives the window.
+                with contextlib.suppress(Exception):
+                    await self.service.sign_out()
+            await self.service.aclose()
 
 
-# ---- HOOK: --demo ----------------------------------------------------------------------------
-# app/services/demo_server.py (another engineer's) provides
-#     start_demo(root: Path, *, join: Path | None) -> async context manager
-# yielding an object with .url, .ca_pem and .users. The server lives as long as the window.
-async def _start_demo(stack: contextlib.AsyncExitStack, args: argparse.Namespace, paths: Paths,
-                      policy: Policy) -> Policy:
-    import tempfile
+def _keystore_for(policy: Policy) -> KeyStoreFor:
+    """Where device secrets live: the OS keyring; in kiosk mode, memory only."""
+    if policy.kiosk:
+        from app.security.kiosk import session_keys
 
-    from app.services.demo_server import start_demo  # type: ignore[import-not-found]
+        return session_keys
+    from app.security.keystore import KeyringKeyStore
 
-    root = args.data_dir or Path(tempfile.mkdtemp(prefix="safeconsult-demo-"))
-    demo = await stack.enter_async_context(start_demo(root, join=args.join))
-    print(f"safeconsult: demo server at {demo.url}", flush=True)
-    return replace(policy, server_url=demo.url, pinned_ca_pem=demo.ca_pem,
-                   source="demo" if policy.source == "defaults" else policy.source)
+    return lambda user, device_id: KeyringKeyStore.open(user, device_id)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """What the GUI shell shows about the application as a whole, as one evented object.
 
 Services write these fields; widgets observe them (``state.events.<field>.connect(...)``) and
-never poll. The object is Qt-free so the headless client and the tests can use it too.
+never poll. The object is Qt-free so the headless client and the tests can use it too. The
+user and device types are the domain's own (``app.core.session``), so the session service's
+snapshots drop in without translation.
 
 Threading: psygnal calls observers synchronously in the thread that sets a field. Services
 run on the asyncio loop, which in the GUI is the Qt main thread (qasync), so widgets may be
@@ -16,6 +18,11 @@ from typing import ClassVar
 
 from psygnal import SignalGroupDescriptor
 
+from app.core.session import DeviceState, SignedInUser
+
+__all__ = ["ADMIN_ROLES", "AppState", "ConnectionState", "DeviceState", "SignedInUser",
+           "is_admin"]
+
 
 class ConnectionState(StrEnum):
     OFFLINE = "offline"
@@ -26,35 +33,13 @@ class ConnectionState(StrEnum):
     CERTIFICATE_ERROR = "certificate_error"
 
 
-class DeviceState(StrEnum):
-    UNENROLLED = "unenrolled"
-    PENDING = "pending"  # enrolled, waiting for IT's approval
-    ACTIVE = "active"
-    REVOKED = "revoked"
+# Roles (app.core.session.ROLES) that see the Admin area: device approval, wipe, audit trail.
+# The server enforces access; the client only avoids showing what the user cannot use.
+ADMIN_ROLES = frozenset({"it_admin", "auditor"})
 
 
-class Role(StrEnum):
-    CLINICIAN = "clinician"
-    IT_ADMIN = "it_admin"
-    AUDITOR = "auditor"
-
-
-# Roles that see the Admin area (device approval, wipe, audit trail). The server enforces
-# access; the client only avoids showing what the user cannot use.
-ADMIN_ROLES = frozenset({Role.IT_ADMIN, Role.AUDITOR})
-
-
-@dataclass(frozen=True)
-class SignedInUser:
-    """A member of staff (not a patient): their name may appear in the shell."""
-
-    username: str
-    role: Role
-    display_name: str = ""
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role in ADMIN_ROLES
+def is_admin(user: SignedInUser | None) -> bool:
+    return user is not None and user.role in ADMIN_ROLES
 
 
 @dataclass
@@ -63,6 +48,8 @@ class AppState:
 
     connection: ConnectionState = ConnectionState.OFFLINE
     device: DeviceState = DeviceState.UNENROLLED
+    # The device key's fingerprint while IT must approve it (read out over the phone).
+    device_fingerprint: str = ""
     # Seconds until auto-lock; None while no session is open (nothing to lock).
     lock_seconds_left: int | None = None
     user: SignedInUser | None = None

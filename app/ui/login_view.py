@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from PySide6.QtCore import QEvent, QRegularExpression, Qt, Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtGui import QFontDatabase, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -88,6 +88,20 @@ class LoginView(QWidget):
         for field in (self.username, self.password, self.totp):
             field.returnPressed.connect(self._submit)
 
+        # While IT has to approve this workstation: the key fingerprint to read out to them.
+        self.fingerprint_intro = QLabel()
+        self.fingerprint_intro.setWordWrap(True)
+        self.fingerprint = QLabel()
+        self.fingerprint.setObjectName("deviceFingerprint")
+        self.fingerprint.setWordWrap(True)
+        self.fingerprint.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setPointSize(self.font().pointSize() + 2)
+        self.fingerprint.setFont(mono)
+        self.set_fingerprint("")
+
         self.server = QLabel()
         self.server.setObjectName("serverUrl")
         self.server.setProperty("role", "subtle")
@@ -109,6 +123,8 @@ class LoginView(QWidget):
         card_layout.addWidget(self.intro)
         card_layout.addLayout(form)
         card_layout.addWidget(self.error)
+        card_layout.addWidget(self.fingerprint_intro)
+        card_layout.addWidget(self.fingerprint)
         card_layout.addWidget(self.submit)
         card_layout.addSpacing(8)
         card_layout.addWidget(self.server)
@@ -139,6 +155,8 @@ class LoginView(QWidget):
         self.totp.setAccessibleName(self.tr("Authenticator code"))
         self.submit.setText(self.tr("Signing in…") if self._busy else self.tr("Sign in"))
         self.server.setText(fill(self.tr("Server: %1"), self._server_url))
+        self.fingerprint_intro.setText(self.tr(
+            "This workstation is waiting for IT's approval. Read this device fingerprint to IT:"))
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:
@@ -151,6 +169,12 @@ class LoginView(QWidget):
         self.error.setText(message)
         self.error.setVisible(bool(message))
         self.error.setAccessibleDescription(message)
+
+    def set_fingerprint(self, fingerprint: str) -> None:
+        """Show the device key fingerprint IT needs to approve this workstation ("" hides it)."""
+        self.fingerprint.setText(fingerprint)
+        for label in (self.fingerprint_intro, self.fingerprint):
+            label.setVisible(bool(fingerprint))
 
     def _missing_field(self) -> tuple[str, QLineEdit] | None:
         if not self.username.text().strip():

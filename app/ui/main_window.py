@@ -8,7 +8,7 @@ Menus switch language and theme at runtime and save the choice to the user's set
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QSho
 from PySide6.QtWidgets import QMainWindow, QMenu, QStackedWidget, QVBoxLayout, QWidget
 
 from app.config import Settings
-from app.services.app_state import AppState, SignedInUser
+from app.services.app_state import AppState, DeviceState, SignedInUser
 from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.banner import SharedDeviceBanner
@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         save_settings: Callable[[Settings], None],
         languages: LanguageSwitcher,
         theme: ThemeController,
+        on_close: Callable[[], Awaitable[None]] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
         self._save_settings = save_settings
         self._languages = languages
         self._theme = theme
+        self._on_close = on_close
 
         self.banner = SharedDeviceBanner()
         self.banner.setVisible(about.policy.kiosk)
@@ -80,7 +82,10 @@ class MainWindow(QMainWindow):
             state, self.statusBar(), warning_s=about.policy.lock_warning_s)
         self._build_menus()
         observe(state.events.user, self._user_changed, self)
+        observe(state.events.device, self._show_fingerprint, self)
+        observe(state.events.device_fingerprint, self._show_fingerprint, self)
         self._user_changed(state.user)
+        self._show_fingerprint()
         self.resize(1100, 720)
         self.setMinimumSize(720, 520)
         self.retranslate()
@@ -99,6 +104,10 @@ class MainWindow(QMainWindow):
     def _user_changed(self, user: SignedInUser | None) -> None:
         self.pages.setCurrentWidget(self.workspace if user is not None else self.login)
         self._focus_page()
+
+    def _show_fingerprint(self, *_: object) -> None:
+        pending = self._state.device == DeviceState.PENDING
+        self.login.set_fingerprint(self._state.device_fingerprint if pending else "")
 
     def _focus_page(self) -> None:
         # Keyboard users start typing at once: the user name, or the navigation list.
@@ -205,3 +214,9 @@ class MainWindow(QMainWindow):
         # Background work belongs to this window; nothing should call back into it later.
         self._runner.cancel_all()
         super().closeEvent(event)
+
+    async def shutdown(self) -> None:
+        """After the window closed: end the services it used (the composition root awaits it)."""
+        self._runner.cancel_all()
+        if self._on_close is not None:
+            await self._on_close()

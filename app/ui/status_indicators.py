@@ -32,6 +32,7 @@ def device_text(state: DeviceState) -> str:
         DeviceState.PENDING: translate("StatusIndicators", "Device awaiting IT approval"),
         DeviceState.ACTIVE: translate("StatusIndicators", "Device approved"),
         DeviceState.REVOKED: translate("StatusIndicators", "Device revoked: contact IT"),
+        DeviceState.WIPED: translate("StatusIndicators", "SafeConsult data removed by IT"),
     }[state]
 
 
@@ -86,7 +87,7 @@ class StatusIndicators:
         self.device.setText(text)
         self.device.setAccessibleName(text)
         _restyle(self.device, _state_tag(
-            state == DeviceState.REVOKED, state == DeviceState.ACTIVE))
+            state in (DeviceState.REVOKED, DeviceState.WIPED), state == DeviceState.ACTIVE))
 
     def _show_lock(self, seconds: int | None) -> None:
         text = lock_text(seconds)

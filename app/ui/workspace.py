@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.services.app_state import AppState, Role, SignedInUser
+from app.services.app_state import AppState, SignedInUser, is_admin
 from app.ui.i18n import fill
 from app.ui.observe import observe
 from app.ui.views.admin import AdminView
@@ -48,12 +48,17 @@ AREAS = (
 )
 
 
-def role_text(role: Role) -> str:
-    return {
-        Role.CLINICIAN: QCoreApplication.translate("Workspace", "Clinician"),
-        Role.IT_ADMIN: QCoreApplication.translate("Workspace", "IT administrator"),
-        Role.AUDITOR: QCoreApplication.translate("Workspace", "Auditor"),
-    }[role]
+def role_text(role: str) -> str:
+    """The role's name for people; an unknown role (a newer server) shows as sent."""
+    translate = QCoreApplication.translate
+    names = {
+        "physician": translate("Workspace", "Physician"),
+        "nurse": translate("Workspace", "Nurse"),
+        "consultant": translate("Workspace", "Consultant"),
+        "it_admin": translate("Workspace", "IT administrator"),
+        "auditor": translate("Workspace", "Auditor"),
+    }
+    return names.get(role, role)
 
 
 class Workspace(QWidget):
@@ -123,9 +128,9 @@ class Workspace(QWidget):
             self.stack.setCurrentWidget(self.views[str(item.data(_KEY_ROLE))])
 
     def _user_changed(self, user: SignedInUser | None) -> None:
-        is_admin = user is not None and user.is_admin
+        admin = is_admin(user)
         for area in AREAS:
-            self._items[area.key].setHidden(area.admin_only and not is_admin)
+            self._items[area.key].setHidden(area.admin_only and not admin)
         current = self.navigation.currentItem()
         if current is None or current.isHidden():
             self.show_area("consults")
@@ -136,7 +141,7 @@ class Workspace(QWidget):
             self.user_label.clear()
             return
         self.user_label.setText(fill(self.tr("Signed in as %1 (%2)"),
-                                     user.display_name or user.username, role_text(user.role)))
+                                     user.username, role_text(user.role)))
 
     def retranslate(self) -> None:
         for area in AREAS:

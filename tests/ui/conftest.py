@@ -102,19 +102,21 @@ def make_window(qtbot, qloop, languages, theme, fake_sign_in, tmp_path):
     """Build a MainWindow like the composition root does; keyword arguments override."""
 
     def build(*, policy: Policy | None = None, problem: str = "",
-              state: AppState | None = None, saved: list[Settings] | None = None) -> MainWindow:
+              state: AppState | None = None, saved: list[Settings] | None = None,
+              on_close=None, sign_in=None) -> MainWindow:
         paths = Paths.under(tmp_path)
         runner = TaskRunner()
         window = MainWindow(
             state=state or AppState(policy_problem=problem),
             runner=runner,
-            sign_in=fake_sign_in,
+            sign_in=sign_in or fake_sign_in,
             about=AboutInfo(version="9.9.9", policy=policy or Policy(),
                             policy_problem=problem, data_dir=paths.data),
             settings=Settings(),
             save_settings=(saved.append if saved is not None else lambda _s: None),
             languages=languages,
             theme=theme,
+            on_close=on_close,
         )
         runner.setParent(window)
         qtbot.addWidget(window)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from app.core.session import ROLES
 from app.services.app_state import (
+    ADMIN_ROLES,
     AppState,
     ConnectionState,
     DeviceState,
-    Role,
     SignedInUser,
+    is_admin,
 )
 
 
@@ -23,7 +25,7 @@ def test_each_field_emits_on_change_only():
 
     for name in ("connection", "device", "lock_seconds_left", "user", "policy_problem"):
         getattr(state.events, name).connect(recorder(name))
-    user = SignedInUser("dr.chen", Role.CLINICIAN)
+    user = SignedInUser("u1", "dr.chen", "physician", "d1")
     state.connection = ConnectionState.ONLINE
     state.connection = ConnectionState.ONLINE  # unchanged: no event
     state.device = DeviceState.ACTIVE
@@ -36,9 +38,10 @@ def test_each_field_emits_on_change_only():
 
 
 def test_admin_roles():
-    assert SignedInUser("a", Role.IT_ADMIN).is_admin
-    assert SignedInUser("b", Role.AUDITOR).is_admin
-    assert not SignedInUser("c", Role.CLINICIAN).is_admin
+    assert ADMIN_ROLES.issubset(ROLES)  # named as the domain names them
+    admins = {role for role in ROLES if is_admin(SignedInUser("u", "x", role, "d"))}
+    assert admins == {"it_admin", "auditor"}
+    assert not is_admin(None)
 
 
 def test_is_qt_free():

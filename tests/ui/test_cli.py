@@ -12,6 +12,7 @@ import pytest
 
 from app import __version__
 from app import main as app_main
+from app.config import Policy, PolicyLoad
 
 ROOT = Path(__file__).resolve().parents[2]
 # Imported only by the features that need them, never to show the first window.
@@ -52,11 +53,15 @@ def test_policy_without_demo_is_ignored_with_a_warning(monkeypatch, tmp_path, ca
     seen = {}
     monkeypatch.setattr(app_main, "_run_gui", lambda args, load, paths, settings:
                         seen.update(policy=load.policy, data=paths.data) or 0)
+    asked: list[Path | None] = []
+    monkeypatch.setattr(app_main, "load_policy",
+                        lambda path=None: asked.append(path) or PolicyLoad(Policy()))
     policy = tmp_path / "policy.json"
     policy.write_text('{"kiosk": true}')
     assert app_main.main(["--policy", str(policy), "--data-dir", str(tmp_path / "d")]) == 0
     assert "only honoured with --demo" in capsys.readouterr().err
-    assert seen["policy"].kiosk is False  # the file was not used
+    assert asked == [None]  # the machine policy's own location, not the file given
+    assert seen["policy"].kiosk is False
     assert seen["data"] == tmp_path / "d" / "data"
 
 
@@ -65,12 +70,28 @@ def test_join_needs_demo(capsys):
     assert "--join needs --demo" in capsys.readouterr().err
 
 
-def test_demo_without_the_demo_module_says_so(monkeypatch, capsys):
-    real = app_main.importlib.util.find_spec
-    monkeypatch.setattr(app_main.importlib.util, "find_spec",
-                        lambda name: None if name == app_main.DEMO_MODULE else real(name))
-    assert app_main.main(["--demo"]) == 2
-    assert "demo server" in capsys.readouterr().err
+def test_demo_starts_the_embedded_server_and_points_the_client_at_it(tmp_path):
+    """--demo end to end: server process, demo users printed, client window rendered, server
+    stopped when the window goes."""
+    png = tmp_path / "demo.png"
+    result = run("--demo", "--data-dir", str(tmp_path / "d"), "--screenshot", str(png),
+                 timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "SafeConsult demo server: https://127.0.0.1:" in result.stdout
+    assert "Demo users" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((tmp_path / "d" / "demo" / "demo.json").read_text())
+    # The server is gone with the window: its port no longer answers.
+    import socket
+    port = int(manifest["url"].rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_join_without_a_running_demo_says_so(tmp_path):
+    result = run("--demo", "--join", str(tmp_path))
+    assert result.returncode == 1
+    assert "No running demo found" in result.stderr
 
 
 def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):

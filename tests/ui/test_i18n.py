@@ -12,7 +12,7 @@ import pytest
 
 import app.core.errors as core_errors
 from app.config import Settings
-from app.services.app_state import AppState, ConnectionState, Role, SignedInUser
+from app.services.app_state import AppState, ConnectionState, SignedInUser
 from app.ui.error_texts import USER_MESSAGES
 from app.ui.i18n import CHINESE, ENGLISH, LanguageSwitcher, fill, pick_language
 
@@ -45,7 +45,7 @@ def test_fill_is_single_pass():
 
 def test_switch_to_chinese_and_back_live(qtbot, make_window, languages, save_screenshot):
     saved: list[Settings] = []
-    state = AppState(user=SignedInUser("dr.chen", Role.IT_ADMIN),
+    state = AppState(user=SignedInUser("u1", "dr.chen", "it_admin", "d1"),
                      connection=ConnectionState.ONLINE, lock_seconds_left=61)
     window = make_window(state=state, saved=saved)
     window.show()
@@ -126,8 +126,19 @@ def test_catalogue_covers_every_string_in_the_code(tmp_path):
     assert len(messages(fresh)) > 60
 
 
-def test_every_core_error_message_is_translatable():
-    classes = [c for _, c in inspect.getmembers(core_errors, inspect.isclass)
-               if issubclass(c, core_errors.SafeConsultError)]
-    missing = {c.__name__ for c in classes if c.user_message not in USER_MESSAGES}
-    assert missing == set()
+def test_every_error_on_the_sign_in_path_is_translatable():
+    import app.core.errors
+    import app.crypto.identity
+    import app.net.auth_api
+    import app.security.device_binding
+    import app.security.keystore
+    import app.services.demo_server
+    import app.storage.errors
+    from app.services.session import REFUSALS
+
+    modules = (app.core.errors, app.net.auth_api, app.security.keystore,
+               app.security.device_binding, app.crypto.identity, app.storage.errors,
+               app.services.demo_server)
+    messages = {c.user_message for m in modules for _, c in inspect.getmembers(m, inspect.isclass)
+                if issubclass(c, core_errors.SafeConsultError)} | set(REFUSALS.values())
+    assert messages - set(USER_MESSAGES) == set()

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.core.errors import SafeConsultError
-from app.services.app_state import AppState, Role, SignedInUser
+from app.services.app_state import AppState, SignedInUser
 from app.ui.asyncbridge import TaskRunner
 from app.ui.login_view import LoginView
 
@@ -109,7 +109,7 @@ def test_signing_in_switches_the_window_to_the_workspace(qtbot, make_window, fak
     """The login view does not navigate; the window follows AppState.user, set by sign-in."""
     state = AppState()
     fake_sign_in.on_success = lambda name: setattr(
-        state, "user", SignedInUser(name, Role.CLINICIAN))
+        state, "user", SignedInUser("u1", name, "nurse", "d1"))
     window = make_window(state=state)
     window.show()
     fill_in(qtbot, window.login)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from PySide6.QtCore import Qt
 
 from app.config import Policy
 from app.core.errors import ConnectionFailed
-from app.services.app_state import (
-    AppState,
-    ConnectionState,
-    DeviceState,
-    Role,
-    SignedInUser,
-)
+from app.services.app_state import AppState, ConnectionState, DeviceState, SignedInUser
 
-CLINICIAN = SignedInUser("dr.chen", Role.CLINICIAN, "Dr Chen")
+
+def user(username: str, role: str) -> SignedInUser:
+    return SignedInUser(user_id=f"u-{username}", username=username, role=role, device_id="d-1")
+
+
+CLINICIAN = user("dr.chen", "physician")
 
 
 def test_starts_on_the_sign_in_screen(make_window, qtbot, save_screenshot):
@@ -39,7 +40,7 @@ def test_workspace_follows_the_signed_in_user(make_window, qtbot, save_screensho
     assert window.pages.currentWidget() is window.workspace
     assert window.workspace.current_area() == "consults"
     assert window.workspace.views["consults"].heading.text() == "No consults yet"
-    assert "Dr Chen" in window.workspace.user_label.text()
+    assert window.workspace.user_label.text() == "Signed in as dr.chen (Physician)"
     save_screenshot(window, "main.png")
     state.user = None
     assert window.pages.currentWidget() is window.login
@@ -48,19 +49,22 @@ def test_workspace_follows_the_signed_in_user(make_window, qtbot, save_screensho
 @pytest.mark.parametrize(
     ("role", "areas"),
     [
-        (Role.CLINICIAN, ["consults", "chat", "images"]),
-        (Role.IT_ADMIN, ["consults", "chat", "images", "admin"]),
-        (Role.AUDITOR, ["consults", "chat", "images", "admin"]),
+        ("physician", ["consults", "chat", "images"]),
+        ("nurse", ["consults", "chat", "images"]),
+        ("consultant", ["consults", "chat", "images"]),
+        ("it_admin", ["consults", "chat", "images", "admin"]),
+        ("auditor", ["consults", "chat", "images", "admin"]),
+        ("a_role_from_a_newer_server", ["consults", "chat", "images"]),
     ],
 )
 def test_admin_area_only_for_admin_roles(make_window, role, areas):
-    state = AppState(user=SignedInUser("someone", role))
+    state = AppState(user=user("someone", role))
     window = make_window(state=state)
     assert window.workspace.visible_areas() == areas
 
 
 def test_losing_the_admin_role_leaves_the_admin_area(make_window, qtbot):
-    state = AppState(user=SignedInUser("it.li", Role.IT_ADMIN))
+    state = AppState(user=user("it.li", "it_admin"))
     window = make_window(state=state)
     window.show()
     window.workspace.show_area("admin")
@@ -102,6 +106,9 @@ def test_status_bar_reflects_state(make_window):
     state.device = DeviceState.PENDING
     assert bar.device.text() == "Device awaiting IT approval"
     state.device = DeviceState.REVOKED
+    assert bar.device.property("state") == "bad"
+    state.device = DeviceState.WIPED
+    assert bar.device.text() == "SafeConsult data removed by IT"
     assert bar.device.property("state") == "bad"
     state.lock_seconds_left = 125
     assert not bar.lock.isHidden() and bar.lock.text() == "Locks in 2:05"
@@ -162,3 +169,30 @@ def test_about_with_an_unsigned_policy_file(make_window, qtbot):
     dialog = make_window(policy=Policy(source="/etc/p.json")).show_about()
     qtbot.addWidget(dialog)
     assert dialog.value("signer") == "Not signed"
+
+
+def test_pending_device_shows_its_fingerprint_on_the_sign_in_screen(make_window):
+    state = AppState()
+    window = make_window(state=state)
+    window.show()
+    assert window.login.fingerprint.isHidden()
+    state.device_fingerprint = "AbCd EfGh 1234"
+    assert window.login.fingerprint.isHidden()  # only while approval is pending
+    state.device = DeviceState.PENDING
+    assert window.login.fingerprint.isVisible()
+    assert window.login.fingerprint.text() == "AbCd EfGh 1234"
+    state.device = DeviceState.ACTIVE
+    assert window.login.fingerprint.isHidden()
+
+
+def test_shutdown_runs_the_close_hook(make_window, qtbot):
+    closed: list[bool] = []
+
+    async def on_close() -> None:
+        closed.append(True)
+
+    window = make_window(on_close=on_close)
+    task = asyncio.ensure_future(window.shutdown())
+    qtbot.waitUntil(task.done, timeout=2000)
+    task.result()
+    assert closed == [True]

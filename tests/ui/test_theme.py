@@ -80,9 +80,10 @@ def test_unknown_theme_is_refused(theme):
 
 
 def test_dark_screenshot(qapp, make_window, theme, save_screenshot):
-    from app.services.app_state import AppState, ConnectionState, Role, SignedInUser
+    from app.services.app_state import AppState, ConnectionState, SignedInUser
 
-    state = AppState(user=SignedInUser("it.li", Role.IT_ADMIN), connection=ConnectionState.ONLINE)
+    state = AppState(user=SignedInUser("u2", "it.li", "it_admin", "d2"),
+                     connection=ConnectionState.ONLINE)
     window = make_window(state=state)
     theme.apply("dark")
     window.show()

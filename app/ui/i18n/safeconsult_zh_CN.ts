@@ -171,6 +171,10 @@
         <translation>服务器：%1</translation>
     </message>
     <message>
+        <source>This workstation is waiting for IT&apos;s approval. Read this device fingerprint to IT:</source>
+        <translation>本工作站正在等待信息科批准。请将以下设备指纹告知信息科：</translation>
+    </message>
+    <message>
         <source>Enter your user name.</source>
         <translation>请输入用户名。</translation>
     </message>
@@ -268,8 +272,72 @@
         <translation>服务器拒绝了该请求。</translation>
     </message>
     <message>
-        <source>Sign-in is not available in this build yet.</source>
-        <translation>此版本暂不支持登录。</translation>
+        <source>The server sent an answer this version of SafeConsult does not understand.</source>
+        <translation>服务器返回的应答无法被此版本的 SafeConsult 识别。</translation>
+    </message>
+    <message>
+        <source>This workstation&apos;s secure key storage could not be used. Contact IT.</source>
+        <translation>无法使用本工作站的安全密钥存储。请联系信息科。</translation>
+    </message>
+    <message>
+        <source>No secure key storage exists on this machine (no OS keyring is available), so SafeConsult cannot keep patient data here. Contact IT, or use kiosk mode.</source>
+        <translation>本机没有安全密钥存储（没有可用的系统密钥环），因此 SafeConsult 无法在此保存患者数据。请联系信息科，或使用共享设备（kiosk）模式。</translation>
+    </message>
+    <message>
+        <source>This workstation&apos;s device identity could not be opened (it may have been copied from another machine). Sign in again to enroll this workstation.</source>
+        <translation>无法打开本工作站的设备身份（它可能是从另一台计算机复制来的）。请重新登录以注册本工作站。</translation>
+    </message>
+    <message>
+        <source>This device&apos;s identity could not be opened. Contact IT to re-enroll it.</source>
+        <translation>无法打开此设备的身份。请联系信息科重新注册。</translation>
+    </message>
+    <message>
+        <source>The local encrypted cache could not be used.</source>
+        <translation>无法使用本地加密缓存。</translation>
+    </message>
+    <message>
+        <source>The local encrypted cache cannot be read on this device. It will be rebuilt from the server; nothing on the server is lost.</source>
+        <translation>此设备无法读取本地加密缓存。缓存将从服务器重建；服务器上的数据不会丢失。</translation>
+    </message>
+    <message>
+        <source>The local encrypted cache is an older copy than this device last used, which can mean it was tampered with. It will be rebuilt from the server; contact IT if this happens again.</source>
+        <translation>本地加密缓存比此设备上次使用的版本更旧，这可能意味着它被篡改过。缓存将从服务器重建；如果再次发生，请联系信息科。</translation>
+    </message>
+    <message>
+        <source>The username, password or authenticator code is not correct.</source>
+        <translation>用户名、密码或验证码不正确。</translation>
+    </message>
+    <message>
+        <source>Too many failed attempts: this account is locked for a while. Try again later or contact IT.</source>
+        <translation>失败次数过多：此账户已被暂时锁定。请稍后再试，或联系信息科。</translation>
+    </message>
+    <message>
+        <source>Too many attempts. Wait a moment, then try again.</source>
+        <translation>尝试次数过多。请稍等片刻后再试。</translation>
+    </message>
+    <message>
+        <source>This account is disabled. Contact IT.</source>
+        <translation>此账户已停用。请联系信息科。</translation>
+    </message>
+    <message>
+        <source>This workstation is enrolled and waiting for IT&apos;s approval. Give IT the device fingerprint shown below.</source>
+        <translation>本工作站已注册，正在等待信息科批准。请将下方显示的设备指纹提供给信息科。</translation>
+    </message>
+    <message>
+        <source>IT has revoked this workstation. Its SafeConsult data has been removed.</source>
+        <translation>信息科已吊销本工作站。其 SafeConsult 数据已被删除。</translation>
+    </message>
+    <message>
+        <source>This workstation&apos;s SafeConsult data was removed on IT&apos;s order.</source>
+        <translation>本工作站的 SafeConsult 数据已按信息科的指令删除。</translation>
+    </message>
+    <message>
+        <source>Enter a username, a password and the 6-digit authenticator code.</source>
+        <translation>请输入用户名、密码和 6 位验证码。</translation>
+    </message>
+    <message>
+        <source>The demo server could not be started. See the terminal for details.</source>
+        <translation>无法启动演示服务器。详细信息请查看终端。</translation>
     </message>
 </context>
 <context>
@@ -318,6 +386,10 @@
         <translation>设备已被吊销：请联系信息科</translation>
     </message>
     <message>
+        <source>SafeConsult data removed by IT</source>
+        <translation>SafeConsult 数据已被信息科删除</translation>
+    </message>
+    <message>
         <source>Locks in %1</source>
         <translation>%1 后锁定</translation>
     </message>
@@ -332,8 +404,16 @@
 <context>
     <name>Workspace</name>
     <message>
-        <source>Clinician</source>
-        <translation>临床医生</translation>
+        <source>Physician</source>
+        <translation>医生</translation>
+    </message>
+    <message>
+        <source>Nurse</source>
+        <translation>护士</translation>
+    </message>
+    <message>
+        <source>Consultant</source>
+        <translation>会诊专家</translation>
     </message>
     <message>
         <source>IT administrator</source>
