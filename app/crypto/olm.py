@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import vodozemac
@@ -52,7 +52,7 @@ class LocalDevice:
 @dataclass(frozen=True, slots=True)
 class OlmPlaintext:
     type: str
-    content: dict[str, Any]
+    content: dict[str, Any] = field(repr=False)  # may hold room keys or PHI
 
 
 class OlmChannel:
@@ -154,7 +154,9 @@ class OlmChannel:
                     # The pre-key message belongs to a session we already have and its
                     # message key is spent: a replay. Never fall through to creating a
                     # second inbound session from it (a fallback key would allow that).
-                    raise ReplayedMessage("Olm pre-key message already used") from None
+                    raise ReplayedMessage(
+                        "Olm pre-key message already used (or altered)"
+                    ) from None
                 continue  # a failed decrypt leaves a vodozemac session unchanged
             self._save(peer, session, created=False, created_ms=record.created_ms)
             return plaintext
