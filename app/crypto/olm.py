@@ -39,6 +39,10 @@ from app.crypto.messages import (
 from app.crypto.store import CryptoStore, DeviceRecord, OlmSessionRecord
 
 PRE_KEY, NORMAL = 0, 1
+# Sessions kept per peer device. Two are normal (one each way after a race); more mean a
+# peer that keeps starting over. Each normal message may be tried on all of them, so the
+# list is bounded: the least recently used go first.
+MAX_SESSIONS_PER_PEER = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,8 @@ class OlmChannel:
         # The one-time key is now used up: persist the account before anything else.
         self._save_account()
         self._save(peer, session, created=True)
+        for stale in self._store.olm_sessions(peer)[MAX_SESSIONS_PER_PEER:]:
+            self._store.drop_olm_session(peer, stale.session_id)
         return plaintext
 
     def _check_plaintext(self, sender: DeviceRecord, raw: bytes) -> OlmPlaintext:

@@ -87,6 +87,7 @@ class CryptoStore(Protocol):
         ...
 
     def save_olm_session(self, record: OlmSessionRecord) -> None: ...
+    def drop_olm_session(self, peer_curve25519: str, session_id: str) -> None: ...
 
     def outbound_group(self, room_id: str) -> OutboundGroupRecord | None: ...
     def save_outbound_group(self, record: OutboundGroupRecord) -> None: ...
@@ -143,6 +144,9 @@ class MemoryCryptoStore:
 
     def save_olm_session(self, record: OlmSessionRecord) -> None:
         self._olm.setdefault(record.peer_curve25519, {})[record.session_id] = record
+
+    def drop_olm_session(self, peer_curve25519: str, session_id: str) -> None:
+        self._olm.get(peer_curve25519, {}).pop(session_id, None)
 
     def outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
         return self._outbound.get(room_id)

@@ -254,3 +254,19 @@ def test_garbage_claimed_key_for_an_asked_device_is_refused(world):
     assert alice.machine.receive_key_claim(
         {"keys": {bob.device_id: {"key_id": "A", "key": "short", "signature": "x"}}}
     ) == [bob.device_id]
+
+
+def test_sessions_per_peer_are_bounded_and_the_newest_kept(world):
+    from app.crypto.olm import MAX_SESSIONS_PER_PEER
+    relay, alice, bob, _ = world
+    clock = bob.machine._clock_ms
+    record = alice.machine.devices("bob")[bob.device_id]
+    for n in range(MAX_SESSIONS_PER_PEER + 3):
+        alice.store._olm.clear()  # alice keeps starting over with a fresh session
+        relay.connect(alice, "bob")
+        clock.now += 1
+        message = wire(alice.machine._olm.encrypt(record, "t", {"n": n}))
+        bob.machine.receive_to_device("alice", alice.device_id, ENCRYPTED, message)
+    sessions = bob.store.olm_sessions(alice.identity.curve25519)
+    assert len(sessions) == MAX_SESSIONS_PER_PEER
+    assert alice.store.olm_sessions(bob.identity.curve25519)[0].session_id == sessions[0].session_id
