@@ -194,7 +194,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
         about=AboutInfo(version=__version__, policy=policy, policy_problem=policy_problem,
                         data_dir=paths.data),
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,
-        on_close=session.aclose,
+        on_close=session.aclose, sign_out=session.sign_out,
     )
 
 
@@ -256,6 +256,10 @@ class SessionLink:
             state.connection = ConnectionState.OFFLINE
             if snapshot.state is SessionState.WIPED:
                 state.device, state.device_fingerprint = DeviceState.WIPED, ""
+
+    async def sign_out(self) -> None:
+        if self.service is not None:
+            await self.service.sign_out()
 
     async def aclose(self) -> None:
         if self.service is not None:

@@ -46,6 +46,7 @@ class MainWindow(QMainWindow):
         languages: LanguageSwitcher,
         theme: ThemeController,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        sign_out: Callable[[], Awaitable[None]] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self._languages = languages
         self._theme = theme
         self._on_close = on_close
+        self._sign_out = sign_out
 
         self.banner = SharedDeviceBanner()
         self.banner.setVisible(about.policy.kiosk)
@@ -103,7 +105,13 @@ class MainWindow(QMainWindow):
 
     def _user_changed(self, user: SignedInUser | None) -> None:
         self.pages.setCurrentWidget(self.workspace if user is not None else self.login)
+        self.sign_out_action.setEnabled(user is not None and self._sign_out is not None)
         self._focus_page()
+
+    def sign_out(self) -> None:
+        if self._sign_out is not None and self._state.user is not None:
+            # The session service publishes the signed-out state; the window follows it.
+            self._runner.run_task(self._sign_out(), owner=self)
 
     def _show_fingerprint(self, *_: object) -> None:
         pending = self._state.device == DeviceState.PENDING
@@ -124,6 +132,10 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         self.file_menu = QMenu(self)
+        self.sign_out_action = QAction(self)
+        self.sign_out_action.triggered.connect(self.sign_out)
+        self.file_menu.addAction(self.sign_out_action)
+        self.file_menu.addSeparator()
         self.quit_action = QAction(self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
@@ -194,6 +206,7 @@ class MainWindow(QMainWindow):
     def retranslate(self) -> None:
         self.setWindowTitle("SafeConsult")
         self.file_menu.setTitle(self.tr("&File"))
+        self.sign_out_action.setText(self.tr("Sign &out"))
         self.quit_action.setText(self.tr("&Quit"))
         self.view_menu.setTitle(self.tr("&View"))
         self.language_menu.setTitle(self.tr("&Language"))

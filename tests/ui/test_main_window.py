@@ -196,3 +196,21 @@ def test_shutdown_runs_the_close_hook(make_window, qtbot):
     qtbot.waitUntil(task.done, timeout=2000)
     task.result()
     assert closed == [True]
+
+
+def test_sign_out_is_offered_only_while_signed_in(make_window, qtbot):
+    state = AppState()
+    calls: list[str] = []
+
+    async def sign_out() -> None:
+        calls.append("sign out")
+        state.user = None  # what the session service's snapshot does
+
+    window = make_window(state=state, sign_out=sign_out)
+    assert not window.sign_out_action.isEnabled()
+    state.user = CLINICIAN
+    assert window.sign_out_action.isEnabled()
+    window.sign_out_action.trigger()
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.login, timeout=2000)
+    assert calls == ["sign out"]
+    assert not window.sign_out_action.isEnabled()

@@ -202,6 +202,10 @@
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
+        <source>Sign &amp;out</source>
+        <translation>退出登录(&amp;O)</translation>
+    </message>
+    <message>
         <source>&amp;Quit</source>
         <translation>退出(&amp;Q)</translation>
     </message>
