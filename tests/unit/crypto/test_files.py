@@ -201,3 +201,18 @@ def test_decrypt_chunks_yields_incrementally():
     assert next(chunks) == b"q" * CHUNK
     with pytest.raises(FileTampered):
         list(chunks)
+
+
+def test_sm4_missing_from_the_library_is_refused_clearly(monkeypatch):
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from app.crypto import files
+
+    def unsupported(self, nonce, data, aad):
+        raise UnsupportedAlgorithm("no SM4 in this OpenSSL")
+
+    monkeypatch.setattr(files._Sm4Gcm, "encrypt", unsupported)
+    with pytest.raises(UnsupportedSuite) as info:
+        new_file_key("sm4-gcm")
+    assert "not available" in info.value.user_message
+    assert len(new_file_key("aes-256-gcm")) == 32  # no silent switch: AES still explicit

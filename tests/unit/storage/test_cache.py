@@ -244,3 +244,17 @@ def test_write_rolls_back_on_error(tmp_path, keys):
             repo.insert(msg(1))
             raise RuntimeError("boom")
         assert repo.list_room("!r1") == []
+
+
+def test_stale_side_files_without_a_database_are_dropped(tmp_path, keys):
+    cache = Cache.open(tmp_path, keys)
+    MessageRepository(cache).insert_many(msg(i) for i in range(50))
+    wal = (tmp_path / f"{DB_NAME}-wal").read_bytes()
+    cache.conn.close()  # crash with the data still in the WAL
+    (tmp_path / DB_NAME).unlink()  # ... and a half-finished delete
+    (tmp_path / f"{DB_NAME}-wal").write_bytes(wal)
+    with Cache.open(tmp_path, keys, verify="full") as fresh:
+        # The dead cache's WAL (ciphertext under a discarded key) is gone at once.
+        last_frame = wal[-4096:]
+        assert all(last_frame not in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        assert MessageRepository(fresh).list_room("!r1") == []
