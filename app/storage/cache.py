@@ -107,9 +107,10 @@ class Cache:
         db = directory / DB_NAME
         existed = db.exists() and db.stat().st_size > 0
         if not existed:
-            # Side files without their database (a crash mid-delete) belong to a dead cache:
-            # SQLite must not try to replay them into the new one.
-            remove_cache(directory, keep_files=True)
+            # Side files and encrypted files without their database (a crash mid-delete)
+            # belong to a dead cache: their keys were in it. SQLite must not try to replay a
+            # stale WAL into the new database either.
+            remove_cache(directory)
         # A new file gets a new key: whatever old copies exist somewhere stay unreadable.
         key = keys.cache_key() if existed else keys.new_cache_key()
         conn = sqlcipher3.connect(str(db), isolation_level=None)
@@ -299,10 +300,9 @@ class Cache:
         self.close()
 
 
-def remove_cache(directory: Path, *, keep_files: bool = False) -> None:
-    """Unlink the cache files and (unless ``keep_files``) its encrypted-files folder."""
+def remove_cache(directory: Path) -> None:
+    """Unlink the cache files and its encrypted-files folder. Missing files are fine."""
     for path in cache_files(directory):
         path.unlink(missing_ok=True)
-    if not keep_files:
-        shutil.rmtree(directory / FILES_DIR, ignore_errors=True)
+    shutil.rmtree(directory / FILES_DIR, ignore_errors=True)
 

@@ -253,7 +253,10 @@ def test_stale_side_files_without_a_database_are_dropped(tmp_path, keys):
     cache.conn.close()  # crash with the data still in the WAL
     (tmp_path / DB_NAME).unlink()  # ... and a half-finished delete
     (tmp_path / f"{DB_NAME}-wal").write_bytes(wal)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "orphan.scf").write_bytes(b"keyless ciphertext")
     with Cache.open(tmp_path, keys, verify="full") as fresh:
+        assert not (tmp_path / "files").exists()
         # The dead cache's WAL (ciphertext under a discarded key) is gone at once.
         last_frame = wal[-4096:]
         assert all(last_frame not in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
