@@ -54,6 +54,9 @@ def erase_tree_contents(root: Path) -> EraseResult:
                 continue
             except OSError:
                 result.problems.append(str(path.relative_to(root)) + "/")
+    # Make the unlinks durable before the caller removes its wipe marker: otherwise a power
+    # cut could bring back directory entries after the marker is gone.
+    fsync_dir(root)
     return result
 
 
