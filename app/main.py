@@ -120,6 +120,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
              settings: Settings) -> int:
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -135,7 +136,8 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     window.show()
     # First frame first: the sign-in screen needs no event loop to appear, so it is painted
     # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
-    app.processEvents()
+    # User input waits for the loop: a click on "Sign in" must find the loop there to run it.
+    app.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
     if args.screenshot is not None:
         _save_screenshot(window, args.screenshot)
         window.close()

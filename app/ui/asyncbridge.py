@@ -103,11 +103,12 @@ class TaskRunner(QObject):
 
         ``on_result`` gets the return value; ``on_error`` gets the user-safe message (when it is
         not given, the message goes to ``errorReported``). Neither is called after ``owner``
-        is destroyed or the task is cancelled.
+        is destroyed or the task is cancelled. Raises RuntimeError if the loop is not running.
         """
         import asyncio
 
-        task: asyncio.Future[T] = asyncio.ensure_future(coro, loop=asyncio.get_event_loop())
+        # The running qasync loop, never a fresh default loop that nobody would run.
+        task: asyncio.Future[T] = asyncio.ensure_future(coro, loop=asyncio.get_running_loop())
         alive = [True]
 
         def owner_destroyed(*_: object) -> None:
