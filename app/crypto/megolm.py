@@ -171,16 +171,17 @@ def inbound_from_room_key(
 
 
 def inbound_from_export(
-    key: RoomKey, creator: DeviceRecord, pickle_key: bytes,
+    key: RoomKey, creator: DeviceRecord, pickle_key: bytes, *, forwarded: bool,
 ) -> InboundGroupRecord:
-    """An inbound session from an exported key that a trusted device forwarded to us."""
+    """An inbound session from an exported key (forwarded by a trusted device, or re-sent
+    by its creator on request: then ``forwarded`` is False)."""
     try:
         session = vodozemac.InboundGroupSession.import_session(
             vodozemac.ExportedSessionKey(key.session_key)
         )
     except (ValueError, TypeError) as exc:
         raise MalformedPayload(f"forwarded key unusable ({vodozemac_detail(exc)})") from None
-    return _inbound_record(key, session, creator, pickle_key, forwarded=True)
+    return _inbound_record(key, session, creator, pickle_key, forwarded=forwarded)
 
 
 def export_at_first_index(record: InboundGroupRecord, pickle_key: bytes) -> str:

@@ -23,6 +23,8 @@ MEGOLM_V1 = "sc.megolm.v1"
 # Types inside Olm plaintext (to-device).
 ROOM_KEY = "sc.room_key"
 FORWARDED_ROOM_KEY = "sc.forwarded_room_key"
+# Plain to-device: asks for a missing room key (names only ids the relay already routes).
+ROOM_KEY_REQUEST = "sc.room_key_request"
 
 # SAS verification to-device types (sent in the clear: SAS authenticates itself).
 VERIFICATION_START = "sc.verification.start"
