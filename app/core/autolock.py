@@ -139,14 +139,22 @@ class AutoLock:
         self._lock_at_once(LockReason.MANUAL)
 
     def unlock_succeeded(self) -> None:
-        """The user re-authenticated (verified elsewhere)."""
-        if self._state is LockState.LOCKED:
+        """The user re-authenticated (verified elsewhere) on the lock screen.
+
+        Only a lock that was already in force is lifted: if the idle lock falls due in this
+        very call, the user has not seen that lock screen, so the result is stale.
+        """
+        was = self._state
+        self.tick()
+        if was is LockState.LOCKED:
             self._failures = 0
             self._last_input = self._clock()
             self._move(LockState.ACTIVE, LockReason.UNLOCKED, self._last_input)
 
     def unlock_failed(self) -> None:
-        if self._state is not LockState.LOCKED:
+        was = self._state
+        self.tick()
+        if was is not LockState.LOCKED:
             return
         self._failures += 1
         if self._failures >= self.config.max_unlock_failures:
@@ -160,6 +168,7 @@ class AutoLock:
     # -- internals -----------------------------------------------------------------------
 
     def _lock_at_once(self, reason: LockReason) -> None:
+        self.tick()  # an idle lock that was due is recorded as such
         if self._state in (LockState.ACTIVE, LockState.WARNING):
             self._move(LockState.LOCKED, reason, self._clock())
 

@@ -141,3 +141,14 @@ def test_zero_warning_goes_straight_to_locked(clock):
 def test_bad_config_refused(timeout, warning, failures):
     with pytest.raises(ValueError):
         LockConfig(timeout, warning, failures)
+
+
+def test_stale_unlock_does_not_lift_a_lock_that_just_fell_due(lock, clock, events):
+    clock.advance(301)  # no tick: the lock screen was never shown
+    lock.unlock_succeeded()
+    assert lock.state is LockState.LOCKED
+    lock.unlock_succeeded()  # now the lock was in force: lifted
+    assert lock.state is LockState.ACTIVE
+    clock.advance(301)
+    lock.unlock_failed()  # likewise not counted against a lock the user has not seen
+    assert lock.state is LockState.LOCKED and lock.unlock_failures == 0
