@@ -105,6 +105,11 @@ class MainWindow(QMainWindow):
 
     def _user_changed(self, user: SignedInUser | None) -> None:
         self.pages.setCurrentWidget(self.workspace if user is not None else self.login)
+        if user is None and self._workspace is not None:
+            # Nothing of one user's session stays in widgets for the next one at this desk.
+            self.pages.removeWidget(self._workspace)
+            self._workspace.deleteLater()
+            self._workspace = None
         self.sign_out_action.setEnabled(user is not None and self._sign_out is not None)
         self._focus_page()
 

@@ -139,3 +139,13 @@ def test_cancel_all(qtbot, runner, owner):
     task = runner.run_task(asyncio.sleep(30), owner=owner)
     runner.cancel_all()
     qtbot.waitUntil(task.cancelled, timeout=2000)
+
+
+def test_run_task_needs_the_running_loop(qtbot):
+    """Never a silent default loop that nobody runs (the coroutine would just vanish)."""
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    coro = answer(1)
+    with pytest.raises(RuntimeError):
+        TaskRunner().run_task(coro, owner=owner)
+    coro.close()

@@ -42,8 +42,16 @@ def test_workspace_follows_the_signed_in_user(make_window, qtbot, save_screensho
     assert window.workspace.views["consults"].heading.text() == "No consults yet"
     assert window.workspace.user_label.text() == "Signed in as dr.chen (Physician)"
     save_screenshot(window, "main.png")
+    first_workspace = window.workspace
+    gone: list[bool] = []
+    first_workspace.destroyed.connect(lambda *_: gone.append(True))
     state.user = None
     assert window.pages.currentWidget() is window.login
+    # The signed-out user's workspace is destroyed, not kept for the next person.
+    qtbot.waitUntil(lambda: gone == [True], timeout=2000)
+    state.user = user("nurse.li", "nurse")
+    assert window.workspace is not first_workspace
+    assert window.workspace.user_label.text() == "Signed in as nurse.li (Nurse)"
 
 
 @pytest.mark.parametrize(
