@@ -196,8 +196,9 @@ async def authenticate_websocket(websocket: WebSocket) -> AuthContext:
 
 
 async def reject_websocket(websocket: WebSocket, err: ApiError) -> None:
-    """Close a not-yet-accepted WebSocket: close code 4000 + HTTP status (4401, 4403),
-    reason = the protocol error code."""
+    """Refuse a not-yet-accepted upgrade. Closing before ``accept()`` makes the ASGI server
+    answer the handshake with HTTP 403 (the client learns the precise reason from any HTTP
+    request); once accepted, sockets are closed with 4000 + status and the code as reason."""
     await websocket.close(code=4000 + err.status, reason=err.code)
 
 
