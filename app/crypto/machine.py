@@ -37,7 +37,6 @@ from app.crypto.megolm import DecryptedRoomEvent, MissingRoomKey, RotationPolicy
 from app.crypto.messages import (
     ENCRYPTED,
     FORWARDED_ROOM_KEY,
-    MEGOLM_V1,
     ROOM_KEY,
     ROOM_KEY_REQUEST,
     VERIFICATION_TYPES,
@@ -50,6 +49,7 @@ from app.crypto.messages import (
     require_object,
 )
 from app.crypto.olm import LocalDevice, OlmChannel
+from app.crypto.room_keys import KeyRequestAnswer, RoomKeyReceived, RoomKeys
 from app.crypto.sas import Party, SasVerification
 from app.crypto.store import CryptoStore, DeviceRecord, Recipient, TrustLevel
 from app.crypto.verification import Verifications, VerificationUpdate
@@ -70,18 +70,6 @@ class RoomKeyShare:
 
 
 @dataclass(frozen=True, slots=True)
-class RoomKeyReceived:
-    """A room key arrived: retry the events that gave :class:`MissingRoomKey` for it."""
-
-    room_id: str
-    session_id: str
-    sender_key: str
-    sender_user: str
-    sender_device: str
-    forwarded: bool
-
-
-@dataclass(frozen=True, slots=True)
 class DecryptedToDevice:
     """An Olm payload of a type the machine does not handle itself (for other services)."""
 
@@ -89,16 +77,6 @@ class DecryptedToDevice:
     sender_device: str
     type: str
     content: Phi[dict[str, Any]] = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRequestAnswer:
-    """What we did with another device's ``sc.room_key_request``."""
-
-    outgoing: list[OutgoingToDevice]  # the forwarded key, if we give it
-    # "forwarded", or why not: "not_entitled", "unknown_session", "no_session" (no Olm
-    # session with the requester yet: claim a key for it and feed the request again)
-    outcome: str
 
 
 ToDeviceResult = RoomKeyReceived | VerificationUpdate | DecryptedToDevice | KeyRequestAnswer
@@ -132,6 +110,7 @@ class CryptoMachine:
         self._olm = OlmChannel(self._account, self.local, store, pickle_key, self._clock_ms,
                                self._save_account)
         self._claims: dict[str, str] = {}  # device id -> user id we asked the server about
+        self._room_keys = RoomKeys(self.local, store, pickle_key, self._olm, self._allowed)
         self._verifications = Verifications(
             Party(user_id, identity.device_id, identity.ed25519),
             lambda user, device: self.devices(user).get(device),
@@ -315,29 +294,13 @@ class CryptoMachine:
             raise RoomKeyNotShared("no such room key here")
         if not self._olm.has_session(target.curve25519):
             raise NoOlmSession("no Olm session with the target device")
-        return self._forward(record, target)
+        return self._room_keys.forward(record, target)
 
     def request_room_key(self, missing: MissingRoomKey) -> list[OutgoingToDevice]:
         """Ask for a key that did not arrive: its creator device and our own other devices.
 
         Answers come back as ``sc.forwarded_room_key`` (a :class:`RoomKeyReceived`)."""
-        content = {
-            "room_id": missing.room_id,
-            "sender_key": missing.sender_key,
-            "session_id": missing.session_id,
-        }
-        targets = {
-            (r.user_id, r.device_id)
-            for r in self.devices(self.local.user_id).values()
-            if self._allowed(r)
-        }
-        creator = self._store.device_by_curve(missing.sender_key)
-        if creator is not None and creator.trust is not TrustLevel.BLOCKED:
-            targets.add((creator.user_id, creator.device_id))
-        return [
-            OutgoingToDevice(user, device, ROOM_KEY_REQUEST, dict(content))
-            for user, device in sorted(targets)
-        ]
+        return self._room_keys.request(missing, self.devices(self.local.user_id).values())
 
     # --- to-device -----------------------------------------------------------------------
 
@@ -349,7 +312,11 @@ class CryptoMachine:
         if type_ in VERIFICATION_TYPES:
             return self._verifications.receive(sender_user, sender_device, type_, content)
         if type_ == ROOM_KEY_REQUEST:
-            return self._answer_key_request(sender_user, sender_device, content)
+            requester = self.devices(sender_user).get(sender_device)
+            answer = self._room_keys.answer(requester, content)
+            if answer.outcome == "no_session" and requester is not None:
+                self._claims[requester.device_id] = requester.user_id
+            return answer
         if type_ != ENCRYPTED:
             raise MalformedPayload("unexpected to-device type")
         sender = self._store.device_by_curve(get_key(content, "sender_key"))
@@ -360,9 +327,9 @@ class CryptoMachine:
             raise UnknownSenderDevice("sender device is blocked")
         plaintext = self._olm.decrypt(sender, content)
         if plaintext.type == ROOM_KEY:
-            return self._receive_room_key(sender, plaintext.content)
+            return self._room_keys.receive_room_key(sender, plaintext.content)
         if plaintext.type == FORWARDED_ROOM_KEY:
-            return self._receive_forwarded_key(sender, plaintext.content)
+            return self._room_keys.receive_forwarded(sender, plaintext.content)
         return DecryptedToDevice(sender_user, sender_device, plaintext.type,
                                  Phi(plaintext.content))
 
@@ -386,102 +353,6 @@ class CryptoMachine:
         # Marks the keys the MAC covered; if they changed meanwhile this raises.
         self._set_trust(peer.user_id, peer.device_id, peer.ed25519, TrustLevel.VERIFIED)
         return self._device(peer.user_id, peer.device_id)
-
-    def _answer_key_request(
-        self, sender_user: str, sender_device: str, content: dict[str, Any],
-    ) -> KeyRequestAnswer:
-        # The relay vouches for the requester's identity, so it could forge a request; the
-        # answer is Olm-encrypted to the requester's known device key, so a forgery yields
-        # nothing it can read. Entitlement is decided here, never by the request.
-        room_id = get_str(content, "room_id")
-        sender_key = get_key(content, "sender_key")
-        session_id = get_str(content, "session_id", max_len=64)
-        requester = self.devices(sender_user).get(sender_device)
-        if requester is None or not self._allowed(requester):
-            return KeyRequestAnswer([], "not_entitled")
-        record = self._store.inbound_group(room_id, sender_key, session_id)
-        if record is None:
-            return KeyRequestAnswer([], "unknown_session")
-        if not self._entitled(requester, record):
-            return KeyRequestAnswer([], "not_entitled")
-        if not self._olm.has_session(requester.curve25519):
-            self._claims[requester.device_id] = requester.user_id
-            return KeyRequestAnswer([], "no_session")
-        return KeyRequestAnswer([self._forward(record, requester)], "forwarded")
-
-    def _entitled(self, requester: DeviceRecord, record: megolm.InboundGroupRecord) -> bool:
-        """Our own allowed devices may have any key we hold; anyone else only a key of our
-        current session for the room, and only if the session was made for them."""
-        if requester.user_id == self.local.user_id:
-            return True
-        if record.sender_key != self.local.curve25519:
-            return False
-        outbound = self._store.outbound_group(record.room_id)
-        return (
-            outbound is not None
-            and outbound.session_id == record.session_id
-            and Recipient(requester.user_id, requester.device_id, requester.curve25519)
-            in outbound.recipients
-        )
-
-    def _forward(
-        self, record: megolm.InboundGroupRecord, target: DeviceRecord,
-    ) -> OutgoingToDevice:
-        content = {
-            "algorithm": MEGOLM_V1,
-            "room_id": record.room_id,
-            "session_id": record.session_id,
-            "session_key": megolm.export_at_first_index(record, self._key),
-            "sender_key": record.sender_key,
-            "sender_user": record.sender_user,
-            "sender_device": record.sender_device,
-            "sender_ed25519": record.sender_ed25519,
-        }
-        envelope = self._olm.encrypt(target, FORWARDED_ROOM_KEY, content)
-        return OutgoingToDevice(target.user_id, target.device_id, ENCRYPTED, envelope)
-
-    def _receive_room_key(self, sender: DeviceRecord, content: dict[str, Any]) -> RoomKeyReceived:
-        key = megolm.parse_room_key(content)
-        new = megolm.inbound_from_room_key(key, sender, self._key)
-        self._keep_inbound(new)
-        return RoomKeyReceived(key.room_id, key.session_id, sender.curve25519, sender.user_id,
-                               sender.device_id, forwarded=False)
-
-    def _receive_forwarded_key(
-        self, forwarder: DeviceRecord, content: dict[str, Any],
-    ) -> RoomKeyReceived:
-        key = megolm.parse_room_key(content)
-        creator_key = get_key(content, "sender_key")
-        # From the session's creator itself (answering our request) it is as good as a room
-        # key: Olm authenticated the creator. Otherwise forwards are taken from our own
-        # trusted devices only: anyone else could claim it is a colleague's session.
-        if creator_key == forwarder.curve25519:
-            new = megolm.inbound_from_export(key, forwarder, self._key, forwarded=False)
-            self._keep_inbound(new)
-            return RoomKeyReceived(key.room_id, key.session_id, creator_key,
-                                   forwarder.user_id, forwarder.device_id, forwarded=False)
-        if forwarder.user_id != self.local.user_id or not self._allowed(forwarder):
-            raise DeviceKeysInvalid("room key forwarded by a device we do not trust for it")
-        creator = self._store.device_by_curve(creator_key) or DeviceRecord(
-            user_id=get_str(content, "sender_user"),
-            username="",
-            device_id=get_str(content, "sender_device"),
-            ed25519=get_key(content, "sender_ed25519"),
-            curve25519=creator_key,
-            enroll_ts_ms=0,
-            signature="",
-            trust=TrustLevel.UNVERIFIED,
-        )
-        new = megolm.inbound_from_export(key, creator, self._key, forwarded=True)
-        self._keep_inbound(new)
-        return RoomKeyReceived(key.room_id, key.session_id, creator_key, creator.user_id,
-                               creator.device_id, forwarded=True)
-
-    def _keep_inbound(self, new: megolm.InboundGroupRecord) -> None:
-        old = self._store.inbound_group(new.room_id, new.sender_key, new.session_id)
-        best = megolm.better_of(old, new)
-        if best is not old:
-            self._store.save_inbound_group(best)
 
     def _recipients(
         self, members: Iterable[str],

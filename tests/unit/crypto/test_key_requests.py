@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.crypto.machine import KeyRequestAnswer, RoomKeyReceived
 from app.crypto.megolm import MissingRoomKey
 from app.crypto.messages import ROOM_KEY_REQUEST
+from app.crypto.room_keys import KeyRequestAnswer, RoomKeyReceived
 from tests.unit.crypto.world import Relay, body, make_peer, wire
 
 ROOM = "!consult"
