@@ -115,3 +115,23 @@ def test_signing_in_switches_the_window_to_the_workspace(qtbot, make_window, fak
     fill_in(qtbot, window.login)
     qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=2000)
+
+
+def test_keyboard_only_sign_in_order(qtbot, view):
+    """Tab walks user name -> password -> code -> Sign in; no mouse needed."""
+    with qtbot.waitActive(view):
+        view.activateWindow()
+    view.username.setFocus()
+    order = [view.username]
+    for _ in range(3):
+        qtbot.keyClick(view.focusWidget(), Qt.Key.Key_Tab)
+        order.append(view.focusWidget())
+    assert order == [view.username, view.password, view.totp, view.submit]
+
+
+def test_labels_are_buddies_for_mnemonics(view):
+    assert view.username_label.buddy() is view.username
+    assert view.password_label.buddy() is view.password
+    assert view.totp_label.buddy() is view.totp
+    for field in (view.username, view.password, view.totp):
+        assert field.accessibleName()  # screen readers name every field
