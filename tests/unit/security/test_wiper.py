@@ -43,9 +43,16 @@ def test_wipe_killed_after_each_step_completes_at_restart(tmp_path, kill_after):
     assert len(FileTestKeyring(tmp_path / "keyring.json").entries()) == 2 * 4
     assert len(list((tmp_path / "data").rglob("*.scf"))) == 2
 
+    secrets_before = [
+        json.loads((tmp_path / "keyring.json").read_text())[name]
+        for name in FileTestKeyring(tmp_path / "keyring.json").entries()
+    ]
     killed = child("wipe", str(tmp_path), str(kill_after))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert wipe_pending(Paths.under(tmp_path))
+    marker = marker_path(Paths.under(tmp_path)).read_text()
+    assert json.loads(marker)["key_owners"] == [list(o) for o in OWNERS]
+    assert not any(secret in marker for secret in secrets_before if len(secret) > 4)
     if kill_after >= WipeStep.KEYS_DESTROYED:
         assert FileTestKeyring(tmp_path / "keyring.json").entries() == []
     if kill_after == WipeStep.KEYS_DESTROYED:
