@@ -143,11 +143,13 @@ class CryptoMachine:
         unpublished. Call :meth:`mark_keys_published` once the server took it."""
         if one_time_keys > 0:
             self._account.generate_one_time_keys(one_time_keys)
-        if not self._account.fallback_key:
-            self._account.generate_fallback_key()
+        # The bindings have fallback keys; their 0.10 type stubs do not list them.
+        account: Any = self._account
+        if not account.fallback_key:
+            account.generate_fallback_key()
         self._save_account()
-        signed = [self._signed_key(k, v) for k, v in self._account.one_time_keys.items()]
-        fallback = [self._signed_key(k, v) for k, v in self._account.fallback_key.items()]
+        signed = [self._signed_key(k, v) for k, v in account.one_time_keys.items()]
+        fallback = [self._signed_key(k, v) for k, v in account.fallback_key.items()]
         return {"one_time_keys": signed, "fallback_key": fallback[0] if fallback else None}
 
     def mark_keys_published(self) -> None:
@@ -275,11 +277,10 @@ class CryptoMachine:
         if isinstance(result, MissingRoomKey):
             return result
         device = self._store.device_by_curve(result.sender_key)
-        if device is None and result.sender_key == self.local.curve25519:
-            return replace(result, sender_trust=TrustLevel.VERIFIED)  # our own message
-        same = device is not None and (device.user_id, device.device_id) == (
-            result.sender_user, result.sender_device,
-        )
+        if device is None:
+            own = result.sender_key == self.local.curve25519  # our own message
+            return replace(result, sender_trust=TrustLevel.VERIFIED if own else None)
+        same = (device.user_id, device.device_id) == (result.sender_user, result.sender_device)
         return replace(result, sender_trust=device.trust if same else None)
 
     def forward_room_key(

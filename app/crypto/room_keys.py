@@ -13,7 +13,7 @@ from typing import Any
 
 from app.crypto import megolm
 from app.crypto.errors import DeviceKeysInvalid
-from app.crypto.megolm import InboundGroupRecord, MissingRoomKey
+from app.crypto.megolm import MissingRoomKey
 from app.crypto.messages import (
     ENCRYPTED,
     FORWARDED_ROOM_KEY,
@@ -24,7 +24,13 @@ from app.crypto.messages import (
     get_str,
 )
 from app.crypto.olm import LocalDevice, OlmChannel
-from app.crypto.store import CryptoStore, DeviceRecord, Recipient, TrustLevel
+from app.crypto.store import (
+    CryptoStore,
+    DeviceRecord,
+    InboundGroupRecord,
+    Recipient,
+    TrustLevel,
+)
 
 
 @dataclass(frozen=True, slots=True)

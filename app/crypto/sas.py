@@ -159,7 +159,8 @@ class SasVerification:
 
     @property
     def decimals(self) -> tuple[int, int, int]:
-        return tuple(self._bytes().decimals)  # type: ignore[return-value]
+        first, second, third = self._bytes().decimals
+        return (int(first), int(second), int(third))
 
     @property
     def verified(self) -> bool:
