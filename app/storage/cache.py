@@ -41,7 +41,14 @@ from typing import Literal, Protocol
 
 import sqlcipher3
 
-from app.storage.errors import CacheCorrupt, CacheError, CacheKeyError, CacheRollback
+from app.storage.errors import (
+    CacheBusy,
+    CacheCorrupt,
+    CacheDiskFull,
+    CacheError,
+    CacheKeyError,
+    CacheRollback,
+)
 from app.storage.migrations import LATEST, MIGRATIONS
 
 Verify = Literal["auto", "full", "skip"]
@@ -71,6 +78,25 @@ def cache_files(directory: Path) -> list[Path]:
     return [p for p in [db, *(Path(f"{db}{s}") for s in SIDE_SUFFIXES)] if p.exists()]
 
 
+# SQLite primary result codes (sqlite3.h) that the cache tells apart.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 6, 11, 13, 26
+
+
+def typed_error(exc: sqlcipher3.DatabaseError) -> CacheError:
+    """The cache error for a SQLCipher error. Only real damage is :class:`CacheCorrupt` --
+    the one whose recovery deletes the cache -- never a lock or a full disk."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    # The message names the SQLite condition (e.g. "database disk image is malformed"),
+    # never row content.
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return CacheCorrupt(f"cache read failed: {exc}")
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return CacheBusy(f"cache busy: {exc}")
+    if code == _SQLITE_FULL:
+        return CacheDiskFull(f"cache write failed: {exc}")
+    return CacheError(f"cache error ({getattr(exc, 'sqlite_errorname', 'unknown')}): {exc}")
+
+
 @contextlib.contextmanager
 def db_errors() -> Iterator[None]:
     """Map SQLCipher's errors on a keyed database to the cache's typed errors."""
@@ -79,9 +105,7 @@ def db_errors() -> Iterator[None]:
     except sqlcipher3.IntegrityError:
         raise
     except sqlcipher3.DatabaseError as exc:
-        # The message names the SQLite condition (e.g. "database disk image is malformed"),
-        # never row content.
-        raise CacheCorrupt(f"cache read failed: {exc}") from None
+        raise typed_error(exc) from None
 
 
 class Cache:
@@ -144,10 +168,13 @@ class Cache:
             self._conn.execute("PRAGMA cipher_memory_security = ON")
         try:
             self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-        except sqlcipher3.DatabaseError:
-            raise CacheKeyError(
-                "the cache key does not open the cache file (wrong key or damaged header)"
-            ) from None
+        except sqlcipher3.DatabaseError as exc:
+            error = typed_error(exc)
+            if isinstance(error, CacheCorrupt):
+                raise CacheKeyError(
+                    "the cache key does not open the cache file (wrong key or damaged header)"
+                ) from None
+            raise error from None
 
     def _prepare(self, *, fresh: bool) -> None:
         with db_errors():
@@ -252,12 +279,16 @@ class Cache:
             if not self._wrote and self._has_meta():
                 self._write_generation(clean=False)
                 first_write = True
-        except BaseException:
+        except BaseException as exc:
             self._depth = 0
             if first_write:
                 self._wrote = False
             with contextlib.suppress(sqlcipher3.Error):
                 self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlcipher3.DatabaseError) and not isinstance(
+                exc, sqlcipher3.IntegrityError,
+            ):
+                raise typed_error(exc) from None
             raise
         self._depth = 0
         try:

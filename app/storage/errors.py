@@ -38,3 +38,18 @@ class CacheRollback(CacheUnreadable):
         "mean it was tampered with. It will be rebuilt from the server; contact IT if this "
         "happens again."
     )
+
+
+class CacheBusy(CacheError):
+    """Another connection holds the write lock past the busy timeout. Not damage: retry."""
+
+    user_message = "The local cache is busy (is SafeConsult open twice?). Try again."
+
+
+class CacheDiskFull(CacheError):
+    """The disk (or the cache's size limit) is full. The failed write was rolled back."""
+
+    user_message = (
+        "The disk is full, so the latest data could not be saved on this workstation. "
+        "Free some space; nothing already saved was lost."
+    )

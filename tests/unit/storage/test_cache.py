@@ -1,12 +1,20 @@
 import shutil
 
 import pytest
+import sqlcipher3
 
 from app.core.messages import CachedMessage
 from app.core.phi import Phi
 from app.security.keystore import MemoryKeyStore
 from app.storage.cache import DB_NAME, Cache, cache_dir, cache_files
-from app.storage.errors import CacheCorrupt, CacheKeyError, CacheRollback, CacheUnreadable
+from app.storage.errors import (
+    CacheBusy,
+    CacheCorrupt,
+    CacheDiskFull,
+    CacheKeyError,
+    CacheRollback,
+    CacheUnreadable,
+)
 from app.storage.messages import MessageRepository
 
 MARKER = "ZEBRA-MARKER-4711 patient note"
@@ -261,3 +269,35 @@ def test_stale_side_files_without_a_database_are_dropped(tmp_path, keys):
         last_frame = wal[-4096:]
         assert all(last_frame not in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
         assert MessageRepository(fresh).list_room("!r1") == []
+
+
+def test_full_disk_is_its_own_error_and_loses_nothing(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        repo = MessageRepository(cache)
+        repo.insert_many(msg(i) for i in range(10))
+        pages = cache.conn.execute("PRAGMA page_count").fetchone()[0]
+        cache.conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # stands for a full disk
+        big = [msg(1000 + i, body="x" * 3000) for i in range(100)]
+        with pytest.raises(CacheDiskFull) as info:
+            repo.insert_many(big)
+        assert not isinstance(info.value, CacheUnreadable)  # never answered by a rebuild
+        assert len(repo.list_room("!r1", limit=1000)) == 10  # the batch rolled back whole
+        repo.insert(msg(99))  # and the cache still works
+    with Cache.open(tmp_path, keys, verify="full") as cache:
+        assert len(MessageRepository(cache).list_room("!r1", limit=1000)) == 11
+
+
+def test_busy_is_not_corruption(tmp_path, keys):
+    with Cache.open(tmp_path, keys) as cache:
+        other = sqlcipher3.connect(str(tmp_path / DB_NAME), isolation_level=None, timeout=0)
+        other.execute(f"PRAGMA key = \"x'{keys.cache_key().hex()}'\"")
+        other.execute("BEGIN IMMEDIATE")  # a second SafeConsult holding the write lock
+        cache.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            with pytest.raises(CacheBusy) as info:
+                MessageRepository(cache).insert(msg(1))
+            assert not isinstance(info.value, CacheUnreadable)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        MessageRepository(cache).insert(msg(1))
