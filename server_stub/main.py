@@ -24,7 +24,7 @@ from server_stub.api.routes import (
 from server_stub.core.config import ServerSettings
 from server_stub.core.db import Database
 from server_stub.core.schema import MIGRATIONS
-from server_stub.core.security import SourceLimiter
+from server_stub.core.security import SourceLimiter, warm_up
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -33,6 +33,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings.db_path, MIGRATIONS)
     app.state.login_limiter = SourceLimiter()
+    warm_up()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_chunk_bytes=settings.max_chunk_bytes)

@@ -112,6 +112,11 @@ def hash_password(password: str) -> str:
         return _HASHER.hash(password)
 
 
+def warm_up() -> None:
+    """Compute the dummy hash now, so the first unknown-user login is not the slow one."""
+    _dummy_hash()
+
+
 def _dummy_hash() -> str:
     global _DUMMY_HASH
     with _DUMMY_LOCK:
