@@ -8,6 +8,7 @@ Deleting one file deletes its key first: the ciphertext left behind by a crash i
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import BinaryIO
 
 from app.crypto.files import decrypt_chunks, encrypt_stream, new_file_key
 from app.storage.cache import FILES_DIR, Cache
+from app.storage.errors import CacheDiskFull
 from app.storage.secrets import SecretRepository
 
 _PREFIX = "file:"
@@ -54,9 +56,11 @@ class EncryptedFileStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(part, final)
-        except BaseException:
+        except BaseException as exc:
             part.unlink(missing_ok=True)
             self._secrets.delete(_PREFIX + file_id)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise CacheDiskFull("encrypted file store: no space left") from None
             raise
         return file_id
 

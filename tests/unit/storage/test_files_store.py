@@ -1,10 +1,12 @@
+import errno
 import io
+import os
 
 import pytest
 
 from app.crypto.files import FileTampered
 from app.storage.cache import Cache
-from app.storage.errors import CacheKeyError
+from app.storage.errors import CacheDiskFull, CacheKeyError
 from app.storage.files import EncryptedFileStore, FileNotCached
 
 DATA = b"DICOM-MARKER-PIXELS " * 20_000
@@ -68,3 +70,16 @@ def test_remove_orphans(tmp_path, keys):
         (tmp_path / "files" / ("1" * 32 + ".part")).write_bytes(b"partial")
         assert store.remove_orphans() == 2
         assert store.read(keep) == b"a"
+
+
+def test_full_disk_on_put_is_typed_and_leaves_nothing(tmp_path, keys, monkeypatch):
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with Cache.open(tmp_path, keys) as cache:
+        store = EncryptedFileStore(cache)
+        monkeypatch.setattr(os, "fsync", no_space)
+        with pytest.raises(CacheDiskFull):
+            store.put(io.BytesIO(DATA), len(DATA))
+        monkeypatch.undo()
+        assert store.ids() == [] and list((tmp_path / "files").iterdir()) == []
