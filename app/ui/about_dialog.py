@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QLayout,
     QVBoxLayout,
     QWidget,
 )
@@ -32,21 +33,25 @@ class AboutDialog(QDialog):
         for key in ("version", "policy", "signer", "problem", "data", "server"):
             name, value = QLabel(), QLabel()
             value.setObjectName(f"about_{key}")
-            value.setWordWrap(True)
+            # Paths and URLs are not wrapped (QLabel breaks them badly); the dialog widens.
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                           | Qt.TextInteractionFlag.TextSelectableByKeyboard)
             self.form.addRow(name, value)
             self._rows[key] = (name, value)
         self._rows["problem"][1].setProperty("role", "error")
+        self._rows["problem"][1].setWordWrap(True)  # prose: wraps at spaces
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        # Fixed to its contents: rows of any length are shown whole, never clipped.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
         layout.setContentsMargins(24, 20, 24, 16)
         layout.setSpacing(16)
         layout.addWidget(self.heading)
         layout.addLayout(self.form)
         layout.addWidget(buttons)
-        self.setMinimumWidth(560)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.retranslate()
 
     def value(self, key: str) -> str:

@@ -161,16 +161,23 @@ def test_about_with_defaults(make_window, qtbot):
     assert not dialog.findChild(type(dialog.heading), "about_problem").isVisible()
 
 
-def test_about_with_a_signed_policy_and_a_problem(make_window, qtbot):
+def test_about_with_a_signed_policy_and_a_problem(make_window, qtbot, save_screenshot):
     policy = Policy(server_url="https://consult.example-hospital.org", source="/etc/p.json",
                     signer="IT Security (key 3f9a)")
-    dialog = make_window(policy=policy, problem="policy.json: bad signature").show_about()
+    problem = ("/etc/safeconsult/policy.json: the signature does not match the file, so the "
+               "policy was refused and safe defaults are in force")
+    dialog = make_window(policy=policy, problem=problem).show_about()
     qtbot.addWidget(dialog)
     assert dialog.value("policy") == "/etc/p.json"
     assert dialog.value("signer") == "IT Security (key 3f9a)"
     assert dialog.value("server") == "https://consult.example-hospital.org"
-    assert dialog.value("problem") == "policy.json: bad signature"
+    assert dialog.value("problem") == problem
+    # Every row is shown whole: the dialog is at least as tall as its rows need.
+    value = dialog.findChild(type(dialog.heading), "about_data")
+    assert value.height() >= value.sizeHint().height()
+    assert value.width() >= value.sizeHint().width()
     assert dialog.findChild(type(dialog.heading), "about_problem").isVisible()
+    save_screenshot(dialog, "about.png")
 
 
 def test_about_with_an_unsigned_policy_file(make_window, qtbot):
