@@ -56,6 +56,13 @@ USER_MESSAGES = (
         "The local encrypted cache is an older copy than this device last used, which can mean "
         "it was tampered with. It will be rebuilt from the server; contact IT if this happens "
         "again."),
+    QT_TRANSLATE_NOOP(
+        "SafeConsultError",
+        "The local cache is busy (is SafeConsult open twice?). Try again."),
+    QT_TRANSLATE_NOOP(
+        "SafeConsultError",
+        "The disk is full, so the latest data could not be saved on this workstation. "
+        "Free some space; nothing already saved was lost."),
     # app.services.session.REFUSALS
     QT_TRANSLATE_NOOP(
         "SafeConsultError", "The username, password or authenticator code is not correct."),

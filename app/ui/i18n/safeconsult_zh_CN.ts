@@ -308,6 +308,14 @@
         <translation>本地加密缓存比此设备上次使用的版本更旧，这可能意味着它被篡改过。缓存将从服务器重建；如果再次发生，请联系信息科。</translation>
     </message>
     <message>
+        <source>The local cache is busy (is SafeConsult open twice?). Try again.</source>
+        <translation>本地缓存正忙（SafeConsult 是否打开了两次？）。请重试。</translation>
+    </message>
+    <message>
+        <source>The disk is full, so the latest data could not be saved on this workstation. Free some space; nothing already saved was lost.</source>
+        <translation>磁盘已满，最新数据无法保存在此工作站上。请释放一些空间；已保存的数据没有丢失。</translation>
+    </message>
+    <message>
         <source>The username, password or authenticator code is not correct.</source>
         <translation>用户名、密码或验证码不正确。</translation>
     </message>
