@@ -32,6 +32,7 @@ class AboutDialog(QDialog):
         self._rows: dict[str, tuple[QLabel, QLabel]] = {}
         for key in ("version", "policy", "signer", "problem", "data", "server"):
             name, value = QLabel(), QLabel()
+            name.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
             value.setObjectName(f"about_{key}")
             # Paths and URLs are not wrapped (QLabel breaks them badly); the dialog widens.
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
@@ -51,7 +52,6 @@ class AboutDialog(QDialog):
         layout.addLayout(self.form)
         layout.addWidget(buttons)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.retranslate()
 
     def value(self, key: str) -> str:
