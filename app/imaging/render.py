@@ -268,6 +268,12 @@ class Frame:
     def shape(self) -> tuple[int, ...]:
         return self.stored.shape[:2]
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the stored values and the cached index image."""
+        extra = self._offsets.nbytes if self._offsets is not None else 0
+        return self.stored.nbytes + extra
+
     def minmax_window(self) -> WindowLevel:
         """dcmtk's +Wm: the window that maps the frame's modality range onto the output."""
         lo, hi = self._modality_range or (0.0, 255.0)
