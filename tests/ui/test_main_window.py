@@ -229,3 +229,20 @@ def test_sign_out_is_offered_only_while_signed_in(make_window, qtbot):
     qtbot.waitUntil(lambda: window.pages.currentWidget() is window.login, timeout=2000)
     assert calls == ["sign out"]
     assert not window.sign_out_action.isEnabled()
+
+
+def test_the_shell_itself_shows_no_patient_data(make_window):
+    """PHI arrives only with feature views; the shell's own widgets are never tagged, and a
+    tagged view placed in it is found by the one walk lock and redaction use."""
+    from PySide6.QtWidgets import QLabel
+
+    from app.core.phi import Phi
+    from app.ui.phi import PhiLabel, phi_widgets
+
+    state = AppState(user=CLINICIAN)
+    window = make_window(state=state)
+    window.show()
+    assert phi_widgets(window) == []
+    name = PhiLabel(Phi("Patient Name"), window.workspace.views["consults"])
+    assert phi_widgets(window) == [name]
+    assert isinstance(name, QLabel)
