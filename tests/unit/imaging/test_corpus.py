@@ -11,6 +11,7 @@ import pytest
 from app.imaging.decode import frame_count
 from app.imaging.errors import ImagingError
 from app.imaging.load import read_dataset
+from app.imaging.overlay import burn_in, overlays
 from app.imaging.render import load_frame
 from tests.unit.imaging.conftest import TEST_FILES, all_test_files
 
@@ -30,7 +31,7 @@ def test_renders_or_raises_typed_error(path: Path):
         frames = frame_count(ds)
         for index in sorted({0, frames - 1}):
             frame = load_frame(ds, index)
-            image = frame.render()
+            image = burn_in(frame.render(), overlays(ds, index))
             assert image.dtype == np.uint8
             rows, cols = int(ds.Rows), int(ds.Columns)
             assert image.shape in ((rows, cols), (rows, cols, 3))

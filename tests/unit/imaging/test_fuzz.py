@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from app.imaging.decode import frame_count
 from app.imaging.errors import ImagingError
 from app.imaging.load import read_dataset
+from app.imaging.overlay import burn_in, overlays
 from app.imaging.render import load_frame
 from app.imaging.waveform import read_waveforms
 from tests.unit.imaging.conftest import data_file
@@ -63,7 +64,7 @@ def exercise(data: bytes) -> None:
             read_waveforms(ds)
         frames = frame_count(ds)
         for index in {0, frames - 1}:
-            image = load_frame(ds, index).render()
+            image = burn_in(load_frame(ds, index).render(), overlays(ds, index))
             assert image.dtype == np.uint8
     except ImagingError:
         pass
