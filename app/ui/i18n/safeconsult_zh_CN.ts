@@ -313,7 +313,7 @@
     </message>
     <message>
         <source>The disk is full, so the latest data could not be saved on this workstation. Free some space; nothing already saved was lost.</source>
-        <translation>磁盘已满，最新数据无法保存在此工作站上。请释放一些空间；已保存的数据没有丢失。</translation>
+        <translation>磁盘已满，最新数据无法保存到本工作站。请释放一些空间；已保存的数据不会丢失。</translation>
     </message>
     <message>
         <source>The username, password or authenticator code is not correct.</source>
