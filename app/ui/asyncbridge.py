@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
+from app.core.errors import SafeConsultError
+
+# asyncio and qasync are imported where first used, not here: the sign-in window is built and
+# painted before the event loop starts (app/main.py); those imports cost ~40 ms of CPU.
 if TYPE_CHECKING:
     import asyncio
 
     from PySide6.QtWidgets import QApplication
-
-# asyncio and qasync are imported where first used, not here: the sign-in window is built and
-# painted before the event loop starts (app/main.py), and those imports are a fifth of start-up.
-
-from app.core.errors import SafeConsultError
 
 log = logging.getLogger(__name__)
 
