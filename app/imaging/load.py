@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.config import IGNORE
@@ -44,26 +45,30 @@ def read_dataset(source: Source, *, stop_before_pixels: bool = False) -> Dataset
     """Parse one DICOM object from a path or from bytes, fully (no deferred reads), and
     check that every top-level element's value can be read."""
     if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-    else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise NotDicom(f"cannot read file ({type(exc).__name__})") from None
-    return _parse(data, stop_before_pixels)
+        data = source if isinstance(source, bytes) else bytes(source)
+        return _parse(io.BytesIO(data), data[:132], stop_before_pixels)
+    try:
+        # Parsed from the open file rather than from a bytes copy of it: one copy less,
+        # and stop_before_pixels then really skips reading the pixels.
+        with open(source, "rb") as stream:
+            head = stream.read(132)
+            stream.seek(0)
+            return _parse(stream, head, stop_before_pixels)
+    except OSError as exc:
+        raise NotDicom(f"cannot read file ({type(exc).__name__})") from None
 
 
-def _parse(data: bytes, stop_before_pixels: bool) -> Dataset:
-    if len(data) < 8:
+def _parse(stream: BinaryIO, head: bytes, stop_before_pixels: bool) -> Dataset:
+    if len(head) < 8:
         raise NotDicom("too short to be DICOM")
-    has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
-    if not has_preamble and not _looks_like_bare_dataset(data[:8]):
+    has_preamble = len(head) >= 132 and head[128:132] == b"DICM"
+    if not has_preamble and not _looks_like_bare_dataset(head[:8]):
         raise NotDicom("no DICOM preamble and no recognisable dataset start")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(
-                io.BytesIO(data), force=not has_preamble, stop_before_pixels=stop_before_pixels
+                stream, force=not has_preamble, stop_before_pixels=stop_before_pixels
             )
             _touch_all(ds)
     except ImagingError:
