@@ -151,3 +151,31 @@ def test_runs_the_event_loop_until_the_window_closes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "loop running: True" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "rc 0 True"
+
+
+@pytest.mark.skipif(not (ROOT / "app/ui/i18n/safeconsult_zh_CN.qm").exists(),
+                    reason="translations not compiled (scripts/bootstrap.sh compiles them)")
+def test_saved_language_and_theme_apply_at_start_up(tmp_path):
+    settings = tmp_path / "config" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"language": "zh_CN", "theme": "dark"}))
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtGui import QPalette\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from app.main import main\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "def report():\n"
+        "    w = [w for w in app.topLevelWidgets() if w.objectName() == 'mainWindow']\n"
+        "    if not w: return QTimer.singleShot(50, report)\n"
+        "    window = w[0]\n"
+        "    dark = app.palette().color(QPalette.ColorRole.Window).lightness() < 80\n"
+        "    print('heading', window.login.heading.text(), 'dark', dark)\n"
+        "    window.close()\n"
+        "QTimer.singleShot(50, report)\n"
+        f"main(['--data-dir', {str(tmp_path)!r}])\n"
+    )
+    result = run(code=code)
+    assert result.returncode == 0, result.stderr
+    assert "heading 登录 SafeConsult dark True" in result.stdout
