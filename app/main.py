@@ -133,6 +133,8 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     # We end the loop ourselves when the window closes (see _serve), after async clean-up.
     app.setQuitOnLastWindowClosed(False)
     window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings)
+    if args.screenshot is None:
+        window.login.set_ready(False)  # until _prepare_device has run
     window.show()
     # First frame first: the sign-in screen needs no event loop to appear, so it is painted
     # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
@@ -147,19 +149,50 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
 
     loop = install_event_loop(app)
     with loop:
-        return loop.run_until_complete(_serve(app, window))
+        return loop.run_until_complete(_serve(app, window, policy_load.policy, paths))
 
 
-async def _serve(app: QApplication, window: Any) -> int:
+async def _serve(app: QApplication, window: Any, policy: Policy, paths: Paths) -> int:
     import asyncio
 
     closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     app.lastWindowClosed.connect(lambda: closed.done() or closed.set_result(None))
     if not window.isVisible():  # closed before the loop started: nothing left to run
         closed.set_result(None)
+    else:
+        await _prepare_device(window, policy, paths)
     await closed
     await window.shutdown()
     return 0
+
+
+async def _prepare_device(window: Any, policy: Policy, paths: Paths) -> None:
+    """Before anyone signs in: finish an interrupted wipe; on a kiosk, clear what a crash left
+    (app.services.startup). It runs after the first frame, in a worker thread (it may erase
+    files and loads the key-store libraries); the sign-in form stays disabled until it is done,
+    and stays disabled if it fails -- a wipe that cannot finish must not be signed past.
+    """
+    import logging
+
+    from PySide6.QtCore import QCoreApplication
+
+    from app.ui.asyncbridge import run_in_worker, user_message
+
+    def prepare() -> str:
+        from app.services.startup import prepare_device
+
+        return prepare_device(policy, paths, _keystore_for(policy)).notice
+
+    try:
+        notice = await run_in_worker(prepare)
+    except Exception as exc:
+        logging.getLogger(__name__).error(
+            "device preparation failed", extra={"event": "startup_failed",
+                                                "reason_code": type(exc).__name__})
+        window.notifications.show_message(user_message(exc))
+        return
+    window.login.set_ready(True, QCoreApplication.translate("DeviceNotice", notice)
+                          if notice else "")
 
 
 def _save_screenshot(window: Any, path: Path) -> None:

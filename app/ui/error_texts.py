@@ -94,3 +94,12 @@ USER_MESSAGES = (
         "SafeConsultError",
         "The demo server could not be started. See the terminal for details."),
 )
+
+# app.services.startup.StartupReport.notice: shown on the sign-in screen after a start that
+# had to finish an interrupted wipe.
+DEVICE_NOTICES = (
+    QT_TRANSLATE_NOOP(
+        "DeviceNotice",
+        "A wipe of this workstation's SafeConsult data was interrupted and has now been "
+        "completed."),
+)

@@ -43,6 +43,7 @@ class LoginView(QWidget):
         self._runner = runner
         self._server_url = server_url
         self._busy = False
+        self._ready = True  # False until the device is prepared (an interrupted wipe finished)
 
         self.heading = QLabel()
         self.heading.setProperty("role", "heading")
@@ -102,6 +103,12 @@ class LoginView(QWidget):
         self.fingerprint.setFont(mono)
         self.set_fingerprint("")
 
+        # Start-up news about this workstation (e.g. an interrupted wipe was completed).
+        self.notice = QLabel()
+        self.notice.setObjectName("deviceNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+
         self.server = QLabel()
         self.server.setObjectName("serverUrl")
         self.server.setProperty("role", "subtle")
@@ -120,6 +127,7 @@ class LoginView(QWidget):
         card_layout = QVBoxLayout(card)
         card_layout.setSpacing(16)
         card_layout.addWidget(self.heading)
+        card_layout.addWidget(self.notice)
         card_layout.addWidget(self.intro)
         card_layout.addLayout(form)
         card_layout.addWidget(self.error)
@@ -153,7 +161,12 @@ class LoginView(QWidget):
         self.username.setAccessibleName(self.tr("User name"))
         self.password.setAccessibleName(self.tr("Password"))
         self.totp.setAccessibleName(self.tr("Authenticator code"))
-        self.submit.setText(self.tr("Signing in…") if self._busy else self.tr("Sign in"))
+        if not self._ready:
+            self.submit.setText(self.tr("Preparing this workstation…"))
+        elif self._busy:
+            self.submit.setText(self.tr("Signing in…"))
+        else:
+            self.submit.setText(self.tr("Sign in"))
         self.server.setText(fill(self.tr("Server: %1"), self._server_url))
         self.fingerprint_intro.setText(self.tr(
             "This workstation is waiting for IT's approval. Read this device fingerprint to IT:"))
@@ -186,7 +199,7 @@ class LoginView(QWidget):
         return None
 
     def _submit(self) -> None:
-        if self._busy:
+        if self._busy or not self._ready:
             return
         missing = self._missing_field()
         if missing is not None:
@@ -215,8 +228,15 @@ class LoginView(QWidget):
         self.show_error(message)
         self.password.setFocus()
 
+    def set_ready(self, ready: bool, notice: str = "") -> None:
+        """Allow signing in only once the workstation is prepared (see app/main.py)."""
+        self._ready = ready
+        self.notice.setText(notice)
+        self.notice.setVisible(bool(notice))
+        self._set_busy(self._busy)
+
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
         for widget in (self.username, self.password, self.totp, self.submit):
-            widget.setEnabled(not busy)
+            widget.setEnabled(self._ready and not busy)
         self.retranslate()

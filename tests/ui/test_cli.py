@@ -129,7 +129,8 @@ def test_console_script_is_installed():
 
 
 def test_runs_the_event_loop_until_the_window_closes(tmp_path):
-    """The ordinary path: first frame, then the qasync loop, then a clean exit on close."""
+    """The ordinary path: first frame, then the qasync loop and the device preparation
+    (which enables the sign-in form), then a clean exit on close."""
     code = (
         "import sys\n"
         "from PySide6.QtCore import QTimer\n"
@@ -140,7 +141,9 @@ def test_runs_the_event_loop_until_the_window_closes(tmp_path):
         "    import asyncio\n"
         "    try: running = asyncio.get_event_loop().is_running()\n"
         "    except RuntimeError: running = False\n"
-        "    if not running: return QTimer.singleShot(50, close_all)  # not started yet\n"
+        "    ready = any(w.login.submit.isEnabled() for w in app.topLevelWidgets()\n"
+        "                if w.objectName() == 'mainWindow')\n"
+        "    if not (running and ready): return QTimer.singleShot(50, close_all)\n"
         "    print('loop running:', running)\n"
         "    for w in app.topLevelWidgets(): w.close()\n"
         "QTimer.singleShot(50, close_all)\n"

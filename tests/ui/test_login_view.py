@@ -135,3 +135,15 @@ def test_labels_are_buddies_for_mnemonics(view):
     assert view.totp_label.buddy() is view.totp
     for field in (view.username, view.password, view.totp):
         assert field.accessibleName()  # screen readers name every field
+
+
+def test_not_ready_until_the_workstation_is_prepared(qtbot, view, fake_sign_in):
+    view.set_ready(False)
+    assert not view.submit.isEnabled() and not view.username.isEnabled()
+    assert view.submit.text() == "Preparing this workstation…"
+    view._submit()  # e.g. Enter pressed in a field: ignored
+    assert fake_sign_in.calls == []
+    view.set_ready(True, "A wipe of this workstation's SafeConsult data was interrupted and "
+                         "has now been completed.")
+    assert view.submit.isEnabled() and view.submit.text() == "Sign in"
+    assert view.notice.isVisible() and "wipe" in view.notice.text()

@@ -102,6 +102,13 @@
     </message>
 </context>
 <context>
+    <name>DeviceNotice</name>
+    <message>
+        <source>A wipe of this workstation&apos;s SafeConsult data was interrupted and has now been completed.</source>
+        <translation>本工作站 SafeConsult 数据的擦除曾被中断，现已完成。</translation>
+    </message>
+</context>
+<context>
     <name>ImagesView</name>
     <message>
         <source>Images</source>
@@ -157,6 +164,10 @@
     <message>
         <source>Authenticator code</source>
         <translation>验证码</translation>
+    </message>
+    <message>
+        <source>Preparing this workstation…</source>
+        <translation>正在准备本工作站…</translation>
     </message>
     <message>
         <source>Signing in…</source>
