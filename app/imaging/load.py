@@ -19,8 +19,10 @@ from typing import BinaryIO
 
 import pydicom
 from pydicom.config import IGNORE
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from app.core.imaging_types import PatientInfo, SeriesInfo, StudyInfo
 from app.core.phi import Phi
@@ -109,9 +111,13 @@ _USED = (
 )
 
 
+_USED_TAGS = tuple(BaseTag(tag_for_keyword(k)) for k in _USED)  # tags: no keyword lookups
+
+
 def _touch_all(ds: Dataset) -> None:
-    for keyword in _USED:
-        ds.get(keyword)
+    for tag in _USED_TAGS:
+        if tag in ds:
+            _ = ds[tag].value
 
 
 # ---------------------------------------------------------------------------- instances
