@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +25,41 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 ATTESTATION_KIND = "safeconsult.kiosk.clean.v1"
 
 
+class KioskKeyStores:
+    """(user, device) -> the one in-memory key store of that pair in this process.
+
+    One per pair, not a new one per call: the session asks for the key store several times
+    (cache key, pickle key, token) and must get the same keys each time.
+    """
+
+    def __init__(self) -> None:
+        self._stores: dict[tuple[str, str], MemoryKeyStore] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, user_id: str, device_id: str) -> MemoryKeyStore:
+        with self._lock:
+            store = self._stores.get((user_id, device_id))
+            if store is None:
+                store = self._stores[(user_id, device_id)] = MemoryKeyStore(user_id, device_id)
+            return store
+
+    def destroy_all(self) -> int:
+        """Crypto-erase every kiosk key of this process (logout)."""
+        with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.destroy()
+        return len(stores)
+
+
+# The kiosk's keys live in this process's memory by definition, so the registry is the
+# process's: a crash or power cut takes it, and logout_cleanup() empties it.
+_PROCESS_KEYS = KioskKeyStores()
+
+
 def session_keys(user_id: str, device_id: str) -> MemoryKeyStore:
-    """The kiosk session's key store: memory only, gone with the process."""
-    return MemoryKeyStore(user_id, device_id)
+    """The kiosk key store of (user, device): memory only, the same one for the process."""
+    return _PROCESS_KEYS(user_id, device_id)
 
 
 def cleanup_leftovers(paths: Paths) -> EraseResult:
@@ -74,6 +107,7 @@ def attest_clean(
 
 
 def logout_cleanup(paths: Paths, *, device_id: str = "") -> tuple[bool, bytes]:
-    """After the cache is closed at logout: remove everything, then attest."""
+    """After the cache is closed at logout: drop the keys, remove everything, then attest."""
+    _PROCESS_KEYS.destroy_all()
     cleanup_leftovers(paths)
     return attest_clean(paths, device_id=device_id)

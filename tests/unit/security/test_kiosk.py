@@ -5,7 +5,13 @@ import sys
 from pathlib import Path
 
 from app.config import Paths
-from app.security.kiosk import SQLITE_HEADER, attest_clean, cleanup_leftovers, logout_cleanup
+from app.security.kiosk import (
+    SQLITE_HEADER,
+    attest_clean,
+    cleanup_leftovers,
+    logout_cleanup,
+    session_keys,
+)
 from tests.unit.security.kiosk_child import MARKERS
 
 REPO = Path(__file__).resolve().parents[3]
@@ -82,3 +88,16 @@ def test_logout_cleanup_removes_and_attests(tmp_path):
 
 def test_attest_on_missing_dir_is_clean(tmp_path):
     assert attest_clean(Paths.under(tmp_path / "never"))[0]
+
+
+def test_session_keys_are_one_store_per_pair_until_logout(tmp_path):
+    first = session_keys("nurse9", "CART1")
+    key = first.cache_key()
+    first.set_token("t")
+    again = session_keys("nurse9", "CART1")
+    assert again is first and again.cache_key() == key and again.token() == "t"
+    assert session_keys("nurse8", "CART1") is not first
+    logout_cleanup(Paths.under(tmp_path), device_id="CART1")
+    assert not first.has_cache_key() and first.token() is None  # crypto-erased in memory
+    fresh = session_keys("nurse9", "CART1")
+    assert fresh is not first and fresh.cache_key() != key
