@@ -55,6 +55,9 @@ def create_session(
     absolute = now + settings.session_absolute_s * 1000
     access_exp, refresh_exp = _expiries(settings, now, absolute)
     access, refresh, session_id = new_token(), new_token(), new_id()
+    # Spent refresh tokens only matter while their session could still be refreshed.
+    conn.execute("DELETE FROM spent_refresh_tokens WHERE session_id IN"
+                 " (SELECT id FROM sessions WHERE absolute_expires_ms < ?)", (now,))
     conn.execute(
         "INSERT INTO sessions (id, user_id, device_id, access_hash, access_expires_ms,"
         " refresh_hash, refresh_expires_ms, absolute_expires_ms, created_ms)"

@@ -104,6 +104,9 @@ def bump_device_list_version(conn: sqlite3.Connection, user_id: str) -> int:
 
 # --- throttle (keyed by the submitted username, known or not) ---------------------------------
 
+THROTTLE_MEMORY_MS = 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class Throttle:
     failures: int
@@ -126,6 +129,9 @@ def record_login_failure(
     """Count one more consecutive failure; lock when it reaches ``max_failures``. The lock
     clears the count, so after the cooling period the account gets a fresh budget."""
     name, now = normalize_username(username)[:64], now_ms()
+    # Rows exist for any submitted name; forget the idle, unlocked ones after a day.
+    conn.execute("DELETE FROM login_throttle WHERE updated_ms < ? AND locked_until_ms < ?",
+                 (now - THROTTLE_MEMORY_MS, now))
     previous = get_throttle(conn, name)
     failures = previous.failures + 1
     locked_until = previous.locked_until_ms

@@ -219,3 +219,18 @@ async def test_pending_revoked_and_disabled(server):
         assert err.status == 401
     finally:
         await dev.aclose()
+
+
+async def test_idle_throttle_rows_are_forgotten(open_server):
+    db = server_db(open_server)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO login_throttle (username, failures, next_attempt_ms,"
+                     " locked_until_ms, updated_ms) VALUES ('old-typo', 3, 0, 0, 1000)")
+    alice = create_user(open_server, "alice")
+    dev = await enroll(open_server, alice.username, alice.password, alice.totp_secret)
+    try:
+        await _refused(_login(dev, "alice", "wrong-password!", "000000"))
+        names = {r[0] for r in db.connection().execute("SELECT username FROM login_throttle")}
+        assert names == {"alice"}
+    finally:
+        await dev.aclose()
