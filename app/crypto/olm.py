@@ -139,6 +139,8 @@ class OlmChannel:
         # As for Megolm: accept only the canonical encoding, so no altered byte decrypts.
         if message.to_parts()[1] != body:
             raise DecryptionFailed("Olm message is not canonically encoded")
+        if msg_type == PRE_KEY:
+            _check_pre_key_keys(body, sender.curve25519)
         raw = self._decrypt(sender.curve25519, msg_type, message)
         return self._check_plaintext(sender, raw)
 
@@ -217,3 +219,41 @@ class OlmChannel:
                 last_used_ms=now,
             )
         )
+
+
+def _check_pre_key_keys(body: bytes, sender_curve25519: str) -> None:
+    """Refuse re-spelled keys in a pre-key message's clear header.
+
+    The one-time, base and identity keys travel outside the inner message's MAC, and X25519
+    ignores the top bit of a public key (RFC 7748, section 5): flipping it leaves the key
+    agreement, and so the decryption, unchanged. Only the spelling an honest encoder
+    produces (top bit clear; our known key for the sender) is accepted.
+    """
+    fields: dict[int, bytes] = {}
+    pos = 1  # after the version byte
+    try:
+        while pos < len(body):
+            tag = body[pos]
+            length, pos = _varint(body, pos + 1)
+            fields[tag >> 3] = body[pos:pos + length]
+            pos += length
+    except IndexError:
+        raise MalformedPayload("Olm pre-key message truncated") from None
+    keys = [fields.get(n, b"") for n in (1, 2, 3)]  # one-time key, base key, identity key
+    if any(len(key) != 32 or key[31] & 0x80 for key in keys):
+        raise DecryptionFailed("Olm pre-key message carries a non-canonical key")
+    if keys[2] != unb64(sender_curve25519):
+        raise Misdirected("Olm pre-key message names another sender identity key")
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise IndexError("varint too long")
