@@ -103,9 +103,11 @@ def bearer_token(headers: Mapping[str, str], *, required: bool) -> str:
 def verify_proof_for_key(
     db: Database, settings: ServerSettings, *, device_id: str, ed25519: str,
     headers: Mapping[str, str], method: str, path: str, body: bytes, token: str,
+    touch: bool = False,
 ) -> None:
-    """Check ``X-SC-Proof`` against ``ed25519`` and spend its nonce. Used directly by
-    enrollment, where the key comes from the request itself."""
+    """Check ``X-SC-Proof`` against ``ed25519`` and spend its nonce (and, with ``touch``,
+    note the enrolled device as seen, in the same write). Used directly by enrollment,
+    where the key comes from the request itself."""
     if headers.get("x-sc-device") != device_id:
         raise ApiError(401, "proof_invalid", "X-SC-Device does not name this device")
     window_ms = settings.proof_window_s * 1000
@@ -118,6 +120,8 @@ def verify_proof_for_key(
     with db.transaction() as conn:
         if not devices_crud.remember_nonce(conn, device_id, proof.nonce, window_ms=window_ms):
             raise ApiError(401, "proof_replayed", "request proof was already used")
+        if touch:
+            devices_crud.touch_last_seen(conn, device_id)
 
 
 def _prove_device(
@@ -131,7 +135,8 @@ def _prove_device(
     if device is None:
         raise ApiError(401, "device_unknown", "this device is not enrolled")
     verify_proof_for_key(db, settings, device_id=device_id, ed25519=device.ed25519,
-                         headers=headers, method=method, path=path, body=body, token=token)
+                         headers=headers, method=method, path=path, body=body, token=token,
+                         touch=True)
     return ProvenDevice(device, token, source)
 
 
@@ -165,8 +170,6 @@ def _authenticate(
     user = users_crud.get_user(conn, session.user_id)
     if user is None or user.disabled:
         raise ApiError(403, "account_disabled", "this account is disabled")
-    with db.transaction() as wconn:
-        devices_crud.touch_last_seen(wconn, proven.device.device_id)
     return AuthContext(user.id, user.username, user.role, proven.device.device_id, session.id)
 
 

@@ -28,6 +28,10 @@ async def test_enroll_approve_login_session_refresh_logout(server):
         info = await dev.transport.get_json("/v1/auth/session")
         assert info["user_id"] == alice.user_id == dev.user_id
         assert info["device_id"] == dev.device_id
+        own = (await dev.transport.get_json("/v1/devices"))["devices"]
+        assert [(d["display_name"], d["current"]) for d in own] == [
+            ("Test workstation", False), ("second", True)]
+        assert own[1]["last_seen_ms"] is not None and own[0]["state"] == "pending"
         old_access = dev.transport.token
         new = await dev.transport.post_json("/v1/auth/refresh",
                                             {"refresh_token": dev.refresh_token})
