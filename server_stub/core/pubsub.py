@@ -146,6 +146,14 @@ class Hub:
         """Thread-safe: push ``text`` to every connected device of these users."""
         self._dispatch(self.send_to_users, tuple(user_ids), text)
 
+    def publish_batch(self, items: list[tuple[list[str], str]]) -> None:
+        """Thread-safe: several (users, text) pushes in one hand-over, kept in order."""
+        self._dispatch(self._send_batch, items)
+
+    def _send_batch(self, items: list[tuple[list[str], str]]) -> None:
+        for user_ids, text in items:
+            self.send_to_users(user_ids, text)
+
     def publish_to_devices(self, device_ids: Iterable[str], text: str) -> None:
         """Thread-safe: push ``text`` to these devices if connected."""
         for device_id in tuple(device_ids):

@@ -44,3 +44,19 @@ class Signal(_Strict):
     call_id: str = Field(pattern=ID_PATTERN)
     kind: Literal["invite", "offer", "answer", "candidate", "ringing", "reject", "hangup"]
     payload: dict[str, Any]
+
+
+
+class WsSend(_Strict):
+    """A room event sent over the push WebSocket instead of POST."""
+
+    type: Literal["send"]
+    room_id: str = Field(min_length=1, max_length=64)
+    event_id: str = Field(pattern=ID_PATTERN)
+    event_type: str = Field(pattern=TYPE_PATTERN)
+    content: dict[str, Any]
+
+    def as_post(self) -> PostEvent:
+        # Already validated field by field: no second pass over the content.
+        return PostEvent.model_construct(event_id=self.event_id, type=self.event_type,
+                                         content=self.content)

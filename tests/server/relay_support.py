@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import weakref
 from typing import Any
 
 import pytest
@@ -79,13 +80,20 @@ async def connect_ws(server: RunningServer, dev: LoggedInDevice, **kw: Any):
         open_timeout=10, **kw)
 
 
+_unread: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 async def next_push(ws, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next pushed frame of ``kind``, skipping others."""
+    """The next pushed object of ``kind``, skipping others. A frame may carry several
+    objects, one per line."""
+    pending = _unread.setdefault(ws, [])
     async with asyncio.timeout(timeout):
         while True:
-            frame = json.loads(await ws.recv())
-            if frame.get("type") == kind:
-                return frame
+            while pending:
+                frame = pending.pop(0)
+                if frame.get("type") == kind:
+                    return frame
+            pending.extend(json.loads(line) for line in (await ws.recv()).split("\n"))
 
 
 async def no_push(ws, kind: str, wait: float = 0.5) -> None:

@@ -11,6 +11,7 @@ from tests.server.relay_support import encrypted, make_room, post, refused, sync
 from tests.support.clients import server_db
 
 people = relay_support.people  # fixture
+crowd = relay_support.crowd  # fixture
 
 
 def _payload_ids(batch) -> list[str]:

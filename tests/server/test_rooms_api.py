@@ -20,6 +20,7 @@ from tests.server.relay_support import (
 from tests.support.clients import server_db
 
 people = relay_support.people  # fixture
+crowd = relay_support.crowd  # fixture
 
 
 def _audit_rows(server, action: str) -> list[dict]:

@@ -153,3 +153,51 @@ async def test_device_list_change_pushed_to_room_members(fast_watch, crowd):
         assert change["user_id"] == bob.user_id and change["version"] >= 1
     finally:
         await ws.close()
+
+
+async def test_send_over_socket_is_stored_pushed_and_deduplicated(open_server, people):
+    alice, bob, mallory = await people("alice", "bob", "mallory")
+    room_id = await make_room(alice, bob)
+    alice_ws = await connect_ws(open_server, alice)
+    bob_ws = await connect_ws(open_server, bob)
+    mallory_ws = await connect_ws(open_server, mallory)
+    frame = {"type": "send", "room_id": room_id, "event_id": "evt-ws-000001",
+             "event_type": "m.room.encrypted", "content": relay_support.encrypted(1)}
+    try:
+        await alice_ws.send(json.dumps(frame))
+        sent = await next_push(alice_ws, "sent")
+        assert (sent["event_id"], sent["duplicate"]) == ("evt-ws-000001", False)
+        pushed = await next_push(bob_ws, "event")
+        assert pushed["event"]["pos"] == sent["pos"]
+        assert pushed["event"]["content"] == relay_support.encrypted(1)
+        await alice_ws.send(json.dumps(frame))  # a retry after a reconnect
+        assert (await next_push(alice_ws, "sent"))["duplicate"] is True
+        await mallory_ws.send(json.dumps(frame))
+        refusal = await next_push(mallory_ws, "error")
+        assert (refusal["code"], refusal["event_id"]) == ("not_member", "evt-ws-000001")
+        for bad in ({**frame, "content": "text"}, {**frame, "event_id": "x"},
+                    {**frame, "extra": 1}, {k: v for k, v in frame.items() if k != "room_id"}):
+            await alice_ws.send(json.dumps(bad))
+            assert (await next_push(alice_ws, "error"))["code"] == "malformed"
+        big = {**frame, "event_id": "evt-ws-big-01",
+               "content": {"c": "A" * open_server.settings.max_event_bytes}}
+        await alice_ws.send(json.dumps(big))
+        assert (await next_push(alice_ws, "error"))["code"] == "too_large"
+        assert [e["event_id"] for e in (await sync(bob))["events"]
+                if e["type"] == "m.room.encrypted"] == ["evt-ws-000001"]
+    finally:
+        for ws in (alice_ws, bob_ws, mallory_ws):
+            await ws.close()
+
+
+async def test_backlog_is_batched_in_order(open_server, people):
+    alice, bob = await people("alice", "bob")
+    room_id = await make_room(alice, bob)
+    ws = await connect_ws(open_server, bob)
+    try:
+        await next_push(ws, "hello")
+        await asyncio.gather(*(post(alice, room_id, f"evt-batch-{i:04d}") for i in range(30)))
+        got = [(await next_push(ws, "event"))["event"]["pos"] for _ in range(30)]
+        assert got == sorted(got) and len(set(got)) == 30
+    finally:
+        await ws.close()

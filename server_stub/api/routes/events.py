@@ -12,15 +12,14 @@ from server_stub.api.deps import AuthContext, authenticated, get_db
 from server_stub.api.errors import ApiError
 from server_stub.api.routes.relay_support import (
     api_error,
-    guarded,
+    event_push,
     hub_of,
-    publish_events,
     record_lapses,
 )
 from server_stub.core.db import Database
 from server_stub.core.security import now_ms
 from server_stub.crud import events, grants, rooms
-from server_stub.crud.rooms import Refused
+from server_stub.crud.rooms import GrantExpired, Refused
 from server_stub.models.events import PostEvent
 
 router = APIRouter(tags=["relay"])
@@ -37,29 +36,64 @@ def compact_json(value: Any, limit: int) -> str:
     return text
 
 
+def store_events(app: Any, auth: AuthContext, items: list[tuple[str, PostEvent]]
+                 ) -> list[dict[str, Any] | ApiError]:
+    """Store client events in one transaction and push them; one outcome per item, in order
+    (a result, or the ApiError refusing that item alone). Shared by the POST route and the
+    WebSocket's ``send`` frames, which arrive in bursts under load: one transaction and one
+    hand-over to the push loop then serve the whole burst."""
+    limit = app.state.settings.max_event_bytes
+    db: Database = app.state.db
+    hub = hub_of(app)
+    now = now_ms()
+    outcomes: list[dict[str, Any] | ApiError | None] = [None] * len(items)
+    prepared = []
+    for i, (room_id, body) in enumerate(items):
+        try:
+            prepared.append((i, room_id, body, compact_json(body.content, limit)))
+        except ApiError as err:
+            outcomes[i] = err
+    stored: list[tuple[rooms.StoredEvent, list[str]]] = []
+    lapsed: set[tuple[str, str]] = set()
+    if prepared:
+        with db.transaction() as conn:
+            members: dict[str, list[str]] = {}
+            for i, room_id, body, content in prepared:
+                try:
+                    # Every check comes before the insert, so a refusal leaves nothing behind.
+                    result = events.post_event(
+                        conn, room_id, event_id=body.event_id, type_=body.type,
+                        content_json=content, sender_user_id=auth.user_id,
+                        sender_device_id=auth.device_id, now_ms=now)
+                except GrantExpired as exc:
+                    lapsed.add((exc.user_id, exc.room_id))
+                    outcomes[i] = api_error(exc)
+                    continue
+                except Refused as exc:
+                    outcomes[i] = api_error(exc)
+                    continue
+                if not result.duplicate:
+                    if room_id not in members:
+                        members[room_id] = rooms.active_member_ids(conn, room_id, now)
+                    stored.append((result.event, members[room_id]))
+                outcomes[i] = {"event_id": result.event.event_id, "pos": result.event.pos,
+                               "duplicate": result.duplicate}
+    for user_id, room_id in lapsed:
+        record_lapses(db, hub, user_id=user_id, room_id=room_id)
+    if stored:
+        hub.publish_batch([(targets, event_push(event)) for event, targets in stored])
+    return [o for o in outcomes if o is not None]
+
+
 @router.post("/v1/rooms/{room_id}/events")
 def post_event(
     request: Request, room_id: str, body: PostEvent,
-    auth: AuthContext = Depends(authenticated), db: Database = Depends(get_db),  # noqa: B008
+    auth: AuthContext = Depends(authenticated),  # noqa: B008
 ) -> dict[str, Any]:
-    content = compact_json(body.content, request.app.state.settings.max_event_bytes)
-    hub = hub_of(request.app)
-    now = now_ms()
-    targets: dict[int, list[str]] = {}
-
-    def work(conn) -> events.PostResult:
-        result = events.post_event(
-            conn, room_id, event_id=body.event_id, type_=body.type, content_json=content,
-            sender_user_id=auth.user_id, sender_device_id=auth.device_id, now_ms=now)
-        if not result.duplicate:
-            targets[result.event.pos] = rooms.active_member_ids(conn, room_id, now)
-        return result
-
-    result = guarded(db, hub, work)
-    if not result.duplicate:
-        publish_events(hub, targets, [result.event])
-    return {"event_id": result.event.event_id, "pos": result.event.pos,
-            "duplicate": result.duplicate}
+    (outcome,) = store_events(request.app, auth, [(room_id, body)])
+    if isinstance(outcome, ApiError):
+        raise outcome
+    return outcome
 
 
 @router.get("/v1/sync")

@@ -1,8 +1,10 @@
 """The push WebSocket (``/v1/ws``): new room events, to-device and signaling notices,
-device-list changes and wipe/logout orders for the authenticated device.
+device-list changes and wipe/logout orders for the authenticated device; and, the other
+way, room events sent without a request per event.
 
 Pushes are hints on top of sync, never instead of it: a client that reconnects syncs from
-its token and drops events whose id it already has.
+its token and drops events whose id it already has. A frame from the server carries one or
+more JSON objects separated by newlines (compact JSON never contains a raw newline).
 """
 
 from __future__ import annotations
@@ -12,23 +14,26 @@ import contextlib
 import json
 
 from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
-from server_stub.api.deps import authenticate_websocket, reject_websocket
+from server_stub.api.deps import AuthContext, authenticate_websocket, reject_websocket
 from server_stub.api.errors import ApiError
+from server_stub.api.routes.events import store_events
 from server_stub.api.routes.relay_support import hub_of
 from server_stub.api.routes.relay_tasks import order_push, relay_lifespan
 from server_stub.core.pubsub import CLOSE, Hub, Subscriber
 from server_stub.crud import devices as devices_crud
 from server_stub.crud import events
 from server_stub.crud import users as users_crud
+from server_stub.models.events import WsSend
 
 router = APIRouter(tags=["push"], lifespan=relay_lifespan)
 
-MAX_CLIENT_FRAME = 4096
+PING_FRAME_MAX = 4096
 PONG = json.dumps({"type": "pong"})
-BAD_FRAME = json.dumps({"type": "error", "code": "malformed"})
+MAX_BATCH = 64  # pushes joined into one frame when a socket has fallen behind
 
 
 def _hello(db, user_id: str, device_id: str) -> list[str]:
@@ -43,21 +48,84 @@ def _hello(db, user_id: str, device_id: str) -> list[str]:
     return frames
 
 
-async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber) -> None:
-    """Answer pings; anything else is refused. Ends (and closes the sub) on disconnect."""
+def _error(code: str, message: str, event_id: str | None = None) -> str:
+    frame = {"type": "error", "code": code, "message": message}
+    if event_id is not None:
+        frame["event_id"] = event_id
+    return json.dumps(frame)
+
+
+def _store_frames(app, auth: AuthContext, frames: list[str]) -> list[str]:
+    """Thread-pool side of a burst of ``send`` frames: one reply per frame, in order.
+    The upgrade's proof authorises the socket; the watch closes it when the session ends."""
+    replies: list[str | None] = [None] * len(frames)
+    valid: list[tuple[int, WsSend]] = []
+    for i, text in enumerate(frames):
+        try:
+            valid.append((i, WsSend.model_validate_json(text)))
+        except ValidationError:
+            replies[i] = _error("malformed", "invalid send frame")
+    if valid:
+        outcomes = store_events(app, auth, [(f.room_id, f.as_post()) for _, f in valid])
+        for (i, frame), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, ApiError):
+                replies[i] = _error(outcome.code, outcome.message, frame.event_id)
+            else:
+                replies[i] = json.dumps({"type": "sent", **outcome}, separators=(",", ":"))
+    return [r for r in replies if r is not None]
+
+
+async def _store_sends(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: AuthContext,
+                       inbox: asyncio.Queue) -> None:
+    """Stores what the reader queued, taking everything waiting at once: under load a
+    burst costs one thread hand-over and one transaction, and its pushes leave together."""
+    while True:
+        frames = [await inbox.get()]
+        while len(frames) < MAX_BATCH and not inbox.empty():
+            frames.append(inbox.get_nowait())
+        for reply in await run_in_threadpool(_store_frames, websocket.app, auth, frames):
+            hub.send_to_device_sub(sub, reply)
+
+
+async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: AuthContext,
+                inbox: asyncio.Queue) -> None:
+    """Client frames in order: pings answered here, sends queued for ``_store_sends``.
+    Ends (and closes the sub) on disconnect."""
+    limit = websocket.app.state.settings.max_event_bytes + 4096
     try:
         while True:
             text = await websocket.receive_text()
-            reply = BAD_FRAME
-            if len(text) <= MAX_CLIENT_FRAME:
-                with contextlib.suppress(ValueError):
-                    if json.loads(text) == {"type": "ping"}:
-                        reply = PONG
-            hub.send_to_device_sub(sub, reply)
+            if len(text) > limit:
+                hub.send_to_device_sub(sub, _error("too_large", f"frame over {limit} bytes"))
+            elif '"send"' in text:
+                # Bounded: a client that outpaces storage waits here, so TCP pushes back.
+                await inbox.put(text)
+            else:
+                reply = _error("malformed", "expected a ping or send frame")
+                if len(text) <= PING_FRAME_MAX:
+                    with contextlib.suppress(ValueError):
+                        if json.loads(text) == {"type": "ping"}:
+                            reply = PONG
+                hub.send_to_device_sub(sub, reply)
     except (WebSocketDisconnect, RuntimeError, KeyError):
         pass
     finally:
         hub.close_sub(sub, 1000, "")
+
+
+def _drain(sub: Subscriber, first: str) -> tuple[str, bool]:
+    """``first`` plus whatever else is queued, as one newline-separated frame; and whether
+    a close is pending behind them."""
+    parts = [first]
+    while len(parts) < MAX_BATCH:
+        try:
+            item = sub.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        if item is CLOSE:
+            return "\n".join(parts), True
+        parts.append(item)
+    return "\n".join(parts), False
 
 
 @router.websocket("/v1/ws")
@@ -72,21 +140,30 @@ async def push_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     # Subscribe before reading the stream head: anything committed after it is pushed.
     sub = hub.subscribe(auth.user_id, auth.device_id, auth.session_id)
-    reader = asyncio.create_task(_read(websocket, hub, sub))
+    inbox: asyncio.Queue = asyncio.Queue(MAX_BATCH * 4)
+    reader = asyncio.create_task(_read(websocket, hub, sub, auth, inbox))
+    storer = asyncio.create_task(_store_sends(websocket, hub, sub, auth, inbox))
     try:
         for frame in await run_in_threadpool(_hello, db, auth.user_id, auth.device_id):
             await websocket.send_text(frame)
         while True:
             item = await sub.queue.get()
-            if item is CLOSE:
+            closing = item is CLOSE
+            if not closing:
+                # One frame for everything queued: under load, one TLS record and one
+                # syscall carry many pushes.
+                text, closing = _drain(sub, item)
+                await websocket.send_text(text)
+            if closing:
                 if sub.close_reason:  # not a client-initiated close
                     await websocket.close(sub.close_code, sub.close_reason)
                 break
-            await websocket.send_text(item)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
         hub.unsubscribe(sub)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (reader, storer):
+            task.cancel()
+        for task in (reader, storer):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
