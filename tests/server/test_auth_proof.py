@@ -15,6 +15,7 @@ from tests.support.clients import (
     create_user,
     enroll,
     enrollment_body,
+    new_transport,
     new_user_device,
     order_ack_body,
     server_db,
@@ -265,3 +266,54 @@ async def test_enrollment_bad_cases(open_server):
         assert (err.status, err.code) == (401, "proof_invalid")
     finally:
         await dev.aclose()
+
+
+async def test_concurrent_refreshes_with_one_token_end_the_session(open_server):
+    """Rotation is atomic: of two refreshes racing with one token, one wins and the other
+    is a reuse, which ends the session (clients must serialise their refreshes)."""
+    _, dev = await new_user_device(open_server, "alice")
+    try:
+        results = await asyncio.gather(*[
+            dev.transport.post_json("/v1/auth/refresh", {"refresh_token": dev.refresh_token})
+            for _ in range(2)], return_exceptions=True)
+        wins = [r for r in results if isinstance(r, dict)]
+        losses = [r for r in results if isinstance(r, ServerError)]
+        assert len(wins) == 1 and [e.code for e in losses] == ["refresh_reused"]
+        dev.use_session(wins[0])
+        err = await _refused(dev.transport.get_json("/v1/auth/session"))
+        assert (err.status, err.code) == (401, "unauthenticated")
+    finally:
+        await dev.aclose()
+
+
+def _enroll_variants(body: dict) -> list[dict]:
+    return [
+        {**body, "ed25519": body["ed25519"] + "="},
+        {**body, "ed25519": body["ed25519"][:-1]},
+        {**body, "curve25519": "A" * 44},
+        {**body, "device_id": body["device_id"] + "x"},
+        {**body, "display_name": "bad\nname"},
+        {**body, "display_name": ""},
+        {**body, "username": "Alice"},
+        {**body, "totp_code": "12345"},
+        {**body, "ts_ms": -1},
+        {**body, "signature": body["signature"][:-4]},
+        {k: v for k, v in body.items() if k != "password"},
+        {**body, "unexpected": True},
+    ]
+
+
+async def test_malformed_enrollment_bodies_are_422(open_server):
+    identity = DeviceIdentity.generate()
+    creds = create_user(open_server, "alice")
+    transport = new_transport(open_server, identity)
+    try:
+        body = enrollment_body(identity, "alice", creds.password, "123456")
+        for variant in _enroll_variants(body):
+            err = await _refused(transport.post_json("/v1/devices/enroll", variant))
+            assert (err.status, err.code) == (422, "malformed"), variant
+        rows = server_db(open_server).connection().execute(
+            "SELECT COUNT(*) FROM devices").fetchone()[0]
+        assert rows == 0
+    finally:
+        await transport.aclose()
