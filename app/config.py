@@ -41,6 +41,10 @@ class Policy:
     offline_wipe_s: int = 72 * 3600  # unreachable this long: wipe
     retention_days: int = 30  # local chat/file cache
     crypto_suite: str = "aes-256-gcm"
+    # SQLCipher's cipher_memory_security: wipes its buffers on free, at a 15-25x cost per
+    # statement (docs/device-protection.md). Decrypted text also lives in ordinary Python
+    # strings, so the gain is small; IT may still choose it.
+    cache_memory_security: bool = False
     # Where this policy came from, for the About dialog and the audit: "defaults" or a path,
     # plus whether a signature was checked.
     source: str = field(default="defaults", compare=False)
