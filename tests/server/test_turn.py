@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import shutil
+import socket
+import subprocess
 import time
 
 import pytest
@@ -50,3 +54,55 @@ async def test_turn_needs_authentication(make_server):
         assert err.value.status == 401
     finally:
         await dev.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        return udp.getsockname()[1]
+
+
+@pytest.fixture
+def coturn(tmp_path):
+    """Debian's coturn on loopback with the REST-API shared secret."""
+    if shutil.which("turnserver") is None or shutil.which("turnutils_uclient") is None:
+        pytest.skip("coturn not installed")
+    port, secret = _free_port(), "coturn-shared-secret"
+    process = subprocess.Popen(
+        ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+         f"--listening-port={port}", "--use-auth-secret", f"--static-auth-secret={secret}",
+         "--realm=safeconsult.test", "--no-tls", "--no-dtls", "--no-cli",
+         "--allow-loopback-peers", f"--pidfile={tmp_path / 'turn.pid'}",
+         "--log-file=stdout", "--simple-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # listening once its TCP port accepts
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield port, secret
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _allocate(port: int, username: str, credential: str) -> bool:
+    result = subprocess.run(
+        ["turnutils_uclient", "-y", "-n", "1", "-c", "-u", username, "-w", credential,
+         "-p", str(port), "127.0.0.1"], capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    return "Cannot complete Allocation" not in output and "Total lost packets 0" in output
+
+
+async def test_coturn_accepts_the_credentials_and_refuses_forged_ones(make_server, coturn):
+    port, secret = coturn
+    server = make_server(require_device_approval=False, turn_secret=secret,
+                         turn_urls=(f"turn:127.0.0.1:{port}?transport=udp",))
+    _, dev = await new_user_device(server, "alice")
+    try:
+        result = await dev.transport.get_json("/v1/turn/credentials")
+    finally:
+        await dev.aclose()
+    assert await asyncio.to_thread(_allocate, port, result["username"], result["credential"])
+    forged = base64.b64encode(b"\0" * 20).decode()
+    assert not await asyncio.to_thread(_allocate, port, result["username"], forged)
