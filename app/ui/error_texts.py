@@ -63,12 +63,6 @@ USER_MESSAGES = (
         "SafeConsultError",
         "The disk is full, so the latest data could not be saved on this workstation. "
         "Free some space; nothing already saved was lost."),
-    QT_TRANSLATE_NOOP(
-        "SafeConsultError",
-        "The disk is full, so the latest data could not be saved on this workstation. Free "
-        "some space; nothing already saved was lost."),
-    QT_TRANSLATE_NOOP(
-        "SafeConsultError", "The local cache is busy (is SafeConsult open twice?). Try again."),
     # app.services.session.REFUSALS
     QT_TRANSLATE_NOOP(
         "SafeConsultError", "The username, password or authenticator code is not correct."),
