@@ -208,8 +208,8 @@ class Deidentifier:
 
     def deidentify(self, ds: Dataset) -> DeidResult:
         """De-identify ``ds`` in place (file meta included) and return it with warnings."""
-        notes = burned_in_warnings(ds)
         try:
+            notes = burned_in_warnings(ds)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._apply(ds)

@@ -32,18 +32,25 @@ class Spacing:
 def _pair(value: object) -> tuple[float, float] | None:
     try:
         items = [float(v) for v in value]  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+    except Exception:  # absent or malformed
         return None
     if len(items) != 2 or not all(math.isfinite(v) and v > 0 for v in items):
         return None
     return items[0], items[1]
 
 
+def _get(read: object) -> object:
+    try:
+        return read()  # type: ignore[operator]
+    except Exception:  # a malformed value counts as absent
+        return None
+
+
 def pixel_spacing(ds: Dataset, frame: int = 0) -> Spacing:
-    pair = _pair(frame_attr(ds, frame, "PixelMeasuresSequence", "PixelSpacing"))
+    pair = _pair(_get(lambda: frame_attr(ds, frame, "PixelMeasuresSequence", "PixelSpacing")))
     if pair is not None:
         return Spacing(pair[0], pair[1], True, "")
-    pair = _pair(ds.get("ImagerPixelSpacing"))
+    pair = _pair(_get(lambda: ds.get("ImagerPixelSpacing")))
     if pair is not None:
         return Spacing(pair[0], pair[1], False,
                        "spacing at the detector (ImagerPixelSpacing): not corrected for "

@@ -21,7 +21,7 @@ from pydicom.pixels.processing import apply_color_lut
 
 from app.core.imaging_types import WindowLevel
 from app.imaging.decode import decode_frame, frame_count
-from app.imaging.errors import DecodeFailed
+from app.imaging.errors import DecodeFailed, ImagingError
 
 # A LUT over the stored range is used while the range is at most this many values (16-bit
 # data always is); beyond (32-bit or float data) each pixel is computed directly.
@@ -184,6 +184,7 @@ class Frame:
         self.invert = self.photometric == "MONOCHROME1"
         if str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE":
             self.invert = not self.invert
+        self.bits_stored = int(ds.get("BitsStored", 8) or 8)
         self.windows = file_windows(ds, index)
         self.voi_luts = self._voi_luts()
         self.voi_function = str(
@@ -303,7 +304,7 @@ class Frame:
         """uint8 (rows, cols) or (rows, cols, 3). ``window`` overrides the file's VOI;
         ``voi_lut`` picks a VOI LUT of the file instead."""
         if self.is_colour:
-            return _colour_to_u8(self.stored, self.ds)
+            return _colour_to_u8(self.stored, self.bits_stored)
         if self.photometric == "PALETTE COLOR":
             return _palette_to_rgb(self.stored, self.ds)
         if window is None and voi_lut is None:
@@ -332,10 +333,9 @@ class Frame:
         return out
 
 
-def _colour_to_u8(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+def _colour_to_u8(arr: np.ndarray, bits: int) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
-    bits = int(ds.get("BitsStored", 8) or 8)
     top = float((1 << min(bits, 32)) - 1)
     return _to_u8(arr.astype(np.float64) * (255.0 / top))
 
@@ -358,7 +358,15 @@ def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
 
 
 def load_frame(ds: Dataset, index: int = 0) -> Frame:
-    return Frame(ds, decode_frame(ds, index), index)
+    stored = decode_frame(ds, index)
+    try:
+        return Frame(ds, stored, index)
+    except ImagingError:
+        raise
+    except Exception as exc:
+        # Header values the renderer reads (windows, rescale, LUTs) are converted here for
+        # the first time; a malformed one is a decode failure, not a crash.
+        raise DecodeFailed(f"image header unusable ({type(exc).__name__})") from None
 
 
 def render(ds: Dataset, index: int = 0, window: WindowLevel | None = None) -> np.ndarray:

@@ -79,7 +79,16 @@ def read_waveforms(ds: Dataset) -> list[MultiplexGroup]:
     if not seq:
         raise NoWaveform("no WaveformSequence")
     little = getattr(ds, "original_encoding", (None, True))[1] is not False
-    return [_group(item, n, little) for n, item in enumerate(seq)]
+    groups = []
+    for n, item in enumerate(seq):
+        try:
+            groups.append(_group(item, n, little))
+        except DecodeFailed:
+            raise
+        except Exception as exc:  # a malformed channel definition value
+            raise DecodeFailed(f"waveform group {n + 1} unreadable ({type(exc).__name__})"
+                               ) from None
+    return groups
 
 
 def _group(item: Dataset, n: int, little: bool) -> MultiplexGroup:

@@ -191,3 +191,26 @@ def test_error_messages_do_not_quote_file_content(tmp_path):
     with pytest.raises(DecodeFailed) as info:
         load_frame(read_dataset(path))
     assert "Doe" not in str(info.value) and "Doe" not in info.value.user_message
+
+
+@pytest.mark.parametrize("keyword", ["WindowCenter", "RescaleSlope", "PixelSpacing",
+                                     "ImagePositionPatient", "InstanceNumber"])
+def test_malformed_header_values_are_typed_or_ignored(keyword):
+    ds = dcmread(data_file("CT_small.dcm"))
+    marker = "123.456" if keyword != "InstanceNumber" else "123456"
+    setattr(ds, keyword, [marker] * (3 if keyword == "ImagePositionPatient" else
+                                     2 if keyword == "PixelSpacing" else 1))
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    data = buffer.getvalue()
+    assert data.count(marker.encode()) >= 1
+    data = data.replace(marker.encode(), b"1^x.Doe"[: len(marker)])
+    try:
+        series = load([data]).series
+        frame = load_frame(series[0].instances[0].dataset)
+        assert frame.render().dtype == np.uint8
+        from app.imaging.measure import distance
+
+        distance(series[0].instances[0].dataset, (0, 0), (1, 1))
+    except DecodeFailed as exc:
+        assert "Doe" not in str(exc)
