@@ -79,8 +79,42 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal", "internal server error")
 
 
+class ContainExceptionsMiddleware:
+    """Answers an unhandled exception with the 500 envelope and logs its type only.
+
+    Starlette's outermost error middleware would re-raise it to the ASGI server, which logs
+    the full traceback -- whose text may hold request data (PHI). Installed inside it, this
+    keeps the exception from getting that far.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unhandled %s on %s %s", exc.__class__.__name__, scope.get("method"),
+                      scope.get("route").path if scope.get("route") else "(no route)")
+            if not started:
+                await error_response(500, "internal", "internal server error")(
+                    scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(ContainExceptionsMiddleware)

@@ -4,6 +4,7 @@ methods, oversized bodies (declared and streamed)."""
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 
 import httpx
@@ -99,3 +100,27 @@ async def test_body_just_under_the_limit_is_parsed(server):
             headers={"Content-Type": "application/json"})
         # Parsed and refused for what it is (no device proof), not for its size.
         assert response.status_code == 401
+
+
+async def test_unexpected_exception_is_a_bare_500_envelope(server):
+    def explode() -> None:
+        raise RuntimeError("secret detail: patient Jane Doe")
+
+    server.app.add_api_route("/v1/test-explode", explode, methods=["GET"])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "server_stub.errors", "")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        async with _client(server) as client:
+            response = await client.get("/v1/test-explode")
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert _envelope(response) == (500, "internal")
+    assert "Jane" not in response.text and "secret" not in response.text
+    assert any("RuntimeError" in r.getMessage() for r in records)
+    logged = "".join(r.getMessage() + str(r.exc_info) + str(r.exc_text) for r in records)
+    assert "Jane" not in logged
