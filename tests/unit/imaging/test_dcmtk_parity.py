@@ -197,3 +197,13 @@ def test_frame_reuse_gives_same_pixels_as_fresh_render():
     for wl in PRESETS.values():
         fresh = Frame(ds, f.stored).render(wl)
         assert np.array_equal(f.render(wl), fresh)
+
+
+def test_sigmoid_voi_function_matches_dcmtk(tmp_path):
+    ds = dcmread(data_file("MR_small.dcm"))
+    ds.VOILUTFunction = "SIGMOID"
+    path = tmp_path / "sigmoid.dcm"
+    ds.save_as(path)
+    assert np.abs(_compare(path, tmp_path, 1)).max() <= 1
+    # and it is not the linear rendering
+    assert not np.array_equal(_ours(path, 1, 1), _ours(data_file("MR_small.dcm"), 1, 1))
