@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 
 from app.core.imaging_types import PRESETS, WindowLevel
 from app.imaging.load import read_dataset
@@ -101,3 +103,29 @@ def test_float_pixels_take_the_direct_path():
     out = frame.render(PRESETS["abdomen"])
     assert out.dtype == np.uint8 and out.shape == (64, 64)
     assert np.array_equal(out, _direct(frame, PRESETS["abdomen"]))
+
+
+def _fg(**groups) -> Dataset:
+    fg = Dataset()
+    for seq_name, attrs in groups.items():
+        item = Dataset()
+        for k, v in attrs.items():
+            setattr(item, k, v)
+        setattr(fg, seq_name, Sequence([item]))
+    return fg
+
+
+def test_enhanced_functional_groups_per_frame_then_shared():
+    ds = read_dataset(data_file("CT_small.dcm"))
+    ds.WindowCenter, ds.WindowWidth = 1, 1  # top level: must lose to the functional groups
+    ds.SharedFunctionalGroupsSequence = Sequence([_fg(
+        FrameVOILUTSequence={"WindowCenter": 40, "WindowWidth": 400},
+        PixelValueTransformationSequence={"RescaleSlope": 2, "RescaleIntercept": -10})])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([
+        _fg(FrameVOILUTSequence={"WindowCenter": -600, "WindowWidth": 1500}),
+        _fg(),
+    ])
+    f0, f1 = Frame(ds, ds.pixel_array, 0), Frame(ds, ds.pixel_array, 1)
+    assert (f0.windows[0].center, f0.windows[0].width) == (-600, 1500)  # per-frame
+    assert (f1.windows[0].center, f1.windows[0].width) == (40, 400)  # shared
+    assert (f0.slope, f0.intercept) == (2, -10) == (f1.slope, f1.intercept)
