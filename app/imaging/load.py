@@ -8,6 +8,7 @@ paths and nothing here writes a temporary file. Parsing errors become the typed 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import struct
@@ -31,6 +32,21 @@ from app.imaging.errors import ImagingError, NotDicom, TruncatedDicom
 # pydicom's value validation on reading only warns, and its warnings quote the offending
 # value (which may be a patient name). We validate what we use ourselves.
 pydicom.config.settings.reading_validation_mode = IGNORE
+
+
+class _WithholdMessages(logging.Filter):
+    """pydicom's log lines can quote element values; keep the level and the place only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = "pydicom message withheld (may quote file content)", None
+        return True
+
+
+for _name in ("pydicom", "pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base",
+              "pydicom.pixels.utils"):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, _WithholdMessages) for f in _logger.filters):
+        _logger.addFilter(_WithholdMessages())
 
 Source = Path | str | bytes | bytearray | memoryview
 

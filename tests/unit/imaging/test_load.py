@@ -214,3 +214,11 @@ def test_malformed_header_values_are_typed_or_ignored(keyword):
         distance(series[0].instances[0].dataset, (0, 0), (1, 1))
     except DecodeFailed as exc:
         assert "Doe" not in str(exc)
+
+
+def test_pydicom_log_lines_do_not_carry_file_content(caplog):
+    import logging as _logging
+
+    caplog.set_level(_logging.DEBUG, logger="pydicom")
+    _logging.getLogger("pydicom").warning("value 'Doe^Jane' is invalid")
+    assert caplog.records and all("Doe" not in r.getMessage() for r in caplog.records)
