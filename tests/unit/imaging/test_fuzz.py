@@ -76,7 +76,7 @@ def test_seeds_themselves_open():
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=250, deadline=None, derandomize=True,
+@settings(max_examples=600, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutated())
 def test_mutated_files_raise_only_typed_errors(data):
