@@ -105,6 +105,36 @@ def enable_user(db: Database, username: str) -> None:
                      object_type="user", object_id=user.id, outcome="ok", source=SOURCE)
 
 
+def reset_totp(db: Database, username: str) -> str:
+    """A lost authenticator: a new secret (returned as an otpauth:// URI, shown once); the
+    old codes stop working at once and the user's sessions end."""
+    secret = new_totp_secret()
+    with db.transaction() as conn:
+        user = _user(conn, username)
+        conn.execute("UPDATE users SET totp_secret = ?, totp_last_step = 0 WHERE id = ?",
+                     (secret, user.id))
+        ended = sessions_crud.revoke_user_sessions(conn, user.id, "totp_reset")
+        append_audit(conn, actor_user_id=None, device_id=None, action="user.totp_reset",
+                     object_type="user", object_id=user.id, outcome="ok", source=SOURCE,
+                     detail={"sessions_revoked": ended})
+    return otpauth_uri(secret, user.username)
+
+
+def reset_password(db: Database, username: str, password: str) -> None:
+    problem = password_problem(password)
+    if problem:
+        raise AdminRefused(problem)
+    password_hash = hash_password(password)
+    with db.transaction() as conn:
+        user = _user(conn, username)
+        conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user.id))
+        ended = sessions_crud.revoke_user_sessions(conn, user.id, "password_reset")
+        users_crud.unlock(conn, user.username)
+        append_audit(conn, actor_user_id=None, device_id=None, action="user.password_reset",
+                     object_type="user", object_id=user.id, outcome="ok", source=SOURCE,
+                     detail={"sessions_revoked": ended})
+
+
 def _device(conn: sqlite3.Connection, device_id: str) -> devices_crud.Device:
     device = devices_crud.get_device(conn, device_id)
     if device is None:
@@ -186,8 +216,11 @@ def add_admin_commands(parser: argparse.ArgumentParser) -> None:
                                       "prints the TOTP otpauth:// URI once")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=users_crud.ROLES)
-    for name in ("disable", "enable"):
-        usub.add_parser(name, help=f"{name} a user").add_argument("name")
+    for name, text in (("disable", "disable a user and end their sessions"),
+                       ("enable", "enable a user and lift a login lock"),
+                       ("reset-totp", "issue a new TOTP secret (prints the otpauth:// URI)"),
+                       ("reset-password", "set a new password, read from stdin")):
+        usub.add_parser(name, help=text).add_argument("name")
     usub.add_parser("list", help="list users")
 
     device = sub.add_parser("device", help="list, approve, revoke, wipe, log out devices")
@@ -234,6 +267,13 @@ def _run_user(db: Database, args: argparse.Namespace) -> int:
     elif args.user_command == "enable":
         enable_user(db, args.name)
         print(f"enabled {args.name}")
+    elif args.user_command == "reset-totp":
+        uri = reset_totp(db, args.name)
+        print("new TOTP enrollment URI (shown once; old codes no longer work):")
+        print(uri)
+    elif args.user_command == "reset-password":
+        reset_password(db, args.name, _read_password())
+        print(f"password set for {args.name}; sessions ended")
     else:
         for u in users_crud.list_users(db.connection()):
             print(f"{u.username:<24} {u.role:<11} {'disabled' if u.disabled else 'enabled':<8}"

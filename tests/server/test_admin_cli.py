@@ -8,8 +8,10 @@ import sys
 import urllib.parse
 
 import pyotp
+import pytest
 
-from tests.support.clients import enroll, login, server_db
+from app.core.errors import ServerError
+from tests.support.clients import create_user, enroll, login, server_db
 
 
 def _cli(data_dir, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -95,3 +97,30 @@ def test_cli_and_running_server_share_the_database(server):
     row = server_db(server).connection().execute(
         "SELECT role FROM users WHERE username = 'dora'").fetchone()
     assert row[0] == "nurse"
+
+
+async def test_reset_totp_and_password_end_sessions_and_replace_credentials(open_server):
+    creds = create_user(open_server, "erin")
+    dev = await enroll(open_server, creds.username, creds.password, creds.totp_secret)
+    try:
+        reset = _cli(open_server.data_dir, "user", "reset-totp", "erin")
+        assert reset.returncode == 0, reset.stderr
+        new_secret = _secret_from(reset.stdout)
+        assert new_secret != creds.totp_secret
+        with pytest.raises(ServerError) as err:
+            await dev.transport.get_json("/v1/auth/session")
+        assert err.value.status == 401  # the session ended with the reset
+        pw = _cli(open_server.data_dir, "user", "reset-password", "erin",
+                  stdin="a brand new password\n")
+        assert pw.returncode == 0, pw.stderr
+        with pytest.raises(ServerError) as err:
+            await login(open_server, dev, "a brand new password", creds.totp_secret)
+        assert err.value.code == "invalid_credentials"  # old authenticator
+        with pytest.raises(ServerError) as err:
+            await login(open_server, dev, creds.password, new_secret)
+        assert err.value.code == "invalid_credentials"  # old password
+        result = await login(open_server, dev, "a brand new password", new_secret)
+        assert result["username"] == "erin"
+    finally:
+        await dev.aclose()
+    assert _cli(open_server.data_dir, "user", "reset-totp", "nobody").returncode == 1
