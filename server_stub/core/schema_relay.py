@@ -29,6 +29,9 @@ CREATE TABLE room_members (
     -- row) the event that ended the membership, so an offline client still learns it left
     visible_from_pos  INTEGER NOT NULL DEFAULT 0,
     visible_until_pos INTEGER,
+    -- for a lapsed grant: the last event posted before the expiry. Events posted between
+    -- the expiry and the moment the lapse was recorded stay hidden from the lapsed member.
+    content_until_pos INTEGER,
     granted_by TEXT,
     break_glass_id INTEGER,
     PRIMARY KEY (room_id, user_id)

@@ -182,7 +182,8 @@ def read_batch(
         " ON m.room_id = e.room_id AND m.user_id = ?"
         " WHERE e.pos > ? AND e.pos <= ? AND e.pos >= m.visible_from_pos AND ("
         "   (m.state = 'joined' AND (m.expires_ms IS NULL OR m.expires_ms > ?))"
-        "   OR (m.state = 'left' AND e.pos <= m.visible_until_pos))"
+        "   OR (m.state = 'left' AND (e.pos = m.visible_until_pos OR e.pos <= COALESCE("
+        "       m.content_until_pos, m.visible_until_pos))))"
         " ORDER BY e.pos LIMIT ?",
         (user_id, since.events, head_ev, now_ms, limit + 1),
     ).fetchall()

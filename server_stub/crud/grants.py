@@ -71,7 +71,8 @@ def lapse_expired(
     conn: sqlite3.Connection, now_ms: int, *, user_id: Any = None, room_id: str | None = None,
 ) -> list[StoredEvent]:
     """Record every lapsed grant (optionally one user's / one room's) as an 'expire' event."""
-    sql = ("SELECT room_id, user_id FROM room_members WHERE state IN ('invited', 'joined')"
+    sql = ("SELECT room_id, user_id, expires_ms FROM room_members"
+           " WHERE state IN ('invited', 'joined')"
            " AND expires_ms IS NOT NULL AND expires_ms <= ?")
     params: list[Any] = [now_ms]
     if user_id is not None:
@@ -82,9 +83,14 @@ def lapse_expired(
         params.append(room_id)
     events = []
     for row in conn.execute(sql, params).fetchall():
+        # What the member could read when the grant ran out, not when the lapse is noticed.
+        last = conn.execute(
+            "SELECT COALESCE(MAX(pos), 0) FROM events WHERE room_id = ? AND origin_ms < ?",
+            (row["room_id"], row["expires_ms"]),
+        ).fetchone()[0]
         events.append(end_membership(
             conn, row["room_id"], subject_user_id=row["user_id"], membership="expire",
-            actor_user_id=None, actor_device_id=None, now_ms=now_ms,
+            actor_user_id=None, actor_device_id=None, now_ms=now_ms, content_until_pos=last,
         ))
     return events
 

@@ -205,6 +205,7 @@ def upsert_joined(
         " ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role, state = 'joined',"
         " since_ms = excluded.since_ms, expires_ms = excluded.expires_ms,"
         " visible_from_pos = excluded.visible_from_pos, visible_until_pos = NULL,"
+        " content_until_pos = NULL,"
         " granted_by = excluded.granted_by, break_glass_id = excluded.break_glass_id",
         (room_id, user_id, role, now_ms, expires_ms, visible_from_pos, granted_by,
          break_glass_id),
@@ -257,7 +258,8 @@ def invite(
         " VALUES (?, ?, ?, 'invited', ?, ?, 0, NULL, ?)"
         " ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role, state = 'invited',"
         " since_ms = excluded.since_ms, expires_ms = excluded.expires_ms,"
-        " visible_until_pos = NULL, granted_by = excluded.granted_by, break_glass_id = NULL",
+        " visible_until_pos = NULL, content_until_pos = NULL, granted_by = excluded.granted_by,"
+        " break_glass_id = NULL",
         (room_id, target_user_id, role, now_ms, expires_ms, actor_user_id),
     )
     return membership_event(
@@ -283,7 +285,7 @@ def join(
     )
     conn.execute(
         "UPDATE room_members SET state = 'joined', since_ms = ?, visible_from_pos = ?,"
-        " visible_until_pos = NULL WHERE room_id = ? AND user_id = ?",
+        " visible_until_pos = NULL, content_until_pos = NULL WHERE room_id = ? AND user_id = ?",
         (now_ms, event.pos, room_id, user_id),
     )
     return event
@@ -292,8 +294,10 @@ def join(
 def end_membership(
     conn: sqlite3.Connection, room_id: str, *, subject_user_id: Any, membership: str,
     actor_user_id: Any, actor_device_id: str | None, now_ms: int,
+    content_until_pos: int | None = None,
 ) -> StoredEvent:
-    """Turn a row into 'left' and announce it; the subject still syncs up to this event."""
+    """Turn a row into 'left' and announce it; the subject still syncs up to this event
+    (and, when ``content_until_pos`` is given, other events only up to that position)."""
     m = get_membership(conn, room_id, subject_user_id)
     role = m.role if m is not None else None
     event = membership_event(
@@ -303,8 +307,8 @@ def end_membership(
     )
     conn.execute(
         "UPDATE room_members SET state = 'left', since_ms = ?, visible_until_pos = ?,"
-        " expires_ms = NULL WHERE room_id = ? AND user_id = ?",
-        (now_ms, event.pos, room_id, subject_user_id),
+        " content_until_pos = ?, expires_ms = NULL WHERE room_id = ? AND user_id = ?",
+        (now_ms, event.pos, content_until_pos, room_id, subject_user_id),
     )
     return event
 

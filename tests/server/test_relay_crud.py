@@ -182,10 +182,12 @@ def test_expired_grant_refused_then_recorded_once(db):
         lapsed = grants.lapse_expired(conn, T0 + 60_001)
         assert grants.lapse_expired(conn, T0 + 60_002) == []
     assert [json.loads(e.content)["membership"] for e in lapsed] == ["expire"]
-    # The lapsed member's devices learn it at their next sync.
-    ids = [json.loads(e.content).get("membership") for e in
-           _sync(db, BOB, "dev-b", None, now=T0 + 70_000).events]
-    assert ids[-1] == "expire"
+    # The lapsed member's devices learn it at their next sync -- without the event posted
+    # after the expiry but before the lapse was recorded.
+    seen = _sync(db, BOB, "dev-b", None, now=T0 + 70_000).events
+    assert json.loads(seen[-1].content)["membership"] == "expire"
+    assert "evt-in-time" in [e.event_id for e in seen]
+    assert "evt-owner" not in [e.event_id for e in seen]
 
 
 def test_break_glass_needs_reason_and_is_listed_for_review(db):
