@@ -203,3 +203,30 @@ async def test_linked_patient_is_stored_as_given_and_owner_only(open_server, peo
         "SELECT linked_patient_ct FROM rooms WHERE room_id = ?", (room_id,)).fetchone()[0]
     assert stored == "v1:Q2lwaGVydGV4dA"
     assert json.loads(json.dumps(room))["room_id"] == room_id
+
+
+async def test_more_malformed_room_requests(open_server, people):
+    (alice,) = await people("alice")
+    (auditor,) = await people("auditor3", role="auditor")
+    room_id = await make_room(alice)
+    path = f"/v1/rooms/{room_id}/linked_patient"
+    for body in ({}, {"linked_patient": 5}, {"linked_patient": ""}, {"other": "x"}):
+        err = await refused(alice.transport.request("PUT", path, json_body=body))
+        assert (err.status, err.code) == (422, "malformed"), body
+    err = await refused(alice.transport.request(
+        "DELETE", f"/v1/rooms/{room_id}/members/no-such-user"))
+    assert (err.status, err.code) == (404, "not_found")
+    err = await refused(alice.transport.request(
+        "DELETE", f"/v1/rooms/{room_id}/members/{alice.user_id}"))
+    assert err.code == "malformed"
+    for query in ("after=-1", "limit=0", "unreviewed=maybe"):
+        err = await refused(auditor.transport.get_json(f"/v1/break_glass?{query}"))
+        assert err.code == "malformed", query
+    for path in ("/v1/break_glass/abc/review", "/v1/break_glass/999/review"):
+        err = await refused(auditor.transport.post_json(path, {}))
+        assert err.code in ("malformed", "not_found"), path
+    err = await refused(auditor.transport.post_json("/v1/break_glass/1/review",
+                                                    {"note": "x" * 501}))
+    assert err.code == "malformed"
+    err = await refused(alice.transport.post_json(f"/v1/rooms/{room_id}/join", {}))
+    assert (err.status, err.code) == (409, "already_member")
