@@ -53,6 +53,122 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        2,
+        (
+            # Secure chat (app/storage/crypto_store.py, app/storage/outbox.py,
+            # app/services/chat.py). vodozemac pickles are already encrypted under the
+            # pickle key; everything else is protected by the cache's own encryption.
+            """CREATE TABLE crypto_account (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                pickle TEXT NOT NULL
+            )""",
+            """CREATE TABLE crypto_olm_sessions (
+                peer_curve25519 TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                pickle TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                last_used_ms INTEGER NOT NULL,
+                PRIMARY KEY (peer_curve25519, session_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE crypto_outbound_groups (
+                room_id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                pickle TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                message_count INTEGER NOT NULL,
+                recipients TEXT NOT NULL,
+                shared_with TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE crypto_inbound_groups (
+                room_id TEXT NOT NULL,
+                sender_key TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                pickle TEXT NOT NULL,
+                first_known_index INTEGER NOT NULL,
+                sender_user TEXT NOT NULL,
+                sender_device TEXT NOT NULL,
+                sender_ed25519 TEXT NOT NULL,
+                forwarded INTEGER NOT NULL,
+                PRIMARY KEY (room_id, sender_key, session_id)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX crypto_inbound_by_session ON crypto_inbound_groups"
+            " (sender_key, session_id)",
+            """CREATE TABLE crypto_seen (
+                session_id TEXT NOT NULL,
+                message_index INTEGER NOT NULL,
+                event_id TEXT NOT NULL,
+                PRIMARY KEY (session_id, message_index)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE crypto_devices (
+                user_id TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                username TEXT NOT NULL,
+                ed25519 TEXT NOT NULL,
+                curve25519 TEXT NOT NULL,
+                enroll_ts_ms INTEGER NOT NULL,
+                signature TEXT NOT NULL,
+                trust TEXT NOT NULL,
+                PRIMARY KEY (user_id, device_id)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX crypto_devices_by_curve ON crypto_devices (curve25519)",
+            # Users whose device list was fed in (possibly with no device left): "seen".
+            """CREATE TABLE crypto_users (
+                user_id TEXT PRIMARY KEY,
+                device_list_version INTEGER NOT NULL DEFAULT -1
+            ) WITHOUT ROWID""",
+            """CREATE TABLE chat_state (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE chat_rooms (
+                room_id TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                unread INTEGER NOT NULL DEFAULT 0,
+                last_ts_ms INTEGER NOT NULL DEFAULT 0
+            ) WITHOUT ROWID""",
+            """CREATE TABLE chat_members (
+                room_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                PRIMARY KEY (room_id, user_id)
+            ) WITHOUT ROWID""",
+            # Room events not shown (yet): waiting for their key, or rejected. Never dropped.
+            """CREATE TABLE chat_undecrypted (
+                event_id TEXT PRIMARY KEY,
+                room_id TEXT NOT NULL,
+                sender TEXT NOT NULL,
+                sender_device TEXT,
+                origin_ms INTEGER NOT NULL,
+                content TEXT NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                session_id TEXT,
+                requested_ms INTEGER
+            ) WITHOUT ROWID""",
+            "CREATE INDEX chat_undecrypted_session ON chat_undecrypted (session_id, state)",
+            # Offline outbox: plaintext until the event is encrypted, then the exact
+            # ciphertext that is (re)posted under the client-chosen event id.
+            """CREATE TABLE chat_outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                room_id TEXT NOT NULL,
+                event_id TEXT NOT NULL UNIQUE,
+                body TEXT,
+                content TEXT,
+                created_ms INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0
+            )""",
+            # To-device batches (room keys, key answers) that must reach the relay before
+            # the events they unlock; resent under the same transaction id until accepted.
+            """CREATE TABLE chat_outbox_to_device (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                txn_id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,
+                messages TEXT NOT NULL,
+                created_ms INTEGER NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

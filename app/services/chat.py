@@ -1,0 +1,675 @@
+"""Secure chat: the CryptoMachine wired to the relay and the encrypted cache (docs/e2ee.md,
+"Chat service"). Async and Qt-free; views observe its psygnal signals.
+
+Shape of the work:
+
+* one *sync loop* task: ``/v1/sync?since=`` until caught up, then the outbox, woken by the
+  push socket and by a fallback poll; a dropped connection only slows it down;
+* every batch is applied in **one cache transaction together with its next sync token**:
+  the relay deletes to-device messages once a later token is presented, so the Olm and
+  Megolm state they changed must be on disk before that token is ever sent;
+* sending goes through the outbox (app.storage.outbox): the text is queued first, encrypted
+  once, and the same ciphertext is (re)posted under the client-chosen event id until the
+  relay accepts it -- exactly once, even across crashes and lost answers;
+* nothing from the relay is trusted for *who may read*: members come from membership
+  events this device saw (or the member list when it joined), devices from self-signed
+  directory entries (the machine checks them), and changes raise warnings.
+
+One machine per device, used by one task at a time (``_lock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psygnal import Signal
+
+from app.core.chat import (
+    ENCRYPTED_EVENT,
+    MEMBER_EVENT,
+    MESSAGE_TYPE,
+    ChatMessage,
+    EventState,
+    RoomEvent,
+    RoomSummary,
+    SyncBatch,
+    UndecryptedEvent,
+)
+from app.core.errors import ConnectionFailed, SafeConsultError, ServerError
+from app.core.messages import CachedMessage
+from app.core.phi import Phi
+from app.crypto.devices import DeviceWarning, TrustPolicy
+from app.crypto.errors import E2EEError, MalformedPayload, Misdirected, UnknownSenderDevice
+from app.crypto.identity import DeviceIdentity
+from app.crypto.machine import CryptoMachine, DecryptedToDevice
+from app.crypto.megolm import MissingRoomKey, RotationPolicy
+from app.crypto.messages import ENCRYPTED, OutgoingToDevice
+from app.crypto.room_keys import KeyRequestAnswer, RoomKeyReceived
+from app.crypto.verification import VerificationUpdate
+from app.net import relay_api
+from app.net.auth_api import ProtocolError
+from app.net.events import Closed, push_frames
+from app.net.transport import Transport
+from app.services.session import SessionService
+from app.storage.chat_state import SYNC_TOKEN, ChatState
+from app.storage.crypto_store import SqlCryptoStore
+from app.storage.messages import MessageRepository
+from app.storage.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+# Refusals after which a queued message can never be accepted: it leaves the outbox and the
+# user is told (send_failed). Anything else (5xx, rate limits, the network) is retried.
+PERMANENT_REFUSALS = frozenset({
+    "not_member", "forbidden", "grant_expired", "event_id_conflict", "malformed", "too_large",
+})
+MISSING_KEY = "missing_room_key"
+WAITING_TEXT = "Waiting for this message's key from the sender's device."
+MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "remove": "left",
+                    "expire": "left"}
+
+
+def new_event_id() -> str:
+    """Client-chosen event id: 128 random bits, so ids leak nothing and never collide."""
+    return "sc_" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    room_id: str
+    event_id: str
+    code: str  # the relay's refusal code
+    user_message: str
+
+
+@dataclass
+class _Applied:
+    """What one sync batch did, announced after its transaction committed."""
+
+    shown: list[ChatMessage] = field(default_factory=list)
+    undecryptable: list[UndecryptedEvent] = field(default_factory=list)
+    missing: list[tuple[MissingRoomKey, str]] = field(default_factory=list)  # (key, sender)
+    to_device: list[Any] = field(default_factory=list)
+    rooms_changed: bool = False
+    keys_used: bool = False
+    unknown_senders: set[str] = field(default_factory=set)
+
+
+class ChatService:
+    message = Signal(object)  # ChatMessage: new in a room (also our own, as composed)
+    undecryptable = Signal(object)  # UndecryptedEvent: kept, not shown (waiting or rejected)
+    device_warning = Signal(object)  # DeviceWarning: a contact's device appeared or changed
+    rooms_changed = Signal()
+    outbox_changed = Signal(int)  # messages composed here and not yet accepted by the relay
+    send_failed = Signal(object)  # SendFailed
+    online_changed = Signal(bool)
+    to_device = Signal(object)  # VerificationUpdate / DecryptedToDevice for other services
+
+    def __init__(
+        self, session: SessionService, *, poll_interval_s: float = 30.0,
+        one_time_keys: int = 50, trust_policy: TrustPolicy = TrustPolicy.TOFU,
+        rotation: RotationPolicy | None = None, sync_limit: int = 100,
+    ) -> None:
+        if session.cache is None or session.device is None:
+            raise SafeConsultError("chat needs a signed-in session")
+        self._session = session
+        self.cache = session.cache
+        self.device = session.device
+        self.user_id = session.device.user_id
+        self.poll_interval_s = poll_interval_s
+        self.one_time_keys = one_time_keys
+        self.sync_limit = sync_limit
+        self.store = SqlCryptoStore(self.cache)
+        self.state = ChatState(self.cache)
+        self.outbox = Outbox(self.cache)
+        self.messages_repo = MessageRepository(self.cache)
+        keystore = session.bindings.keystore(self.device.username, self.device.device_id)
+        pickle_key = keystore.pickle_key()
+        if self.store.load_account() is None:
+            # First use on this device: the crypto store takes over the account from the
+            # device binding. From now on the store's copy is the only one Olm uses -- it
+            # alone knows which one-time keys are spent (docs/e2ee.md, "Chat service").
+            # A copy, not the binding's object, which keeps signing request proofs.
+            identity = DeviceIdentity.unpickle(
+                self.device.device_id, self.device.identity.pickle(pickle_key), pickle_key)
+            self.machine = CryptoMachine(identity, self.user_id, self.device.username,
+                                         self.store, pickle_key, trust_policy=trust_policy,
+                                         rotation=rotation)
+        else:
+            self.machine = CryptoMachine.load(self.device.device_id, self.user_id,
+                                              self.device.username, self.store, pickle_key,
+                                              trust_policy=trust_policy, rotation=rotation)
+        self.online: bool | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._closing = False
+        self._dirty_users: set[str] = set()
+        self._rooms_dirty = True
+        self._keys_low = True
+        self._last_version_check = 0.0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        transport = self._session.transport
+        if transport is None:
+            raise ConnectionFailed("signed out")
+        return transport
+
+    async def start(self, *, background: bool = True) -> None:
+        """Publish keys, learn rooms and catch up; then (``background``) keep syncing."""
+        try:
+            await self.ensure_keys()
+            await self.refresh_rooms()
+            await self.refresh_device_lists([self.user_id])
+            await self.sync_once()
+            await self.flush()
+            self._set_online(True)
+        except ConnectionFailed:
+            self._set_online(False)  # offline start: the loop catches up later
+        if background:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._sync_loop()),
+                           loop.create_task(self._push_loop())]
+
+    async def stop(self) -> None:
+        self._closing = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        """Sync and flush now (a push arrived, or the network came back)."""
+        self._wake.set()
+
+    def _set_online(self, online: bool) -> None:
+        if online != self.online:
+            self.online = online
+            self.online_changed.emit(online)
+
+    async def _sync_loop(self) -> None:
+        retry = 1.0
+        while not self._closing:
+            self._wake.clear()  # a wake during the round below runs another one at once
+            timeout = self.poll_interval_s
+            try:
+                await self._round()
+                self._set_online(True)
+                retry = 1.0
+            except ConnectionFailed:
+                self._set_online(False)
+                timeout, retry = retry, min(retry * 2, self.poll_interval_s)
+            except (ServerError, ProtocolError) as exc:
+                log.warning("chat sync failed", extra={"event": "chat_sync_failed",
+                                                       "reason_code": getattr(exc, "code", "")
+                                                       or exc.__class__.__name__})
+                timeout, retry = retry, min(retry * 2, self.poll_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _round(self) -> None:
+        if self._rooms_dirty:
+            await self.refresh_rooms()
+        if self._dirty_users or time.monotonic() - self._last_version_check > self.poll_interval_s:
+            await self.check_device_lists()
+        await self.sync_once()
+        await self.flush()
+        if self._keys_low:
+            await self.ensure_keys()
+
+    async def _push_loop(self) -> None:
+        backoff = 1.0
+        while not self._closing:
+            try:
+                async for frame in push_frames(self.transport):
+                    backoff = 1.0
+                    if isinstance(frame, Closed):
+                        break
+                    self._on_push(frame)
+            except SafeConsultError as exc:
+                log.info("chat push lost", extra={"event": "chat_push_lost",
+                                                  "reason_code": exc.__class__.__name__})
+            self.wake()  # whatever was missed while disconnected comes by sync
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    def _on_push(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "device_list" and isinstance(frame.get("user_id"), str):
+            self._dirty_users.add(frame["user_id"])
+        elif kind == "event":
+            event = frame.get("event")
+            if isinstance(event, dict) and event.get("type") == MEMBER_EVENT:
+                # Invitations are pushed to the invitee, who cannot sync the room yet.
+                self._rooms_dirty = True
+        elif kind not in ("to_device", "hello"):
+            return
+        self.wake()
+
+    # -- rooms -----------------------------------------------------------------------------
+
+    async def refresh_rooms(self) -> None:
+        """Learn rooms (and invitations) from the relay; seed members of rooms new here."""
+        self._rooms_dirty = False
+        rooms = await relay_api.list_rooms(self.transport)
+        listed = {r.room_id for r in rooms}
+        for room in rooms:
+            known = self.state.room_state(room.room_id)
+            if known != room.state:
+                self.state.set_room(room.room_id, room.state)
+                if room.state == "joined":
+                    await self._load_members(room.room_id)
+        for room_id, state, _, _ in self.state.rooms():
+            if state in ("joined", "invited") and room_id not in listed:
+                self.state.set_room(room_id, "left")  # removed or lapsed while away
+        self.rooms_changed.emit()
+
+    async def _load_members(self, room_id: str) -> None:
+        """The member list at the moment we join; later changes come as membership events."""
+        _, members = await relay_api.members(self.transport, room_id)
+        self.state.replace_members(room_id, {m.user_id: m.state for m in members})
+
+    async def create_room(self) -> str:
+        room_id = await relay_api.create_room(self.transport)
+        with self.cache.write():
+            self.state.set_room(room_id, "joined")
+            self.state.set_member(room_id, self.user_id, "joined")
+        self.rooms_changed.emit()
+        return room_id
+
+    async def invite(self, room_id: str, username: str, *, role: str = "member",
+                     expires_ms: int | None = None) -> str:
+        user_id, _ = await relay_api.user_by_name(self.transport, username)
+        await relay_api.invite(self.transport, room_id, user_id=user_id, role=role,
+                               expires_ms=expires_ms)
+        self.state.set_member(room_id, user_id, "invited")
+        async with self._lock:
+            await self._ensure_device_lists([user_id])
+        self.rooms_changed.emit()
+        return user_id
+
+    async def join(self, room_id: str) -> None:
+        await relay_api.join(self.transport, room_id)
+        self.state.set_room(room_id, "joined")
+        await self._load_members(room_id)
+        self.rooms_changed.emit()
+
+    async def remove_member(self, room_id: str, user_id: str) -> None:
+        """Remove a member; our next message in the room goes under a new room key."""
+        await relay_api.remove_member(self.transport, room_id, user_id)
+        self.state.set_member(room_id, user_id, "left")
+        self.rooms_changed.emit()
+
+    async def leave(self, room_id: str) -> None:
+        await relay_api.leave(self.transport, room_id)
+        self.state.set_room(room_id, "left")
+        self.rooms_changed.emit()
+
+    def rooms(self) -> list[RoomSummary]:
+        return [RoomSummary(room_id, state, tuple(self.state.members(room_id)), unread, last)
+                for room_id, state, unread, last in self.state.rooms()]
+
+    def members(self, room_id: str) -> list[str]:
+        return self.state.members(room_id)
+
+    def mark_read(self, room_id: str) -> None:
+        self.state.mark_read(room_id)
+        self.rooms_changed.emit()
+
+    def messages(self, room_id: str, *, limit: int = 100) -> list[ChatMessage]:
+        waiting = {item.event_id for item in self.outbox.pending()}
+        return [ChatMessage(m.room_id, m.event_id, m.sender, m.ts_ms, m.body,
+                            pending=m.event_id in waiting)
+                for m in self.messages_repo.list_room(room_id, limit=limit)]
+
+    def undecrypted(self, room_id: str | None = None) -> list[UndecryptedEvent]:
+        return self.state.undecrypted(room_id, user_messages=_reason_texts())
+
+    def username(self, user_id: str) -> str | None:
+        if user_id == self.user_id:
+            return self.device.username
+        return self.store.username(user_id)
+
+    # -- devices ---------------------------------------------------------------------------
+
+    async def check_device_lists(self) -> None:
+        """Refetch the device lists whose version moved (or that a push named)."""
+        self._last_version_check = time.monotonic()
+        users = set(self.state.all_member_ids()) | {self.user_id} | self._dirty_users
+        versions = await relay_api.device_versions(self.transport, sorted(users))
+        stale = [u for u, v in versions.items()
+                 if u in self._dirty_users or self.store.device_list_version(u) != v]
+        self._dirty_users.clear()
+        if stale:
+            async with self._lock:
+                await self.refresh_device_lists(stale)
+
+    async def refresh_device_lists(self, user_ids: Iterable[str]) -> list[DeviceWarning]:
+        warnings: list[DeviceWarning] = []
+        for user_id in user_ids:
+            directory = await relay_api.user_devices(self.transport, user_id)
+            found = self.machine.update_device_list(user_id, directory.username,
+                                                    directory.devices)
+            # After the list itself: the version row must never make an unseen user "seen".
+            self.store.set_device_list_version(user_id, directory.device_list_version)
+            warnings.extend(found)
+        for warning in warnings:
+            log.info("device list changed", extra={"event": "chat_device_warning",
+                                                   "state": warning.change.value})
+            self.device_warning.emit(warning)
+        return warnings
+
+    async def _ensure_device_lists(self, user_ids: Iterable[str]) -> None:
+        unknown = [u for u in dict.fromkeys(user_ids) if self.store.user_devices(u) is None]
+        if unknown:
+            await self.refresh_device_lists(unknown)
+
+    def accept_device(self, user_id: str, device_id: str, ed25519: str) -> None:
+        """The user accepted a flagged device after comparing its fingerprint."""
+        self.machine.accept_device(user_id, device_id, ed25519)
+
+    def block_device(self, user_id: str, device_id: str) -> None:
+        self.machine.block_device(user_id, device_id)
+
+    async def ensure_keys(self) -> None:
+        """Keep the relay stocked with our one-time keys (and a fallback key)."""
+        counts = await relay_api.key_counts(self.transport)
+        self._keys_low = False
+        if counts.one_time_key_count >= self.one_time_keys // 2 and counts.has_fallback_key:
+            return
+        async with self._lock:
+            wanted = max(0, self.one_time_keys - counts.one_time_key_count)
+            body = self.machine.keys_for_upload(wanted)
+            await relay_api.upload_keys(self.transport, body)
+            self.machine.mark_keys_published()
+        log.info("one-time keys published", extra={"event": "chat_keys_published",
+                                                   "count": len(body["one_time_keys"])})
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send_text(self, room_id: str, text: str) -> str:
+        """Queue ``text`` (kept encrypted in the cache) and try to send it now. Returns its
+        event id. Offline, it stays queued and goes out exactly once when the relay is back."""
+        if self.state.room_state(room_id) != "joined":
+            raise SafeConsultError("not a member of this conversation",
+                                   user_message="You are not a member of this conversation.")
+        event_id = new_event_id()
+        now = _now_ms()
+        body = Phi(text)
+        with self.cache.write():
+            self.outbox.queue(room_id, event_id, body)
+            self.messages_repo.insert(CachedMessage(room_id, event_id, self.user_id, now, body))
+            self.state.bump_unread(room_id, now, unread=False)
+        self.message.emit(ChatMessage(room_id, event_id, self.user_id, now, body, pending=True))
+        self.outbox_changed.emit(self.outbox.count())
+        try:
+            await self.flush()
+        except ConnectionFailed:
+            self._set_online(False)
+            self.wake()  # the loop retries with backoff
+        return event_id
+
+    async def flush(self) -> int:
+        """Send what the outbox holds, oldest first; returns how many the relay accepted.
+        Stops at the first failure that may pass (the order of a room is kept)."""
+        sent = 0
+        async with self._lock:
+            await self._send_queued_to_device()
+            for item in self.outbox.pending():
+                content = item.content
+                if content is None:
+                    assert item.body is not None
+                    content = await self._encrypt(item.seq, item.room_id, item.body)
+                await self._send_queued_to_device()  # room keys before the event they open
+                self.outbox.attempted(item.seq)
+                try:
+                    result = await relay_api.post_event(self.transport, item.room_id,
+                                                        item.event_id, ENCRYPTED_EVENT, content)
+                except ServerError as exc:
+                    if exc.code not in PERMANENT_REFUSALS:
+                        raise
+                    self.outbox.done(item.seq)
+                    log.warning("message refused", extra={"event": "chat_send_refused",
+                                                          "reason_code": exc.code})
+                    self.send_failed.emit(SendFailed(item.room_id, item.event_id, exc.code,
+                                                     exc.user_message))
+                    continue
+                self.outbox.done(item.seq)
+                sent += 1
+                if result.duplicate:
+                    log.info("retry deduplicated", extra={"event": "chat_send_duplicate"})
+        if sent:
+            self.outbox_changed.emit(self.outbox.count())
+        return sent
+
+    async def _encrypt(self, seq: int, room_id: str, body: Phi[str]) -> dict[str, Any]:
+        members = self.state.members(room_id)
+        await self._ensure_device_lists(members)
+        missing = self.machine.missing_sessions(members)
+        if missing:
+            claim = await relay_api.claim_keys(self.transport, [d for _, d in missing])
+            refused = self.machine.receive_key_claim(claim)
+            if refused:
+                log.warning("claimed keys refused", extra={"event": "chat_claim_refused",
+                                                           "count": len(refused)})
+        # No I/O from here on: the room key share, its to-device messages and the
+        # ciphertext are committed together or not at all.
+        with self.cache.write():
+            share = self.machine.share_room_key(room_id, members)
+            self._queue_to_device(share.messages)
+            content = self.machine.encrypt_room_event(
+                room_id, members, MESSAGE_TYPE, {"msgtype": "text", "body": body.reveal()})
+            self.outbox.set_encrypted(seq, content)
+        if share.rotated:
+            log.info("room key rotated", extra={"event": "chat_room_key_rotated",
+                                                "count": len(share.messages)})
+        return content
+
+    def _queue_to_device(self, messages: Iterable[OutgoingToDevice]) -> None:
+        by_type: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        for m in messages:
+            by_type.setdefault(m.type, []).append(
+                (m.recipient_user, m.recipient_device, m.content))
+        for type_, items in by_type.items():
+            self.outbox.queue_to_device("td_" + new_event_id(), type_, items)
+
+    async def _send_queued_to_device(self) -> None:
+        for batch in self.outbox.to_device():
+            await relay_api.send_to_device(self.transport, batch.txn_id, batch.type,
+                                           batch.messages)
+            self.outbox.to_device_done(batch.seq)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def sync_once(self) -> int:
+        """Fetch and apply everything new; returns how many messages were shown."""
+        shown = 0
+        async with self._lock:
+            while True:
+                batch = await relay_api.sync(self.transport, self.state.get(SYNC_TOKEN),
+                                             limit=self.sync_limit)
+                await self._learn_senders(batch)
+                with self.cache.write():
+                    applied = self._apply(batch)
+                    self.state.put(SYNC_TOKEN, batch.next_token)
+                shown += len(applied.shown)
+                self._announce(applied)
+                await self._after(applied)
+                if not batch.limited:
+                    break
+        return shown
+
+    async def _learn_senders(self, batch: SyncBatch) -> None:
+        """Before the batch's transaction (which does no I/O): fetch the device lists of
+        to-device senders we cannot place, so their messages decrypt instead of failing."""
+        stale: set[str] = set()
+        for msg in batch.to_device:
+            if msg.type != ENCRYPTED:
+                continue
+            sender_key = msg.content.get("sender_key")
+            record = self.store.device_by_curve(sender_key) if isinstance(sender_key, str) else None
+            if record is None or (record.user_id, record.device_id) != (msg.sender,
+                                                                          msg.sender_device):
+                stale.add(msg.sender)
+        for event in batch.events:
+            if event.type == MEMBER_EVENT and event.content.get("membership") == "join":
+                subject = event.content.get("user_id")
+                if isinstance(subject, str) and self.store.user_devices(subject) is None:
+                    stale.add(subject)
+        if stale:
+            await self.refresh_device_lists(sorted(stale))
+
+    def _apply(self, batch: SyncBatch) -> _Applied:
+        applied = _Applied()
+        # Keys first: a room key and the event it opens often arrive in the same batch.
+        for msg in batch.to_device:
+            self._apply_to_device(msg, applied)
+        for event in batch.events:
+            try:
+                if event.type == MEMBER_EVENT:
+                    self._apply_membership(event, applied)
+                elif event.type == ENCRYPTED_EVENT:
+                    self._decrypt(event, applied)
+            except (ProtocolError, ValueError, TypeError, KeyError) as exc:
+                # Hostile or broken content must not stop the stream: keep it, say why.
+                self._reject(event, MalformedPayload(exc.__class__.__name__), applied)
+        return applied
+
+    def _apply_to_device(self, msg: Any, applied: _Applied) -> None:
+        if msg.type == ENCRYPTED and msg.content.get("type") == 0:
+            applied.keys_used = True  # a pre-key message spends one of our one-time keys
+        try:
+            result = self.machine.receive_to_device(msg.sender, msg.sender_device, msg.type,
+                                                    msg.content)
+        except UnknownSenderDevice:
+            applied.unknown_senders.add(msg.sender)
+            log.warning("to-device from unknown device", extra={
+                "event": "chat_to_device_rejected", "reason_code": "UnknownSenderDevice"})
+            return
+        except E2EEError as exc:
+            log.warning("to-device rejected", extra={"event": "chat_to_device_rejected",
+                                                     "reason_code": exc.__class__.__name__})
+            return
+        if isinstance(result, RoomKeyReceived):
+            for event in self.state.waiting_for(result.session_id):
+                if event.room_id == result.room_id:
+                    self._decrypt(event, applied)
+        elif isinstance(result, KeyRequestAnswer):
+            self._queue_to_device(result.outgoing)
+        elif isinstance(result, VerificationUpdate):
+            self._queue_to_device(result.outgoing)
+            applied.to_device.append(result)
+        elif isinstance(result, DecryptedToDevice):
+            applied.to_device.append(result)
+
+    def _apply_membership(self, event: RoomEvent, applied: _Applied) -> None:
+        subject = event.content.get("user_id")
+        state = MEMBERSHIP_STATE.get(str(event.content.get("membership")))
+        if not isinstance(subject, str) or state is None:
+            return
+        self.state.set_member(event.room_id, subject, state)
+        if subject == self.user_id:
+            self.state.set_room(event.room_id, state)
+        applied.rooms_changed = True
+
+    def _decrypt(self, event: RoomEvent, applied: _Applied) -> None:
+        try:
+            result = self.machine.decrypt_room_event(event.room_id, event.event_id,
+                                                     event.content)
+        except E2EEError as exc:
+            self._reject(event, exc, applied)
+            return
+        if isinstance(result, MissingRoomKey):
+            if self.state.keep_undecrypted(event, EventState.WAITING_FOR_KEY, MISSING_KEY,
+                                           result.session_id):
+                applied.undecryptable.append(UndecryptedEvent(
+                    event.room_id, event.event_id, event.sender, event.origin_ms,
+                    EventState.WAITING_FOR_KEY, MISSING_KEY, WAITING_TEXT))
+            applied.missing.append((result, event.sender))
+            return
+        if (result.sender_user, result.sender_device) != (event.sender, event.sender_device):
+            # The key names its creator; an envelope claiming someone else is a forgery.
+            self._reject(event, Misdirected("sender does not match the room key"), applied)
+            return
+        content = result.content.reveal()
+        body = content.get("body")
+        if result.type != MESSAGE_TYPE or not isinstance(body, str):
+            self.state.forget_undecrypted(event.event_id)
+            return  # another kind of room event: not a chat message
+        text = Phi(body)
+        new = self.messages_repo.insert(
+            CachedMessage(event.room_id, event.event_id, result.sender_user, event.origin_ms,
+                          text))
+        self.state.forget_undecrypted(event.event_id)
+        if new:
+            self.state.bump_unread(event.room_id, event.origin_ms,
+                                   unread=result.sender_user != self.user_id)
+            applied.shown.append(ChatMessage(event.room_id, event.event_id, result.sender_user,
+                                             event.origin_ms, text))
+
+    def _reject(self, event: RoomEvent, exc: E2EEError, applied: _Applied) -> None:
+        reason = exc.__class__.__name__
+        session_id = event.content.get("session_id")
+        if self.state.keep_undecrypted(event, EventState.REJECTED, reason,
+                                       session_id if isinstance(session_id, str) else None):
+            log.warning("room event rejected", extra={"event": "chat_event_rejected",
+                                                      "reason_code": reason})
+            applied.undecryptable.append(UndecryptedEvent(
+                event.room_id, event.event_id, event.sender, event.origin_ms,
+                EventState.REJECTED, reason, exc.user_message))
+
+    def _announce(self, applied: _Applied) -> None:
+        for message in applied.shown:
+            self.message.emit(message)
+        for event in applied.undecryptable:
+            self.undecryptable.emit(event)
+        for item in applied.to_device:
+            self.to_device.emit(item)
+        if applied.rooms_changed or applied.shown:
+            self.rooms_changed.emit()
+
+    async def _after(self, applied: _Applied) -> None:
+        """Network work a batch asked for, after it is safely stored."""
+        if applied.keys_used:
+            self._keys_low = True
+        wanted = [(m, s) for m, s in applied.missing if not self.state.requested(m.event_id)]
+        # The request goes to the creator's device as *we* know it: learn it first.
+        await self._ensure_device_lists({sender for _, sender in wanted})
+        for missing, _ in wanted:
+            with self.cache.write():
+                requests = self.machine.request_room_key(missing)
+                self._queue_to_device(requests)
+                if requests:
+                    self.state.mark_requested(missing.event_id, _now_ms())
+        if applied.unknown_senders:
+            self._dirty_users.update(applied.unknown_senders)
+        await self._send_queued_to_device()
+
+
+def _reason_texts() -> dict[str, str]:
+    from app.crypto import errors
+
+    texts = {MISSING_KEY: WAITING_TEXT}
+    for name in dir(errors):
+        kind = getattr(errors, name)
+        if isinstance(kind, type) and issubclass(kind, E2EEError):
+            texts[name] = kind.user_message
+    return texts

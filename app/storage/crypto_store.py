@@ -1,0 +1,204 @@
+"""The encryption machine's :class:`~app.crypto.store.CryptoStore` over the SQLCipher cache.
+
+vodozemac pickles arrive already encrypted under the machine's pickle key (held in the
+key store); the rest (device views, recipient sets, seen indices) is protected by the
+cache's own encryption. Every save is its own write transaction unless the caller holds
+one (``Cache.write`` nests), so a service can make a batch of machine steps atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from app.crypto.store import (
+    DeviceRecord,
+    InboundGroupRecord,
+    OlmSessionRecord,
+    OutboundGroupRecord,
+    Recipient,
+    TrustLevel,
+)
+from app.storage.cache import Cache, db_errors
+
+
+def _recipients_json(recipients: frozenset[Recipient]) -> str:
+    return json.dumps(sorted([list(r) for r in recipients]), separators=(",", ":"))
+
+
+def _recipients(text: str) -> frozenset[Recipient]:
+    return frozenset(Recipient(*item) for item in json.loads(text))
+
+
+_DEVICES = ("SELECT user_id, username, device_id, ed25519, curve25519, enroll_ts_ms, signature,"
+            " trust FROM crypto_devices ")
+_INSERT_DEVICE = ("INSERT INTO crypto_devices (user_id, username, device_id, ed25519, curve25519,"
+                  " enroll_ts_ms, signature, trust) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _device(row: tuple) -> DeviceRecord:
+    return DeviceRecord(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6],
+                        TrustLevel(row[7]))
+
+
+class SqlCryptoStore:
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    def _one(self, sql: str, args: tuple = ()) -> tuple | None:
+        with db_errors():
+            return self._cache.conn.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with db_errors():
+            return self._cache.conn.execute(sql, args).fetchall()
+
+    # -- account ---------------------------------------------------------------------------
+
+    def load_account(self) -> str | None:
+        row = self._one("SELECT pickle FROM crypto_account WHERE id = 1")
+        return row[0] if row else None
+
+    def save_account(self, pickle: str) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT INTO crypto_account (id, pickle) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET pickle = excluded.pickle", (pickle,))
+
+    # -- Olm -------------------------------------------------------------------------------
+
+    def olm_sessions(self, peer_curve25519: str) -> list[OlmSessionRecord]:
+        rows = self._all(
+            "SELECT peer_curve25519, session_id, pickle, created_ms, last_used_ms "
+            "FROM crypto_olm_sessions WHERE peer_curve25519 = ? ORDER BY last_used_ms DESC",
+            (peer_curve25519,))
+        return [OlmSessionRecord(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def save_olm_session(self, record: OlmSessionRecord) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT INTO crypto_olm_sessions (peer_curve25519, session_id, pickle, "
+                "created_ms, last_used_ms) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (peer_curve25519, session_id) DO UPDATE SET "
+                "pickle = excluded.pickle, last_used_ms = excluded.last_used_ms",
+                (record.peer_curve25519, record.session_id, record.pickle, record.created_ms,
+                 record.last_used_ms))
+
+    def drop_olm_session(self, peer_curve25519: str, session_id: str) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "DELETE FROM crypto_olm_sessions WHERE peer_curve25519 = ? AND session_id = ?",
+                (peer_curve25519, session_id))
+
+    # -- Megolm outbound ---------------------------------------------------------------------
+
+    def outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
+        row = self._one(
+            "SELECT room_id, session_id, pickle, created_ms, message_count, recipients, "
+            "shared_with FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
+        if row is None:
+            return None
+        return OutboundGroupRecord(row[0], row[1], row[2], int(row[3]), int(row[4]),
+                                   _recipients(row[5]), _recipients(row[6]))
+
+    def save_outbound_group(self, record: OutboundGroupRecord) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO crypto_outbound_groups (room_id, session_id, pickle, "
+                "created_ms, message_count, recipients, shared_with) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.room_id, record.session_id, record.pickle, record.created_ms,
+                 record.message_count, _recipients_json(record.recipients),
+                 _recipients_json(record.shared_with)))
+
+    def drop_outbound_group(self, room_id: str) -> None:
+        with self._cache.write() as conn:
+            conn.execute("DELETE FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
+
+    # -- Megolm inbound ----------------------------------------------------------------------
+
+    _INBOUND = ("SELECT room_id, sender_key, session_id, pickle, first_known_index, "
+                "sender_user, sender_device, sender_ed25519, forwarded "
+                "FROM crypto_inbound_groups ")
+
+    def inbound_group(
+        self, room_id: str, sender_key: str, session_id: str,
+    ) -> InboundGroupRecord | None:
+        row = self._one(self._INBOUND + "WHERE room_id = ? AND sender_key = ? AND session_id = ?",
+                        (room_id, sender_key, session_id))
+        if row is None:
+            return None
+        return InboundGroupRecord(row[0], row[1], row[2], row[3], int(row[4]), row[5], row[6],
+                                  row[7], bool(row[8]))
+
+    def inbound_group_rooms(self, sender_key: str, session_id: str) -> list[str]:
+        rows = self._all("SELECT room_id FROM crypto_inbound_groups "
+                         "WHERE sender_key = ? AND session_id = ?", (sender_key, session_id))
+        return [r[0] for r in rows]
+
+    def save_inbound_group(self, record: InboundGroupRecord) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO crypto_inbound_groups (room_id, sender_key, session_id, "
+                "pickle, first_known_index, sender_user, sender_device, sender_ed25519, "
+                "forwarded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.room_id, record.sender_key, record.session_id, record.pickle,
+                 record.first_known_index, record.sender_user, record.sender_device,
+                 record.sender_ed25519, int(record.forwarded)))
+
+    # -- replay memory ---------------------------------------------------------------------
+
+    def seen_event(self, session_id: str, index: int) -> str | None:
+        row = self._one("SELECT event_id FROM crypto_seen WHERE session_id = ? AND "
+                        "message_index = ?", (session_id, index))
+        return row[0] if row else None
+
+    def mark_seen(self, session_id: str, index: int, event_id: str) -> None:
+        # First writer wins: a later event id at the same index is the replay.
+        with self._cache.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO crypto_seen (session_id, message_index, "
+                         "event_id) VALUES (?, ?, ?)", (session_id, index, event_id))
+
+    # -- device views ----------------------------------------------------------------------
+
+    def user_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
+        if self._one("SELECT 1 FROM crypto_users WHERE user_id = ?", (user_id,)) is None:
+            return None
+        rows = self._all(_DEVICES + "WHERE user_id = ?",
+                         (user_id,))
+        return {r[2]: _device(r) for r in rows}
+
+    def save_user_devices(self, user_id: str, devices: Mapping[str, DeviceRecord]) -> None:
+        with self._cache.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO crypto_users (user_id) VALUES (?)", (user_id,))
+            conn.execute("DELETE FROM crypto_devices WHERE user_id = ?", (user_id,))
+            conn.executemany(
+                _INSERT_DEVICE,
+                [(d.user_id, d.username, d.device_id, d.ed25519, d.curve25519, d.enroll_ts_ms,
+                  d.signature, d.trust.value) for d in devices.values()])
+
+    def device_by_curve(self, curve25519: str) -> DeviceRecord | None:
+        row = self._one(_DEVICES + "WHERE curve25519 = ? LIMIT 1", (curve25519,))
+        return _device(row) if row else None
+
+    # -- beyond the protocol: what the chat service remembers about device lists -----------
+
+    def device_list_version(self, user_id: str) -> int | None:
+        row = self._one("SELECT device_list_version FROM crypto_users WHERE user_id = ?",
+                        (user_id,))
+        return int(row[0]) if row else None
+
+    def set_device_list_version(self, user_id: str, version: int) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT INTO crypto_users (user_id, device_list_version) VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET device_list_version = excluded."
+                "device_list_version", (user_id, version))
+
+    def known_users(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT user_id FROM crypto_users ORDER BY user_id")]
+
+    def username(self, user_id: str) -> str | None:
+        row = self._one("SELECT username FROM crypto_devices WHERE user_id = ? LIMIT 1",
+                        (user_id,))
+        return row[0] if row else None

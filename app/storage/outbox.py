@@ -1,0 +1,106 @@
+"""The offline outbox of secure chat, inside the encrypted cache.
+
+A message is queued with its client-chosen event id and its text (patient data: stored only
+here, in the SQLCipher cache). Once encrypted, the row keeps the exact ciphertext instead of
+the text, and every (re)send posts those same bytes under the same event id: the relay
+stores a retry once, and the Megolm message index is spent once. Room-key messages go in a
+second queue under a fixed transaction id, for the same reason, and are always sent before
+the events they unlock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.phi import Phi
+from app.storage.cache import Cache, db_errors
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    seq: int
+    room_id: str
+    event_id: str
+    body: Phi[str] | None  # None once encrypted
+    content: dict[str, Any] | None = field(repr=False)  # the ciphertext envelope, once made
+    created_ms: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToDeviceBatch:
+    seq: int
+    txn_id: str
+    type: str
+    messages: list[tuple[str, str, dict[str, Any]]] = field(repr=False)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class Outbox:
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    # -- room events -----------------------------------------------------------------------
+
+    def queue(self, room_id: str, event_id: str, body: Phi[str]) -> None:
+        with self._cache.write() as conn:
+            conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, created_ms) "
+                         "VALUES (?, ?, ?, ?)", (room_id, event_id, body.reveal(), _now()))
+
+    def pending(self) -> list[OutboxItem]:
+        """Everything not yet accepted by the relay, oldest first (sending keeps order)."""
+        with db_errors():
+            rows = self._cache.conn.execute(
+                "SELECT seq, room_id, event_id, body, content, created_ms, attempts "
+                "FROM chat_outbox ORDER BY seq").fetchall()
+        return [OutboxItem(r[0], r[1], r[2], Phi(r[3]) if r[3] is not None else None,
+                           json.loads(r[4]) if r[4] is not None else None, r[5], r[6])
+                for r in rows]
+
+    def set_encrypted(self, seq: int, content: dict[str, Any]) -> None:
+        """Replace the text by its ciphertext (call inside the transaction that advanced the
+        Megolm session, so the two cannot part)."""
+        with self._cache.write() as conn:
+            conn.execute("UPDATE chat_outbox SET content = ?, body = NULL WHERE seq = ?",
+                         (json.dumps(content, separators=(",", ":")), seq))
+
+    def attempted(self, seq: int) -> None:
+        with self._cache.write() as conn:
+            conn.execute("UPDATE chat_outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+
+    def done(self, seq: int) -> None:
+        with self._cache.write() as conn:
+            conn.execute("DELETE FROM chat_outbox WHERE seq = ?", (seq,))
+
+    def count(self) -> int:
+        with db_errors():
+            return self._cache.conn.execute("SELECT count(*) FROM chat_outbox").fetchone()[0]
+
+    # -- to-device -------------------------------------------------------------------------
+
+    def queue_to_device(self, txn_id: str, type_: str,
+                        messages: list[tuple[str, str, dict[str, Any]]]) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT INTO chat_outbox_to_device (txn_id, type, messages, created_ms) "
+                "VALUES (?, ?, ?, ?)",
+                (txn_id, type_, json.dumps([list(m) for m in messages], separators=(",", ":")),
+                 _now()))
+
+    def to_device(self) -> list[ToDeviceBatch]:
+        with db_errors():
+            rows = self._cache.conn.execute(
+                "SELECT seq, txn_id, type, messages FROM chat_outbox_to_device "
+                "ORDER BY seq").fetchall()
+        return [ToDeviceBatch(r[0], r[1], r[2], [(u, d, c) for u, d, c in json.loads(r[3])])
+                for r in rows]
+
+    def to_device_done(self, seq: int) -> None:
+        with self._cache.write() as conn:
+            conn.execute("DELETE FROM chat_outbox_to_device WHERE seq = ?", (seq,))

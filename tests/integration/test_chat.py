@@ -1,0 +1,261 @@
+"""Secure chat end to end: real clients (separate workstations: own device identity, own
+SQLCipher cache, own keyring) through the real relay over TLS, real vodozemac.
+
+Most tests drive the service step by step (``background=False`` + ``sync_once``) so each
+assertion follows a known sequence; ``test_push_delivers_without_polling`` runs the real
+background loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from app.core.chat import EventState
+from app.crypto.devices import DeviceChange
+from app.crypto.megolm import MissingRoomKey
+from app.services.chat import ChatService
+from app.services.session import SessionState
+from tests.integration.conftest import Workstation
+from tests.support.clients import UserCreds, create_user, next_totp_code, server_db
+
+
+@dataclass
+class Client:
+    creds: UserCreds
+    ws: Workstation
+    chat: ChatService
+
+    @property
+    def user_id(self) -> str:
+        return self.creds.user_id
+
+    def texts(self, room_id: str) -> list[str]:
+        return [m.body.reveal() for m in self.chat.messages(room_id)]
+
+    async def close(self) -> None:
+        await self.chat.stop()
+        await self.ws.session.aclose()
+
+
+async def sign_in(ws: Workstation, creds: UserCreds) -> None:
+    code = await next_totp_code(ws.server, creds.username, creds.totp_secret)
+    await ws.session.sign_in(creds.username, creds.password, code)
+    assert ws.session.snapshot.state is SessionState.SIGNED_IN
+
+
+async def new_client(server, tmp_path, name: str, *, creds: UserCreds | None = None,
+                     background: bool = False, **options) -> Client:
+    creds = creds or create_user(server, name)
+    ws = Workstation(server, tmp_path / f"ws-{name}-{time.monotonic_ns()}")
+    await sign_in(ws, creds)
+    chat = ChatService(ws.session, **options)
+    await chat.start(background=background)
+    return Client(creds, ws, chat)
+
+
+async def room_with(owner: Client, *others: Client) -> str:
+    """A room ``owner`` made, ``others`` invited and joined; everyone synced."""
+    room_id = await owner.chat.create_room()
+    for other in others:
+        await owner.chat.invite(room_id, other.creds.username)
+        await other.chat.refresh_rooms()
+        assert [r.state for r in other.chat.rooms() if r.room_id == room_id] == ["invited"]
+        await other.chat.join(room_id)
+    for client in (owner, *others):
+        await client.chat.sync_once()
+    return room_id
+
+
+def raw_files_containing(root, needles: list[bytes]) -> dict[str, list[str]]:
+    hits: dict[str, list[str]] = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found = [n.decode() for n in needles if n in data]
+            if found:
+                hits[str(path)] = found
+    return hits
+
+
+async def test_messages_round_trip_and_the_server_never_sees_them(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice")
+    bob = await new_client(open_server, tmp_path, "dr.bob")
+    try:
+        room_id = await room_with(alice, bob)
+        assert set(alice.chat.members(room_id)) == {alice.user_id, bob.user_id}
+
+        to_bob = "MARKER-ab-7f3c patient in bed 12 has a K+ of 6.1"
+        to_alice = "MARKER-ba-91d2 repeat the ECG and call me"
+        await alice.chat.send_text(room_id, to_bob)
+        assert await bob.chat.sync_once() == 1
+        assert bob.texts(room_id) == [to_bob]
+        (summary,) = [r for r in bob.chat.rooms() if r.room_id == room_id]
+        assert summary.unread == 1
+        bob.chat.mark_read(room_id)
+        assert [r.unread for r in bob.chat.rooms() if r.room_id == room_id] == [0]
+
+        await bob.chat.send_text(room_id, to_alice)
+        assert await alice.chat.sync_once() == 1
+        assert alice.texts(room_id) == [to_bob, to_alice]
+        assert bob.texts(room_id) == [to_bob, to_alice]
+        # Senders are the authenticated Megolm senders; re-syncing shows nothing twice.
+        assert [m.sender for m in alice.chat.messages(room_id)] == [alice.user_id, bob.user_id]
+        assert await alice.chat.sync_once() == 0 and await bob.chat.sync_once() == 0
+        assert bob.chat.outbox.count() == alice.chat.outbox.count() == 0
+
+        # Full access to the server's database, WAL and blob files: no plaintext anywhere.
+        needles = [b"MARKER-ab-7f3c", b"MARKER-ba-91d2", b"K+ of 6.1", b"repeat the ECG"]
+        assert raw_files_containing(open_server.data_dir, needles) == {}
+        # Nor on the workstations' disks (SQLCipher cache, outbox included).
+        for client in (alice, bob):
+            assert raw_files_containing(client.ws.paths.data, needles) == {}
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_three_clients_and_a_removed_member_cannot_read_later_messages(
+        open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice3")
+    bob = await new_client(open_server, tmp_path, "dr.bob3")
+    carol = await new_client(open_server, tmp_path, "dr.carol3")
+    try:
+        room_id = await room_with(alice, bob, carol)
+        await alice.chat.send_text(room_id, "before removal")
+        for client in (bob, carol):
+            await client.chat.sync_once()
+            assert client.texts(room_id) == ["before removal"]
+        await carol.chat.send_text(room_id, "carol here")
+        await alice.chat.sync_once()
+        await bob.chat.sync_once()
+        assert bob.texts(room_id) == ["before removal", "carol here"]
+
+        await alice.chat.remove_member(room_id, carol.user_id)
+        await bob.chat.sync_once()  # bob learns the removal from its membership event
+        assert carol.user_id not in bob.chat.members(room_id)
+        secret = "after removal: only alice and bob"
+        event_id = await alice.chat.send_text(room_id, secret)
+        await bob.chat.sync_once()
+        assert bob.texts(room_id)[-1] == secret
+        await carol.chat.sync_once()
+        assert secret not in carol.texts(room_id)
+        assert [r.state for r in carol.chat.rooms() if r.room_id == room_id] == ["left"]
+
+        # Even handed the ciphertext (a relay that ignores the removal), carol has no key:
+        # alice's session was rotated when the member set changed.
+        row = server_db(open_server).connection().execute(
+            "SELECT content FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        result = carol.chat.machine.decrypt_room_event(room_id, event_id, json.loads(row[0]))
+        assert isinstance(result, MissingRoomKey)
+        # Carol cannot post into the room any more: the send is refused and reported.
+        failures = []
+        carol.chat.send_failed.connect(failures.append)
+        with pytest.raises(Exception, match="not a member"):
+            await carol.chat.send_text(room_id, "still here?")
+        assert failures == []
+    finally:
+        for client in (alice, bob, carol):
+            await client.close()
+
+
+async def test_a_contacts_new_device_raises_a_warning_and_gets_no_key(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice4")
+    bob = await new_client(open_server, tmp_path, "dr.bob4")
+    bob2 = None
+    try:
+        room_id = await room_with(alice, bob)
+        await alice.chat.send_text(room_id, "hello bob")
+        warnings = []
+        alice.chat.device_warning.connect(warnings.append)
+
+        # Bob enrolls a second workstation: same user, new device identity.
+        bob2 = await new_client(open_server, tmp_path, "dr.bob4", creds=bob.creds)
+        await alice.chat.check_device_lists()
+        assert [(w.user_id, w.change) for w in warnings] == [(bob.user_id, DeviceChange.NEW)]
+        new_device = warnings[0].device_id
+        assert new_device == bob2.ws.session.device.device_id
+
+        # Until alice accepts it, the new device receives no room key: its message waits.
+        await alice.chat.send_text(room_id, "still only the known device")
+        await bob.chat.sync_once()
+        await bob2.chat.sync_once()
+        assert bob.texts(room_id)[-1] == "still only the known device"
+        assert "still only the known device" not in bob2.texts(room_id)
+        # Bob's new device sees the room's events since bob joined, and holds no key for
+        # any of them: both are kept, waiting, not dropped.
+        waiting = bob2.chat.undecrypted(room_id)
+        assert [w.state for w in waiting] == [EventState.WAITING_FOR_KEY] * 2
+        assert "key" in waiting[0].user_message
+
+        alice.chat.accept_device(bob.user_id, new_device, warnings[0].ed25519)
+        await alice.chat.send_text(room_id, "now both of bob's devices")
+        await bob2.chat.sync_once()
+        assert bob2.texts(room_id)[-1] == "now both of bob's devices"
+    finally:
+        for client in (alice, bob, *( [bob2] if bob2 else [])):
+            await client.close()
+
+
+async def test_a_late_key_decrypts_the_waiting_event(open_server, tmp_path):
+    """The relay may deliver an event before its room key: the event is kept (waiting),
+    a key request goes out, and the event is shown once the key arrives."""
+    alice = await new_client(open_server, tmp_path, "dr.alice5")
+    bob = await new_client(open_server, tmp_path, "dr.bob5")
+    try:
+        room_id = await room_with(alice, bob)
+        seen = []
+        bob.chat.undecryptable.connect(seen.append)
+        await alice.chat.send_text(room_id, "needs the key")
+        # Reorder at the relay: hold back bob's to-device queue (the room key).
+        conn = server_db(open_server).connection()
+        device = bob.ws.session.device.device_id
+        held = conn.execute(
+            "SELECT recipient_user_id, recipient_device_id, sender_user_id, sender_device_id,"
+            " type, content, created_ms FROM to_device WHERE recipient_device_id = ?",
+            (device,)).fetchall()
+        assert held
+        with server_db(open_server).transaction() as wconn:
+            wconn.execute("DELETE FROM to_device WHERE recipient_device_id = ?", (device,))
+        assert await bob.chat.sync_once() == 0
+        assert [e.state for e in seen] == [EventState.WAITING_FOR_KEY]
+        assert [e.state for e in bob.chat.undecrypted(room_id)] == [EventState.WAITING_FOR_KEY]
+        # Bob asked alice's device for the key (a plain sc.room_key_request).
+        requests = conn.execute(
+            "SELECT count(*) FROM to_device WHERE type = 'sc.room_key_request'"
+            " AND sender_device_id = ?", (device,)).fetchone()[0]
+        assert requests >= 1
+
+        with server_db(open_server).transaction() as wconn:
+            wconn.executemany(
+                "INSERT INTO to_device (recipient_user_id, recipient_device_id, sender_user_id,"
+                " sender_device_id, type, content, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [tuple(r) for r in held])
+        assert await bob.chat.sync_once() == 1
+        assert bob.texts(room_id) == ["needs the key"]
+        assert bob.chat.undecrypted(room_id) == []
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_push_delivers_without_polling(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice6", background=True,
+                             poll_interval_s=600)
+    bob = await new_client(open_server, tmp_path, "dr.bob6", background=True,
+                           poll_interval_s=600)
+    try:
+        room_id = await room_with(alice, bob)
+        arrived = asyncio.Event()
+        bob.chat.message.connect(lambda m: arrived.set() if m.sender == alice.user_id else None)
+        await asyncio.sleep(0.3)  # let the push sockets connect
+        await alice.chat.send_text(room_id, "pushed")
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert bob.texts(room_id) == ["pushed"]
+    finally:
+        await alice.close()
+        await bob.close()
