@@ -24,7 +24,8 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 CLIENT_ACTIONS = (
     "record.start", "record.stop", "file.download", "file.export", "file.print",
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock", "session.unlock",
-    "wipe.local", "policy.change", "image.open", "kiosk.attest",
+    "wipe.local", "policy.change", "image.open", "kiosk.attest", "image.export",
+    "cache.rebuilt", "device.verify", "snapshot",
 )
 ShortText = Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
