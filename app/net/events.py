@@ -46,12 +46,15 @@ async def push_frames(transport: Transport) -> AsyncIterator[dict[str, Any] | Cl
         ) as socket:
             try:
                 async for text in socket:
-                    try:
-                        frame = json.loads(text)
-                    except (TypeError, ValueError):
-                        continue
-                    if isinstance(frame, dict) and isinstance(frame.get("type"), str):
-                        yield frame
+                    # Under load the server packs several pushes into one frame, one JSON
+                    # object per line.
+                    for line in str(text).split("\n"):
+                        try:
+                            frame = json.loads(line)
+                        except ValueError:
+                            continue
+                        if isinstance(frame, dict) and isinstance(frame.get("type"), str):
+                            yield frame
             except websockets.ConnectionClosedOK:
                 pass
             except websockets.ConnectionClosedError as exc:
@@ -62,7 +65,7 @@ async def push_frames(transport: Transport) -> AsyncIterator[dict[str, Any] | Cl
                 yield Closed(rcvd[0], rcvd[1] or "")
     except websockets.InvalidStatus as exc:
         raise ConnectionFailed(f"push refused ({exc.response.status_code})") from None
-    except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
+    except (OSError, websockets.WebSocketException, TimeoutError) as exc:
         if is_certificate_error(exc):
             raise CertificateNotPinned("push: TLS verification failed") from None
         raise ConnectionFailed(f"push connection failed ({exc.__class__.__name__})") from None

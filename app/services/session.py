@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import platform
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from psygnal import Signal
@@ -39,7 +42,12 @@ class SessionState(StrEnum):
     SIGNED_OUT = "signed_out"
     PENDING_APPROVAL = "pending_approval"
     SIGNED_IN = "signed_in"
+    LOCKED = "locked"  # signed in, PHI hidden; polling and push go on so a wipe still lands
     WIPED = "wiped"
+
+
+# A session that is signed in, locked or not: the server connection stays up in both.
+LIVE_STATES = (SessionState.SIGNED_IN, SessionState.LOCKED)
 
 
 class SignInRefused(SafeConsultError):
@@ -63,6 +71,8 @@ REFUSALS: dict[str, str] = {
     "device_revoked": "IT has revoked this workstation. Its SafeConsult data has been removed.",
     "device_wiped": "This workstation's SafeConsult data was removed on IT's order.",
     "malformed": "Enter a username, a password and the 6-digit authenticator code.",
+    "unlock_failed": "The password is not correct.",
+    "unlock_failed_final": "Too many failed attempts: you have been signed out.",
 }
 
 
@@ -102,6 +112,10 @@ class SessionService:
         self.tokens: Tokens | None = None
         self._poller: asyncio.Task | None = None
         self.last_attestation: tuple[bool, bytes] | None = None
+        # Unlock checks the password against this, in memory only: no server round trip
+        # (works offline) and nothing about the password ever reaches the disk.
+        self._unlock_verifier: tuple[bytes, bytes] | None = None
+        self.unlock_failures = 0
         self._pusher: asyncio.Task | None = None
 
     def _default_transport(self, identity: DeviceIdentity) -> Transport:
@@ -122,8 +136,12 @@ class SessionService:
         device = self.bindings.load(username)
         try:
             if device is None:
-                return await self._enroll(username, password, totp_code.strip())
-            return await self._login(device, password, totp_code.strip())
+                user = await self._enroll(username, password, totp_code.strip())
+            else:
+                user = await self._login(device, password, totp_code.strip())
+            self._unlock_verifier = await asyncio.to_thread(_new_verifier, password)
+            self.unlock_failures = 0
+            return user
         except ServerError as exc:
             await self._refused(username, device, exc)
             raise AssertionError("unreachable") from None
@@ -216,6 +234,34 @@ class SessionService:
             raise SignInRefused(code, REFUSALS[code])
         raise exc
 
+    # -- lock ------------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Hide PHI until the user proves it is still them (idle, OS lock, suspend)."""
+        if self.snapshot.state is SessionState.SIGNED_IN:
+            self._publish(replace(self.snapshot, state=SessionState.LOCKED))
+            log.info("session locked", extra={"event": "lock"})
+
+    async def unlock(self, password: str) -> None:
+        """Unlock with the sign-in password; the policy's N-th failure ends the session."""
+        if self.snapshot.state is not SessionState.LOCKED or self._unlock_verifier is None:
+            return
+        salt, expected = self._unlock_verifier
+        actual = await asyncio.to_thread(_derive, password, salt)
+        if hmac.compare_digest(actual, expected):
+            self.unlock_failures = 0
+            self._publish(replace(self.snapshot, state=SessionState.SIGNED_IN))
+            log.info("session unlocked", extra={"event": "unlock"})
+            return
+        self.unlock_failures += 1
+        left = self.policy.max_unlock_failures - self.unlock_failures
+        log.info("unlock refused", extra={"event": "unlock_refused", "attempt":
+                                          self.unlock_failures})
+        if left <= 0:
+            await self.sign_out()
+            raise SignInRefused("unlock_failed_final", REFUSALS["unlock_failed_final"])
+        raise SignInRefused("unlock_failed", REFUSALS["unlock_failed"])
+
     # -- orders and sign-out -----------------------------------------------------------------
 
     async def poll_status(self) -> None:
@@ -238,7 +284,7 @@ class SessionService:
             self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
 
     async def _poll_loop(self) -> None:
-        while self.snapshot.state in (SessionState.SIGNED_IN, SessionState.PENDING_APPROVAL):
+        while self.snapshot.state in (*LIVE_STATES, SessionState.PENDING_APPROVAL):
             await asyncio.sleep(self.policy.wipe_poll_interval_s)
             try:
                 await self.poll_status()
@@ -254,15 +300,17 @@ class SessionService:
 
     async def _push_loop(self) -> None:
         backoff = 1.0
-        while self.snapshot.state is SessionState.SIGNED_IN and self.transport is not None:
+        while self.snapshot.state in LIVE_STATES and self.transport is not None:
             try:
                 async for frame in push_frames(self.transport):
                     backoff = 1.0
                     if isinstance(frame, Closed) or frame.get("type") == "order":
                         await self.poll_status()
-                        if self.snapshot.state is not SessionState.SIGNED_IN:
+                        if self.snapshot.state not in LIVE_STATES:
                             return
-            except SafeConsultError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the listener must outlive any one bad connection
                 log.info("push connection lost", extra={"event": "push_lost",
                                                         "reason_code": exc.__class__.__name__})
             # Whatever ended the connection, ask for orders now (the socket may have been
@@ -285,6 +333,7 @@ class SessionService:
                 await auth_api.logout(self.transport)
         await self._drop_transport()
         self.tokens = None
+        self._unlock_verifier = None
         self._publish(SessionSnapshot(SessionState.SIGNED_OUT))
 
     async def _kiosk_attest(self, tell_server: bool) -> None:
@@ -319,7 +368,7 @@ class SessionService:
                 await auth_api.acknowledge_order(self.transport, device.identity, Order.WIPE,
                                                  order_id)
         await self._drop_transport()
-        self.device, self.tokens = None, None
+        self.device, self.tokens, self._unlock_verifier = None, None, None
         self._publish(SessionSnapshot(SessionState.WIPED))
         if not report.complete:
             log.error("wipe incomplete", extra={"event": "wipe", "state": "incomplete"})
@@ -342,3 +391,14 @@ class SessionService:
     async def aclose(self) -> None:
         self._close_cache()
         await self._drop_transport()
+
+
+def _derive(password: str, salt: bytes) -> bytes:
+    # scrypt from the standard library: memory-hard, ~50 ms, so a stolen memory image
+    # does not give the password away cheaply.
+    return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+
+
+def _new_verifier(password: str) -> tuple[bytes, bytes]:
+    salt = secrets.token_bytes(16)
+    return salt, _derive(password, salt)

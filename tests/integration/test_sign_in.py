@@ -217,3 +217,36 @@ async def test_expired_access_tokens_are_refreshed_once_for_concurrent_calls(tmp
         await ws.session.aclose()
     finally:
         server.stop()
+
+
+async def test_lock_keeps_the_session_and_unlock_needs_the_password(open_server, open_workstation):
+    from app.config import Policy
+    from app.services.session import SessionService
+
+    creds = create_user(open_server, "dr.idle")
+    ws = open_workstation("idle")
+    ws.session = SessionService(
+        Policy(server_url=open_server.url, pinned_ca_pem=open_server.ca_pem,
+               max_unlock_failures=3), ws.paths, ws.keystore_for)
+    await sign_in(ws, creds)
+    ws.session.lock()
+    assert ws.session.snapshot.state is SessionState.LOCKED
+    assert ws.session.snapshot.user.username == "dr.idle"
+    with pytest.raises(SignInRefused) as wrong:
+        await ws.session.unlock("not-my-password")
+    assert wrong.value.code == "unlock_failed"
+    assert ws.session.snapshot.state is SessionState.LOCKED
+    # Locked, the device still obeys the server (a logout order would land).
+    await ws.session.poll_status()
+    await ws.session.unlock(creds.password)
+    assert ws.session.snapshot.state is SessionState.SIGNED_IN
+    assert ws.session.unlock_failures == 0
+
+    ws.session.lock()
+    for attempt in range(3):
+        with pytest.raises(SignInRefused) as refused:
+            await ws.session.unlock(f"guess-{attempt}")
+    assert refused.value.code == "unlock_failed_final"
+    assert ws.session.snapshot.state is SessionState.SIGNED_OUT
+    assert ws.session.cache is None
+    await ws.session.aclose()
