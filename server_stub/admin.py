@@ -21,10 +21,12 @@ from pathlib import Path
 from server_stub.core.db import Database
 from server_stub.core.schema import MIGRATIONS
 from server_stub.core.security import (
+    SecretBox,
     hash_password,
     new_totp_secret,
     otpauth_uri,
     password_problem,
+    secret_box,
 )
 from server_stub.crud import devices as devices_crud
 from server_stub.crud import sessions as sessions_crud
@@ -47,6 +49,10 @@ class NewUser:
     otpauth_uri: str
 
 
+def _box(db: Database) -> SecretBox:
+    return secret_box(db.path.parent)
+
+
 def open_database(data_dir: Path) -> Database:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Database(data_dir / "server.sqlite3", MIGRATIONS)
@@ -63,11 +69,12 @@ def add_user(db: Database, username: str, role: str, password: str,
         raise AdminRefused(problem)
     name = users_crud.normalize_username(username)
     secret = totp_secret or new_totp_secret()
+    sealed = _box(db).seal(secret, name)
     password_hash = hash_password(password)  # slow: outside the transaction
     try:
         with db.transaction() as conn:
             user = users_crud.create_user(conn, username=name, role=role,
-                                          password_hash=password_hash, totp_secret=secret)
+                                          password_hash=password_hash, totp_sealed=sealed)
             append_audit(conn, actor_user_id=None, device_id=None, action="user.create",
                          object_type="user", object_id=user.id, outcome="ok", source=SOURCE,
                          detail={"role": role})
@@ -111,8 +118,7 @@ def reset_totp(db: Database, username: str) -> str:
     secret = new_totp_secret()
     with db.transaction() as conn:
         user = _user(conn, username)
-        conn.execute("UPDATE users SET totp_secret = ?, totp_last_step = 0 WHERE id = ?",
-                     (secret, user.id))
+        users_crud.set_totp(conn, user.id, _box(db).seal(secret, user.username))
         ended = sessions_crud.revoke_user_sessions(conn, user.id, "totp_reset")
         append_audit(conn, actor_user_id=None, device_id=None, action="user.totp_reset",
                      object_type="user", object_id=user.id, outcome="ok", source=SOURCE,

@@ -16,14 +16,23 @@ Any failure in 3-4 is ``invalid_credentials`` and counts toward backoff and lock
 
 from __future__ import annotations
 
+import logging
 import time
 
 from server_stub.api.errors import ApiError
 from server_stub.core.config import ServerSettings
 from server_stub.core.db import Database
-from server_stub.core.security import SourceLimiter, match_totp_step, now_ms, verify_password
+from server_stub.core.security import (
+    SourceLimiter,
+    match_totp_step,
+    now_ms,
+    secret_box,
+    verify_password,
+)
 from server_stub.crud import users as users_crud
 from server_stub.crud.audit import append_audit
+
+log = logging.getLogger("server_stub.credentials")
 
 
 def _retry_after(ms: int) -> dict[str, str]:
@@ -60,8 +69,14 @@ def check_credentials(
         if user is not None and password_ok:
             fresh = users_crud.get_user(wconn, user.id)
             assert fresh is not None
-            step = match_totp_step(fresh.totp_secret, totp_code, time.time(),
-                                   fresh.totp_last_step)
+            step = None
+            try:
+                seed = secret_box(settings.data_dir).open(fresh.totp_sealed, fresh.username)
+            except ValueError:
+                # A seed that does not open (key replaced, row copied) can never succeed.
+                log.error("TOTP seed of a user does not open; reset it with the admin CLI")
+            else:
+                step = match_totp_step(seed, totp_code, time.time(), fresh.totp_last_step)
             if step is not None and users_crud.consume_totp_step(wconn, user.id, step):
                 users_crud.reset_login_failures(wconn, name)
                 return fresh

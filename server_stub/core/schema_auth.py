@@ -13,7 +13,7 @@ CREATE TABLE users (
     role             TEXT NOT NULL
                      CHECK (role IN ('physician','nurse','consultant','it_admin','auditor')),
     password_hash    TEXT NOT NULL,               -- argon2id PHC string
-    totp_secret      TEXT NOT NULL,               -- base32; needed in clear to verify codes
+    totp_sealed      TEXT NOT NULL,               -- base32 seed, AES-GCM sealed (SecretBox)
     totp_last_step   INTEGER NOT NULL DEFAULT 0,  -- highest RFC 6238 step accepted so far
     disabled         INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
     device_list_version INTEGER NOT NULL DEFAULT 0,  -- bumped on any change to the directory

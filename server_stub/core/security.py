@@ -18,12 +18,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def now_ms() -> int:
@@ -179,6 +182,56 @@ def match_totp_step(secret: str, code: str, now_s: float, last_step: int) -> int
         if hmac.compare_digest(totp.at(step * TOTP_PERIOD_S), code) and step > last_step:
             found = step
     return found
+
+
+# --- secrets the server must read back (TOTP seeds) ----------------------------------------
+
+class SecretBox:
+    """AES-256-GCM for small secrets kept in the database but needed in clear (TOTP seeds):
+    a copy of the database alone does not yield them. ``context`` (e.g. the username) is
+    bound as associated data, so a sealed value moved to another row does not open."""
+
+    PREFIX = "v1."
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("secret box key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: str, context: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        return self.PREFIX + base64.b64encode(sealed).decode()
+
+    def open(self, sealed: str, context: str) -> str:
+        """Raises ValueError when the value is not one this box sealed for ``context``."""
+        if not sealed.startswith(self.PREFIX):
+            raise ValueError("not a sealed value")
+        try:
+            raw = base64.b64decode(sealed[len(self.PREFIX):], validate=True)
+            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except Exception:
+            raise ValueError("sealed value does not open") from None
+
+
+@lru_cache(maxsize=8)
+def secret_box(data_dir: Path) -> SecretBox:
+    """The data directory's box; its key is created once (mode 0600) in ``DATA/keys/``.
+    Created with link(2), so a server and an admin command starting together agree."""
+    path = data_dir / "keys" / "secrets.key"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        tmp = path.with_name(f".secrets.key.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return SecretBox(path.read_bytes())
 
 
 # --- request proof (docs/protocol.md, "Request proof") ------------------------------------

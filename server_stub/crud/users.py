@@ -22,7 +22,7 @@ class User:
     username: str
     role: str
     password_hash: str
-    totp_secret: str
+    totp_sealed: str  # core.security.SecretBox, context = username
     totp_last_step: int
     disabled: bool
     device_list_version: int
@@ -37,13 +37,13 @@ def _user(row: sqlite3.Row | None) -> User | None:
     if row is None:
         return None
     return User(row["id"], row["username"], row["role"], row["password_hash"],
-                row["totp_secret"], row["totp_last_step"], bool(row["disabled"]),
+                row["totp_sealed"], row["totp_last_step"], bool(row["disabled"]),
                 row["device_list_version"], row["created_ms"])
 
 
 def create_user(
     conn: sqlite3.Connection, *, username: str, role: str, password_hash: str,
-    totp_secret: str,
+    totp_sealed: str,
 ) -> User:
     """Raises ValueError for a bad name/role, sqlite3.IntegrityError for a taken name."""
     if not USERNAME_RE.fullmatch(username):
@@ -52,9 +52,9 @@ def create_user(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     user_id = new_id()
     conn.execute(
-        "INSERT INTO users (id, username, role, password_hash, totp_secret, created_ms)"
+        "INSERT INTO users (id, username, role, password_hash, totp_sealed, created_ms)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (user_id, username, role, password_hash, totp_secret, now_ms()),
+        (user_id, username, role, password_hash, totp_sealed, now_ms()),
     )
     user = get_user(conn, user_id)
     assert user is not None
@@ -77,6 +77,12 @@ def list_users(conn: sqlite3.Connection) -> list[User]:
 
 def set_disabled(conn: sqlite3.Connection, user_id: str, disabled: bool) -> None:
     conn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
+
+
+def set_totp(conn: sqlite3.Connection, user_id: str, totp_sealed: str) -> None:
+    """A new TOTP seed; every step is usable again with it."""
+    conn.execute("UPDATE users SET totp_sealed = ?, totp_last_step = 0 WHERE id = ?",
+                 (totp_sealed, user_id))
 
 
 def consume_totp_step(conn: sqlite3.Connection, user_id: str, step: int) -> bool:

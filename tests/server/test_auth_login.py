@@ -234,3 +234,23 @@ async def test_idle_throttle_rows_are_forgotten(open_server):
         assert names == {"alice"}
     finally:
         await dev.aclose()
+
+
+async def test_totp_seeds_are_sealed_in_the_database(open_server):
+    alice = create_user(open_server, "alice")
+    bob = create_user(open_server, "bob")
+    db = server_db(open_server)
+    for path in open_server.data_dir.glob("server.sqlite3*"):  # the WAL too
+        data = path.read_bytes()
+        assert alice.totp_secret.encode() not in data and bob.totp_secret.encode() not in data
+    # A sealed seed copied onto another account does not open there: refused, not a crash.
+    with db.transaction() as conn:
+        conn.execute("UPDATE users SET totp_sealed = (SELECT totp_sealed FROM users"
+                     " WHERE username = 'alice') WHERE username = 'bob'")
+    dev = await enroll(open_server, alice.username, alice.password, alice.totp_secret)
+    try:
+        code = await next_totp_code(open_server, "alice", alice.totp_secret)
+        err = await _refused(_login(dev, "bob", bob.password, code))
+        assert (err.status, err.code) == (401, "invalid_credentials")
+    finally:
+        await dev.aclose()
