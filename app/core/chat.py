@@ -15,6 +15,8 @@ from app.core.phi import Phi
 MEMBER_EVENT = "sc.room.member"  # written by the server on every membership change
 ENCRYPTED_EVENT = "sc.encrypted"
 MESSAGE_TYPE = "sc.message"  # the plaintext type of a chat message inside sc.encrypted
+# Set by app.net.relay_api on a timeline entry that did not parse (never a wire type).
+UNREADABLE_EVENT = "sc.client.unreadable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,13 @@ types, so nothing above this module handles raw JSON from the server. Contents s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from app.core.chat import (
+    UNREADABLE_EVENT,
     DirectoryUser,
     KeyCounts,
     Member,
@@ -158,12 +160,41 @@ def parse_to_device(data: Any) -> ToDeviceEvent:
     )
 
 
+def _unreadable_event(data: Any) -> RoomEvent | None:
+    """A timeline entry that does not parse, as far as it can be named: the service keeps
+    it as rejected. One bad entry must not stall the stream (the batch's token still moves
+    past it); an entry with no room or event id cannot even be named and is left out."""
+    if not isinstance(data, dict):
+        return None
+    room_id, event_id = data.get("room_id"), data.get("event_id")
+    if not isinstance(room_id, str) or not isinstance(event_id, str):
+        return None
+    pos, origin = data.get("pos"), data.get("origin_ms")
+    sender = data.get("sender")
+    return RoomEvent(pos if isinstance(pos, int) else 0, room_id, event_id, UNREADABLE_EVENT,
+                     sender if isinstance(sender, str) else "",
+                     None, origin if isinstance(origin, int) else 0, {})
+
+
 def parse_sync(data: Any) -> SyncBatch:
+    events: list[RoomEvent] = []
+    for entry in response_field(data, "events", list):
+        try:
+            events.append(parse_event(entry))
+        except ProtocolError:
+            unreadable = _unreadable_event(entry)
+            if unreadable is not None:
+                events.append(unreadable)
+    to_device: list[ToDeviceEvent] = []
+    for entry in response_field(data, "to_device", list):
+        # A broken to-device entry is useless to anyone: it is acknowledged with the batch.
+        with contextlib.suppress(ProtocolError):
+            to_device.append(parse_to_device(entry))
     return SyncBatch(
         next_token=response_field(data, "next", str),
         limited=response_field(data, "limited", bool),
-        events=[parse_event(e) for e in response_field(data, "events", list)],
-        to_device=[parse_to_device(m) for m in response_field(data, "to_device", list)],
+        events=events,
+        to_device=to_device,
     )
 
 

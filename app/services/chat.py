@@ -36,6 +36,7 @@ from app.core.chat import (
     ENCRYPTED_EVENT,
     MEMBER_EVENT,
     MESSAGE_TYPE,
+    UNREADABLE_EVENT,
     ChatMessage,
     EventState,
     RoomEvent,
@@ -46,6 +47,7 @@ from app.core.chat import (
 from app.core.errors import ConnectionFailed, SafeConsultError, ServerError
 from app.core.messages import CachedMessage
 from app.core.phi import Phi
+from app.crypto import errors as crypto_errors
 from app.crypto.devices import DeviceWarning, TrustPolicy
 from app.crypto.errors import E2EEError, MalformedPayload, Misdirected, UnknownSenderDevice
 from app.crypto.identity import DeviceIdentity
@@ -113,6 +115,7 @@ class ChatService:
     device_warning = Signal(object)  # DeviceWarning: a contact's device appeared or changed
     rooms_changed = Signal()
     outbox_changed = Signal(int)  # messages composed here and not yet accepted by the relay
+    sent = Signal(str)  # event id: the relay accepted a message composed here
     send_failed = Signal(object)  # SendFailed
     online_changed = Signal(bool)
     to_device = Signal(object)  # VerificationUpdate / DecryptedToDevice for other services
@@ -217,10 +220,14 @@ class ChatService:
             except ConnectionFailed:
                 self._set_online(False)
                 timeout, retry = retry, min(retry * 2, self.poll_interval_s)
-            except (ServerError, ProtocolError) as exc:
+            except SafeConsultError as exc:  # refusals, odd answers, a busy cache
                 log.warning("chat sync failed", extra={"event": "chat_sync_failed",
                                                        "reason_code": getattr(exc, "code", "")
                                                        or exc.__class__.__name__})
+                timeout, retry = retry, min(retry * 2, self.poll_interval_s)
+            except Exception as exc:  # a bug must not end the chat for good
+                log.error("chat sync crashed", extra={"event": "chat_sync_failed",
+                                                      "reason_code": exc.__class__.__name__})
                 timeout, retry = retry, min(retry * 2, self.poll_interval_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -229,6 +236,7 @@ class ChatService:
         if self._rooms_dirty:
             await self.refresh_rooms()
         if self._dirty_users or time.monotonic() - self._last_version_check > self.poll_interval_s:
+            self._keys_low = True  # also look at the key count now and then
             await self.check_device_lists()
         await self.sync_once()
         await self.flush()
@@ -454,6 +462,7 @@ class ChatService:
                     continue
                 self.outbox.done(item.seq)
                 sent += 1
+                self.sent.emit(item.event_id)
                 if result.duplicate:
                     log.info("retry deduplicated", extra={"event": "chat_send_duplicate"})
         if sent:
@@ -548,6 +557,8 @@ class ChatService:
                     self._apply_membership(event, applied)
                 elif event.type == ENCRYPTED_EVENT:
                     self._decrypt(event, applied)
+                elif event.type == UNREADABLE_EVENT:
+                    self._reject(event, MalformedPayload("unreadable timeline entry"), applied)
             except (ProtocolError, ValueError, TypeError, KeyError) as exc:
                 # Hostile or broken content must not stop the stream: keep it, say why.
                 self._reject(event, MalformedPayload(exc.__class__.__name__), applied)
@@ -665,11 +676,10 @@ class ChatService:
 
 
 def _reason_texts() -> dict[str, str]:
-    from app.crypto import errors
-
+    """Reason (an error class name) -> the text a user reads about a kept event."""
     texts = {MISSING_KEY: WAITING_TEXT}
-    for name in dir(errors):
-        kind = getattr(errors, name)
+    for name in dir(crypto_errors):
+        kind = getattr(crypto_errors, name)
         if isinstance(kind, type) and issubclass(kind, E2EEError):
             texts[name] = kind.user_message
     return texts

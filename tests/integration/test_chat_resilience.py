@@ -171,6 +171,12 @@ async def test_replayed_and_tampered_events_are_rejected_and_the_loop_goes_on(
                 insert_event(conn, room_id=target, event_id=f"forged_{name}", type_="sc.encrypted",
                              content_json=json.dumps(body), sender_user_id=alice.user_id,
                              sender_device_id=alice_device, now_ms=now)
+            # Entries that are not even objects: kept as unreadable, the stream moves on.
+            for name, text in (("array", "[1, 2, 3]"), ("string", '"ciphertext?"')):
+                insert_event(conn, room_id=room_id, event_id=f"forged_{name}",
+                             type_="sc.encrypted", content_json=text,
+                             sender_user_id=alice.user_id, sender_device_id=alice_device,
+                             now_ms=now)
             # A membership event with nonsense content, and to-device garbage for bob.
             insert_event(conn, room_id=room_id, event_id="forged_member", type_="sc.room.member",
                          content_json=json.dumps({"user_id": 7, "membership": ["x"]}),
@@ -191,6 +197,8 @@ async def test_replayed_and_tampered_events_are_rejected_and_the_loop_goes_on(
             "forged_moved": (EventState.REJECTED, "WrongRoom"),
             "forged_garbage": (EventState.REJECTED, "MalformedPayload"),
             "forged_not_b64": (EventState.REJECTED, "MalformedPayload"),
+            "forged_array": (EventState.REJECTED, "MalformedPayload"),
+            "forged_string": (EventState.REJECTED, "MalformedPayload"),
         }
         assert reasons["forged_tampered"][1] in ("DecryptionFailed", "MalformedPayload")
         assert {e.event_id for e in rejected} == set(reasons)
@@ -202,8 +210,8 @@ async def test_replayed_and_tampered_events_are_rejected_and_the_loop_goes_on(
         await alice.chat.send_text(room_id, "after the forgeries")
         assert await bob.chat.sync_once() == 1
         assert bob.texts(room_id) == ["genuine", "after the forgeries"]
-        assert len(bob.chat.undecrypted()) == 5
-        assert len(rejected) == 5
+        assert len(bob.chat.undecrypted()) == 7
+        assert len(rejected) == 7
     finally:
         await alice.close()
         await bob.close()

@@ -1,0 +1,173 @@
+"""The chat's persistence: the SQLCipher CryptoStore behaves like the reference in-memory
+store, survives reopening, and a restarted chat service (new SessionService sign-in, machine
+loaded from the cache) keeps its sessions and its replay memory."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.core.chat import EventState
+from app.crypto.store import (
+    DeviceRecord,
+    InboundGroupRecord,
+    MemoryCryptoStore,
+    OlmSessionRecord,
+    OutboundGroupRecord,
+    Recipient,
+    TrustLevel,
+)
+from app.security.keystore import MemoryKeyStore
+from app.services.chat import ChatService
+from app.storage.cache import Cache
+from app.storage.crypto_store import SqlCryptoStore
+from server_stub.crud.rooms import insert_event
+from tests.integration.test_chat import new_client, room_with, sign_in
+from tests.support.clients import server_db
+
+ids = st.sampled_from(["a", "b", "c"])
+keys = st.sampled_from(["K1", "K2", "K3"])
+small = st.integers(min_value=0, max_value=5)
+recipients = st.frozensets(st.builds(Recipient, ids, ids, keys), max_size=3)
+device = st.builds(DeviceRecord, ids, st.just("name"), ids, keys, keys, small, st.just("sig"),
+                   st.sampled_from(list(TrustLevel)))
+operations = st.lists(st.one_of(
+    st.tuples(st.just("account"), st.text(max_size=8)),
+    st.tuples(st.just("olm"), st.builds(OlmSessionRecord, keys, ids, st.text(max_size=4),
+                                        small, small)),
+    st.tuples(st.just("drop_olm"), keys, ids),
+    st.tuples(st.just("outbound"), st.builds(OutboundGroupRecord, ids, ids, st.text(max_size=4),
+                                             small, small, recipients, recipients)),
+    st.tuples(st.just("drop_outbound"), ids),
+    st.tuples(st.just("inbound"), st.builds(InboundGroupRecord, ids, keys, ids,
+                                            st.text(max_size=4), small, ids, ids, keys,
+                                            st.booleans())),
+    st.tuples(st.just("seen"), ids, small, ids),
+    st.tuples(st.just("devices"), ids, st.lists(device, max_size=3)),
+), max_size=25)
+
+
+def _apply(store, op) -> None:
+    kind, *args = op
+    if kind == "account":
+        store.save_account(*args)
+    elif kind == "olm":
+        store.save_olm_session(*args)
+    elif kind == "drop_olm":
+        store.drop_olm_session(*args)
+    elif kind == "outbound":
+        store.save_outbound_group(*args)
+    elif kind == "drop_outbound":
+        store.drop_outbound_group(*args)
+    elif kind == "inbound":
+        store.save_inbound_group(*args)
+    elif kind == "seen":
+        store.mark_seen(*args)
+    else:
+        user_id, records = args
+        store.save_user_devices(user_id, {r.device_id: r for r in records
+                                          if r.user_id == user_id})
+
+
+def _view(store) -> tuple:
+    """Everything readable through the protocol (device_by_curve only where unambiguous)."""
+    out = [store.load_account()]
+    for k in ("K1", "K2", "K3"):
+        out.append([(r.session_id, r.pickle) for r in store.olm_sessions(k)])
+    for i in ("a", "b", "c"):
+        out.append(store.outbound_group(i))
+        out.append(store.user_devices(i))
+        for k in ("K1", "K2", "K3"):
+            out.append(sorted(store.inbound_group_rooms(k, i)))
+            for room in ("a", "b", "c"):
+                out.append(store.inbound_group(room, k, i))
+        out.extend(store.seen_event(i, n) for n in range(6))
+    return tuple(out)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    with Cache.open(tmp_path / "cache", MemoryKeyStore("u", "d"), memory_security=False) as c:
+        yield c
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=operations)
+def test_sql_store_reads_back_what_the_memory_store_does(tmp_path_factory, ops):
+    directory = tmp_path_factory.mktemp("store")
+    keys_ = MemoryKeyStore("u", "d")
+    memory = MemoryCryptoStore()
+    with Cache.open(directory, keys_, memory_security=False) as cache:
+        sql = SqlCryptoStore(cache)
+        for op in ops:
+            _apply(memory, op)
+            _apply(sql, op)
+        assert _view(sql) == _view(memory)
+    # And after reopening the cache file.
+    with Cache.open(directory, keys_, memory_security=False) as cache:
+        assert _view(SqlCryptoStore(cache)) == _view(memory)
+
+
+def test_an_unseen_user_is_none_and_a_user_with_no_devices_is_empty(cache):
+    store = SqlCryptoStore(cache)
+    assert store.user_devices("x") is None
+    store.save_user_devices("x", {})
+    assert store.user_devices("x") == {}
+    store.set_device_list_version("x", 4)
+    assert store.device_list_version("x") == 4 and store.user_devices("x") == {}
+
+
+async def test_a_restarted_chat_keeps_sessions_and_replay_memory(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice.rs")
+    bob = await new_client(open_server, tmp_path, "dr.bob.rs")
+    try:
+        room_id = await room_with(alice, bob)
+        first_id = await alice.chat.send_text(room_id, "before bob's restart")
+        await bob.chat.sync_once()
+
+        # Bob's workstation signs out and in again: a new machine, loaded from the cache.
+        await bob.chat.stop()
+        await bob.ws.session.sign_out()
+        await sign_in(bob.ws, bob.creds)
+        bob.chat = ChatService(bob.ws.session)
+        await bob.chat.start(background=False)
+        assert bob.texts(room_id) == ["before bob's restart"]
+
+        # Same Megolm session, same Olm sessions: the next message needs no new key.
+        await alice.chat.send_text(room_id, "after bob's restart")
+        assert await bob.chat.sync_once() == 1
+        assert bob.texts(room_id) == ["before bob's restart", "after bob's restart"]
+        # Replay memory survived: the first ciphertext under a new id is refused.
+        db = server_db(open_server)
+        (content,) = db.connection().execute(
+            "SELECT content FROM events WHERE event_id = ?", (first_id,)).fetchone()
+        with db.transaction() as conn:
+            insert_event(conn, room_id=room_id, event_id="replay_after_restart",
+                         type_="sc.encrypted", content_json=content,
+                         sender_user_id=alice.user_id,
+                         sender_device_id=alice.ws.session.device.device_id,
+                         now_ms=int(time.time() * 1000))
+        assert await bob.chat.sync_once() == 0
+        (kept,) = bob.chat.undecrypted(room_id)
+        assert (kept.event_id, kept.state, kept.reason) == (
+            "replay_after_restart", EventState.REJECTED, "ReplayedMessage")
+        assert json.loads(content)["session_id"]  # it was a real Megolm event
+
+        # The account came from the crypto store, not from the device binding: the
+        # one-time keys bob published before the restart exist only there, and a new
+        # contact's first (pre-key) message needs one of them.
+        carol = await new_client(open_server, tmp_path, "dr.carol.rs")
+        try:
+            carols_room = await room_with(carol, bob)
+            await carol.chat.send_text(carols_room, "first contact after the restart")
+            assert await bob.chat.sync_once() == 1
+            assert bob.texts(carols_room) == ["first contact after the restart"]
+        finally:
+            await carol.close()
+    finally:
+        await alice.close()
+        await bob.close()
