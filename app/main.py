@@ -13,7 +13,6 @@ sign-in. tests/ui/test_cli.py checks this; tests/bench/test_startup_bench.py mea
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from app.security.keystore import KeyStore
-    from app.services.app_state import AppState
-    from app.services.session import SessionService, SessionSnapshot
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "safeconsult.svg"
 
@@ -210,6 +207,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
     from app.ui.asyncbridge import TaskRunner
     from app.ui.i18n import LanguageSwitcher, pick_language, system_ui_languages
     from app.ui.main_window import MainWindow
+    from app.ui.session_link import SessionLink
     from app.ui.theme import THEMES, ThemeController
 
     state = AppState(policy_problem=policy_problem)
@@ -223,7 +221,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
         if not policy.kiosk:
             new.save(paths.settings_file())
 
-    session = SessionLink(state, policy, paths)
+    session = SessionLink(state, policy, paths, keystore_for=_keystore_for(policy))
     return MainWindow(
         state=state, runner=TaskRunner(app), sign_in=session.sign_in,
         about=AboutInfo(version=__version__, policy=policy, policy_problem=policy_problem,
@@ -231,78 +229,6 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,
         on_close=session.aclose, sign_out=session.sign_out,
     )
-
-
-class SessionLink:
-    """Connects the session service (app.services.session) to the shell's AppState.
-
-    The service is created at the first sign-in, not at start-up: importing it loads the
-    crypto, cache and network libraries. Its snapshots become ``state.user``/``state.device``;
-    the outcome of each attempt becomes ``state.connection``.
-    """
-
-    def __init__(self, state: AppState, policy: Policy, paths: Paths, *,
-                 keystore_for: KeyStoreFor | None = None) -> None:
-        self._state, self._policy, self._paths = state, policy, paths
-        self._keystore_for = keystore_for
-        self.service: SessionService | None = None
-
-    def _service(self) -> SessionService:
-        if self.service is None:
-            from app.services.session import SessionService
-
-            self.service = SessionService(self._policy, self._paths,
-                                          self._keystore_for or _keystore_for(self._policy))
-            self.service.changed.connect(self._show)
-        return self.service
-
-    async def sign_in(self, username: str, password: str, totp: str) -> None:
-        from app.core.errors import CertificateNotPinned
-        from app.services.app_state import ConnectionState
-
-        service = self._service()
-        self._state.connection = ConnectionState.CONNECTING
-        try:
-            await service.sign_in(username, password, totp)
-        except CertificateNotPinned:
-            self._state.connection = ConnectionState.CERTIFICATE_ERROR
-            raise
-        except BaseException:
-            # Unreachable, refused (wrong code, pending device...) or cancelled: no session.
-            self._state.connection = ConnectionState.OFFLINE
-            raise
-        self._state.connection = ConnectionState.ONLINE
-        service.start_polling()  # logout/wipe orders
-        service.start_push()
-
-    def _show(self, snapshot: SessionSnapshot) -> None:
-        from app.services.app_state import ConnectionState, DeviceState
-        from app.services.session import SessionState
-
-        state = self._state
-        if snapshot.state is SessionState.SIGNED_IN:
-            state.device, state.device_fingerprint = DeviceState.ACTIVE, ""
-            state.user = snapshot.user
-        elif snapshot.state is SessionState.PENDING_APPROVAL:
-            state.user = None
-            state.device, state.device_fingerprint = DeviceState.PENDING, snapshot.fingerprint
-        else:
-            state.user = None
-            state.connection = ConnectionState.OFFLINE
-            if snapshot.state is SessionState.WIPED:
-                state.device, state.device_fingerprint = DeviceState.WIPED, ""
-
-    async def sign_out(self) -> None:
-        if self.service is not None:
-            await self.service.sign_out()
-
-    async def aclose(self) -> None:
-        if self.service is not None:
-            if self._policy.kiosk:
-                # Logout-on-close: nothing of the session outlives the window.
-                with contextlib.suppress(Exception):
-                    await self.service.sign_out()
-            await self.service.aclose()
 
 
 def _keystore_for(policy: Policy) -> KeyStoreFor:

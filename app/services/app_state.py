@@ -53,5 +53,8 @@ class AppState:
     # Seconds until auto-lock; None while no session is open (nothing to lock).
     lock_seconds_left: int | None = None
     user: SignedInUser | None = None
+    # The session is open but locked (idle, OS lock, suspend, offline grace): every PHI
+    # widget is hidden behind the lock screen until the password is entered again.
+    locked: bool = False
     # Non-empty when the machine policy was refused and safe defaults are in force.
     policy_problem: str = ""

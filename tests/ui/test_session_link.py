@@ -1,8 +1,8 @@
 """The shell with the real session service and the real server: enrollment waits for IT's
 approval (fingerprint on the sign-in screen), then sign-in opens the workspace.
 
-The login view, the TaskRunner on the qasync loop, SessionLink (app/main.py), SessionService,
-pinned TLS and server_stub are all real; only the OS keyring is a test double.
+The login view, the TaskRunner on the qasync loop, SessionLink (app/ui/session_link.py),
+SessionService, pinned TLS and server_stub are all real; only the OS keyring is a test double.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.config import Paths, Policy
-from app.main import SessionLink
 from app.security.keystore import KeyringKeyStore
 from app.security.testing import InMemoryTestKeyring
 from app.services.app_state import AppState, ConnectionState, DeviceState
+from app.ui.session_link import SessionLink
 from tests.support.clients import create_user, next_totp_code
 
 
