@@ -28,7 +28,7 @@ from app.net.transport import Transport
 from server_stub.core.config import ServerSettings
 from server_stub.core.db import Database
 from server_stub.core.schema import MIGRATIONS
-from server_stub.core.security import hash_password, new_totp_secret
+from server_stub.core.security import hash_password
 from server_stub.crud import devices as devices_crud
 from server_stub.crud import grants, rooms, sessions
 from server_stub.crud import users as users_crud
@@ -75,8 +75,9 @@ def seed(data_dir: Path, *, members: int, idle: int) -> Seed:
     now = int(time.time() * 1000)
 
     def make(conn, name: str) -> SeededDevice:
+        # No usable TOTP seed: these users never log in, their sessions are issued here.
         user = users_crud.create_user(conn, username=name, role="physician",
-                                      password_hash=password_hash, totp_secret=new_totp_secret())
+                                      password_hash=password_hash, totp_sealed="none")
         ident = DeviceIdentity.generate()
         devices_crud.create_device(
             conn, device_id=ident.device_id, user_id=user.id, ed25519=ident.ed25519,
