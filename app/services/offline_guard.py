@@ -61,6 +61,7 @@ class OfflineGuard:
         self._skew = clock_skew_s
         self._store: ContactStore | None = None
         self._persisted_at: float | None = None  # monotonic time of the last write
+        self._written: bytes | None = None  # the value last written
         # Until a contact or a stored value says otherwise, the clock starts now.
         self.last_contact_s = clock()
         self._mono_anchor = monotonic()
@@ -109,9 +110,12 @@ class OfflineGuard:
         if not force and self._persisted_at is not None and (
                 now - self._persisted_at < self._persist_every):
             return
+        value = str(int(self.last_contact_s * 1000)).encode()
+        if value == self._written:
+            return  # nothing new: no write (each one is a durable transaction)
         try:
-            self._store.put(LAST_CONTACT, str(int(self.last_contact_s * 1000)).encode())
-            self._persisted_at = now
+            self._store.put(LAST_CONTACT, value)
+            self._persisted_at, self._written = now, value
         except SafeConsultError as exc:  # a full disk must not stop the session; retried
             log.warning("last contact not saved", extra={
                 "event": "offline_guard", "reason_code": exc.__class__.__name__})

@@ -32,10 +32,16 @@ from app.net.transport import Transport
 from app.security.device_binding import DeviceBindings, KeyStoreFor, LocalDevice
 from app.security.kiosk import logout_cleanup
 from app.security.wiper import Wiper
+from app.services.offline_guard import OfflineGuard
 from app.storage.cache import Cache, cache_dir
 from app.storage.errors import CacheUnreadable
+from app.storage.secrets import SecretRepository
 
 log = logging.getLogger(__name__)
+
+# How often a signed-in session bumps the cache's rollback counter (app/storage/cache.py):
+# bounds what a crash-then-restore-an-old-copy can roll back.
+CHECKPOINT_INTERVAL_S = 60.0
 
 
 class SessionState(StrEnum):
@@ -117,6 +123,11 @@ class SessionService:
         self._unlock_verifier: tuple[bytes, bytes] | None = None
         self.unlock_failures = 0
         self._pusher: asyncio.Task | None = None
+        self._checkpointer: asyncio.Task | None = None
+        # Lock after policy.offline_grace_s without the server, wipe after offline_wipe_s.
+        self.offline_guard = OfflineGuard.from_policy(policy, lock=self.lock,
+                                                      wipe=self._offline_wipe)
+        self._offline_wiper: asyncio.Task | None = None
 
     def _default_transport(self, identity: DeviceIdentity) -> Transport:
         return Transport(self.policy.server_url, self.policy.pinned_ca_pem,
@@ -200,6 +211,9 @@ class SessionService:
         if self.transport is not None:
             self.transport.refresher = self._refresh
         self.cache = self._open_cache(user, device)
+        self.offline_guard.attach(SecretRepository(self.cache))
+        self.offline_guard.note_contact()
+        self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_loop())
         self._publish(SessionSnapshot(SessionState.SIGNED_IN, user, device.device_id,
                                       fingerprint(device.identity.ed25519)))
         log.info("signed in", extra={"event": "login", "device_id": device.device_id})
@@ -208,13 +222,14 @@ class SessionService:
     def _open_cache(self, user: SignedInUser, device: LocalDevice) -> Cache:
         directory = cache_dir(self.paths.data, user.user_id, device.device_id)
         store = self._keystore_for(device.username, device.device_id)
+        memory_security = self.policy.cache_memory_security
         try:
-            return Cache.open(directory, store)
+            return Cache.open(directory, store, memory_security=memory_security)
         except CacheUnreadable as exc:
             # Recovery path: the server holds everything the cache held (ciphertext).
             log.warning("cache rebuilt", extra={"event": "cache_rebuilt",
                                                 "reason_code": exc.__class__.__name__})
-            return Cache.rebuild(directory, store)
+            return Cache.rebuild(directory, store, memory_security=memory_security)
 
     async def _refused(self, username: str, device: LocalDevice | None, exc: ServerError) -> None:
         code = exc.code
@@ -269,6 +284,7 @@ class SessionService:
         if self.transport is None or self.device is None:
             return
         status = await auth_api.device_status(self.transport)
+        self.offline_guard.note_contact()
         if status.state is DeviceState.REVOKED or status.order is Order.WIPE:
             await self.wipe(reason="remote", acknowledge=status.order is Order.WIPE,
                             order_id=status.order_id)
@@ -291,6 +307,7 @@ class SessionService:
             except SafeConsultError as exc:
                 log.info("status poll failed", extra={"event": "poll_failed",
                                                       "reason_code": exc.__class__.__name__})
+                self.offline_guard.check()
 
     def start_push(self) -> None:
         """Listen on the push socket; an order or a server-side close triggers a status
@@ -304,6 +321,7 @@ class SessionService:
             try:
                 async for frame in push_frames(self.transport):
                     backoff = 1.0
+                    self.offline_guard.note_contact()
                     if isinstance(frame, Closed) or frame.get("type") == "order":
                         await self.poll_status()
                         if self.snapshot.state not in LIVE_STATES:
@@ -373,13 +391,30 @@ class SessionService:
         if not report.complete:
             log.error("wipe incomplete", extra={"event": "wipe", "state": "incomplete"})
 
+    def _offline_wipe(self) -> None:
+        # Called from the poll loop, which the wipe cancels: the wipe runs as its own task.
+        self._offline_wiper = asyncio.get_running_loop().create_task(
+            self.wipe(reason="offline", acknowledge=False))
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            if self.cache is None:
+                return
+            try:
+                self.cache.checkpoint()
+            except SafeConsultError as exc:  # busy or disk full: try again next time
+                log.warning("cache checkpoint failed", extra={
+                    "event": "cache_checkpoint", "reason_code": exc.__class__.__name__})
+
     def _close_cache(self) -> None:
         if self.cache is not None:
+            self.offline_guard.detach()
             self.cache.close()
             self.cache = None
 
     async def _drop_transport(self) -> None:
-        for name in ("_poller", "_pusher"):
+        for name in ("_poller", "_pusher", "_checkpointer"):
             task = getattr(self, name)
             if task is not None and task is not asyncio.current_task():
                 task.cancel()

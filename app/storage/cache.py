@@ -4,10 +4,11 @@ Opening it (:meth:`Cache.open`):
 
 1. key with a random 256-bit *raw* key from the key store (``PRAGMA key = "x'<hex>'"``), so
    SQLCipher skips its PBKDF2 step -- the key is already full-entropy -- and opening is fast;
-   ``cipher_memory_security`` on, so SQLCipher wipes the memory it frees and locks its
-   buffers out of swap. That is process-wide and sticky in SQLCipher (it cannot be turned
-   off again) and costly: see docs/performance.md. ``memory_security=False`` leaves it off;
-   the default is on;
+   ``memory_security=True`` turns on ``cipher_memory_security``, so SQLCipher wipes the
+   memory it frees and locks its buffers out of swap. The caller decides (the session passes
+   ``Policy.cache_memory_security``, off by default): it is process-wide and sticky in
+   SQLCipher (it cannot be turned off again) and costs 15-25x per statement, for little
+   gain in a Python process (docs/device-protection.md);
 2. prove the key by reading the schema: a wrong key (another device, a lost key entry) or a
    damaged first page -> :class:`CacheKeyError`;
 3. WAL, foreign keys, temporary tables in memory (no temp files), migrations;
@@ -125,7 +126,7 @@ class Cache:
     @classmethod
     def open(
         cls, directory: Path, keys: CacheKeys, *, verify: Verify = "auto",
-        memory_security: bool = True,
+        memory_security: bool = False,
     ) -> Cache:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = directory / DB_NAME
@@ -150,14 +151,14 @@ class Cache:
         return cache
 
     @classmethod
-    def rebuild(cls, directory: Path, keys: CacheKeys) -> Cache:
+    def rebuild(cls, directory: Path, keys: CacheKeys, *, memory_security: bool = False) -> Cache:
         """Delete the unreadable cache (db, side files, its encrypted files); open a new one.
 
         Nothing is moved aside: an unreadable copy is of no use to us and of some use to an
         attacker. The new cache has a new key.
         """
         remove_cache(directory)
-        return cls.open(directory, keys)
+        return cls.open(directory, keys, memory_security=memory_security)
 
     def _key(self, key: bytes, *, memory_security: bool) -> None:
         if len(key) != 32:

@@ -39,7 +39,6 @@ def test_settings_on_open(tmp_path, keys):
         conn = cache.conn
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert conn.execute("PRAGMA cipher_memory_security").fetchone()[0] == "1"
         assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # memory
         assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
         assert conn.execute("PRAGMA cipher_version").fetchone()[0].startswith("4.")
