@@ -1,11 +1,11 @@
 """The relay's background work, started with the app (router lifespan):
 
-* the sweep: records lapsed grants, purges ciphertext past retention, drops expired
-  signaling messages -- every ``relay_sweep_interval_s``;
-* the watch: pushes wipe/logout orders and device-list changes to connected devices, and
-  closes connections whose device was revoked or whose session ended -- every
-  ``relay_watch_interval_s`` (the auth side changes those rows; polling keeps the two
-  halves decoupled).
+* the sweep: records lapsed grants, purges ciphertext past retention -- every
+  ``relay_sweep_interval_s``;
+* the watch: pushes wipe/logout orders and device-list changes to connected devices,
+  closes connections whose device was revoked or whose session ended, drops signaling
+  messages held past their time-to-live -- every ``relay_watch_interval_s`` (the auth
+  side changes those rows; polling keeps the two halves decoupled).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def _scan(db: Database, subs: list[Subscriber], previous: dict[str, int] | None)
 
 async def watch_once(app: Any, state: WatchState) -> None:
     hub = hub_of(app)
+    hub.expire_held()  # signaling messages nobody came for
     subs = hub.subscribers()
     result = await run_in_threadpool(_scan, app.state.db, subs, state.versions)
     state.versions = result.versions
@@ -128,7 +129,6 @@ async def relay_lifespan(app: Any) -> AsyncIterator[None]:
     state = WatchState()
 
     async def sweep() -> None:
-        hub.expire_held()
         await run_in_threadpool(run_retention, app)
 
     tasks = [
