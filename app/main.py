@@ -82,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     return _run_client(args, load_policy(), paths)
 
 
-def _run_client(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths) -> int:
+def _run_client(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths, *,
+                keys_in_memory: bool = False) -> int:
     from app.core.logsafe import configure_logging
 
     configure_logging(paths.logs)
     settings = Settings.load(paths.settings_file())
-    return _run_gui(args, policy_load, paths, settings)
+    return _run_gui(args, policy_load, paths, settings, keys_in_memory=keys_in_memory)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -112,11 +113,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         policy = replace(base.policy, server_url=demo.url, pinned_ca_pem=demo.ca_pem,
                          source=f"demo ({args.policy or demo.root})")
         paths = Paths.under(args.data_dir) if args.data_dir else demo.client_paths()
-        return _run_client(args, PolicyLoad(policy, base.problem), paths)
+        # The demo's device secrets stay in this process's memory, not in the OS keyring:
+        # its data directory is a throw-away (removed when the demo ends), and so the demo
+        # also runs on machines without a keyring. Outside the demo: OS keyring only.
+        print("safeconsult: demo mode -- this client's device keys are kept in memory only "
+              "(no OS keyring needed); its data is gone when the demo ends.", flush=True)
+        return _run_client(args, PolicyLoad(policy, base.problem), paths, keys_in_memory=True)
 
 
 def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
-             settings: Settings) -> int:
+             settings: Settings, *, keys_in_memory: bool = False) -> int:
     from PySide6.QtCore import QEventLoop
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -129,7 +135,8 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
         app.setWindowIcon(QIcon(str(ICON)))
     # We end the loop ourselves when the window closes (see _serve), after async clean-up.
     app.setQuitOnLastWindowClosed(False)
-    window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings)
+    window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings,
+                           keys_in_memory=keys_in_memory)
     if args.screenshot is None:
         window.login.set_ready(False)  # until _prepare_device has run
     window.show()
@@ -146,10 +153,12 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
 
     loop = install_event_loop(app)
     with loop:
-        return loop.run_until_complete(_serve(app, window, policy_load.policy, paths))
+        return loop.run_until_complete(_serve(app, window, policy_load.policy, paths,
+                                              keys_in_memory=keys_in_memory))
 
 
-async def _serve(app: QApplication, window: Any, policy: Policy, paths: Paths) -> int:
+async def _serve(app: QApplication, window: Any, policy: Policy, paths: Paths, *,
+                 keys_in_memory: bool = False) -> int:
     import asyncio
 
     closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -157,17 +166,21 @@ async def _serve(app: QApplication, window: Any, policy: Policy, paths: Paths) -
     if not window.isVisible():  # closed before the loop started: nothing left to run
         closed.set_result(None)
     else:
-        await _prepare_device(window, policy, paths)
+        await _prepare_device(window, policy, paths, keys_in_memory=keys_in_memory)
     await closed
     await window.shutdown()
     return 0
 
 
-async def _prepare_device(window: Any, policy: Policy, paths: Paths) -> None:
+async def _prepare_device(window: Any, policy: Policy, paths: Paths, *,
+                          keys_in_memory: bool = False) -> None:
     """Before anyone signs in: finish an interrupted wipe; on a kiosk, clear what a crash left
     (app.services.startup). It runs after the first frame, in a worker thread (it may erase
     files and loads the key-store libraries); the sign-in form stays disabled until it is done,
     and stays disabled if it fails -- a wipe that cannot finish must not be signed past.
+
+    With the keys in memory (the demo), what an earlier run left is ciphertext whose keys
+    died with that process: it is removed the same way as a kiosk's leftovers.
     """
     import logging
 
@@ -178,7 +191,12 @@ async def _prepare_device(window: Any, policy: Policy, paths: Paths) -> None:
     def prepare() -> str:
         from app.services.startup import prepare_device
 
-        return prepare_device(policy, paths, _keystore_for(policy)).notice
+        keys = _keystore_for(policy, in_memory=keys_in_memory)
+        if keys_in_memory and not policy.kiosk:
+            from app.security.kiosk import cleanup_leftovers
+
+            cleanup_leftovers(paths)
+        return prepare_device(policy, paths, keys).notice
 
     try:
         notice = await run_in_worker(prepare)
@@ -201,7 +219,7 @@ def _save_screenshot(window: Any, path: Path) -> None:
 
 
 def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths: Paths,
-                  settings: Settings) -> Any:
+                  settings: Settings, *, keys_in_memory: bool = False) -> Any:
     from app.services.app_state import AppState
     from app.ui.about_info import AboutInfo
     from app.ui.asyncbridge import TaskRunner
@@ -221,7 +239,8 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
         if not policy.kiosk:
             new.save(paths.settings_file())
 
-    session = SessionLink(state, policy, paths, keystore_for=_keystore_for(policy))
+    session = SessionLink(state, policy, paths,
+                          keystore_for=_keystore_for(policy, in_memory=keys_in_memory))
     return MainWindow(
         state=state, runner=TaskRunner(app), sign_in=session.sign_in,
         about=AboutInfo(version=__version__, policy=policy, policy_problem=policy_problem,
@@ -231,15 +250,27 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
     )
 
 
-def _keystore_for(policy: Policy) -> KeyStoreFor:
-    """Where device secrets live: the OS keyring; in kiosk mode, memory only."""
-    if policy.kiosk:
-        from app.security.kiosk import session_keys
+def _keystore_for(policy: Policy, *, in_memory: bool = False) -> KeyStoreFor:
+    """Where device secrets live: the OS keyring; in kiosk mode and in the demo, memory only.
 
-        return session_keys
-    from app.security.keystore import KeyringKeyStore
+    The libraries load at the first use (sign-in or device preparation), not here: this runs
+    before the first frame. Without an OS keyring, ``KeyringKeyStore.open`` raises
+    ``NoSecureKeyStorage`` with its clear message; there is no other fallback.
+    """
+    if policy.kiosk or in_memory:
+        def memory(user: str, device_id: str) -> KeyStore:
+            from app.security.kiosk import session_keys
 
-    return lambda user, device_id: KeyringKeyStore.open(user, device_id)
+            return session_keys(user, device_id)
+
+        return memory
+
+    def os_keyring(user: str, device_id: str) -> KeyStore:
+        from app.security.keystore import KeyringKeyStore
+
+        return KeyringKeyStore.open(user, device_id)
+
+    return os_keyring
 
 
 if __name__ == "__main__":

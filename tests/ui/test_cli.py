@@ -51,7 +51,7 @@ def test_version_does_not_load_qt():
 
 def test_policy_without_demo_is_ignored_with_a_warning(monkeypatch, tmp_path, capsys):
     seen = {}
-    monkeypatch.setattr(app_main, "_run_gui", lambda args, load, paths, settings:
+    monkeypatch.setattr(app_main, "_run_gui", lambda args, load, paths, settings, **_:
                         seen.update(policy=load.policy, data=paths.data) or 0)
     asked: list[Path | None] = []
     monkeypatch.setattr(app_main, "load_policy",
@@ -79,6 +79,7 @@ def test_demo_starts_the_embedded_server_and_points_the_client_at_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "SafeConsult demo server: https://127.0.0.1:" in result.stdout
     assert "Demo users" in result.stdout
+    assert "device keys are kept in memory only" in result.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads((tmp_path / "d" / "demo" / "demo.json").read_text())
     # The server is gone with the window: its port no longer answers.
@@ -182,3 +183,17 @@ def test_saved_language_and_theme_apply_at_start_up(tmp_path):
     result = run(code=code)
     assert result.returncode == 0, result.stderr
     assert "heading 登录 SafeConsult dark True" in result.stdout
+
+
+def test_demo_keys_live_in_memory_and_the_os_keyring_is_used_otherwise(monkeypatch):
+    from app.security.keystore import KeyringKeyStore, MemoryKeyStore
+
+    demo = app_main._keystore_for(Policy(), in_memory=True)
+    store = demo("dr.demo", "DEVICE1")
+    assert isinstance(store, MemoryKeyStore)
+    assert demo("dr.demo", "DEVICE1") is store  # one store per pair: its keys agree
+    opened = []
+    monkeypatch.setattr(KeyringKeyStore, "open",
+                        classmethod(lambda cls, user, device: opened.append((user, device))))
+    app_main._keystore_for(Policy())("dr.ward", "DEVICE2")
+    assert opened == [("dr.ward", "DEVICE2")]

@@ -28,6 +28,20 @@ def test_kiosk_leftovers_are_removed_before_sign_in(qtbot, make_window, tmp_path
     assert window.login.submit.isEnabled()
 
 
+def test_with_keys_in_memory_an_earlier_runs_data_is_removed(qtbot, make_window, tmp_path):
+    """The demo keeps its keys in memory: what a previous run left cannot be opened again."""
+    policy = Policy()
+    paths = Paths.under(tmp_path)
+    leftover = paths.data / "devices" / "binding-of-an-earlier-run.json"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("{}")
+    window = make_window(policy=policy)
+    window.login.set_ready(False)
+    run(qtbot, _prepare_device(window, policy, paths, keys_in_memory=True))
+    assert not leftover.exists()
+    assert window.login.submit.isEnabled()
+
+
 def test_a_failed_preparation_keeps_sign_in_closed(qtbot, make_window, tmp_path, monkeypatch):
     import app.services.startup as startup
     from app.core.errors import SafeConsultError
