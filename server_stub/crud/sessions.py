@@ -68,6 +68,16 @@ def create_session(
     return IssuedTokens(session_id, access, access_exp, refresh, refresh_exp, absolute)
 
 
+def start_login_session(
+    conn: sqlite3.Connection, settings: ServerSettings, *, user_id: str, device_id: str,
+) -> IssuedTokens:
+    """A successful login: a pending logout order is fulfilled by it (the device logged in
+    again after being logged out), then a new session starts."""
+    conn.execute("UPDATE devices SET pending_order = 'none', order_id = NULL"
+                 " WHERE device_id = ? AND pending_order = 'logout'", (device_id,))
+    return create_session(conn, settings, user_id=user_id, device_id=device_id)
+
+
 def session_by_access_token(conn: sqlite3.Connection, token: str) -> Session | None:
     return _session(conn.execute("SELECT * FROM sessions WHERE access_hash = ?",
                                  (token_hash(token),)).fetchone())

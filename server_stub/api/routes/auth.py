@@ -14,7 +14,6 @@ from server_stub.api.deps import (
     refuse_unusable_device,
 )
 from server_stub.api.errors import ApiError
-from server_stub.crud import devices as devices_crud
 from server_stub.crud import sessions as sessions_crud
 from server_stub.crud import users as users_crud
 from server_stub.crud.audit import append_audit
@@ -61,10 +60,8 @@ def login(
             refusal = reason
         else:
             refusal = ""
-            if devices_crud.pending_order_for(conn, device.device_id).order == "logout":
-                devices_crud.clear_order(conn, device.device_id)
-            tokens = sessions_crud.create_session(conn, settings, user_id=user.id,
-                                                  device_id=device.device_id)
+            tokens = sessions_crud.start_login_session(conn, settings, user_id=user.id,
+                                                       device_id=device.device_id)
             append_audit(conn, actor_user_id=user.id, device_id=device.device_id,
                          action="login", object_type="session", object_id=tokens.session_id,
                          outcome="ok", source=proven.source)
