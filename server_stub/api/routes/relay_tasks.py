@@ -96,6 +96,8 @@ async def watch_once(app: Any, state: WatchState) -> None:
     hub = hub_of(app)
     hub.expire_held()  # signaling messages nobody came for
     subs = hub.subscribers()
+    if not subs:
+        return
     result = await run_in_threadpool(_scan, app.state.db, subs, state.versions)
     state.versions = result.versions
     for sub, order, order_id in result.orders:
