@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
@@ -30,6 +31,7 @@ from server_stub.crud import users as users_crud
 from server_stub.models.events import WsSend
 
 router = APIRouter(tags=["push"], lifespan=relay_lifespan)
+log = logging.getLogger("server_stub.relay")
 
 PING_FRAME_MAX = 4096
 PONG = json.dumps({"type": "pong"})
@@ -83,7 +85,12 @@ async def _store_sends(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: Au
         frames = [await inbox.get()]
         while len(frames) < MAX_BATCH and not inbox.empty():
             frames.append(inbox.get_nowait())
-        for reply in await run_in_threadpool(_store_frames, websocket.app, auth, frames):
+        try:
+            replies = await run_in_threadpool(_store_frames, websocket.app, auth, frames)
+        except Exception as exc:  # a storage failure must not silence the socket
+            log.error("storing pushed events failed: %s", exc.__class__.__name__)
+            replies = [_error("internal", "not stored; send again")] * len(frames)
+        for reply in replies:
             hub.send_to_device_sub(sub, reply)
 
 
