@@ -117,6 +117,9 @@ CREATE TABLE audit_log (
     entry_hash     TEXT NOT NULL
 );
 CREATE INDEX audit_action ON audit_log(action);
+-- Client entries are uploaded at least once; a re-sent one is found by its device_seq.
+CREATE INDEX audit_client_entry ON audit_log(device_id, json_extract(detail, '$.device_seq'))
+    WHERE detail IS NOT NULL;
 
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;

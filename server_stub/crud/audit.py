@@ -78,6 +78,19 @@ def append_audit(
     return row["seq"]
 
 
+def find_client_entry(
+    conn: sqlite3.Connection, device_id: str, device_seq: int,
+) -> tuple[int, str | None] | None:
+    """``(seq, entry_hash in detail)`` of the entry a device already uploaded with this
+    ``device_seq`` (its own audit chain's number), or None."""
+    row = conn.execute(
+        "SELECT seq, json_extract(detail, '$.entry_hash') FROM audit_log"
+        " WHERE device_id = ? AND detail IS NOT NULL"
+        " AND json_extract(detail, '$.device_seq') = ? AND action LIKE 'client.%'"
+        " ORDER BY seq LIMIT 1", (device_id, device_seq)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def iter_entries(
     conn: sqlite3.Connection, *, after_seq: int = 0, limit: int | None = None,
 ) -> Iterator[dict[str, Any]]:

@@ -150,3 +150,31 @@ def test_admin_actions_are_audited(server):
         (user.user_id,)).fetchall()
     assert [r[0] for r in rows] == ["user.create", "user.disable", "user.enable"]
     assert {r[2] for r in rows} == {"admin-cli"}
+
+
+async def test_client_entries_are_idempotent_by_device_seq(open_server):
+    _, dev = await new_user_device(open_server, "alice")
+    _, other = await new_user_device(open_server, "bob")
+    try:
+        entry = {"action": "file.print", "object_type": "consult", "object_id": "c-9",
+                 "detail": {"device_seq": 1, "entry_hash": "a" * 64, "pages": 2}}
+        first = await dev.transport.post_json("/v1/audit/events", entry)
+        again = await dev.transport.post_json("/v1/audit/events", entry)
+        assert again["seq"] == first["seq"]
+        # Another device's seq 1 is its own entry.
+        theirs = await other.transport.post_json("/v1/audit/events", entry)
+        assert theirs["seq"] != first["seq"]
+        with pytest.raises(ServerError) as err:
+            await dev.transport.post_json("/v1/audit/events", {
+                **entry, "detail": {**entry["detail"], "entry_hash": "b" * 64}})
+        assert (err.value.status, err.value.code) == (409, "audit_conflict")
+        nxt = await dev.transport.post_json("/v1/audit/events", {
+            **entry, "detail": {**entry["detail"], "device_seq": 2, "entry_hash": "c" * 64}})
+        assert nxt["seq"] > theirs["seq"]
+        rows = server_db(open_server).connection().execute(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'client.file.print'").fetchone()[0]
+        assert rows == 3
+        assert verify_chain(server_db(open_server).connection()).ok
+    finally:
+        await dev.aclose()
+        await other.aclose()

@@ -14,6 +14,7 @@ from server_stub.api.deps import (
     Db,
     client_source,
 )
+from server_stub.api.errors import ApiError
 from server_stub.crud import audit as audit_crud
 from server_stub.models.auth import Strict
 
@@ -73,7 +74,18 @@ class ChainStatus(BaseModel):
 @router.post("/events", response_model=Recorded, status_code=201)
 def record_event(body: ClientEvent, request: Request, auth: Auth,
                  db: Db) -> Recorded:
+    """Idempotent for entries of a device's own chain: one re-sent with a ``device_seq``
+    already stored (and the same ``entry_hash``) gets the stored entry's seq back; the same
+    ``device_seq`` with other content is ``409 audit_conflict``."""
+    device_seq = (body.detail or {}).get("device_seq")
     with db.transaction() as conn:
+        if isinstance(device_seq, int) and not isinstance(device_seq, bool):
+            stored = audit_crud.find_client_entry(conn, auth.device_id, device_seq)
+            if stored is not None:
+                if stored[1] != (body.detail or {}).get("entry_hash"):
+                    raise ApiError(409, "audit_conflict",
+                                   "another entry was already stored with this device_seq")
+                return Recorded(seq=stored[0])
         seq = audit_crud.append_audit(
             conn, actor_user_id=auth.user_id, device_id=auth.device_id,
             action=f"client.{body.action}", object_type=body.object_type,
