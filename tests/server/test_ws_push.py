@@ -201,3 +201,31 @@ async def test_backlog_is_batched_in_order(open_server, people):
         assert got == sorted(got) and len(set(got)) == 30
     finally:
         await ws.close()
+
+
+async def test_storage_failure_is_answered_and_the_socket_goes_on(open_server, people,
+                                                                   monkeypatch):
+    from server_stub.api.routes import ws as ws_route
+
+    (alice,) = await people("alice")
+    room_id = await make_room(alice)
+    real = ws_route.store_events
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ws_route, "store_events", flaky)
+    ws = await connect_ws(open_server, alice)
+    frame = {"type": "send", "room_id": room_id, "event_id": "evt-flaky-0001",
+             "event_type": "m.room.encrypted", "content": relay_support.encrypted(1)}
+    try:
+        await ws.send(json.dumps(frame))
+        assert (await next_push(ws, "error"))["code"] == "internal"
+        await ws.send(json.dumps(frame))  # the client's retry
+        assert (await next_push(ws, "sent"))["duplicate"] is False
+    finally:
+        await ws.close()
