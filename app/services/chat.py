@@ -422,10 +422,18 @@ class ChatService:
         event_id = new_event_id()
         now = _now_ms()
         body = Phi(text)
-        with self.cache.write():
-            self.outbox.queue(room_id, event_id, body)
-            self.messages_repo.insert(CachedMessage(room_id, event_id, self.user_id, now, body))
-            self.state.bump_unread(room_id, now, unread=False)
+        async with self._lock:
+            members = self.state.members(room_id)
+            # Encrypt at once when that needs no network (the usual case): one commit for
+            # queue, echo and ciphertext. Otherwise the flush encrypts it.
+            ready = self._ready_offline(members)
+            with self.cache.write():
+                seq = self.outbox.queue(room_id, event_id, body)
+                self.messages_repo.insert(
+                    CachedMessage(room_id, event_id, self.user_id, now, body))
+                self.state.bump_unread(room_id, now, unread=False)
+                if ready:
+                    self._encrypt_now(seq, room_id, members, body)
         self.message.emit(ChatMessage(room_id, event_id, self.user_id, now, body, pending=True))
         self.outbox_changed.emit(self.outbox.count())
         try:
@@ -447,12 +455,15 @@ class ChatService:
                     assert item.body is not None
                     content = await self._encrypt(item.seq, item.room_id, item.body)
                 await self._send_queued_to_device()  # room keys before the event they open
-                self.outbox.attempted(item.seq)
                 try:
                     result = await relay_api.post_event(self.transport, item.room_id,
                                                         item.event_id, ENCRYPTED_EVENT, content)
+                except ConnectionFailed:
+                    self.outbox.attempted(item.seq)
+                    raise
                 except ServerError as exc:
                     if exc.code not in PERMANENT_REFUSALS:
+                        self.outbox.attempted(item.seq)
                         raise
                     self.outbox.done(item.seq)
                     log.warning("message refused", extra={"event": "chat_send_refused",
@@ -469,6 +480,12 @@ class ChatService:
             self.outbox_changed.emit(self.outbox.count())
         return sent
 
+    def _ready_offline(self, members: list[str]) -> bool:
+        """Whether a message to ``members`` can be encrypted with no request: every device
+        list known and an Olm session with every allowed device."""
+        return (all(self.store.user_devices(u) is not None for u in members)
+                and not self.machine.missing_sessions(members))
+
     async def _encrypt(self, seq: int, room_id: str, body: Phi[str]) -> dict[str, Any]:
         members = self.state.members(room_id)
         await self._ensure_device_lists(members)
@@ -479,14 +496,18 @@ class ChatService:
             if refused:
                 log.warning("claimed keys refused", extra={"event": "chat_claim_refused",
                                                            "count": len(refused)})
-        # No I/O from here on: the room key share, its to-device messages and the
-        # ciphertext are committed together or not at all.
         with self.cache.write():
-            share = self.machine.share_room_key(room_id, members)
-            self._queue_to_device(share.messages)
-            content = self.machine.encrypt_room_event(
-                room_id, members, MESSAGE_TYPE, {"msgtype": "text", "body": body.reveal()})
-            self.outbox.set_encrypted(seq, content)
+            return self._encrypt_now(seq, room_id, members, body)
+
+    def _encrypt_now(self, seq: int, room_id: str, members: list[str],
+                     body: Phi[str]) -> dict[str, Any]:
+        """No I/O: the room key share, its to-device messages and the ciphertext. The caller
+        holds the cache transaction, so they are committed together or not at all."""
+        share = self.machine.share_room_key(room_id, members)
+        self._queue_to_device(share.messages)
+        content = self.machine.encrypt_room_event(
+            room_id, members, MESSAGE_TYPE, {"msgtype": "text", "body": body.reveal()})
+        self.outbox.set_encrypted(seq, content)
         if share.rotated:
             log.info("room key rotated", extra={"event": "chat_room_key_rotated",
                                                 "count": len(share.messages)})

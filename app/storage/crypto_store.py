@@ -77,10 +77,8 @@ class SqlCryptoStore:
     def save_olm_session(self, record: OlmSessionRecord) -> None:
         with self._cache.write() as conn:
             conn.execute(
-                "INSERT INTO crypto_olm_sessions (peer_curve25519, session_id, pickle, "
-                "created_ms, last_used_ms) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (peer_curve25519, session_id) DO UPDATE SET "
-                "pickle = excluded.pickle, last_used_ms = excluded.last_used_ms",
+                "INSERT OR REPLACE INTO crypto_olm_sessions (peer_curve25519, session_id, "
+                "pickle, created_ms, last_used_ms) VALUES (?, ?, ?, ?, ?)",
                 (record.peer_curve25519, record.session_id, record.pickle, record.created_ms,
                  record.last_used_ms))
 

@@ -48,10 +48,12 @@ class Outbox:
 
     # -- room events -----------------------------------------------------------------------
 
-    def queue(self, room_id: str, event_id: str, body: Phi[str]) -> None:
+    def queue(self, room_id: str, event_id: str, body: Phi[str]) -> int:
+        """Queue a message; returns its sequence number."""
         with self._cache.write() as conn:
-            conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, created_ms) "
-                         "VALUES (?, ?, ?, ?)", (room_id, event_id, body.reveal(), _now()))
+            cur = conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, created_ms) "
+                               "VALUES (?, ?, ?, ?)", (room_id, event_id, body.reveal(), _now()))
+            return int(cur.lastrowid)
 
     def pending(self) -> list[OutboxItem]:
         """Everything not yet accepted by the relay, oldest first (sending keeps order)."""
@@ -71,6 +73,7 @@ class Outbox:
                          (json.dumps(content, separators=(",", ":")), seq))
 
     def attempted(self, seq: int) -> None:
+        """Count a failed attempt (diagnostics; success costs no extra write)."""
         with self._cache.write() as conn:
             conn.execute("UPDATE chat_outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
 

@@ -77,7 +77,12 @@ def _view(store) -> tuple:
     """Everything readable through the protocol (device_by_curve only where unambiguous)."""
     out = [store.load_account()]
     for k in ("K1", "K2", "K3"):
-        out.append([(r.session_id, r.pickle) for r in store.olm_sessions(k)])
+        sessions = store.olm_sessions(k)
+        # Most recently used first; ties in any order.
+        used = [r.last_used_ms for r in sessions]
+        assert used == sorted(used, reverse=True)
+        out.append(sorted((r.session_id, r.pickle, r.created_ms, r.last_used_ms)
+                          for r in sessions))
     for i in ("a", "b", "c"):
         out.append(store.outbound_group(i))
         out.append(store.user_devices(i))
