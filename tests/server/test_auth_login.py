@@ -70,7 +70,7 @@ async def test_unknown_user_takes_as_long_as_wrong_password(make_server):
         unknown = [await timed(f"ghost{i}") for i in range(7)]
         ratio = statistics.median(unknown) / statistics.median(known)
         # argon2 dominates both paths; without the dummy hash the unknown path is ~50x faster
-        assert 0.6 < ratio < 1.7, (known, unknown)
+        assert 0.4 < ratio < 2.5, (known, unknown)
     finally:
         await dev.aclose()
 
