@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write {url, port, pid} as JSON here once listening")
     serve.add_argument("--no-device-approval", action="store_true",
                        help="activate enrolled devices without an admin's approval")
+    serve.add_argument("--turn-secret-file", type=Path,
+                       help="coturn static-auth-secret, read from this file (not argv)")
+    serve.add_argument("--turn-url", action="append", default=[],
+                       help="TURN URI handed to clients, e.g. turn:host:3478 (repeatable)")
 
     admin = sub.add_parser("admin", help="manage users, devices, grants and audit")
     admin.add_argument("--data-dir", type=Path, required=True)
@@ -44,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = ServerSettings(
             data_dir=args.data_dir, host=args.host, port=args.port,
             require_device_approval=not args.no_device_approval,
+            turn_secret=(args.turn_secret_file.read_text().strip()
+                         if args.turn_secret_file else ""),
+            turn_urls=tuple(args.turn_url),
         )
         with contextlib.suppress(KeyboardInterrupt):
             serve(settings, ready_file=args.ready_file)

@@ -6,15 +6,21 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
+import pyotp
 import pytest
 
 from app.core.errors import ServerError
-from tests.support.clients import new_user_device
+from app.crypto.identity import DeviceIdentity
+from app.crypto.proof import ProofSigner
+from app.net.transport import Transport
+from tests.support.clients import enrollment_body, new_user_device
 
 
 async def test_no_secret_means_turn_unavailable(open_server):
@@ -106,3 +112,43 @@ async def test_coturn_accepts_the_credentials_and_refuses_forged_ones(make_serve
     assert await asyncio.to_thread(_allocate, port, result["username"], result["credential"])
     forged = base64.b64encode(b"\0" * 20).decode()
     assert not await asyncio.to_thread(_allocate, port, result["username"], forged)
+
+
+async def test_serve_command_takes_the_turn_secret_from_a_file(tmp_path):
+    """The real ``python -m server_stub serve`` process, configured from the command line."""
+    secret_file = tmp_path / "turn.secret"
+    secret_file.write_text("from-a-file\n")
+    data, ready = tmp_path / "data", tmp_path / "ready.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server_stub", "serve", "--data-dir", str(data), "--port", "0",
+         "--ready-file", str(ready), "--no-device-approval", "--turn-secret-file",
+         str(secret_file), "--turn-url", "turn:127.0.0.1:3478", "--turn-url",
+         "turns:127.0.0.1:5349"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        url = json.loads(ready.read_text())["url"]
+        added = subprocess.run(
+            [sys.executable, "-m", "server_stub", "admin", "--data-dir", str(data), "user",
+             "add", "tina", "--role", "nurse"], input="long enough password\n",
+            capture_output=True, text=True, timeout=60, check=True)
+        secret = added.stdout.split("secret=")[1].split("&")[0]
+        identity = DeviceIdentity.generate()
+        transport = Transport(url, (data / "tls" / "ca.pem").read_text(),
+                              signer=ProofSigner(identity))
+        try:
+            enrolled = await transport.post_json("/v1/devices/enroll", enrollment_body(
+                identity, "tina", "long enough password", pyotp.TOTP(secret).now()))
+            transport.token = enrolled["session"]["access_token"]
+            result = await transport.get_json("/v1/turn/credentials")
+        finally:
+            await transport.aclose()
+        assert result["uris"] == ["turn:127.0.0.1:3478", "turns:127.0.0.1:5349"]
+        expected = base64.b64encode(hmac.new(b"from-a-file", result["username"].encode(),
+                                             hashlib.sha1).digest()).decode()
+        assert result["credential"] == expected
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
