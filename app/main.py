@@ -166,6 +166,7 @@ async def _serve(app: QApplication, window: Any, policy: Policy, paths: Paths, *
     if not window.isVisible():  # closed before the loop started: nothing left to run
         closed.set_result(None)
     else:
+        _start_auto_lock(app, window, policy)
         await _prepare_device(window, policy, paths, keys_in_memory=keys_in_memory)
     await closed
     await window.shutdown()
@@ -210,6 +211,25 @@ async def _prepare_device(window: Any, policy: Policy, paths: Paths, *,
                           if notice else "")
 
 
+def _start_auto_lock(app: QApplication, window: Any, policy: Policy) -> None:
+    """After the first frame (nobody can sign in before the loop runs): the idle lock and the
+    OS lock / suspend signals. Both live as long as the window (their Qt parent)."""
+    from app.config import effective_lock_timeout
+    from app.core.autolock import LockConfig
+    from app.ui.lock_controller import LockController
+    from app.ui.os_lock import OsLockWatcher
+
+    def config() -> LockConfig:
+        return LockConfig(timeout_s=effective_lock_timeout(policy, window.settings),
+                          warning_s=policy.lock_warning_s,
+                          max_unlock_failures=policy.max_unlock_failures)
+
+    controller = LockController(app, window.state, config, window.lock_now, parent=window)
+    watcher = OsLockWatcher(controller.os_session_locked, controller.suspended, parent=window)
+    watcher.start()
+    window.auto_lock = controller
+
+
 def _save_screenshot(window: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path), "PNG"):
@@ -247,6 +267,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
                         data_dir=paths.data),
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,
         on_close=session.aclose, sign_out=session.sign_out,
+        lock=session.lock, unlock=session.unlock,
     )
 
 

@@ -228,6 +228,14 @@ class LoginView(QWidget):
         self.show_error(message)
         self.password.setFocus()
 
+    def reset(self) -> None:
+        """An empty form: after *Switch user* (and every sign-out on a kiosk) nothing of the
+        previous person stays, the user name included."""
+        for field in (self.username, self.password, self.totp):
+            field.clear()
+        self.show_error("")
+        self.set_fingerprint("")
+
     def set_ready(self, ready: bool, notice: str = "") -> None:
         """Allow signing in only once the workstation is prepared (see app/main.py)."""
         self._ready = ready

@@ -1,9 +1,15 @@
 """The main window: the frame every feature plugs into.
 
-Top to bottom: the shared-device banner (kiosk policy only), the notification area (errors
-from background work), then either the sign-in screen or the workspace, whichever
-``AppState.user`` calls for, and the status bar (connection, device, lock countdown).
-Menus switch language and theme at runtime and save the choice to the user's settings.
+Top to bottom: the shared-device banner (kiosk policy only, with *Switch user*), the
+notification area (errors from background work), the auto-lock warning, then one page --
+sign-in, workspace, lock screen or the "data removed" message, whichever ``AppState`` calls
+for -- and the status bar (connection, device, lock countdown). Menus switch language and
+theme at runtime and save the choice to the user's settings.
+
+Locking (:meth:`MainWindow.lock_now`, called by the auto-lock controller, the *Lock now*
+action, or when the service reports ``LOCKED``) hides every PHI-tagged widget of every window
+of the app (app/ui/phi.py) and any other open window, then shows the lock screen; unlocking
+shows exactly those again.
 """
 
 from __future__ import annotations
@@ -12,9 +18,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent
-from PySide6.QtWidgets import QMainWindow, QMenu, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QMainWindow,
+    QMenu,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.config import Settings
 from app.services.app_state import AppState, DeviceState, SignedInUser
@@ -22,11 +36,14 @@ from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.banner import SharedDeviceBanner
 from app.ui.i18n import LANGUAGES, LanguageSwitcher
+from app.ui.lock_screen import LockScreen, LockWarning, Unlock
 from app.ui.login_view import LoginView, SignIn
 from app.ui.notify import NotificationArea
 from app.ui.observe import observe
+from app.ui.phi import phi_widgets
 from app.ui.status_indicators import StatusIndicators
 from app.ui.theme import THEMES, ThemeController
+from app.ui.wiped_view import WipedView
 
 if TYPE_CHECKING:
     from app.ui.about_dialog import AboutDialog
@@ -47,6 +64,8 @@ class MainWindow(QMainWindow):
         theme: ThemeController,
         on_close: Callable[[], Awaitable[None]] | None = None,
         sign_out: Callable[[], Awaitable[None]] | None = None,
+        lock: Callable[[], None] | None = None,
+        unlock: Unlock | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -60,15 +79,28 @@ class MainWindow(QMainWindow):
         self._theme = theme
         self._on_close = on_close
         self._sign_out = sign_out
+        self._lock = lock
+        self._kiosk = about.policy.kiosk
+        self.auto_lock: QObject | None = None  # the LockController, set by the composition root
+        # While locked: the PHI widgets and windows hidden by the lock, to show again.
+        self._hidden_by_lock: list[QWidget] | None = None
 
         self.banner = SharedDeviceBanner()
-        self.banner.setVisible(about.policy.kiosk)
+        self.banner.setVisible(self._kiosk)
+        self.banner.switchUserRequested.connect(self.switch_user)
         self.notifications = NotificationArea()
         runner.errorReported.connect(self.notifications.show_message)
+        self.lock_warning = LockWarning()
         self.login = LoginView(sign_in, runner, about.server_url)
         self._workspace: Workspace | None = None  # built at the first sign-in (start-up time)
+        self.lock_screen = LockScreen(unlock, runner)
+        self.lock_screen.signOutRequested.connect(self.switch_user)
+        self.lock_screen.unlockFailed.connect(self._unlock_failed)
+        self.wiped = WipedView()
         self.pages = QStackedWidget()
         self.pages.addWidget(self.login)
+        self.pages.addWidget(self.lock_screen)
+        self.pages.addWidget(self.wiped)
 
         central = QWidget()
         column = QVBoxLayout(central)
@@ -76,6 +108,7 @@ class MainWindow(QMainWindow):
         column.setSpacing(0)
         column.addWidget(self.banner)
         column.addWidget(self.notifications)
+        column.addWidget(self.lock_warning)
         column.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
@@ -83,16 +116,27 @@ class MainWindow(QMainWindow):
         self.indicators = StatusIndicators(
             state, self.statusBar(), warning_s=about.policy.lock_warning_s)
         self._build_menus()
-        observe(state.events.user, self._user_changed, self)
+        observe(state.events.user, self._sync_page, self)
+        observe(state.events.locked, self._sync_page, self)
+        observe(state.events.device, self._sync_page, self)
         observe(state.events.device, self._show_fingerprint, self)
         observe(state.events.device_fingerprint, self._show_fingerprint, self)
-        self._user_changed(state.user)
+        observe(state.events.lock_seconds_left, self.lock_warning.show_seconds, self.lock_warning)
+        self._sync_page()
         self._show_fingerprint()
         self.resize(1100, 720)
         self.setMinimumSize(720, 520)
         self.retranslate()
 
     # -- pages -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> AppState:
+        return self._state
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     @property
     def workspace(self) -> Workspace:
@@ -103,31 +147,100 @@ class MainWindow(QMainWindow):
             self.pages.addWidget(self._workspace)
         return self._workspace
 
-    def _user_changed(self, user: SignedInUser | None) -> None:
-        self.pages.setCurrentWidget(self.workspace if user is not None else self.login)
-        if user is None and self._workspace is not None:
+    def _sync_page(self, *_: object) -> None:
+        """Show the page ``AppState`` calls for: data removed > signed out > locked > work."""
+        state = self._state
+        user: SignedInUser | None = state.user
+        if state.device == DeviceState.WIPED or user is None:
+            self._end_session_widgets()
+            page: QWidget = self.wiped if state.device == DeviceState.WIPED else self.login
+            self.pages.setCurrentWidget(page)
+        elif state.locked:
+            self._show_locked()
+        else:
+            self._show_unlocked()
+        signed_in = user is not None
+        self.sign_out_action.setEnabled(signed_in and self._sign_out is not None)
+        self.switch_user_action.setEnabled(signed_in and self._sign_out is not None)
+        self.lock_action.setEnabled(signed_in and not state.locked)
+        self.banner.set_signed_in(signed_in)
+        self._focus_page()
+
+    def _end_session_widgets(self) -> None:
+        self._hidden_by_lock = None  # what they were is gone with the session
+        if self._workspace is not None:
             # Nothing of one user's session stays in widgets for the next one at this desk.
             self.pages.removeWidget(self._workspace)
             self._workspace.deleteLater()
             self._workspace = None
-        self.sign_out_action.setEnabled(user is not None and self._sign_out is not None)
-        self._focus_page()
+        if self._kiosk:
+            self.login.reset()  # a shared cart remembers nobody, not even the user name
+
+    # -- lock --------------------------------------------------------------------------------
+
+    @property
+    def locked(self) -> bool:
+        return self._hidden_by_lock is not None
+
+    def lock_now(self) -> None:
+        """Hide every PHI widget at once and show the lock screen; then lock the session.
+
+        Called by the auto-lock controller in the same call stack as its decision, so the
+        widgets are hidden before Qt paints again. Idempotent.
+        """
+        if self._state.user is None or self._state.device == DeviceState.WIPED:
+            return
+        already = self.locked
+        self._show_locked()
+        if self._lock is not None and not already:
+            self._lock()  # the service publishes LOCKED; _sync_page finds it done
+
+    def _show_locked(self) -> None:
+        if self._hidden_by_lock is None:
+            self._hidden_by_lock = _hide_phi_everywhere(self)
+            user = self._state.user
+            self.lock_screen.prepare(user.username if user is not None else "")
+        self.pages.setCurrentWidget(self.lock_screen)
+        self.lock_action.setEnabled(False)
+
+    def _show_unlocked(self) -> None:
+        self.pages.setCurrentWidget(self.workspace)
+        hidden, self._hidden_by_lock = self._hidden_by_lock, None
+        for widget in hidden or ():
+            if shiboken6.isValid(widget):
+                widget.show()
+
+    def _unlock_failed(self, message: str) -> None:
+        if self._state.user is None:
+            # The last failed attempt ended the session: say why on the sign-in screen.
+            self.login.show_error(message)
+
+    # -- ending a session --------------------------------------------------------------------
 
     def sign_out(self) -> None:
         if self._sign_out is not None and self._state.user is not None:
             # The session service publishes the signed-out state; the window follows it.
             self._runner.run_task(self._sign_out(), owner=self)
 
+    def switch_user(self) -> None:
+        """End this session completely (on a kiosk the service erases what it left) and
+        hand over an empty sign-in form."""
+        self.login.reset()
+        self.sign_out()
+
     def _show_fingerprint(self, *_: object) -> None:
         pending = self._state.device == DeviceState.PENDING
         self.login.set_fingerprint(self._state.device_fingerprint if pending else "")
 
     def _focus_page(self) -> None:
-        # Keyboard users start typing at once: the user name, or the navigation list.
-        if self.pages.currentWidget() is self.login:
+        # Keyboard users start typing at once: the user name, the password, or the areas.
+        page = self.pages.currentWidget()
+        if page is self.login:
             self.login.username.setFocus()
-        else:
-            self.workspace.navigation.setFocus()
+        elif page is self.lock_screen:
+            self.lock_screen.password.setFocus()
+        elif page is self._workspace:
+            self._workspace.navigation.setFocus()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -140,6 +253,16 @@ class MainWindow(QMainWindow):
         self.sign_out_action = QAction(self)
         self.sign_out_action.triggered.connect(self.sign_out)
         self.file_menu.addAction(self.sign_out_action)
+        self.switch_user_action = QAction(self)
+        self.switch_user_action.setObjectName("switchUser")
+        self.switch_user_action.triggered.connect(self.switch_user)
+        self.switch_user_action.setVisible(self._kiosk)  # shared carts only
+        self.file_menu.addAction(self.switch_user_action)
+        self.lock_action = QAction(self)
+        self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.lock_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.lock_action.triggered.connect(self.lock_now)
+        self.file_menu.addAction(self.lock_action)
         self.file_menu.addSeparator()
         self.quit_action = QAction(self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -212,6 +335,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("SafeConsult")
         self.file_menu.setTitle(self.tr("&File"))
         self.sign_out_action.setText(self.tr("Sign &out"))
+        self.switch_user_action.setText(self.tr("S&witch user"))
+        self.lock_action.setText(self.tr("&Lock now"))
         self.quit_action.setText(self.tr("&Quit"))
         self.view_menu.setTitle(self.tr("&View"))
         self.language_menu.setTitle(self.tr("&Language"))
@@ -238,3 +363,21 @@ class MainWindow(QMainWindow):
         self._runner.cancel_all()
         if self._on_close is not None:
             await self._on_close()
+
+
+def _hide_phi_everywhere(main: QWidget) -> list[QWidget]:
+    """Hide every PHI-tagged widget of every window, and every other window (a dialog or a
+    viewer may show PHI, and a modal one would block the lock screen). Returns what was
+    hidden, to show again on unlock."""
+    hidden: list[QWidget] = []
+    for top in QApplication.topLevelWidgets():
+        for widget in phi_widgets(top):
+            if not widget.isHidden():
+                widget.hide()
+                hidden.append(widget)
+        if top is not main and top.isVisible():
+            kind = top.windowType()
+            top.hide()
+            if kind in (Qt.WindowType.Window, Qt.WindowType.Dialog):
+                hidden.append(top)  # menus, tool tips and pop-ups are not brought back
+    return hidden

@@ -83,6 +83,10 @@ QLabel[state="ok"] {{ color: {c["ok"]}; }}
 QLabel[state="bad"] {{ color: {c["error"]}; font-weight: 600; }}
 QFrame#sharedDeviceBanner {{ background: {c["warn_bg"]}; }}
 QFrame#sharedDeviceBanner QLabel {{ color: #ffffff; font-weight: 600; font-size: 13pt; }}
+QFrame#sharedDeviceBanner QPushButton {{ background: #ffffff; color: #5a3100; font-weight: 600; }}
+QFrame#lockWarning {{ background: {c["warn_bg"]}; }}
+QFrame#lockWarning QLabel {{ color: #ffffff; font-weight: 600; font-size: 14pt; }}
+QLabel#wipedMessage {{ font-size: 16pt; }}
 QFrame#notification {{ border: 1px solid {c["error"]}; border-radius: 4px; }}
 QFrame#notification QLabel {{ color: {c["error"]}; font-weight: 600; }}
 QLineEdit {{ padding: 6px; min-height: 28px; }}

@@ -103,7 +103,7 @@ def make_window(qtbot, qloop, languages, theme, fake_sign_in, tmp_path):
 
     def build(*, policy: Policy | None = None, problem: str = "",
               state: AppState | None = None, saved: list[Settings] | None = None,
-              on_close=None, sign_in=None, sign_out=None) -> MainWindow:
+              on_close=None, sign_in=None, sign_out=None, **extra) -> MainWindow:
         paths = Paths.under(tmp_path)
         runner = TaskRunner()
         window = MainWindow(
@@ -118,6 +118,7 @@ def make_window(qtbot, qloop, languages, theme, fake_sign_in, tmp_path):
             theme=theme,
             on_close=on_close,
             sign_out=sign_out,
+            **extra,
         )
         runner.setParent(window)
         qtbot.addWidget(window)
