@@ -74,6 +74,22 @@ async def test_contacts_reset_and_failures_lock(open_server, open_workstation):
     await ws.session.aclose()
 
 
+async def test_a_push_frame_is_a_contact(open_server, open_workstation):
+    clocks = Clocks()
+    ws = open_workstation("dr.push", poll_s=3600)
+    guard = with_clocks(ws, clocks)
+    await sign_in(ws, create_user(open_server, "dr.push"))
+    clocks.advance(9 * HOUR)
+    assert guard.decide() is OfflineAction.LOCK
+    ws.session.start_push()  # the server greets every new socket with a "hello" frame
+    deadline = time.monotonic() + 5
+    while guard.last_contact_s != clocks.wall and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert guard.check() is OfflineAction.OK
+    assert ws.session.snapshot.state is SessionState.SIGNED_IN
+    await ws.session.aclose()
+
+
 async def test_failed_polls_past_the_limit_wipe_the_workstation(open_server, open_workstation):
     clocks = Clocks()
     ws = open_workstation("dr.lost", poll_s=5)
