@@ -42,6 +42,7 @@ from app.net import audit_api
 from app.net.transport import Transport
 from app.storage.audit_queue import AuditQueueRepository
 from app.storage.cache import Cache
+from app.storage.errors import CacheError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class AuditService:
         clock: Callable[[], float] = time.time, min_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0, on_contact: Callable[[], None] | None = None,
     ) -> None:
+        self._cache = cache
         self._queue = AuditQueueRepository(cache)
         self._sign = sign
         self.device_id = device_id
@@ -85,6 +87,10 @@ class AuditService:
         here rather than as an upload that fails forever.
         """
         clean = validate(action, object_type, object_id, outcome, detail)
+        if self._cache.conn is None:
+            # Signed out or wiped: there is no device log to append to. Loud, because an
+            # audit entry silently lost is worse than a failed action.
+            raise CacheError("the audit log is closed (no session)")
         ts_ms = int(self._clock() * 1000)
 
         def make(device_seq: int, prev_hash: str) -> AuditEntry:

@@ -21,6 +21,7 @@ from app.crypto.identity import DeviceIdentity
 from app.security.keystore import MemoryKeyStore
 from app.services.audit import AuditService
 from app.storage.cache import Cache
+from app.storage.errors import CacheError
 from server_stub.api.routes.audit import CLIENT_ACTIONS as SERVER_ACTIONS
 
 
@@ -209,3 +210,11 @@ def test_a_full_entry_fits_the_server_limits(cache, identity):
 
 def test_client_actions_are_known_to_the_server():
     assert set(CLIENT_ACTIONS) <= set(SERVER_ACTIONS)
+
+
+def test_recording_after_the_cache_closed_is_an_error(tmp_path, keys, identity):
+    cache = Cache.open(tmp_path, keys)
+    audit = service(cache, identity)
+    cache.close()
+    with pytest.raises(CacheError, match="closed"):
+        audit.record("session.lock")
