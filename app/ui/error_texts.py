@@ -83,6 +83,10 @@ USER_MESSAGES = (
         "SafeConsultError", "This workstation's SafeConsult data was removed on IT's order."),
     QT_TRANSLATE_NOOP(
         "SafeConsultError", "Enter a username, a password and the 6-digit authenticator code."),
+    # app.services.session: unlock on the lock screen
+    QT_TRANSLATE_NOOP("SafeConsultError", "The password is not correct."),
+    QT_TRANSLATE_NOOP(
+        "SafeConsultError", "Too many failed attempts: you have been signed out."),
     # app.services.demo_server
     QT_TRANSLATE_NOOP(
         "SafeConsultError",

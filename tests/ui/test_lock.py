@@ -154,7 +154,17 @@ def test_idle_lock_hides_every_phi_widget(qtbot, locking, clock, tmp_path, save_
         assert "4711" not in seen_after and "0815" not in seen_after  # ... and it is gone
 
 
-def test_warning_comes_before_the_lock(qtbot, locking, clock):
+def test_lock_screen_in_chinese(qtbot, locking, clock, languages, save_screenshot):
+    window, controller, _session, _label = locking()
+    assert languages.apply("zh_CN")
+    idle_until_locked(controller, clock)
+    assert window.lock_screen.heading.text() == "已锁定"
+    assert window.lock_screen.unlock_button.text() == "解锁"
+    QApplication.processEvents()
+    save_screenshot(window, "locked-zh_CN.png")
+
+
+def test_warning_comes_before_the_lock(qtbot, locking, clock, save_screenshot):
     window, controller, session, _label = locking()
     assert controller.timer.isActive()
     assert controller.timer.timerType() is Qt.TimerType.PreciseTimer
@@ -169,6 +179,8 @@ def test_warning_comes_before_the_lock(qtbot, locking, clock):
         "Locking in 30 s – move the mouse to stay signed in")
     assert window.indicators.lock.isVisible() and window.indicators.lock.text() == "Locks in 0:30"
     assert controller.timer.remainingTime() <= 1000  # the countdown ticks each second
+    QApplication.processEvents()
+    save_screenshot(window, "lock-warning.png")
     clock.now += 12.5
     controller.tick()
     assert window.state.lock_seconds_left == 18

@@ -59,7 +59,7 @@
         <translation>已注册的设备、批准请求、吊销与远程擦除，以及审计记录，都将在这里管理。</translation>
     </message>
     <message>
-        <source>Until then, use the server&apos;s admin command (safeconsult-server admin).</source>
+        <source>Until then, use the server's admin command (safeconsult-server admin).</source>
         <translation>在此之前，请使用服务器的管理命令（safeconsult-server admin）。</translation>
     </message>
 </context>
@@ -104,8 +104,78 @@
 <context>
     <name>DeviceNotice</name>
     <message>
-        <source>A wipe of this workstation&apos;s SafeConsult data was interrupted and has now been completed.</source>
+        <source>A wipe of this workstation's SafeConsult data was interrupted and has now been completed.</source>
         <translation>本工作站 SafeConsult 数据的擦除曾被中断，现已完成。</translation>
+    </message>
+</context>
+<context>
+    <name>EcgView</name>
+    <message>
+        <source>%1 mm/s   %2 mm/mV   %3 Hz   %4</source>
+        <translation>%1 mm/s   %2 mm/mV   %3 Hz   %4</translation>
+    </message>
+</context>
+<context>
+    <name>ImageCanvas</name>
+    <message>
+        <source>Loading…</source>
+        <translation>正在加载…</translation>
+    </message>
+    <message>
+        <source>%1°</source>
+        <translation>%1°</translation>
+    </message>
+    <message>
+        <source>%1 px (no pixel spacing)</source>
+        <translation>%1 像素（无像素间距）</translation>
+    </message>
+    <message>
+        <source>%1 mm</source>
+        <translation>%1 mm</translation>
+    </message>
+    <message>
+        <source>%1 (at detector)</source>
+        <translation>%1（探测器平面）</translation>
+    </message>
+    <message>
+        <source>Image %1 / %2</source>
+        <translation>图像 %1 / %2</translation>
+    </message>
+    <message>
+        <source>W %1  L %2</source>
+        <translation>窗宽 %1  窗位 %2</translation>
+    </message>
+    <message>
+        <source>Zoom %1%</source>
+        <translation>缩放 %1%</translation>
+    </message>
+    <message>
+        <source>Inverted</source>
+        <translation>已反相</translation>
+    </message>
+    <message>
+        <source>Cine %1 fps</source>
+        <translation>电影 %1 帧/秒</translation>
+    </message>
+    <message>
+        <source>Distance</source>
+        <translation>距离</translation>
+    </message>
+    <message>
+        <source>Angle</source>
+        <translation>角度</translation>
+    </message>
+    <message>
+        <source>Tool: %1</source>
+        <translation>工具：%1</translation>
+    </message>
+    <message>
+        <source>x %1  y %2  value %3</source>
+        <translation>x %1  y %2  值 %3</translation>
+    </message>
+    <message>
+        <source>x %1  y %2  stored %3  value %4</source>
+        <translation>x %1  y %2  存储值 %3  值 %4</translation>
     </message>
 </context>
 <context>
@@ -115,16 +185,254 @@
         <translation>影像</translation>
     </message>
     <message>
-        <source>No images shared with you</source>
-        <translation>暂无与您共享的影像</translation>
+        <source>No images open</source>
+        <translation>未打开影像</translation>
     </message>
     <message>
-        <source>Medical images (DICOM series) shared in your consults will be listed here and open in the viewer.</source>
-        <translation>会诊中共享的医学影像（DICOM 序列）将列在这里，并可在查看器中打开。</translation>
+        <source>Open DICOM files or a folder to read them here: series with thumbnails on the left, the viewer beside them.</source>
+        <translation>打开 DICOM 文件或文件夹即可在此阅片：左侧为带缩略图的序列，右侧为查看器。</translation>
     </message>
     <message>
-        <source>Images are stored encrypted on this device and removed when their retention period ends.</source>
-        <translation>影像在本设备上加密保存，保留期满后自动删除。</translation>
+        <source>Every view carries a watermark with your name, this device, the time and the patient ID. Exports and prints carry it too and are recorded in the audit trail.</source>
+        <translation>每个视图都带有水印：您的姓名、本设备、时间和患者 ID。导出和打印同样带水印，并记入审计日志。</translation>
+    </message>
+    <message>
+        <source>Open files…</source>
+        <translation>打开文件…</translation>
+    </message>
+    <message>
+        <source>Open folder…</source>
+        <translation>打开文件夹…</translation>
+    </message>
+    <message>
+        <source>Window</source>
+        <translation>窗宽窗位</translation>
+    </message>
+    <message>
+        <source>From the file</source>
+        <translation>来自文件</translation>
+    </message>
+    <message>
+        <source>CT brain</source>
+        <translation>CT 脑窗</translation>
+    </message>
+    <message>
+        <source>CT lung</source>
+        <translation>CT 肺窗</translation>
+    </message>
+    <message>
+        <source>CT bone</source>
+        <translation>CT 骨窗</translation>
+    </message>
+    <message>
+        <source>CT abdomen</source>
+        <translation>CT 腹部窗</translation>
+    </message>
+    <message>
+        <source>CT mediastinum</source>
+        <translation>CT 纵隔窗</translation>
+    </message>
+    <message>
+        <source>Invert</source>
+        <translation>反相</translation>
+    </message>
+    <message>
+        <source>Fit</source>
+        <translation>适应窗口</translation>
+    </message>
+    <message>
+        <source>1:1</source>
+        <translation>1:1</translation>
+    </message>
+    <message>
+        <source>Rotate</source>
+        <translation>旋转</translation>
+    </message>
+    <message>
+        <source>Flip H</source>
+        <translation>水平翻转</translation>
+    </message>
+    <message>
+        <source>Flip V</source>
+        <translation>垂直翻转</translation>
+    </message>
+    <message>
+        <source>Pan</source>
+        <translation>平移</translation>
+    </message>
+    <message>
+        <source>Distance</source>
+        <translation>距离</translation>
+    </message>
+    <message>
+        <source>Angle</source>
+        <translation>角度</translation>
+    </message>
+    <message>
+        <source>Clear</source>
+        <translation>清除</translation>
+    </message>
+    <message>
+        <source>Cine</source>
+        <translation>电影</translation>
+    </message>
+    <message>
+        <source>Side by side</source>
+        <translation>并排</translation>
+    </message>
+    <message>
+        <source>Tags</source>
+        <translation>标签</translation>
+    </message>
+    <message>
+        <source>Export</source>
+        <translation>导出</translation>
+    </message>
+    <message>
+        <source>Export image…</source>
+        <translation>导出图像…</translation>
+    </message>
+    <message>
+        <source>Print to PDF…</source>
+        <translation>打印为 PDF…</translation>
+    </message>
+    <message>
+        <source>Export de-identified…</source>
+        <translation>去标识化导出…</translation>
+    </message>
+    <message>
+        <source>Image tools</source>
+        <translation>影像工具</translation>
+    </message>
+    <message>
+        <source>Open DICOM files</source>
+        <translation>打开 DICOM 文件</translation>
+    </message>
+    <message>
+        <source>DICOM files (*.dcm *.DCM *.dicom *.ima *.IMA);;All files (*)</source>
+        <translation>DICOM 文件 (*.dcm *.DCM *.dicom *.ima *.IMA);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <source>Open a folder of DICOM files</source>
+        <translation>打开 DICOM 文件夹</translation>
+    </message>
+    <message>
+        <source>Opening…</source>
+        <translation>正在打开…</translation>
+    </message>
+    <message>
+        <source>%1 file(s) could not be opened: %2</source>
+        <translation>%1 个文件无法打开：%2</translation>
+    </message>
+    <message>
+        <source>No DICOM images were found there.</source>
+        <translation>该位置没有找到 DICOM 影像。</translation>
+    </message>
+    <message>
+        <source>Loading images %v / %m</source>
+        <translation>正在加载影像 %v / %m</translation>
+    </message>
+    <message>
+        <source>%1 image(s) of this series could not be decoded.</source>
+        <translation>此序列中有 %1 幅图像无法解码。</translation>
+    </message>
+    <message>
+        <source>Export image with watermark</source>
+        <translation>导出带水印的图像</translation>
+    </message>
+    <message>
+        <source>PNG image (*.png);;JPEG image (*.jpg *.jpeg)</source>
+        <translation>PNG 图像 (*.png);;JPEG 图像 (*.jpg *.jpeg)</translation>
+    </message>
+    <message>
+        <source>Exported with watermark to %1</source>
+        <translation>已带水印导出到 %1</translation>
+    </message>
+    <message>
+        <source>Print to PDF</source>
+        <translation>打印为 PDF</translation>
+    </message>
+    <message>
+        <source>PDF (*.pdf)</source>
+        <translation>PDF (*.pdf)</translation>
+    </message>
+    <message>
+        <source>Printed to %1</source>
+        <translation>已打印到 %1</translation>
+    </message>
+    <message>
+        <source>Only images opened from files can be exported de-identified.</source>
+        <translation>只有从文件打开的影像才能去标识化导出。</translation>
+    </message>
+    <message>
+        <source>Choose an empty folder for the de-identified copy</source>
+        <translation>请为去标识化副本选择一个空文件夹</translation>
+    </message>
+    <message>
+        <source>%1 file(s) de-identified (DICOM PS3.15 Basic Profile) into %2.</source>
+        <translation>已将 %1 个文件去标识化（DICOM PS3.15 基本配置）到 %2。</translation>
+    </message>
+    <message>
+        <source>%1 file(s) failed and were not written.</source>
+        <translation>%1 个文件处理失败，未写入。</translation>
+    </message>
+    <message>
+        <source>Check the pixels before sharing</source>
+        <translation>共享前请检查像素内容</translation>
+    </message>
+    <message>
+        <source>The header is de-identified, but the pixels may still identify the patient:</source>
+        <translation>文件头已去标识化，但像素中仍可能含有可识别患者的信息：</translation>
+    </message>
+</context>
+<context>
+    <name>LockScreen</name>
+    <message>
+        <source>Locked</source>
+        <translation>已锁定</translation>
+    </message>
+    <message>
+        <source>Signed in as %1</source>
+        <translation>已登录：%1</translation>
+    </message>
+    <message>
+        <source>SafeConsult locked itself to protect patient data. Enter your password to go on where you left off.</source>
+        <translation>为保护患者数据，SafeConsult 已自动锁定。输入密码即可从离开处继续。</translation>
+    </message>
+    <message>
+        <source>&amp;Password</source>
+        <translation>密码(&amp;P)</translation>
+    </message>
+    <message>
+        <source>Password</source>
+        <translation>密码</translation>
+    </message>
+    <message>
+        <source>Checking…</source>
+        <translation>正在验证…</translation>
+    </message>
+    <message>
+        <source>Unlock</source>
+        <translation>解锁</translation>
+    </message>
+    <message>
+        <source>Sign out</source>
+        <translation>退出登录</translation>
+    </message>
+    <message>
+        <source>Enter your password.</source>
+        <translation>请输入密码。</translation>
+    </message>
+    <message>
+        <source>The password is not correct. Attempts left before you are signed out: %1</source>
+        <translation>密码不正确。再失败 %1 次将退出登录。</translation>
+    </message>
+</context>
+<context>
+    <name>LockWarning</name>
+    <message>
+        <source>Locking in %1 s – move the mouse to stay signed in</source>
+        <translation>%1 秒后锁定 – 移动鼠标可保持登录</translation>
     </message>
 </context>
 <context>
@@ -182,7 +490,7 @@
         <translation>服务器：%1</translation>
     </message>
     <message>
-        <source>This workstation is waiting for IT&apos;s approval. Read this device fingerprint to IT:</source>
+        <source>This workstation is waiting for IT's approval. Read this device fingerprint to IT:</source>
         <translation>本工作站正在等待信息科批准。请将以下设备指纹告知信息科：</translation>
     </message>
     <message>
@@ -215,6 +523,14 @@
     <message>
         <source>Sign &amp;out</source>
         <translation>退出登录(&amp;O)</translation>
+    </message>
+    <message>
+        <source>S&amp;witch user</source>
+        <translation>切换用户(&amp;W)</translation>
+    </message>
+    <message>
+        <source>&amp;Lock now</source>
+        <translation>立即锁定(&amp;L)</translation>
     </message>
     <message>
         <source>&amp;Quit</source>
@@ -279,7 +595,7 @@
         <translation>无法连接 SafeConsult 服务器。请检查网络后重试。</translation>
     </message>
     <message>
-        <source>The server&apos;s certificate is not the one this workstation trusts. Do not continue; contact IT.</source>
+        <source>The server's certificate is not the one this workstation trusts. Do not continue; contact IT.</source>
         <translation>服务器证书不是本工作站信任的证书。请勿继续操作，并联系信息科。</translation>
     </message>
     <message>
@@ -291,7 +607,7 @@
         <translation>服务器返回的应答无法被此版本的 SafeConsult 识别。</translation>
     </message>
     <message>
-        <source>This workstation&apos;s secure key storage could not be used. Contact IT.</source>
+        <source>This workstation's secure key storage could not be used. Contact IT.</source>
         <translation>无法使用本工作站的安全密钥存储。请联系信息科。</translation>
     </message>
     <message>
@@ -299,11 +615,11 @@
         <translation>本机没有安全密钥存储（没有可用的系统密钥环），因此 SafeConsult 无法在此保存患者数据。请联系信息科，或使用共享设备（kiosk）模式。</translation>
     </message>
     <message>
-        <source>This workstation&apos;s device identity could not be opened (it may have been copied from another machine). Sign in again to enroll this workstation.</source>
+        <source>This workstation's device identity could not be opened (it may have been copied from another machine). Sign in again to enroll this workstation.</source>
         <translation>无法打开本工作站的设备身份（它可能是从另一台计算机复制来的）。请重新登录以注册本工作站。</translation>
     </message>
     <message>
-        <source>This device&apos;s identity could not be opened. Contact IT to re-enroll it.</source>
+        <source>This device's identity could not be opened. Contact IT to re-enroll it.</source>
         <translation>无法打开此设备的身份。请联系信息科重新注册。</translation>
     </message>
     <message>
@@ -343,7 +659,7 @@
         <translation>此账户已停用。请联系信息科。</translation>
     </message>
     <message>
-        <source>This workstation is enrolled and waiting for IT&apos;s approval. Give IT the device fingerprint shown below.</source>
+        <source>This workstation is enrolled and waiting for IT's approval. Give IT the device fingerprint shown below.</source>
         <translation>本工作站已注册，正在等待信息科批准。请将下方显示的设备指纹提供给信息科。</translation>
     </message>
     <message>
@@ -351,7 +667,7 @@
         <translation>信息科已吊销本工作站。其 SafeConsult 数据已被删除。</translation>
     </message>
     <message>
-        <source>This workstation&apos;s SafeConsult data was removed on IT&apos;s order.</source>
+        <source>This workstation's SafeConsult data was removed on IT's order.</source>
         <translation>本工作站的 SafeConsult 数据已按信息科的指令删除。</translation>
     </message>
     <message>
@@ -359,8 +675,35 @@
         <translation>请输入用户名、密码和 6 位验证码。</translation>
     </message>
     <message>
+        <source>The password is not correct.</source>
+        <translation>密码不正确。</translation>
+    </message>
+    <message>
+        <source>Too many failed attempts: you have been signed out.</source>
+        <translation>失败次数过多：您已退出登录。</translation>
+    </message>
+    <message>
         <source>The demo server could not be started. See the terminal for details.</source>
         <translation>无法启动演示服务器。详细信息请查看终端。</translation>
+    </message>
+</context>
+<context>
+    <name>SeriesCard</name>
+    <message>
+        <source>ECG</source>
+        <translation>心电图</translation>
+    </message>
+    <message>
+        <source>%1 image(s)</source>
+        <translation>%1 幅图像</translation>
+    </message>
+    <message>
+        <source>Waveform</source>
+        <translation>波形</translation>
+    </message>
+    <message>
+        <source>No preview</source>
+        <translation>无预览</translation>
     </message>
 </context>
 <context>
@@ -372,6 +715,10 @@
     <message>
         <source>Shared device</source>
         <translation>共享设备</translation>
+    </message>
+    <message>
+        <source>Switch user</source>
+        <translation>切换用户</translation>
     </message>
 </context>
 <context>
@@ -418,10 +765,66 @@
     </message>
 </context>
 <context>
+    <name>StudyHeader</name>
+    <message>
+        <source>MRN</source>
+        <translation>病历号</translation>
+    </message>
+    <message>
+        <source>Study date</source>
+        <translation>检查日期</translation>
+    </message>
+</context>
+<context>
+    <name>TagPanel</name>
+    <message>
+        <source>Filter tags (keyword, tag or value)</source>
+        <translation>筛选标签（关键字、标签号或值）</translation>
+    </message>
+    <message>
+        <source>Tag</source>
+        <translation>标签号</translation>
+    </message>
+    <message>
+        <source>Keyword</source>
+        <translation>关键字</translation>
+    </message>
+    <message>
+        <source>VR</source>
+        <translation>VR</translation>
+    </message>
+    <message>
+        <source>Value</source>
+        <translation>值</translation>
+    </message>
+</context>
+<context>
     <name>TaskRunner</name>
     <message>
         <source>Something went wrong. The details were written to the log; if it happens again, contact IT.</source>
         <translation>出现了问题。详细信息已写入日志；如果再次发生，请联系信息科。</translation>
+    </message>
+</context>
+<context>
+    <name>WatermarkOverlay</name>
+    <message>
+        <source>Viewed by %1 on %2</source>
+        <translation>%1 于 %2 查看</translation>
+    </message>
+    <message>
+        <source>Patient ID %1</source>
+        <translation>患者 ID %1</translation>
+    </message>
+</context>
+<context>
+    <name>WipedView</name>
+    <message>
+        <source>SafeConsult data removed</source>
+        <translation>SafeConsult 数据已删除</translation>
+    </message>
+    <message>
+        <source>This workstation's SafeConsult data was removed on IT's order. Contact IT to use it again.</source>
+        <translation>根据 IT 部门的指令，本工作站的 SafeConsult 数据已被删除。如需再次使用，请联系 IT 部门。</translation>
     </message>
 </context>
 <context>
