@@ -32,6 +32,8 @@ def build_server(settings: ServerSettings, sock: socket.socket) -> uvicorn.Serve
     config = uvicorn.Config(
         create_app(settings), ssl_certfile=str(files.cert), ssl_keyfile=str(files.key),
         log_level="warning", access_log=False, ws_max_size=settings.max_chunk_bytes,
+        # Pushes carry ciphertext: compressing it costs CPU and saves nothing.
+        ws_per_message_deflate=False,
         lifespan="on", timeout_graceful_shutdown=2,
     )
     config.load()
