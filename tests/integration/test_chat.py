@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.core.chat import EventState
+from app.core.errors import SafeConsultError
 from app.crypto.devices import DeviceChange
 from app.crypto.megolm import MissingRoomKey
 from app.services.chat import ChatService
@@ -126,7 +127,7 @@ async def test_three_clients_and_a_removed_member_cannot_read_later_messages(
     carol = await new_client(open_server, tmp_path, "dr.carol3")
     try:
         room_id = await room_with(alice, bob, carol)
-        await alice.chat.send_text(room_id, "before removal")
+        before_id = await alice.chat.send_text(room_id, "before removal")
         for client in (bob, carol):
             await client.chat.sync_once()
             assert client.texts(room_id) == ["before removal"]
@@ -148,16 +149,24 @@ async def test_three_clients_and_a_removed_member_cannot_read_later_messages(
 
         # Even handed the ciphertext (a relay that ignores the removal), carol has no key:
         # alice's session was rotated when the member set changed.
-        row = server_db(open_server).connection().execute(
-            "SELECT content FROM events WHERE event_id = ?", (event_id,)).fetchone()
-        result = carol.chat.machine.decrypt_room_event(room_id, event_id, json.loads(row[0]))
+        conn = server_db(open_server).connection()
+        before, after = (json.loads(conn.execute(
+            "SELECT content FROM events WHERE event_id = ?", (eid,)).fetchone()[0])
+            for eid in (before_id, event_id))
+        assert before["session_id"] != after["session_id"]
+        result = carol.chat.machine.decrypt_room_event(room_id, event_id, after)
         assert isinstance(result, MissingRoomKey)
-        # Carol cannot post into the room any more: the send is refused and reported.
-        failures = []
-        carol.chat.send_failed.connect(failures.append)
-        with pytest.raises(Exception, match="not a member"):
+        # Nor can she ask for it: alice's device refuses a key request from outside the room.
+        request = carol.chat.machine.request_room_key(result)
+        assert request  # addressed to alice's device
+        answer = alice.chat.machine.receive_to_device(
+            carol.user_id, carol.ws.session.device.device_id, request[0].type,
+            request[0].content)
+        assert answer.outcome == "not_entitled" and answer.outgoing == []
+        # Carol's client knows she left: composing there is refused before anything queues.
+        with pytest.raises(SafeConsultError, match="not a member"):
             await carol.chat.send_text(room_id, "still here?")
-        assert failures == []
+        assert carol.chat.outbox.count() == 0
     finally:
         for client in (alice, bob, carol):
             await client.close()
