@@ -213,3 +213,36 @@ async def test_replayed_and_tampered_events_are_rejected_and_the_loop_goes_on(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_message_the_relay_can_never_accept_is_reported_not_retried(
+        open_server, tmp_path):
+    bob = await new_client(open_server, tmp_path, "dr.bob.refused")
+    alice = await new_client(open_server, tmp_path, "dr.alice.refused")
+    try:
+        room_id = await room_with(bob, alice)
+        failures, sent = [], []
+        alice.chat.send_failed.connect(failures.append)
+        alice.chat.sent.connect(sent.append)
+        real = alice.ws.session.transport
+        dead = Transport("https://127.0.0.1:9", open_server.ca_pem, signer=real.signer)
+        alice.ws.session.transport = dead
+        event_id = await alice.chat.send_text(room_id, "composed offline")
+        assert alice.chat.outbox.count() == 1
+        # Meanwhile the owner removed alice; her client has not heard yet.
+        await bob.chat.remove_member(room_id, alice.user_id)
+        alice.ws.session.transport = real
+        await dead.aclose()
+
+        assert await alice.chat.flush() == 0
+        assert [(f.event_id, f.code) for f in failures] == [(event_id, "not_member")]
+        assert failures[0].user_message and sent == []
+        assert alice.chat.outbox.count() == 0  # not retried forever
+        # Other queued work is not blocked by it.
+        other = await room_with(alice, bob)
+        await alice.chat.send_text(other, "still works elsewhere")
+        await bob.chat.sync_once()
+        assert bob.texts(other) == ["still works elsewhere"]
+    finally:
+        await alice.close()
+        await bob.close()
