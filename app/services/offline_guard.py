@@ -7,8 +7,9 @@ and asks it after every failed one (:meth:`check`). The decision is the pure
 :func:`app.core.wipe.offline_action`; the guard adds the clocks and the memory:
 
 * The last contact is kept in the encrypted cache (:meth:`attach`), so a restart does not
-  reset the clock. It is written at most once per ``persist_every_s`` (default 60 s): a
-  crash loses at most that much, in the safe direction (the stored contact is older).
+  reset the clock. It is written at most once per ``persist_every_s`` (default 60 s), and
+  not on close: a restart loses at most that much, in the safe direction (the stored
+  contact is older).
 * Two clocks. The wall clock measures time across restarts but can be set back; the
   monotonic clock cannot be set back but starts again with each process. Offline time is
   judged by both and the stricter answer wins: a wall clock more than five minutes behind
@@ -99,8 +100,9 @@ class OfflineGuard:
         self._offline_at_anchor = max(0.0, self._clock() - self.last_contact_s)
 
     def detach(self) -> None:
-        """The cache is closing: write the last contact (if due) and stop using it."""
-        self._persist(force=True)
+        """The cache is closing: stop using it. No last write: closing is on the sign-out and
+        wipe paths, where a durable write costs time, and the stored value is at most
+        ``persist_every_s`` old -- older means locking sooner, the safe side."""
         self._store = None
 
     def _persist(self, *, force: bool = False) -> None:
