@@ -127,6 +127,10 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from app.ui.pyside_guard import protect_none
+
+    protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (see there)
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SafeConsult")
     app.setApplicationVersion(__version__)

@@ -18,7 +18,12 @@ from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.i18n import ENGLISH, LanguageSwitcher
 from app.ui.main_window import MainWindow
+from app.ui.pyside_guard import protect_none
 from app.ui.theme import ThemeController
+
+# Before any test touches Qt: PySide6 6.12.0 on CPython 3.11 leaks references to None, and a
+# long test session would abort with "none_dealloc" (app/ui/pyside_guard.py).
+protect_none()
 
 ROOT = Path(__file__).resolve().parents[2]
 TS_DIR = ROOT / "app" / "ui" / "i18n"
