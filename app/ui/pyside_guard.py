@@ -15,7 +15,6 @@ composition root and the GUI test fixtures call it before anything else touches 
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 _PROBE_CALLS = 200
@@ -42,6 +41,8 @@ def protect_none() -> bool:
         return True
     if none_leak_per_call() == 0.0:
         return False
+    import ctypes  # only where the leak is (start-up time)
+
     # ob_refcnt is the first field of every object in a release build of CPython 3.11.
     ctypes.c_ssize_t.from_address(id(None)).value += _BALLAST
     return True
