@@ -32,6 +32,7 @@ from app.net.transport import Transport
 from app.security.device_binding import DeviceBindings, KeyStoreFor, LocalDevice
 from app.security.kiosk import logout_cleanup
 from app.security.wiper import Wiper
+from app.services.audit import AuditService
 from app.services.offline_guard import OfflineGuard
 from app.storage.cache import Cache, cache_dir
 from app.storage.errors import CacheUnreadable
@@ -121,6 +122,7 @@ class SessionService:
         # Unlock checks the password against this, in memory only: no server round trip
         # (works offline) and nothing about the password ever reaches the disk.
         self._unlock_verifier: tuple[bytes, bytes] | None = None
+        self.audit: AuditService | None = None
         self.unlock_failures = 0
         self._pusher: asyncio.Task | None = None
         self._checkpointer: asyncio.Task | None = None
@@ -210,7 +212,14 @@ class SessionService:
         self.tokens = tokens
         if self.transport is not None:
             self.transport.refresher = self._refresh
-        self.cache = self._open_cache(user, device)
+        self.cache, rebuilt_because = self._open_cache(user, device)
+        self.audit = AuditService(self.cache, device.identity.sign, device_id=device.device_id,
+                                  transport=self.transport,
+                                  on_contact=self.offline_guard.note_contact)
+        self.audit.start()
+        if rebuilt_because:
+            self.audit.record("cache.rebuilt", object_type="device", object_id=device.device_id,
+                              outcome="failed", detail={"reason": rebuilt_because})
         self.offline_guard.attach(SecretRepository(self.cache))
         self.offline_guard.note_contact()
         self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_loop())
@@ -219,17 +228,19 @@ class SessionService:
         log.info("signed in", extra={"event": "login", "device_id": device.device_id})
         return user
 
-    def _open_cache(self, user: SignedInUser, device: LocalDevice) -> Cache:
+    def _open_cache(self, user: SignedInUser, device: LocalDevice) -> tuple[Cache, str]:
+        """The open cache, and why it had to be rebuilt ("" when it opened as it was)."""
         directory = cache_dir(self.paths.data, user.user_id, device.device_id)
         store = self._keystore_for(device.username, device.device_id)
         memory_security = self.policy.cache_memory_security
         try:
-            return Cache.open(directory, store, memory_security=memory_security)
+            return Cache.open(directory, store, memory_security=memory_security), ""
         except CacheUnreadable as exc:
             # Recovery path: the server holds everything the cache held (ciphertext).
             log.warning("cache rebuilt", extra={"event": "cache_rebuilt",
                                                 "reason_code": exc.__class__.__name__})
-            return Cache.rebuild(directory, store, memory_security=memory_security)
+            rebuilt = Cache.rebuild(directory, store, memory_security=memory_security)
+            return rebuilt, exc.__class__.__name__
 
     async def _refused(self, username: str, device: LocalDevice | None, exc: ServerError) -> None:
         code = exc.code
@@ -255,6 +266,7 @@ class SessionService:
         """Hide PHI until the user proves it is still them (idle, OS lock, suspend)."""
         if self.snapshot.state is SessionState.SIGNED_IN:
             self._publish(replace(self.snapshot, state=SessionState.LOCKED))
+            self._record("session.lock")
             log.info("session locked", extra={"event": "lock"})
 
     async def unlock(self, password: str) -> None:
@@ -265,10 +277,13 @@ class SessionService:
         actual = await asyncio.to_thread(_derive, password, salt)
         if hmac.compare_digest(actual, expected):
             self.unlock_failures = 0
+            self._record("session.unlock")
             self._publish(replace(self.snapshot, state=SessionState.SIGNED_IN))
             log.info("session unlocked", extra={"event": "unlock"})
             return
         self.unlock_failures += 1
+        self._record("session.unlock", outcome="refused",
+                     detail={"attempt": self.unlock_failures})
         left = self.policy.max_unlock_failures - self.unlock_failures
         log.info("unlock refused", extra={"event": "unlock_refused", "attempt":
                                           self.unlock_failures})
@@ -276,6 +291,12 @@ class SessionService:
             await self.sign_out()
             raise SignInRefused("unlock_failed_final", REFUSALS["unlock_failed_final"])
         raise SignInRefused("unlock_failed", REFUSALS["unlock_failed"])
+
+    def _record(self, action: str, **fields) -> None:
+        """The session's own audit entries (the device id is the object)."""
+        if self.audit is not None and self.device is not None and self.cache is not None:
+            self.audit.record(action, object_type="device", object_id=self.device.device_id,
+                              **fields)
 
     # -- orders and sign-out -----------------------------------------------------------------
 
@@ -341,7 +362,7 @@ class SessionService:
     async def sign_out(self, *, tell_server: bool = True) -> None:
         if self.device is not None:
             self._keystore_for(self.device.username, self.device.device_id).set_token(None)
-        self._close_cache()
+        await self._close_cache()
         if self.policy.kiosk:
             # Shared device: nothing of this session may remain. Erase, check, and leave a
             # signed attestation in the audit while the session can still write to it.
@@ -362,6 +383,8 @@ class SessionService:
                                               "state": "clean" if clean else "left_over"})
         if not (tell_server and self.device and self.transport and self.tokens):
             return
+        # Not through AuditService: its log lived in the cache just erased. The attestation
+        # is signed by the device key instead, so it stands on its own.
         fields = json.loads(report)
         detail = {k: fields[k] for k in ("clean", "files", "bytes", "plaintext_databases",
                                          "listing_sha256", "checked_ms")}
@@ -375,7 +398,7 @@ class SessionService:
         """Crypto-erase this device's data; then tell the server, signed with the identity
         still in memory (its keys are gone from disk by then)."""
         device = self.device
-        self._close_cache()
+        await self._close_cache()
         owners = [(device.username, device.device_id)] if device is not None else []
         started = time.monotonic()
         report = Wiper(self.paths, self._keystore_for).wipe(reason, owners)
@@ -407,7 +430,11 @@ class SessionService:
                 log.warning("cache checkpoint failed", extra={
                     "event": "cache_checkpoint", "reason_code": exc.__class__.__name__})
 
-    def _close_cache(self) -> None:
+    async def _close_cache(self) -> None:
+        if self.audit is not None:
+            # Queued entries stay in the cache and go out after the next sign-in.
+            await self.audit.aclose()
+            self.audit = None
         if self.cache is not None:
             self.offline_guard.detach()
             self.cache.close()
@@ -424,7 +451,7 @@ class SessionService:
             self.transport = None
 
     async def aclose(self) -> None:
-        self._close_cache()
+        await self._close_cache()
         await self._drop_transport()
 
 

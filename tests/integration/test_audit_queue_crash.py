@@ -46,13 +46,12 @@ async def test_entries_of_a_killed_process_are_sent_by_the_next_session(
     await sign_in(ws, create_user(open_server, "dr.kill"))
     session = ws.session
     device = session.device
-    audit = AuditService(session.cache, device.identity.sign, device_id=device.device_id,
-                         transport=session.transport)
+    audit = session.audit  # the session's own: the one audit call
     audit.record("session.lock", detail={"n": 1})
     audit.record("session.unlock", detail={"n": 2})
     assert await audit.flush() == 2
     directory = session.cache.directory
-    session._close_cache()  # this process lets go; the next one takes the cache
+    await session._close_cache()  # this process lets go; the next one takes the cache
 
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(ws.paths.data.parent), str(keyring_path),

@@ -138,8 +138,8 @@ flag = sys.argv[1] == "1"
 s = SessionService(Policy(cache_memory_security=flag),
                    Paths.under(pathlib.Path(tempfile.mkdtemp())),
                    lambda user, device: MemoryKeyStore(user, device))
-cache = s._open_cache(SimpleNamespace(user_id="u1"),
-                      SimpleNamespace(device_id="DEV1", username="u"))
+cache, _ = s._open_cache(SimpleNamespace(user_id="u1"),
+                         SimpleNamespace(device_id="DEV1", username="u"))
 print(cache.conn.execute("PRAGMA cipher_memory_security").fetchone()[0])
 cache.close()
 """

@@ -241,6 +241,14 @@ async def test_lock_keeps_the_session_and_unlock_needs_the_password(open_server,
     await ws.session.unlock(creds.password)
     assert ws.session.snapshot.state is SessionState.SIGNED_IN
     assert ws.session.unlock_failures == 0
+    # Lock, the refused unlock and the unlock are each one audit entry on the server.
+    await ws.session.audit.flush()
+    rows = server_db(open_server).connection().execute(
+        "SELECT action, outcome FROM audit_log WHERE device_id = ? AND action LIKE 'client.%' "
+        "ORDER BY seq", (ws.session.snapshot.device_id,)).fetchall()
+    assert [tuple(r) for r in rows] == [("client.session.lock", "ok"),
+                                        ("client.session.unlock", "refused"),
+                                        ("client.session.unlock", "ok")]
 
     ws.session.lock()
     for attempt in range(3):
