@@ -1,0 +1,416 @@
+"""A call: one :class:`PeerLink` (one ``RTCPeerConnection``) per remote device, a full mesh
+for three or more parties. Qt-free and transport-free: signals go out through an injected
+``send(peer, kind, payload)`` coroutine and come in through :meth:`Call.handle`.
+
+Policy (docs/calls.md):
+
+* No remote description is applied before its signature verifies against the key our own
+  E2EE directory view holds for the sending device (:mod:`app.rtc.signing`). A refusal closes
+  that link: no ICE, no DTLS, no media with it.
+* Per pair, one side offers (the caller; between two callees the smaller device id), so a
+  rebuild never races another offer.
+* aiortc has no ICE restart. When a link fails (connection state ``failed``, or no remote
+  video for ``stall_s`` once media had flowed, or no connection within ``connect_timeout_s``)
+  the offerer rebuilds it: a new peer connection, a new generation, a freshly signed offer.
+  The answerer asks for a rebuild when it notices first. No user action is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from app.rtc.ice import IcePolicy, configuration
+from app.rtc.signing import (
+    CallRefused,
+    KeyFor,
+    Party,
+    Sign,
+    sign_description,
+    verification_code,
+    verify_description,
+)
+from app.rtc.tracks import SyntheticVideoTrack, ToneAudioTrack, now_ms, read_frame_stamp
+
+log = logging.getLogger(__name__)
+
+SendSignal = Callable[[Party, str, dict[str, Any]], Awaitable[None]]
+FrameSink = Callable[[Party, Any], None]
+
+
+class LinkState(StrEnum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    REBUILDING = "rebuilding"
+    REFUSED = "refused"
+    CLOSED = "closed"
+
+
+@dataclass
+class MediaStats:
+    """What arrived from one peer (across rebuilds)."""
+
+    video_frames: int = 0
+    stamped_frames: int = 0
+    audio_frames: int = 0
+    first_frame_at: float | None = None  # time.monotonic()
+    last_frame_at: float | None = None
+    latencies_ms: list[int] = field(default_factory=list)
+    tags: set[int] = field(default_factory=set)
+    last_seq: int | None = None
+
+
+@dataclass
+class CallOptions:
+    ice: IcePolicy = field(default_factory=IcePolicy)
+    video_tag: int = 0
+    audio: bool = True
+    stall_s: float = 4.0
+    connect_timeout_s: float = 10.0
+    max_backoff_s: float = 8.0
+
+
+class PeerLink:
+    def __init__(self, call: Call, peer: Party, *, offerer: bool) -> None:
+        self.call = call
+        self.peer = peer
+        self.offerer = offerer
+        self.pc: RTCPeerConnection | None = None
+        self.generation = 0
+        self.state = LinkState.NEW
+        self.refusal: CallRefused | None = None
+        self.code: str | None = None  # the short verification code, once verified
+        self.local_prints: tuple[str, ...] = ()
+        self.remote_prints: tuple[str, ...] = ()
+        self.stats = MediaStats()
+        self.connected = asyncio.Event()
+        self.rebuilds = 0
+        self.setup_started: float | None = None
+        self.connected_at: float | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._watchdog: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self._closing = False
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def start(self) -> None:
+        self.setup_started = time.monotonic()
+        if self._watchdog is None:
+            self._watchdog = self._spawn(self._watch())
+        if self.offerer:
+            await self._offer()
+
+    async def close(self, *, state: LinkState = LinkState.CLOSED) -> None:
+        self._closing = True
+        self.state = state
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        await self._drop_pc()
+
+    async def _drop_pc(self) -> None:
+        pc, self.pc = self.pc, None
+        if pc is not None:
+            with contextlib.suppress(Exception):
+                await pc.close()
+
+    def _new_pc(self, generation: int) -> RTCPeerConnection:
+        pc = RTCPeerConnection(configuration(self.call.options.ice))
+        for track in self.call.local_tracks():
+            pc.addTrack(track)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._spawn(self._consume(track, generation))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc is not self.pc or self._closing:
+                return
+            state = pc.connectionState
+            if state == "connected":
+                self.state = LinkState.CONNECTED
+                self.connected_at = time.monotonic()
+                self.connected.set()
+                self.call.notify("connected", self)
+            elif state in ("failed", "closed"):
+                self._spawn(self._failed(f"connection {state}", generation))
+
+        return pc
+
+    # -- offer / answer --------------------------------------------------------------------
+
+    async def _offer(self) -> None:
+        async with self._lock:
+            if self._closing:
+                return
+            await self._drop_pc()
+            self.generation += 1
+            self.connected.clear()
+            self.state = LinkState.CONNECTING
+            pc = self.pc = self._new_pc(self.generation)
+            await pc.setLocalDescription(await pc.createOffer())
+            signed = self._sign("offer", pc.localDescription.sdp, self.generation)
+            payload = signed.to_payload()
+            payload["participants"] = [[p.user_id, p.device_id]
+                                       for p in self.call.participants()]
+            self.attempt_started = time.monotonic()
+        await self.call.send(self.peer, "offer", payload)
+
+    def _sign(self, kind: str, sdp: str, generation: int):
+        signed = sign_description(
+            self.call.sign, call_id=self.call.call_id, kind=kind, sdp_type=kind, sdp=sdp,
+            sender=self.call.local, recipient=self.peer, generation=generation)
+        self.local_prints = signed.fingerprints
+        return signed
+
+    def _verify(self, kind: str, payload: Any, min_generation: int):
+        return verify_description(
+            payload, key_for=self.call.key_for, call_id=self.call.call_id, kind=kind,
+            sender=self.peer, recipient=self.call.local, min_generation=min_generation)
+
+    async def on_offer(self, payload: Any) -> None:
+        if self.offerer:
+            return  # we offer on this pair; an offer from the peer is ignored (no glare)
+        async with self._lock:
+            if self._closing:
+                return
+            try:
+                described = self._verify("offer", payload, self.generation + 1)
+            except CallRefused as exc:
+                await self._refuse(exc)
+                return
+            await self._drop_pc()
+            self.generation = described.generation
+            self.connected.clear()
+            self.state = LinkState.CONNECTING
+            self.attempt_started = time.monotonic()
+            pc = self.pc = self._new_pc(self.generation)
+            await pc.setRemoteDescription(RTCSessionDescription(described.sdp, "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            signed = self._sign("answer", pc.localDescription.sdp, self.generation)
+            self.remote_prints = described.fingerprints
+            self.code = verification_code(self.call.call_id, self.local_prints,
+                                          self.remote_prints)
+        await self.call.send(self.peer, "answer", signed.to_payload())
+
+    async def on_answer(self, payload: Any) -> None:
+        if not self.offerer:
+            return
+        async with self._lock:
+            if self._closing or self.pc is None:
+                return
+            if isinstance(payload, dict) and payload.get("generation") != self.generation:
+                return  # the answer to an offer we have since replaced
+            try:
+                described = self._verify("answer", payload, self.generation)
+            except CallRefused as exc:
+                await self._refuse(exc)
+                return
+            if self.pc.signalingState != "have-local-offer":
+                return
+            await self.pc.setRemoteDescription(RTCSessionDescription(described.sdp, "answer"))
+            self.remote_prints = described.fingerprints
+            self.code = verification_code(self.call.call_id, self.local_prints,
+                                          self.remote_prints)
+
+    async def _refuse(self, exc: CallRefused) -> None:
+        log.warning("call description refused", extra={"event": "call_refused",
+                                                       "reason_code": exc.reason})
+        self.refusal = exc
+        await self.close(state=LinkState.REFUSED)
+        self.call.notify("refused", self)
+
+    # -- recovery --------------------------------------------------------------------------
+
+    async def _failed(self, why: str, generation: int) -> None:
+        if self._closing or generation != self.generation:
+            return
+        self.state = LinkState.REBUILDING
+        self.connected.clear()
+        log.info("call link lost", extra={"event": "call_link_lost", "state": why})
+        self.call.notify("rebuilding", self)
+        if self.offerer:
+            await self._rebuild()
+        else:
+            await self.call.send(self.peer, "invite", {"rebuild": generation})
+
+    async def on_rebuild_request(self, payload: Any) -> None:
+        if not self.offerer or not isinstance(payload, dict):
+            return
+        if payload.get("rebuild") == self.generation and not self._closing:
+            await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        self.rebuilds += 1
+        await self._offer()
+
+    async def _watch(self) -> None:
+        """Rebuild when media stalls or a connection attempt takes too long."""
+        options = self.call.options
+        backoff = 1.0
+        while not self._closing:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            generation = self.generation
+            if self.state is LinkState.CONNECTED:
+                backoff = 1.0
+                last = self.stats.last_frame_at
+                since = max(last or 0.0, self.connected_at or 0.0)
+                if now - since > options.stall_s:
+                    await self._failed("media stalled", generation)
+            elif self.state in (LinkState.CONNECTING, LinkState.REBUILDING):
+                started = getattr(self, "attempt_started", None)
+                if started is not None and now - started > options.connect_timeout_s * backoff:
+                    backoff = min(backoff * 2, options.max_backoff_s)
+                    self.attempt_started = now
+                    await self._failed("connect timeout", generation)
+
+    # -- media -----------------------------------------------------------------------------
+
+    async def _consume(self, track: MediaStreamTrack, generation: int) -> None:
+        stats = self.stats
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if generation != self.generation:
+                return
+            if track.kind == "video":
+                now = time.monotonic()
+                stats.video_frames += 1
+                if stats.first_frame_at is None:
+                    stats.first_frame_at = now
+                stats.last_frame_at = now
+                stamp = read_frame_stamp(frame)
+                if stamp is not None:
+                    stats.stamped_frames += 1
+                    stats.tags.add(stamp.tag)
+                    stats.last_seq = stamp.seq
+                    stats.latencies_ms.append(now_ms() - stamp.time_ms)
+            else:
+                stats.audio_frames += 1
+            if self.call.sink is not None:
+                self.call.sink(self.peer, frame)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def route(self) -> str | None:
+        """"relay" when the nominated pair goes through TURN, "direct" otherwise."""
+        pc = self.pc
+        if pc is None or pc.connectionState != "connected":
+            return None
+        for transceiver in pc.getTransceivers():
+            transport = transceiver.sender.transport
+            ice = transport.transport if transport is not None else None
+            connection = getattr(ice, "_connection", None)
+            nominated = getattr(connection, "_nominated", {}) if connection else {}
+            for pair in nominated.values():
+                types = {pair.local_candidate.type, pair.remote_candidate.type}
+                return "relay" if "relay" in types else "direct"
+        return None
+
+    def time_to_first_frame(self) -> float | None:
+        if self.setup_started is None or self.stats.first_frame_at is None:
+            return None
+        return self.stats.first_frame_at - self.setup_started
+
+
+class Call:
+    """One call id, our side of it: a link to each remote device."""
+
+    def __init__(self, call_id: str, local: Party, *, sign: Sign, key_for: KeyFor,
+                 send: SendSignal, options: CallOptions | None = None,
+                 on_event: Callable[[str, PeerLink], None] | None = None,
+                 sink: FrameSink | None = None) -> None:
+        self.call_id = call_id
+        self.local = local
+        self.sign = sign
+        self.key_for = key_for
+        self._send = send
+        self.options = options or CallOptions()
+        self.on_event = on_event
+        self.sink = sink
+        self.links: dict[Party, PeerLink] = {}
+        self._relay = MediaRelay()
+        self._video = SyntheticVideoTrack(self.options.video_tag)
+        self._audio = ToneAudioTrack() if self.options.audio else None
+        self.closed = False
+
+    def local_tracks(self) -> list[MediaStreamTrack]:
+        tracks = [self._relay.subscribe(self._video, buffered=False)]
+        if self._audio is not None:
+            tracks.append(self._relay.subscribe(self._audio, buffered=False))
+        return tracks
+
+    def participants(self) -> list[Party]:
+        return [self.local, *self.links]
+
+    def notify(self, what: str, link: PeerLink) -> None:
+        if self.on_event is not None:
+            self.on_event(what, link)
+
+    async def send(self, peer: Party, kind: str, payload: dict[str, Any]) -> None:
+        if not self.closed:
+            await self._send(peer, kind, payload)
+
+    def link(self, peer: Party, *, offerer: bool) -> PeerLink:
+        existing = self.links.get(peer)
+        if existing is not None:
+            return existing
+        link = self.links[peer] = PeerLink(self, peer, offerer=offerer)
+        return link
+
+    async def connect(self, peer: Party, *, offerer: bool) -> PeerLink:
+        link = self.link(peer, offerer=offerer)
+        if link.state is LinkState.NEW:
+            await link.start()
+        return link
+
+    async def handle(self, sender: Party, kind: str, payload: Any) -> None:
+        """A signal from ``sender`` (as authenticated by the relay) for this call."""
+        if self.closed:
+            return
+        if kind == "offer":
+            link = self.link(sender, offerer=False)
+            if link.state is LinkState.NEW:
+                await link.start()
+            await link.on_offer(payload)
+        elif kind == "answer" and sender in self.links:
+            await self.links[sender].on_answer(payload)
+        elif kind == "invite" and sender in self.links:
+            await self.links[sender].on_rebuild_request(payload)
+        elif kind in ("hangup", "reject") and sender in self.links:
+            await self.links[sender].close()
+            self.notify("ended", self.links[sender])
+
+    async def hangup(self) -> None:
+        for peer, link in list(self.links.items()):
+            if link.state not in (LinkState.REFUSED, LinkState.CLOSED):
+                with contextlib.suppress(Exception):
+                    await self._send(peer, "hangup", {})
+            await link.close()
+        self.closed = True
+        self._video.stop()
+        if self._audio is not None:
+            self._audio.stop()
