@@ -125,4 +125,44 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+-- Signed checkpoints (server_stub/core/audit_checkpoint.py): "<seq>:<entry_hash>" of the
+-- audit head at a moment, signed with the server's audit key (DATA/audit/, 0600). A purge
+-- deletes the oldest entries only up to a checkpoint marked purge_cut, and verification
+-- then starts from that checkpoint instead of the genesis hash.
+CREATE TABLE audit_checkpoints (
+    id          INTEGER PRIMARY KEY,
+    seq         INTEGER NOT NULL,    -- last entry covered
+    entry_hash  TEXT NOT NULL,       -- that entry's hash
+    entry_ts_ms INTEGER NOT NULL,    -- that entry's time
+    created_ms  INTEGER NOT NULL,
+    public_key  TEXT NOT NULL,       -- server audit key, Ed25519, unpadded base64
+    signature   TEXT NOT NULL,       -- over SC-AUDIT-CHECKPOINT-v1 (docs/protocol.md)
+    purge_cut   INTEGER NOT NULL DEFAULT 0 CHECK (purge_cut IN (0, 1))
+);
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+
+-- Deleting audit rows is refused except at or below the latest purge cut (retention).
+DROP TRIGGER audit_log_no_delete;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+WHEN OLD.seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints WHERE purge_cut = 1)
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+-- Two-person rule (server_stub/core/audit_policy.py): an audit export or a policy change
+-- waits here for a second person's approval when the policy in server_meta says so.
+CREATE TABLE audit_requests (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('audit.export', 'policy.change')),
+    params        TEXT NOT NULL,     -- canonical JSON
+    requested_by  TEXT NOT NULL,     -- users.id
+    requested_ms  INTEGER NOT NULL,
+    state         TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending', 'approved', 'denied', 'used')),
+    decided_by    TEXT,
+    decided_ms    INTEGER
+);
+CREATE INDEX audit_by_time ON audit_log(ts_ms);
 """

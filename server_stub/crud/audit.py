@@ -42,7 +42,7 @@ def entry_hash(row: Mapping[str, Any]) -> str:
 
 def _head(conn: sqlite3.Connection) -> tuple[int, str]:
     row = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+    return (row[0], row[1]) if row else purge_anchor(conn)
 
 
 def append_audit(
@@ -103,6 +103,14 @@ def iter_entries(
         yield dict(row)
 
 
+def purge_anchor(conn: sqlite3.Connection) -> tuple[int, str]:
+    """``(seq, entry_hash)`` of the latest purge cut (entries up to it were deleted), or
+    ``(0, GENESIS_HASH)``."""
+    row = conn.execute("SELECT seq, entry_hash FROM audit_checkpoints WHERE purge_cut = 1"
+                       " ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -114,9 +122,12 @@ class ChainReport:
 
 def verify_chain(conn: sqlite3.Connection, expect_head: str | None = None) -> ChainReport:
     """Walk the log in ``seq`` order (``seq`` is the rowid). Each entry must have the next
-    seq, link to its predecessor's hash, and hash to its own ``entry_hash``."""
-    prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
-    head = f"0:{GENESIS_HASH}"
+    seq, link to its predecessor's hash, and hash to its own ``entry_hash``. After a
+    retention purge the walk starts at the latest purge-cut checkpoint (its signature is
+    checked by ``server_stub.core.audit_checkpoint.verify_log``)."""
+    anchor_seq, anchor_hash = purge_anchor(conn)
+    prev_hash, expected_seq, count = anchor_hash, anchor_seq + 1, 0
+    head = f"{anchor_seq}:{anchor_hash}"
     for row in conn.execute("SELECT * FROM audit_log ORDER BY rowid"):
         entry = dict(row)
         seq = entry["seq"]

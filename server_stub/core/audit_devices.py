@@ -1,0 +1,121 @@
+"""Verifying each device's own audit chain from the server's log.
+
+A client entry (``client.<action>``) carries its chain fields in ``detail``: ``device_seq``,
+``device_ts_ms``, ``prev_hash``, ``entry_hash``, ``signature`` (app/core/audit_queue.py;
+docs/protocol.md, "Audit"). The server re-computes each entry's hash from what it stored::
+
+    SHA-256( JSON [1, device_id, device_seq, device_ts_ms, action, object_type, object_id,
+                   outcome, caller detail (sorted keys), prev_hash] )
+
+and checks the device's Ed25519 signature over ``SC-CLIENT-AUDIT-v1\\n<entry_hash>`` with
+the key the device enrolled with. Per device it reports: entries whose hash or signature
+does not check, broken ``prev_hash`` links, and gaps (``device_seq`` numbers that never
+arrived -- entries deleted on the device or held back). A gap at the end cannot be seen
+(the device may simply not have uploaded yet); ``last_seq`` is reported for comparison
+with the device's own head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from server_stub.core.security import verify_ed25519
+from server_stub.crud import audit as audit_crud
+
+ENTRY_VERSION = 1
+GENESIS_HASH = "0" * 64
+SIGNATURE_CONTEXT = b"SC-CLIENT-AUDIT-v1\n"
+CHAIN_KEYS = ("device_seq", "device_ts_ms", "prev_hash", "entry_hash", "signature")
+
+
+def client_entry_hash(device_id: str, detail: dict[str, Any], action: str,
+                      object_type: str | None, object_id: str | None, outcome: str) -> str:
+    caller = {k: v for k, v in sorted(detail.items()) if k not in CHAIN_KEYS}
+    encoded = json.dumps(
+        [ENTRY_VERSION, device_id, detail["device_seq"], detail["device_ts_ms"], action,
+         object_type, object_id, outcome, caller, detail["prev_hash"]],
+        separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass
+class DeviceChainReport:
+    device_id: str
+    user_id: str | None
+    entries: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive missing ranges
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (device_seq, what)
+
+    @property
+    def ok(self) -> bool:
+        return not self.gaps and not self.problems
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"OK: {self.entries} entries, device_seq {self.first_seq}..{self.last_seq}"
+        parts = [f"missing {a}" if a == b else f"missing {a}..{b}" for a, b in self.gaps]
+        parts += [f"entry {s}: {p}" for s, p in self.problems]
+        return "BROKEN: " + "; ".join(parts)
+
+
+def _rows(conn: sqlite3.Connection, device_id: str | None):
+    sql = ("SELECT seq, device_id, actor_user_id, action, object_type, object_id, outcome,"
+           " detail FROM audit_log WHERE action LIKE 'client.%' AND device_id IS NOT NULL")
+    args: tuple[str, ...] = ()
+    if device_id is not None:
+        sql += " AND device_id = ?"
+        args = (device_id,)
+    return conn.execute(sql + " ORDER BY device_id, seq", args)
+
+
+def verify_devices(conn: sqlite3.Connection, device_id: str | None = None,
+                   ) -> list[DeviceChainReport]:
+    """One report per device that uploaded entries (or only ``device_id``)."""
+    keys = {r[0]: r[1] for r in conn.execute("SELECT device_id, ed25519 FROM devices")}
+    purged = audit_crud.purge_anchor(conn)[0] > 0
+    by_device: dict[str, list[tuple[int, dict[str, Any], Any]]] = {}
+    reports: dict[str, DeviceChainReport] = {}
+    for row in _rows(conn, device_id):
+        dev = row["device_id"]
+        report = reports.setdefault(dev, DeviceChainReport(dev, row["actor_user_id"]))
+        detail = json.loads(row["detail"]) if row["detail"] else {}
+        if not all(k in detail for k in CHAIN_KEYS) or not isinstance(
+                detail.get("device_seq"), int):
+            report.problems.append((0, f"server entry {row['seq']} is not a signed chain entry"))
+            continue
+        by_device.setdefault(dev, []).append((detail["device_seq"], detail, row))
+    for dev, items in by_device.items():
+        report = reports[dev]
+        items.sort(key=lambda item: item[0])
+        report.entries = len(items)
+        report.first_seq, report.last_seq = items[0][0], items[-1][0]
+        # After a retention purge the device's oldest entries may be gone: start where the
+        # stored ones start. Otherwise a device's chain starts at 1 with the genesis hash.
+        expected_seq = items[0][0] if purged else 1
+        expected_prev = items[0][1]["prev_hash"] if purged else GENESIS_HASH
+        key = keys.get(dev)
+        for seq, detail, row in items:
+            if seq > expected_seq:
+                report.gaps.append((expected_seq, seq - 1))
+            elif seq < expected_seq:
+                report.problems.append((seq, "device_seq stored twice"))
+                continue
+            if seq == expected_seq and detail["prev_hash"] != expected_prev:
+                report.problems.append((seq, "previous-hash link broken"))
+            action = row["action"].removeprefix("client.")
+            computed = client_entry_hash(dev, detail, action, row["object_type"],
+                                         row["object_id"], row["outcome"])
+            if computed != detail["entry_hash"]:
+                report.problems.append((seq, "entry altered (hash mismatch)"))
+            elif key is None or not verify_ed25519(
+                    key, SIGNATURE_CONTEXT + detail["entry_hash"].encode(),
+                    str(detail["signature"])):
+                report.problems.append((seq, "signature invalid for the device key"))
+            expected_seq, expected_prev = seq + 1, detail["entry_hash"]
+    return sorted(reports.values(), key=lambda r: r.device_id)
