@@ -1,0 +1,292 @@
+"""Calls use case (Qt-free): wires the signed-in session's transport, the relay's signaling
+and the E2EE device directory into ``app.rtc`` calls (docs/calls.md).
+
+* Signals go out through ``POST /v1/rooms/{room}/signal`` and come in over a push socket of
+  our own (the relay pushes to every socket of a device).
+* The key a peer's offer/answer must be signed with comes from the chat service's verified
+  directory view, and only for devices our trust policy lets receive room keys (blocked,
+  new or changed-and-not-accepted devices get no call either).
+* TURN credentials are fetched per call; ``relay_only`` forces media through TURN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psygnal import Signal
+
+from app.core.errors import ConnectionFailed, SafeConsultError, ServerError
+from app.crypto.devices import may_receive_keys
+from app.net import signaling_api
+from app.net.events import Closed, push_frames
+from app.net.transport import Transport
+from app.rtc.call import Call, CallOptions, PeerLink
+from app.rtc.ice import IcePolicy, TurnCredentials
+from app.rtc.signing import Party
+from app.services.chat import ChatService
+from app.services.session import SessionService
+
+log = logging.getLogger(__name__)
+
+
+class TurnRequired(SafeConsultError):
+    user_message = "Calls must go through the hospital's relay, and it is not available."
+
+
+@dataclass
+class IncomingCall:
+    call_id: str
+    room_id: str
+    caller: Party
+    offers: list[tuple[Party, str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    call_id: str
+    what: str  # connected | refused | rebuilding | ended
+    peer: Party
+    detail: str = ""
+
+
+def new_call_id() -> str:
+    return "call-" + secrets.token_urlsafe(12)
+
+
+class CallsService:
+    incoming = Signal(object)  # IncomingCall
+    event = Signal(object)  # CallEvent
+
+    def __init__(self, session: SessionService, chat: ChatService, *,
+                 auto_accept: bool = False, use_turn: bool = True, relay_only: bool = False,
+                 options: CallOptions | None = None,
+                 send_wrapper: Callable[[Any], Any] | None = None) -> None:
+        if session.device is None:
+            raise SafeConsultError("calls need a signed-in session")
+        self._session = session
+        self.chat = chat
+        self.device = session.device
+        self.local = Party(session.device.user_id, session.device.device_id)
+        self.auto_accept = auto_accept
+        self.use_turn = use_turn
+        self.relay_only = relay_only
+        self.options = options or CallOptions()
+        self.calls: dict[str, Call] = {}
+        self.rooms: dict[str, str] = {}  # call id -> room id
+        self.pending: dict[str, IncomingCall] = {}
+        self._early: dict[str, list[signaling_api.IncomingSignal]] = {}  # while accepting
+        self._tasks: set[asyncio.Task] = set()
+        self._pusher: asyncio.Task | None = None
+        self._closing = False
+        self._send_signal = signaling_api.send_signal
+        if send_wrapper is not None:  # tests: a relay that rewrites signals in transit
+            self._send_signal = send_wrapper(self._send_signal)
+        self.push_connected = asyncio.Event()
+
+    @property
+    def transport(self) -> Transport:
+        if self._session.transport is None:
+            raise ConnectionFailed("signed out")
+        return self._session.transport
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._pusher = asyncio.get_running_loop().create_task(self._push_loop())
+        await asyncio.wait_for(self.push_connected.wait(), 10)
+
+    async def stop(self) -> None:
+        self._closing = True
+        for call_id in list(self.calls):
+            await self.hangup(call_id)
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pusher
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _push_loop(self) -> None:
+        backoff = 0.5
+        while not self._closing:
+            try:
+                async for frame in push_frames(self.transport):
+                    backoff = 0.5
+                    if isinstance(frame, Closed):
+                        break
+                    if frame.get("type") == "hello":
+                        self.push_connected.set()
+                    signal = signaling_api.parse_signal(frame)
+                    if signal is not None:
+                        self._spawn(self._on_signal(signal))
+            except asyncio.CancelledError:
+                raise
+            except SafeConsultError as exc:
+                log.info("calls push lost", extra={"event": "calls_push_lost",
+                                                   "reason_code": exc.__class__.__name__})
+            self.push_connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- trust -----------------------------------------------------------------------------
+
+    def key_for(self, user_id: str, device_id: str) -> str | None:
+        """The device's Ed25519 key from *our* directory view, if our policy trusts it."""
+        if (user_id, device_id) == (self.local.user_id, self.local.device_id):
+            return None
+        record = self.chat.machine.devices(user_id).get(device_id)
+        if record is None or not may_receive_keys(record, self.chat.machine.trust_policy):
+            return None
+        return record.ed25519
+
+    async def _know(self, user_ids: list[str]) -> None:
+        unknown = [u for u in user_ids if not self.chat.machine.devices(u)]
+        if unknown:
+            await self.chat.refresh_device_lists(unknown)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def _ice(self) -> IcePolicy:
+        turn = None
+        if self.use_turn or self.relay_only:
+            try:
+                wire = await signaling_api.turn_credentials(self.transport)
+                turn = TurnCredentials(wire.uris, wire.username, wire.credential, wire.ttl_s)
+            except ServerError as exc:
+                if self.relay_only:
+                    raise TurnRequired(f"no TURN credentials ({exc.code})") from None
+        if self.relay_only and (turn is None or not turn.uris):
+            raise TurnRequired("the relay offers no TURN server")
+        return IcePolicy(turn=turn, relay_only=self.relay_only,
+                         stun_urls=self.options.ice.stun_urls)
+
+    async def _new_call(self, call_id: str, room_id: str) -> Call:
+        ice = await self._ice()
+        options = CallOptions(**{**self.options.__dict__, "ice": ice})
+        room = room_id
+
+        async def send(peer: Party, kind: str, payload: dict[str, Any]) -> None:
+            try:
+                await self._send_signal(self.transport, room, to_user_id=peer.user_id,
+                                        to_device_id=peer.device_id, call_id=call_id,
+                                        kind=kind, payload=payload)
+            except SafeConsultError as exc:
+                log.info("signal not sent", extra={"event": "call_signal_failed",
+                                                   "reason_code": exc.__class__.__name__})
+
+        call = Call(call_id, self.local, sign=self.device.identity.sign, key_for=self.key_for,
+                    send=send, options=options,
+                    on_event=lambda what, link: self._on_link_event(call_id, what, link))
+        self.calls[call_id] = call
+        self.rooms[call_id] = room_id
+        return call
+
+    def _on_link_event(self, call_id: str, what: str, link: PeerLink) -> None:
+        detail = link.refusal.reason if link.refusal is not None else ""
+        self.event.emit(CallEvent(call_id, what, link.peer, detail))
+
+    async def room_devices(self, room_id: str) -> list[Party]:
+        """Every trusted device of every other joined member of the room."""
+        members = [m for m in self.chat.members(room_id) if m != self.local.user_id]
+        await self._know(members)
+        peers = []
+        for user_id in members:
+            for device_id in sorted(self.chat.machine.devices(user_id)):
+                if self.key_for(user_id, device_id):
+                    peers.append(Party(user_id, device_id))
+        return peers
+
+    async def place_call(self, room_id: str, peers: list[Party] | None = None) -> Call:
+        peers = peers if peers is not None else await self.room_devices(room_id)
+        if not peers:
+            raise SafeConsultError("no trusted device to call in this consult")
+        call = await self._new_call(new_call_id(), room_id)
+        for peer in peers:  # all links first, so every offer lists every participant
+            call.link(peer, offerer=True)
+        await asyncio.gather(*(call.connect(peer, offerer=True) for peer in peers))
+        return call
+
+    async def _on_signal(self, signal: signaling_api.IncomingSignal) -> None:
+        sender = Party(signal.sender, signal.sender_device)
+        if signal.call_id in self._early:
+            self._early[signal.call_id].append(signal)
+            return
+        call = self.calls.get(signal.call_id)
+        if call is not None:
+            if self.rooms.get(signal.call_id) == signal.room_id:
+                await call.handle(sender, signal.kind, signal.payload)
+            return
+        if signal.kind != "offer":
+            pending = self.pending.get(signal.call_id)
+            if pending is not None and signal.kind == "hangup" and sender == pending.caller:
+                del self.pending[signal.call_id]
+            return
+        pending = self.pending.get(signal.call_id)
+        if pending is None:
+            pending = self.pending[signal.call_id] = IncomingCall(
+                signal.call_id, signal.room_id, sender)
+            pending.offers.append((sender, signal.kind, signal.payload))
+            if self.auto_accept:
+                await self.accept(signal.call_id)
+            else:
+                self.incoming.emit(pending)
+        else:
+            pending.offers.append((sender, signal.kind, signal.payload))
+
+    async def accept(self, call_id: str) -> Call:
+        pending = self.pending.pop(call_id)
+        self._early[call_id] = []
+        try:
+            call = await self._accept(pending)
+        finally:
+            early = self._early.pop(call_id, [])
+        for signal in early:
+            await self._on_signal(signal)
+        return call
+
+    async def _accept(self, pending: IncomingCall) -> Call:
+        await self._know([pending.caller.user_id])
+        call = await self._new_call(pending.call_id, pending.room_id)
+        others: list[Party] = []
+        for sender, kind, payload in pending.offers:
+            participants = payload.get("participants")
+            if isinstance(participants, list):
+                for item in participants:
+                    if (isinstance(item, list) and len(item) == 2
+                            and all(isinstance(x, str) for x in item)):
+                        party = Party(item[0], item[1])
+                        if party not in (self.local, pending.caller):
+                            others.append(party)
+            await call.handle(sender, kind, payload)
+        # Mesh: between two callees the smaller device id offers.
+        await self._know(sorted({p.user_id for p in others}))
+        for party in dict.fromkeys(others):
+            await call.connect(party, offerer=self.local.device_id < party.device_id)
+        return call
+
+    async def reject(self, call_id: str) -> None:
+        pending = self.pending.pop(call_id, None)
+        if pending is None:
+            return
+        with contextlib.suppress(SafeConsultError):
+            await self._send_signal(self.transport, pending.room_id,
+                                    to_user_id=pending.caller.user_id,
+                                    to_device_id=pending.caller.device_id, call_id=call_id,
+                                    kind="reject", payload={})
+
+    async def hangup(self, call_id: str) -> None:
+        call = self.calls.pop(call_id, None)
+        self.rooms.pop(call_id, None)
+        if call is not None:
+            await call.hangup()

@@ -1,0 +1,319 @@
+"""Calls end to end: real workstations (own device identity, keyring, SQLCipher cache) signed
+in to the real server over TLS, signaling through POST /v1/rooms/{room}/signal and the push
+socket, real aiortc peers on loopback, a real coturn for the TURN cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from app.rtc.call import CallOptions, LinkState
+from app.rtc.ice import candidate_types
+from app.rtc.signing import FingerprintMismatch, Party
+from app.services.calls import CallEvent, CallsService
+from app.services.chat import ChatService
+from tests.integration.conftest import Workstation
+from tests.support.clients import UserCreds, create_user, next_totp_code
+from tests.support.server import start_server
+
+TURN_SECRET = "coturn-shared-secret-for-calls"
+SIGNED_FIELDS = {"v", "sdp_type", "sdp", "generation", "ts_ms", "fingerprints", "signature"}
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        return udp.getsockname()[1]
+
+
+class Coturn:
+    """Debian's coturn on loopback with the REST shared secret; stop()/start() on one port."""
+
+    def __init__(self, root) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+             f"--listening-port={self.port}", "--use-auth-secret",
+             f"--static-auth-secret={TURN_SECRET}", "--realm=safeconsult", "--no-tls",
+             "--no-dtls", "--no-cli", "--allow-loopback-peers",
+             f"--pidfile={self.root / 'turn.pid'}", "--log-file=stdout", "--simple-log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("coturn did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def coturn(tmp_path):
+    if shutil.which("turnserver") is None:
+        pytest.skip("coturn not installed")
+    turn = Coturn(tmp_path)
+    turn.start()
+    yield turn
+    turn.stop()
+
+
+@pytest.fixture
+def turn_server(tmp_path, coturn):
+    running = start_server(tmp_path / "turn-server", require_device_approval=False,
+                           login_backoff_base_ms=0, turn_secret=TURN_SECRET,
+                           turn_urls=(f"turn:127.0.0.1:{coturn.port}?transport=udp",))
+    yield running
+    running.stop()
+
+
+@dataclass
+class Peer:
+    creds: UserCreds
+    ws: Workstation
+    chat: ChatService
+    calls: CallsService
+    events: list[CallEvent]
+    sent: list[tuple[str, str, dict]]  # (kind, to_device, payload) as handed to the relay
+
+    @property
+    def party(self) -> Party:
+        return self.calls.local
+
+    async def close(self) -> None:
+        await self.calls.stop()
+        await self.chat.stop()
+        await self.ws.session.aclose()
+
+
+def recording(peer_sent: list, rewrite=None):
+    def wrap(send):
+        async def wrapped(transport, room_id, **kw):
+            payload = kw["payload"]
+            if rewrite is not None:
+                payload = kw["payload"] = rewrite(kw["kind"], payload)
+            peer_sent.append((kw["kind"], kw["to_device_id"], payload))
+            return await send(transport, room_id, **kw)
+        return wrapped
+    return wrap
+
+
+async def new_peer(server, tmp_path, name: str, *, rewrite=None, **options) -> Peer:
+    creds = create_user(server, name)
+    ws = Workstation(server, tmp_path / f"ws-{name}")
+    code = await next_totp_code(server, creds.username, creds.totp_secret)
+    await ws.session.sign_in(creds.username, creds.password, code)
+    chat = ChatService(ws.session)
+    await chat.start(background=False)
+    sent: list = []
+    events: list[CallEvent] = []
+    call_options = options.pop("call_options", None) or CallOptions(video_tag=len(name))
+    calls = CallsService(ws.session, chat, auto_accept=True, options=call_options,
+                         send_wrapper=recording(sent, rewrite), **options)
+    calls.event.connect(events.append)
+    await calls.start()
+    return Peer(creds, ws, chat, calls, events, sent)
+
+
+async def consult(owner: Peer, *others: Peer) -> str:
+    room_id = await owner.chat.create_room()
+    for other in others:
+        await owner.chat.invite(room_id, other.creds.username)
+        await other.chat.refresh_rooms()
+        await other.chat.join(room_id)
+    for peer in (owner, *others):
+        await peer.chat.refresh_rooms()
+        await peer.chat.sync_once()
+    return room_id
+
+
+async def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.05)
+
+
+def link(peer: Peer, other: Peer):
+    for call in peer.calls.calls.values():
+        found = call.links.get(other.party)
+        if found is not None:
+            return found
+    return None
+
+
+def flowing(a: Peer, b: Peer, frames: int = 10) -> bool:
+    ab, ba = link(a, b), link(b, a)
+    return (ab is not None and ba is not None and ab.stats.stamped_frames >= frames
+            and ba.stats.stamped_frames >= frames)
+
+
+def check_signals_hold_no_media(peer: Peer) -> None:
+    """What a device handed the relay: signed SDP (no trickled candidates), hang-ups, rebuild
+    requests -- never a media byte."""
+    for kind, _, payload in peer.sent:
+        if kind in ("offer", "answer"):
+            assert set(payload) - {"participants"} == SIGNED_FIELDS
+            assert payload["sdp"].startswith("v=0")
+            assert len(json.dumps(payload)) < 16_000
+        else:
+            assert kind in ("hangup", "invite", "reject") and set(payload) <= {"rebuild"}
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+async def test_a_call_through_the_real_server_carries_video_both_ways(open_server, tmp_path):
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    try:
+        room_id = await consult(alice, bob)
+        call = await alice.calls.place_call(room_id)
+        assert list(call.links) == [bob.party]
+        await wait_for(lambda: flowing(alice, bob, 15))
+        ab, ba = link(alice, bob), link(bob, alice)
+        # Frames decoded on each side carry the *other* side's stamp (tag = len(name)).
+        assert ab.stats.tags == {len("dr.bob")} and ba.stats.tags == {len("dr.alice")}
+        assert ab.stats.audio_frames > 0 and ba.stats.audio_frames > 0
+        assert ab.code and ab.code == ba.code  # both ends show the same verification code
+        assert ab.route() == ba.route() == "direct"
+        assert {e.what for e in alice.events} == {"connected"}
+
+        # The server: signals are pushed, never stored; its disk holds no SDP and no stamp.
+        check_signals_hold_no_media(alice)
+        check_signals_hold_no_media(bob)
+        sdp_bits = [p["fingerprints"][0].split()[1].encode() for k, _, p in alice.sent
+                    if k == "offer"]
+        assert sdp_bits
+        for path in open_server.data_dir.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not any(bit in data for bit in sdp_bits), path
+                assert b"a=fingerprint" not in data and b"m=video" not in data, path
+
+        await alice.calls.hangup(call.call_id)
+        await wait_for(lambda: ba.state is LinkState.CLOSED, 5)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+def swap_fingerprint(kind: str, payload: dict) -> dict:
+    """A relay substituting its own DTLS certificate: rewrite a=fingerprint in the offer."""
+    if kind != "offer":
+        return payload
+    sdp = re.sub(r"(a=fingerprint:sha-256 )([0-9A-F]{2})",
+                 lambda m: m.group(1) + ("00" if m.group(2) != "00" else "11"), payload["sdp"])
+    return {**payload, "sdp": sdp}
+
+
+async def test_a_relay_that_swaps_the_fingerprint_is_refused(open_server, tmp_path):
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False,
+                           rewrite=swap_fingerprint)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    try:
+        room_id = await consult(alice, bob)
+        await alice.calls.place_call(room_id)
+        await wait_for(lambda: any(e.what == "refused" for e in bob.events), 10)
+        (refused,) = bob.events
+        assert refused.peer == alice.party and refused.detail == "fingerprint_mismatch"
+        ba = link(bob, alice)
+        assert ba.state is LinkState.REFUSED and isinstance(ba.refusal, FingerprintMismatch)
+        assert ba.pc is None and ba.stats.video_frames == 0
+        await asyncio.sleep(1.0)
+        ab = link(alice, bob)
+        assert ab.state is not LinkState.CONNECTED and ab.stats.video_frames == 0
+        assert [kind for kind, _, _ in bob.sent] == []  # no answer ever left Bob
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_turn_relay_only_call(turn_server, tmp_path):
+    alice = await new_peer(turn_server, tmp_path, "dr.alice", relay_only=True)
+    bob = await new_peer(turn_server, tmp_path, "dr.bob", relay_only=True)
+    try:
+        room_id = await consult(alice, bob)
+        await alice.calls.place_call(room_id)
+        await wait_for(lambda: flowing(alice, bob, 15))
+        assert link(alice, bob).route() == link(bob, alice).route() == "relay"
+        for peer in (alice, bob):
+            for kind, _, payload in peer.sent:
+                if kind in ("offer", "answer"):
+                    types = candidate_types(payload["sdp"])
+                    assert types and set(types) == {"relay"}, types
+            check_signals_hold_no_media(peer)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_dropped_relay_is_recovered_without_user_action(turn_server, coturn, tmp_path):
+    options = CallOptions(stall_s=2.0, connect_timeout_s=4.0, max_backoff_s=1.0)
+    alice = await new_peer(turn_server, tmp_path, "dr.alice", relay_only=True,
+                           call_options=options)
+    bob = await new_peer(turn_server, tmp_path, "dr.bob", relay_only=True,
+                         call_options=options)
+    try:
+        room_id = await consult(alice, bob)
+        await alice.calls.place_call(room_id)
+        await wait_for(lambda: flowing(alice, bob, 10))
+        ab = link(alice, bob)
+        first_generation = ab.generation
+        coturn.stop()  # the only media path is gone
+        await wait_for(lambda: ab.state is not LinkState.CONNECTED, 10)
+        coturn.start()
+        await wait_for(lambda: ab.state is LinkState.CONNECTED
+                       and ab.generation > first_generation, 40)
+        ba = link(bob, alice)
+        before = (ab.stats.stamped_frames, ba.stats.stamped_frames)
+        await wait_for(lambda: ab.stats.stamped_frames > before[0] + 10
+                       and ba.stats.stamped_frames > before[1] + 10, 15)
+        assert ab.route() == "relay" and ab.rebuilds >= 1
+        assert ba.generation == ab.generation
+        assert "rebuilding" in {e.what for e in alice.events + bob.events}
+        # Every rebuilt connection was signed again (a fresh offer per generation).
+        offers = [p["generation"] for k, _, p in alice.sent if k == "offer"]
+        assert offers[0] == first_generation and offers[-1] == ab.generation
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_three_party_mesh(open_server, tmp_path):
+    peers = [await new_peer(open_server, tmp_path, name, use_turn=False)
+             for name in ("dr.alice", "dr.bob", "dr.carol")]
+    alice, bob, carol = peers
+    try:
+        room_id = await consult(alice, bob, carol)
+        await alice.calls.place_call(room_id)
+        await wait_for(lambda: all(flowing(a, b, 10) for a, b in
+                                   ((alice, bob), (alice, carol), (bob, carol))), 30)
+        for me in peers:
+            for other in peers:
+                if other is not me:
+                    assert link(me, other).stats.tags == {len(other.creds.username)}
+                    assert link(me, other).code == link(other, me).code
+    finally:
+        for peer in peers:
+            await peer.close()
