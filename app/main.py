@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_client(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths, *,
                 keys_in_memory: bool = False) -> int:
-    from app.core.logsafe import configure_logging
-
-    configure_logging(paths.logs)
+    early_log = _EarlyLog.install()  # the log file is set up after the first frame
     settings = Settings.load(paths.settings_file())
-    return _run_gui(args, policy_load, paths, settings, keys_in_memory=keys_in_memory)
+    return _run_gui(args, policy_load, paths, settings, keys_in_memory=keys_in_memory,
+                    early_log=early_log)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -122,14 +121,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
-             settings: Settings, *, keys_in_memory: bool = False) -> int:
+             settings: Settings, *, keys_in_memory: bool = False,
+             early_log: _EarlyLog | None = None) -> int:
     from PySide6.QtCore import QEventLoop
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
-
-    from app.ui.pyside_guard import protect_none
-
-    protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (see there)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SafeConsult")
@@ -140,7 +136,7 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     # We end the loop ourselves when the window closes (see _serve), after async clean-up.
     app.setQuitOnLastWindowClosed(False)
     window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings,
-                           keys_in_memory=keys_in_memory)
+                           keys_in_memory=keys_in_memory)  # painted from the state's values
     if args.screenshot is None:
         window.login.set_ready(False)  # until _prepare_device has run
     window.show()
@@ -150,6 +146,8 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     app.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
     if args.screenshot is not None:
         _save_screenshot(window, args.screenshot)
+    _after_first_frame(window, paths, early_log)
+    if args.screenshot is not None:
         window.close()
         return 0
 
@@ -215,6 +213,64 @@ async def _prepare_device(window: Any, policy: Policy, paths: Paths, *,
                           if notice else "")
 
 
+def _after_first_frame(window: Any, paths: Paths, early_log: _EarlyLog | None) -> None:
+    """What the first frame did not need: the window starts observing AppState (this loads
+    psygnal), the log file is opened (logging.handlers) and what was logged so far is written
+    to it, and the guard against the bindings' None leak goes up (it may load ctypes)."""
+    from app.core.logsafe import configure_logging
+    from app.ui.pyside_guard import protect_none
+
+    protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (see there)
+    window.observe_state()
+    configure_logging(paths.logs)
+    if early_log is not None:
+        early_log.replay()
+
+
+class _EarlyLog:
+    """Holds log records in memory until the log file is configured after the first frame,
+    then passes them to the configured (PHI-filtered) handlers. Memory only: nothing reaches
+    a disk or the console unfiltered in between."""
+
+    LIMIT = 1000
+
+    def __init__(self) -> None:
+        import logging
+
+        class Buffer(logging.Handler):
+            def __init__(self, records: list[logging.LogRecord]) -> None:
+                super().__init__(logging.INFO)
+                self.records = records
+
+            def emit(self, record: logging.LogRecord) -> None:
+                if len(self.records) < _EarlyLog.LIMIT:
+                    self.records.append(record)
+
+        self.records: list[logging.LogRecord] = []
+        self.handler = Buffer(self.records)
+
+    @classmethod
+    def install(cls) -> _EarlyLog:
+        import logging
+
+        early = cls()
+        root = logging.getLogger()
+        root.addHandler(early.handler)
+        root.setLevel(logging.INFO)  # what configure_logging will set
+        return early
+
+    def replay(self) -> None:
+        import logging
+
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        for record in self.records:
+            for handler in root.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        self.records.clear()
+
+
 def _start_auto_lock(app: QApplication, window: Any, policy: Policy) -> None:
     """After the first frame (nobody can sign in before the loop runs): the idle lock and the
     OS lock / suspend signals. Both live as long as the window (their Qt parent)."""
@@ -239,7 +295,8 @@ def _save_screenshot(window: Any, path: Path) -> None:
     if not window.grab().save(str(path), "PNG"):
         raise SystemExit(f"safeconsult: could not write {path}")
     # The start-up benchmark reads this line (wall-clock time of the first rendered frame).
-    print(f"screenshot saved: {path} (rendered at {time.time():.6f})", flush=True)
+    print(f"screenshot saved: {path} (rendered at {time.time():.6f}, "
+          f"cpu {time.process_time():.6f})", flush=True)
 
 
 def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths: Paths,
@@ -252,7 +309,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
     from app.ui.session_link import SessionLink
     from app.ui.theme import THEMES, ThemeController
 
-    state = AppState(policy_problem=policy_problem)
+    state = AppState(policy_problem=policy_problem)  # psygnal loads when first observed
     languages = LanguageSwitcher(app)
     languages.apply(pick_language(settings.language, system_ui_languages()))
     theme = ThemeController(app)
@@ -271,7 +328,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
                         data_dir=paths.data),
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,
         on_close=session.aclose, sign_out=session.sign_out,
-        lock=session.lock, unlock=session.unlock,
+        lock=session.lock, unlock=session.unlock, observe_state=False,
     )
 
 

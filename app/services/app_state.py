@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
-
-from psygnal import SignalGroupDescriptor
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from app.core.session import DeviceState, SignedInUser
+
+if TYPE_CHECKING:
+    from psygnal import SignalGroupDescriptor
 
 __all__ = ["ADMIN_ROLES", "AppState", "ConnectionState", "DeviceState", "SignedInUser",
            "is_admin"]
@@ -42,9 +43,28 @@ def is_admin(user: SignedInUser | None) -> bool:
     return user is not None and user.role in ADMIN_ROLES
 
 
+class _EventsOnFirstUse:
+    """``AppState.events``, made at first use: importing psygnal costs ~30 ms of CPU (it reads
+    its own version through importlib.metadata), and the sign-in window is painted before
+    anything observes the state (docs/performance.md, "Start-up (client)"). The first access
+    puts psygnal's own descriptor in its place; fields set before that had no observers."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        from psygnal import SignalGroupDescriptor
+
+        descriptor = SignalGroupDescriptor()
+        setattr(owner, self._name, descriptor)
+        descriptor.__set_name__(owner, self._name)
+        return descriptor.__get__(instance, owner)
+
+
 @dataclass
 class AppState:
-    events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
+    if TYPE_CHECKING:
+        events: ClassVar[SignalGroupDescriptor]
 
     connection: ConnectionState = ConnectionState.OFFLINE
     device: DeviceState = DeviceState.UNENROLLED
@@ -58,3 +78,9 @@ class AppState:
     locked: bool = False
     # Non-empty when the machine policy was refused and safe defaults are in force.
     policy_problem: str = ""
+
+
+# Set after @dataclass, which reads every class attribute (and would import psygnal now).
+_events = _EventsOnFirstUse()
+_events.__set_name__(AppState, "events")
+AppState.events = _events  # type: ignore[misc]

@@ -36,17 +36,18 @@ from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.banner import SharedDeviceBanner
 from app.ui.i18n import LANGUAGES, LanguageSwitcher
-from app.ui.lock_screen import LockScreen, LockWarning, Unlock
+from app.ui.lock_screen import LockWarning, Unlock
 from app.ui.login_view import LoginView, SignIn
 from app.ui.notify import NotificationArea
 from app.ui.observe import observe
 from app.ui.phi import phi_widgets
 from app.ui.status_indicators import StatusIndicators
 from app.ui.theme import THEMES, ThemeController
-from app.ui.wiped_view import WipedView
 
 if TYPE_CHECKING:
     from app.ui.about_dialog import AboutDialog
+    from app.ui.lock_screen import LockScreen
+    from app.ui.wiped_view import WipedView
     from app.ui.workspace import Workspace
 
 
@@ -66,8 +67,12 @@ class MainWindow(QMainWindow):
         sign_out: Callable[[], Awaitable[None]] | None = None,
         lock: Callable[[], None] | None = None,
         unlock: Unlock | None = None,
+        observe_state: bool = True,
         parent: QWidget | None = None,
     ) -> None:
+        """``observe_state=False`` paints from the state's current values and connects the
+        observers only when :meth:`observe_state` is called: the composition root does that
+        after the first frame (observing loads psygnal, ~30 ms of CPU)."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self._state = state
@@ -93,14 +98,12 @@ class MainWindow(QMainWindow):
         self.lock_warning = LockWarning()
         self.login = LoginView(sign_in, runner, about.server_url)
         self._workspace: Workspace | None = None  # built at the first sign-in (start-up time)
-        self.lock_screen = LockScreen(unlock, runner)
-        self.lock_screen.signOutRequested.connect(self.switch_user)
-        self.lock_screen.unlockFailed.connect(self._unlock_failed)
-        self.wiped = WipedView()
+        self._unlock = unlock
+        # Built when first needed, not for the first frame (start-up time).
+        self._lock_screen: LockScreen | None = None
+        self._wiped: WipedView | None = None
         self.pages = QStackedWidget()
         self.pages.addWidget(self.login)
-        self.pages.addWidget(self.lock_screen)
-        self.pages.addWidget(self.wiped)
 
         central = QWidget()
         column = QVBoxLayout(central)
@@ -114,19 +117,33 @@ class MainWindow(QMainWindow):
 
         self.statusBar().setSizeGripEnabled(False)  # the window frame resizes; no stray grip
         self.indicators = StatusIndicators(
-            state, self.statusBar(), warning_s=about.policy.lock_warning_s)
+            state, self.statusBar(), warning_s=about.policy.lock_warning_s, observe_state=False)
         self._build_menus()
+        self._observing = False
+        if observe_state:
+            self.observe_state()
+        self._sync_page()
+        self._show_fingerprint()
+        self.resize(1100, 720)
+        self.setMinimumSize(720, 520)
+        self.retranslate()
+
+    def observe_state(self) -> None:
+        """Follow ``AppState`` from now on (idempotent); shows its current values first."""
+        if self._observing:
+            return
+        self._observing = True
+        state = self._state
         observe(state.events.user, self._sync_page, self)
         observe(state.events.locked, self._sync_page, self)
         observe(state.events.device, self._sync_page, self)
         observe(state.events.device, self._show_fingerprint, self)
         observe(state.events.device_fingerprint, self._show_fingerprint, self)
         observe(state.events.lock_seconds_left, self.lock_warning.show_seconds, self.lock_warning)
+        self.indicators.observe_state()
         self._sync_page()
         self._show_fingerprint()
-        self.resize(1100, 720)
-        self.setMinimumSize(720, 520)
-        self.retranslate()
+        self.lock_warning.show_seconds(state.lock_seconds_left)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -137,6 +154,26 @@ class MainWindow(QMainWindow):
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def lock_screen(self) -> LockScreen:
+        if self._lock_screen is None:
+            from app.ui.lock_screen import LockScreen
+
+            self._lock_screen = LockScreen(self._unlock, self._runner)
+            self._lock_screen.signOutRequested.connect(self.switch_user)
+            self._lock_screen.unlockFailed.connect(self._unlock_failed)
+            self.pages.addWidget(self._lock_screen)
+        return self._lock_screen
+
+    @property
+    def wiped(self) -> WipedView:
+        if self._wiped is None:
+            from app.ui.wiped_view import WipedView
+
+            self._wiped = WipedView()
+            self.pages.addWidget(self._wiped)
+        return self._wiped
 
     @property
     def workspace(self) -> Workspace:
@@ -237,8 +274,8 @@ class MainWindow(QMainWindow):
         page = self.pages.currentWidget()
         if page is self.login:
             self.login.username.setFocus()
-        elif page is self.lock_screen:
-            self.lock_screen.password.setFocus()
+        elif page is self._lock_screen and self._lock_screen is not None:
+            self._lock_screen.password.setFocus()
         elif page is self._workspace:
             self._workspace.navigation.setFocus()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from psygnal import SignalInstance
 from PySide6.QtCore import QObject
+
+if TYPE_CHECKING:
+    from psygnal import SignalInstance
 
 
 def observe(signal: SignalInstance, slot: Callable[..., Any], owner: QObject) -> None:

@@ -55,7 +55,8 @@ class StatusIndicators:
     warning). The owning window calls :meth:`retranslate` on a language change.
     """
 
-    def __init__(self, state: AppState, status_bar: QStatusBar, *, warning_s: int = 30) -> None:
+    def __init__(self, state: AppState, status_bar: QStatusBar, *, warning_s: int = 30,
+                 observe_state: bool = True) -> None:
         self._state = state
         self._warning_s = warning_s
         self.connection = QLabel()
@@ -65,6 +66,17 @@ class StatusIndicators:
                             (self.device, "deviceStatus"), (self.lock, "lockCountdown")):
             label.setObjectName(name)
             status_bar.addPermanentWidget(label)
+        self._observing = False
+        if observe_state:
+            self.observe_state()
+        self.retranslate()
+
+    def observe_state(self) -> None:
+        """Follow the state from now on (idempotent; the window may call it after painting)."""
+        if self._observing:
+            return
+        self._observing = True
+        state = self._state
         observe(state.events.connection, self._show_connection, self.connection)
         observe(state.events.device, self._show_device, self.device)
         observe(state.events.lock_seconds_left, self._show_lock, self.lock)

@@ -39,13 +39,13 @@ window.resize(1100, 720)
 window.show()
 def shot():
     window.grab().save(sys.argv[1], "PNG")
-    print(f"rendered at {time.time():.6f}", flush=True)
+    print(f"rendered at {time.time():.6f}, cpu {time.process_time():.6f}", flush=True)
     app.quit()
 QTimer.singleShot(0, shot)
 app.exec()
 """
 
-RENDERED = re.compile(r"rendered at (\d+\.\d+)")
+RENDERED = re.compile(r"rendered at (\d+\.\d+), cpu (\d+\.\d+)")
 
 
 def children_cpu() -> float:
@@ -53,11 +53,14 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_to_render(command: list[str]) -> tuple[float, float]:
-    """(wall seconds from launch to the rendered frame, CPU seconds of the whole process).
+def time_to_render(command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds from launch to the rendered frame, CPU seconds of the process up to that
+    frame, CPU seconds of the whole process).
 
-    CPU time is disturbed far less than wall time by other load on the machine; children run
-    one at a time, so the growth of RUSAGE_CHILDREN is this child's own.
+    CPU time is disturbed far less than wall time by other load on the machine. CPU to the
+    frame is the child's own ``time.process_time()`` when it prints the line; the whole
+    process's comes from RUSAGE_CHILDREN (children run one at a time) and includes what runs
+    after the frame (SafeConsult defers work there on purpose).
     """
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     cpu_before = children_cpu()
@@ -68,7 +71,7 @@ def time_to_render(command: list[str]) -> tuple[float, float]:
     assert result.returncode == 0, result.stderr
     match = RENDERED.search(result.stdout)
     assert match, result.stdout
-    return float(match.group(1)) - started, cpu
+    return float(match.group(1)) - started, float(match.group(2)), cpu
 
 
 @pytest.mark.bench
@@ -76,24 +79,32 @@ def test_startup_against_a_bare_pyside6_window(tmp_path):
     ours_cmd = [sys.executable, "-m", "app.main", "--screenshot", str(tmp_path / "ours.png"),
                 "--data-dir", str(tmp_path / "data")]
     bare_cmd = [sys.executable, "-c", BARE, str(tmp_path / "bare.png")]
-    python_cmd = [sys.executable, "-c", "import time; print(f'rendered at {time.time():.6f}')"]
+    python_cmd = [sys.executable, "-c", "import time; "
+                  "print(f'rendered at {time.time():.6f}, cpu {time.process_time():.6f}')"]
     for command in (ours_cmd, bare_cmd):  # warm the file cache; not counted
         time_to_render(command)
-    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "bare": [], "python": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"ours": [], "bare": [], "python": []}
     for _ in range(RUNS):
         runs["ours"].append(time_to_render(ours_cmd))
         runs["bare"].append(time_to_render(bare_cmd))
         runs["python"].append(time_to_render(python_cmd))
-    wall = {k: statistics.median(w for w, _ in v) * 1000 for k, v in runs.items()}
-    cpu = {k: statistics.median(c for _, c in v) * 1000 for k, v in runs.items()}
-    ratio, cpu_ratio = wall["ours"] / wall["bare"], cpu["ours"] / cpu["bare"]
+    def median_ms(index: int) -> dict[str, float]:
+        return {k: statistics.median(r[index] for r in v) * 1000 for k, v in runs.items()}
+
+    wall, frame_cpu, cpu = median_ms(0), median_ms(1), median_ms(2)
+    ratio = wall["ours"] / wall["bare"]
+    frame_ratio, cpu_ratio = frame_cpu["ours"] / frame_cpu["bare"], cpu["ours"] / cpu["bare"]
     print(
         f"\nstart-up to first rendered window, median of {RUNS} interleaved runs"
-        f"\n                               wall to frame   CPU (whole process)"
-        f"\n  SafeConsult sign-in window   {wall['ours']:9.1f} ms   {cpu['ours']:9.1f} ms"
-        f"\n  bare PySide6 window          {wall['bare']:9.1f} ms   {cpu['bare']:9.1f} ms"
-        f"\n  python interpreter alone     {wall['python']:9.1f} ms   {cpu['python']:9.1f} ms"
-        f"\n  ratio SafeConsult / bare     {ratio:9.2f}x     {cpu_ratio:9.2f}x"
-        f"   (goal <= {GOAL}x: {'met' if ratio <= GOAL else 'NOT met'})"
+        f"\n                               wall to frame   CPU to frame   CPU (whole process)"
+        f"\n  SafeConsult sign-in window   {wall['ours']:9.1f} ms   {frame_cpu['ours']:9.1f} ms"
+        f"   {cpu['ours']:9.1f} ms"
+        f"\n  bare PySide6 window          {wall['bare']:9.1f} ms   {frame_cpu['bare']:9.1f} ms"
+        f"   {cpu['bare']:9.1f} ms"
+        f"\n  python interpreter alone     {wall['python']:9.1f} ms   "
+        f"{frame_cpu['python']:9.1f} ms   {cpu['python']:9.1f} ms"
+        f"\n  ratio SafeConsult / bare     {ratio:9.2f}x     {frame_ratio:9.2f}x     "
+        f"{cpu_ratio:9.2f}x"
+        f"\n  (goal <= {GOAL}x wall to frame: {'met' if ratio <= GOAL else 'NOT met'})"
     )
-    assert cpu_ratio <= GUARD
+    assert frame_ratio <= GUARD
