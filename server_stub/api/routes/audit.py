@@ -1,24 +1,73 @@
-"""Audit trail: client-reported events, reading the log, checking its chain."""
+"""Audit trail: client-reported events, reading and searching the log, checking its chain
+and every device's chain, anomaly alerts, exports under the two-person rule.
+
+Roles (separation of duties, server_stub/core/audit_policy.py): everything that reads audit
+data is for the ``auditor`` role only; approving a request is for an ``it_admin`` who is
+not the requester; nothing here alters or deletes an entry.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from server_stub.api.deps import (
-    Auditor,
     Auth,
+    AuthContext,
     Db,
+    Settings,
     client_source,
+    require_role,
 )
 from server_stub.api.errors import ApiError
+from server_stub.core import audit_checkpoint, audit_policy
+from server_stub.core.audit_anomaly import find_alerts
+from server_stub.core.audit_devices import verify_devices
+from server_stub.core.audit_export import MEDIA_TYPES, export
+from server_stub.core.audit_query import AuditFilter, search, usernames
 from server_stub.crud import audit as audit_crud
 from server_stub.models.auth import Strict
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def audit_lifespan(app: Any) -> AsyncIterator[None]:
+    """Creates the audit key on start and signs a checkpoint of the head every
+    ``audit_checkpoint_interval_s`` (default an hour) when the log has grown."""
+    settings = app.state.settings
+    interval = float(getattr(settings, "audit_checkpoint_interval_s",
+                             audit_checkpoint.CHECKPOINT_INTERVAL_S))
+    await run_in_threadpool(audit_checkpoint.ensure_audit_key, settings.data_dir)
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await run_in_threadpool(audit_checkpoint.create_checkpoint, app.state.db,
+                                        settings.data_dir)
+            except Exception as exc:  # keep going; the next round retries
+                log.warning("audit checkpoint failed: %s", exc.__class__.__name__)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], lifespan=audit_lifespan)
+Auditor = Annotated[AuthContext, Depends(require_role("auditor"))]
+ItAdmin = Annotated[AuthContext, Depends(require_role("it_admin"))]
+Staff = Annotated[AuthContext, Depends(require_role("auditor", "it_admin"))]
 
 # Actions only the client can observe (docs/protocol.md, "Audit"). Server-side actions are
 # recorded by the server itself and cannot be reported by a client.
@@ -111,8 +160,166 @@ def read_log(
 
 
 @router.get("/verify", response_model=ChainStatus)
-def verify(auth: Auditor,
-           db: Db) -> ChainStatus:
-    report = audit_crud.verify_chain(db.connection())
+def verify(auth: Auditor, db: Db, settings: Settings) -> ChainStatus:
+    """The chain, and every signed checkpoint (signature and the entry it covers)."""
+    report = audit_checkpoint.verify_log(db, settings.data_dir)
     return ChainStatus(ok=report.ok, entries=report.entries, head=report.head,
                        first_bad_seq=report.first_bad_seq, problem=report.problem)
+
+
+class DeviceChain(BaseModel):
+    device_id: str
+    user_id: str | None
+    ok: bool
+    entries: int
+    first_seq: int
+    last_seq: int
+    gaps: list[tuple[int, int]]
+    problems: list[tuple[int, str]]
+
+
+@router.get("/devices", response_model=list[DeviceChain])
+def verify_device_chains(auth: Auditor, db: Db) -> list[DeviceChain]:
+    """Each device's own chain: hashes, device signatures, links and gaps."""
+    return [DeviceChain(device_id=r.device_id, user_id=r.user_id, ok=r.ok, entries=r.entries,
+                        first_seq=r.first_seq, last_seq=r.last_seq, gaps=r.gaps,
+                        problems=r.problems)
+            for r in verify_devices(db.connection())]
+
+
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+TimeMs = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class Filters(Strict):
+    user_id: Ident | None = None
+    device_id: Ident | None = None
+    room_id: Ident | None = None
+    action: Ident | None = None
+    outcome: Literal["ok", "refused", "failed"] | None = None
+    from_ms: TimeMs | None = None
+    to_ms: TimeMs | None = None
+
+    def to_filter(self) -> AuditFilter:
+        return AuditFilter(**self.model_dump())
+
+
+@router.post("/search", response_model=AuditPage)
+def search_log(
+    body: Filters, auth: Auditor, db: Db,
+    after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> AuditPage:
+    """Access review: entries by user, device, consult (patient), action, outcome, time."""
+    rows = list(search(db.connection(), body.to_filter(), after_seq=after_seq, limit=limit))
+    return AuditPage(entries=[AuditEntry(**r) for r in rows],
+                     next_after_seq=rows[-1]["seq"] if rows else after_seq)
+
+
+@router.get("/alerts")
+def alerts(
+    auth: Auditor, db: Db,
+    from_ms: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+    to_ms: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+) -> dict[str, Any]:
+    """Anomaly alerts (rules and thresholds: server_stub/core/audit_anomaly.py)."""
+    conn = db.connection()
+    names = usernames(conn)
+    return {"alerts": [{**a.to_dict(), "username": names.get(a.user_id or "")}
+                       for a in find_alerts(conn, from_ms=from_ms, to_ms=to_ms)]}
+
+
+class ExportRequest(Filters):
+    format: Literal["csv", "jsonl", "fhir"]
+
+
+def _export_response(db: Any, auth: AuthContext, request: Request, fmt: str,
+                     flt: AuditFilter, request_id: int | None) -> Response:
+    conn = db.connection()
+    entries = list(search(conn, flt))
+    body = "".join(export(fmt, entries, usernames(conn)))
+    detail: dict[str, Any] = {"format": fmt, "entries": len(entries)}
+    detail.update({k: v for k, v in flt.__dict__.items() if v is not None})
+    if request_id is not None:
+        detail["request_id"] = request_id
+    with db.transaction() as wconn:
+        audit_crud.append_audit(wconn, actor_user_id=auth.user_id, device_id=auth.device_id,
+                                action="audit.export", object_type="audit_log", object_id=None,
+                                outcome="ok", source=client_source(request), detail=detail)
+    return Response(body, media_type=MEDIA_TYPES[fmt])
+
+
+def _refused(exc: audit_policy.PolicyRefused) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)
+
+
+@router.post("/exports", responses={202: {"description": "waiting for an approval"}})
+def request_export(body: ExportRequest, request: Request, auth: Auditor, db: Db) -> Response:
+    """The export at once (200, the file), or -- under the policy's ``export_approval`` --
+    202 with a request id: an IT admin approves it, then GET /v1/audit/exports/{id}."""
+    params = body.model_dump(exclude_none=True)
+    request_id = audit_policy.request_export(db, params, user_id=auth.user_id,
+                                             device_id=auth.device_id,
+                                             source=client_source(request))
+    if request_id is None:
+        return _export_response(db, auth, request, body.format, body.to_filter(), None)
+    return Response(json.dumps({"request_id": request_id, "state": "pending"}),
+                    status_code=202, media_type="application/json")
+
+
+@router.get("/exports/{request_id}")
+def take_export(request_id: Annotated[int, Path(ge=1, le=2**53)], request: Request,
+                auth: Auditor, db: Db) -> Response:
+    """An approved export, once, to the auditor who requested it."""
+    try:
+        with db.transaction() as conn:
+            req = audit_policy.take_export(conn, request_id, user_id=auth.user_id)
+    except audit_policy.PolicyRefused as exc:
+        raise _refused(exc) from None
+    params = dict(req.params)
+    fmt = params.pop("format")
+    return _export_response(db, auth, request, fmt, AuditFilter(**params), request_id)
+
+
+class PolicyBody(Strict):
+    export_approval: bool
+    policy_approval: bool
+
+
+@router.get("/policy", response_model=PolicyBody)
+def read_policy(auth: Staff, db: Db) -> PolicyBody:
+    p = audit_policy.get_policy(db.connection())
+    return PolicyBody(export_approval=p.export_approval, policy_approval=p.policy_approval)
+
+
+@router.put("/policy", responses={202: {"description": "waiting for a second IT admin"}})
+def change_policy(body: PolicyBody, request: Request, auth: ItAdmin, db: Db) -> Response:
+    applied, request_id = audit_policy.change_policy(
+        db, audit_policy.AuditPolicy(**body.model_dump()), user_id=auth.user_id,
+        device_id=auth.device_id, source=client_source(request))
+    if request_id is not None:
+        return Response(json.dumps({"request_id": request_id, "state": "pending"}),
+                        status_code=202, media_type="application/json")
+    return Response(json.dumps(applied.__dict__), media_type="application/json")
+
+
+@router.get("/requests")
+def list_requests(auth: Staff, db: Db,
+                  state: Literal["pending", "approved", "denied", "used"] | None = None,
+                  ) -> dict[str, Any]:
+    return {"requests": [r.to_wire()
+                         for r in audit_policy.list_requests(db.connection(), state)]}
+
+
+@router.post("/requests/{request_id}/{decision}")
+def decide_request(request_id: Annotated[int, Path(ge=1, le=2**53)],
+                   decision: Literal["approve", "deny"], request: Request, auth: ItAdmin,
+                   db: Db) -> dict[str, Any]:
+    """A second person's decision: an IT admin who is not the requester."""
+    try:
+        req = audit_policy.decide(db, request_id, approve=decision == "approve",
+                                  user_id=auth.user_id, role=auth.role,
+                                  device_id=auth.device_id, source=client_source(request))
+    except audit_policy.PolicyRefused as exc:
+        raise _refused(exc) from None
+    return req.to_wire()
