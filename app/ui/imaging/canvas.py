@@ -92,6 +92,7 @@ class ImageCanvas(QWidget):
         self._error = ""
         self._drag_button: Qt.MouseButton | None = None
         self._drag_last = QPointF()
+        self._drag_start = QPointF()
         self._window_at_drag: WindowLevel | None = None
         self.paint_count = 0
         self.cine = QTimer(self)
@@ -389,6 +390,7 @@ class ImageCanvas(QWidget):
                       Qt.MouseButton.MiddleButton):
             self._drag_button = button
             self._drag_last = pos
+            self._drag_start = pos
             self._window_at_drag = self.current_window()
             event.accept()
             return
@@ -403,7 +405,8 @@ class ImageCanvas(QWidget):
                 self.state.pan += delta
                 self._changed()
             else:
-                self.drag_window(delta.x(), delta.y())
+                total = pos - self._drag_start
+                self.drag_window(total.x(), total.y(), self._window_at_drag)
         elif self._pending is not None and self.tool == DISTANCE and len(self._pending.points) == 2:
             point = self.to_image(pos)
             if point is not None:
@@ -420,9 +423,11 @@ class ImageCanvas(QWidget):
         self._drag_button = None
         super().mouseReleaseEvent(event)
 
-    def drag_window(self, dx: float, dy: float) -> None:
-        """Window by a drag of (dx, dy) screen pixels: right widens, down raises the level."""
-        wl = self.current_window()
+    def drag_window(self, dx: float, dy: float, start: WindowLevel | None = None) -> None:
+        """Window by a drag of (dx, dy) screen pixels from the window ``start`` (the current
+        one if None): right widens, down raises the level. The step per pixel scales with
+        the starting width, so a 4000 HU range and a 100-value MR range both feel right."""
+        wl = start or self.current_window()
         if wl is None:
             wl = WindowLevel(128, 256)
         sensitivity = max(1.0, wl.width / 256)

@@ -8,7 +8,7 @@ it on its own: it shows the patient ID, and hides on lock like every PHI widget.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -42,6 +42,8 @@ class WatermarkOverlay(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.fields: WatermarkFields | None = None
+        self._tile: QImage | None = None
+        self._tile_key: tuple | None = None
 
     def set_fields(self, fields: WatermarkFields | None) -> None:
         self.fields = fields
@@ -62,38 +64,50 @@ class WatermarkOverlay(QWidget):
         if not lines:
             return
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.drawImage(0, 0, self._tile_image("  ·  ".join(lines)))
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        self._tile(painter, "  ·  ".join(lines))
         self._band(painter, lines)
         painter.end()
 
-    def _tile(self, painter: QPainter, text: str) -> None:
+    def _tile_image(self, text: str) -> QImage:
+        """The tiled layer, drawn once per size and text (a minute tick or a resize) and
+        then blitted: repainting it on every slice change would cost far more than a frame."""
+        ratio = self.devicePixelRatioF()
+        key = (self.width(), self.height(), ratio, text)
+        if self._tile_key == key and self._tile is not None:
+            return self._tile
+        image = QImage(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)),
+                       QImage.Format.Format_ARGB32_Premultiplied)
+        image.setDevicePixelRatio(ratio)
+        image.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
         font = QFont(self.font())
         font.setPointSizeF(max(9.0, font.pointSizeF()))
         font.setBold(True)
+        painter.setFont(font)
         metrics = QFontMetricsF(font)
         step_x = metrics.horizontalAdvance(text) + 140
         step_y = metrics.height() * 8
-        painter.save()
         painter.translate(self.width() / 2, self.height() / 2)
         painter.rotate(-30)
-        reach = (self.width() + self.height())
-        path = QPainterPath()
+        reach = (self.width() + self.height()) / 2 + step_x
+        shadow, light = QColor(0, 0, 0, 70), QColor(255, 255, 255, 56)
         row = 0
         y = -reach
         while y < reach:
-            x = -reach + (row % 2) * step_x / 2
+            x = -reach - (row % 2) * step_x / 2
             while x < reach:
-                path.addText(QPointF(x, y), font, text)
+                painter.setPen(shadow)
+                painter.drawText(QPointF(x + 1, y + 1), text)
+                painter.setPen(light)
+                painter.drawText(QPointF(x, y), text)
                 x += step_x
             y += step_y
             row += 1
-        painter.setPen(QPen(QColor(0, 0, 0, 60), 2.0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(path)
-        painter.fillPath(path, QColor(255, 255, 255, 48))
-        painter.restore()
+        painter.end()
+        self._tile, self._tile_key = image, key
+        return image
 
     def _band(self, painter: QPainter, lines: list[str]) -> None:
         font = QFont(self.font())

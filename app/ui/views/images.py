@@ -165,7 +165,7 @@ class ImagesView(PlaceholderView):
             pane.activated.connect(self.activate)
             pane.canvas.stateChanged.connect(self._canvas_changed)
             pane.canvas.probeChanged.connect(self._show_probe)
-            pane.canvas.failed.connect(self.show_message)
+            pane.canvas.failed.connect(self.add_message)
             self.viewers.addWidget(pane)
         self.panes[1].hide()
         self.active = self.panes[0]
@@ -350,6 +350,12 @@ class ImagesView(PlaceholderView):
         self.message.setText(text)
         self.message.setVisible(bool(text))
 
+    def add_message(self, text: str) -> None:
+        """Adds a line to the message bar (unless it is already there)."""
+        lines = [line for line in self.message.text().split("\n") if line]
+        if text and text not in lines:
+            self.show_message("\n".join([*lines, text]))
+
     def _show_probe(self, text: str) -> None:
         self.status.setText(text)
 
@@ -485,17 +491,24 @@ class ImagesView(PlaceholderView):
         step = max(1, total // 50)
 
         def progress(done: int, count: int) -> None:
-            if done % step == 0 or done == count:
-                loop.call_soon_threadsafe(self._progress, stop, done)
+            if (done % step == 0 or done == count) and not stop.is_set():
+                try:
+                    loop.call_soon_threadsafe(self._progress, stop, done)
+                except RuntimeError:  # the loop closed meanwhile
+                    stop.set()
 
         async def run() -> None:
-            failed = await self._service.prefetch(handle, progress, stop, start)
-            if not stop.is_set():
+            try:
+                failed = await self._service.prefetch(handle, progress, stop, start)
+            finally:
+                stop.set()  # cancelled (view closed, new series): the worker stops too
+            if self._prefetch_stop is stop:
                 self.progress.hide()
                 if failed:
-                    self.show_message(fill(self.tr("%1 image(s) of this series could not be "
+                    self.add_message(fill(self.tr("%1 image(s) of this series could not be "
                                                    "decoded."), str(failed)))
 
+        self.destroyed.connect(stop.set)
         self._prefetch_task = self._runner.run_task(run(), owner=self)
 
     def _progress(self, stop: threading.Event, done: int) -> None:
