@@ -11,7 +11,8 @@
                     ``break_glass``). One alert each; the review queue is separate
                     (GET /v1/break_glass, ``admin audit review``).
 ``failed_logins``   >= 5 failed logins within 5 minutes for one user or from one source
-                    address. One alert per burst.
+                    address (password spraying). One alert per burst (a burst that is
+                    both one user's and one source's is reported once).
 ``new_network``     a device is seen from a network (IPv4 /24, IPv6 /64) it was never seen
                     from before; the device's first network is its baseline, not an alert.
 
@@ -126,19 +127,23 @@ def find_alerts(conn: sqlite3.Connection, *, from_ms: int | None = None,
             if hit:
                 alerts.append(Alert(
                     "bulk_access", hit[0][0], user, device, len(hit), hit[0][1], hit[-1][1],
-                    f"{len(hit)} downloads/exports/prints within {th.bulk_window_s // 60} min",
+                    f"{len(hit)} downloads/exports in {th.bulk_window_s // 60} min",
                     [s for _, s in hit]))
         if action == "login" and outcome == "failed":
             who = json.loads(detail).get("known_user") if detail else None
             for key in ([f"user:{user}"] if user else []) + [f"source:{source}"]:
                 hit = failed.add(key, ts, seq)
+                if hit and any(a.rule == "failed_logins" and a.seqs == [s for _, s in hit]
+                               for a in alerts[-2:]):
+                    continue  # the same burst by user and by source: one alert
                 if hit:
                     alerts.append(Alert(
                         "failed_logins", hit[0][0], user if key.startswith("user:") else None,
                         None, len(hit), hit[0][1], hit[-1][1],
-                        f"{len(hit)} failed logins within {th.failed_window_s // 60} min"
-                        f" ({key.split(':', 1)[0]} {key.split(':', 1)[1]}"
-                        f"{'' if who is None or user else ', unknown names'})",
+                        f"{len(hit)} failed logins in {th.failed_window_s // 60} min"
+                        + (" for this user" if key.startswith("user:") else
+                           f" from {source}" + ("" if who is None or user
+                                                else ", unknown names")),
                         [s for _, s in hit]))
         if action in BREAK_GLASS_ACTIONS and outcome == "ok":
             alerts.append(Alert("break_glass", ts, user, device, 1, seq, seq,
@@ -153,9 +158,7 @@ def find_alerts(conn: sqlite3.Connection, *, from_ms: int | None = None,
                 if alert is None:
                     alert = ooh[key] = Alert(
                         "out_of_hours", ts, user, device, 0, seq, seq,
-                        f"access out of hours on {key[1]}"
-                        f" ({th.work_start_hour:02d}:00-{th.work_end_hour:02d}:00"
-                        f"{', weekdays' if th.weekend_is_out_of_hours else ''})")
+                        f"{'weekend' if weekend else 'night'} access on {key[1]}")
                     alerts.append(alert)
                 alert.count += 1
                 alert.last_seq = seq

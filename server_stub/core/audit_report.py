@@ -97,7 +97,8 @@ def gather(db: Database, data_dir: Path, from_ms: int, to_ms: int,
     failures: Counter[tuple[str, str]] = Counter()
     for e in search(conn, AuditFilter(action="login", outcome="failed", from_ms=from_ms,
                                       to_ms=to_ms)):
-        failures[(names.get(e["actor_user_id"] or "", "(unknown name)"), e["source"])] += 1
+        actor = e["actor_user_id"]
+        failures[(names.get(actor, actor) if actor else "(unknown name)", e["source"])] += 1
     data.failed_total = sum(failures.values())
     data.failed_logins = [[u, s, str(n)] for (u, s), n in failures.most_common(30)]
     for r in conn.execute("SELECT id, room_id, user_id, created_ms, reviewed_ms, reviewed_by"
