@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.core.errors import SafeConsultError
 from app.rtc.call import CallOptions, LinkState
 from app.rtc.ice import candidate_types
 from app.rtc.signing import FingerprintMismatch, Party
@@ -317,3 +318,27 @@ async def test_three_party_mesh(open_server, tmp_path):
     finally:
         for peer in peers:
             await peer.close()
+
+
+async def test_a_device_our_policy_does_not_trust_gets_no_call(open_server, tmp_path):
+    """Blocked (or new-and-not-accepted) devices: no key for them, so their offers are
+    refused and we never call them."""
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    try:
+        room_id = await consult(alice, bob)
+        await alice.chat.refresh_device_lists([bob.creds.user_id])
+        assert alice.calls.key_for(bob.party.user_id, bob.party.device_id)
+        alice.chat.block_device(bob.party.user_id, bob.party.device_id)
+        assert alice.calls.key_for(bob.party.user_id, bob.party.device_id) is None
+        with pytest.raises(SafeConsultError):
+            await alice.calls.place_call(room_id)  # no trusted device to call
+        await bob.calls.place_call(room_id)
+        await wait_for(lambda: any(e.what == "refused" for e in alice.events), 10)
+        assert [e.detail for e in alice.events] == ["unknown_device"]
+        ab = link(alice, bob)
+        assert ab.pc is None and ab.stats.video_frames == 0
+        assert alice.sent == []
+    finally:
+        await alice.close()
+        await bob.close()
