@@ -28,6 +28,19 @@ from app.ui.phi import PhiLabel, mark_phi
 THUMB = 72
 
 
+def person_name(value: Phi[str]) -> Phi[str]:
+    """DICOM PN ("FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX") as people write it: "FAMILY, GIVEN
+    MIDDLE"; other groups (ideographic, phonetic after "=") are kept after the first."""
+    text = value.reveal()
+    first, _, rest = text.partition("=")
+    parts = [p.strip() for p in first.split("^")]
+    family, given = parts[0], " ".join(p for p in parts[1:3] if p)
+    shown = f"{family}, {given}" if family and given else (family or given)
+    if rest.strip("="):
+        shown = f"{shown} ({rest.replace('^', ' ').replace('=', ' ').strip()})".strip()
+    return Phi(shown or text)
+
+
 def _date(value: str) -> str:
     """DICOM DA (YYYYMMDD) as YYYY-MM-DD; anything else as given."""
     if len(value) == 8 and value.isdigit():
@@ -75,6 +88,8 @@ class SeriesCard(QFrame):
         self.set_selected(False)
 
     def set_thumbnail(self, pixels: np.ndarray | None) -> None:
+        if pixels is None and self.handle.is_waveform:
+            return  # keeps "ECG"
         if pixels is None:
             self.thumbnail.setText(self.tr("No preview"))
             return
@@ -104,7 +119,7 @@ class StudyHeader(QFrame):
         super().__init__(parent)
         self.setObjectName("studyHeader")
         study = handle.info.study
-        self.patient_name = PhiLabel(study.patient.name)
+        self.patient_name = PhiLabel(person_name(study.patient.name))
         self.patient_name.setObjectName("patientName")
         font = self.patient_name.font()
         font.setBold(True)

@@ -24,6 +24,7 @@ from app.core.phi import Phi
 from app.imaging.waveform import MultiplexGroup
 from app.services.imaging import ImagingService, SeriesHandle, ViewerIdentity, WatermarkFields
 from app.ui.i18n import fill
+from app.ui.imaging.browser import person_name
 from app.ui.imaging.canvas import ImageCanvas
 from app.ui.imaging.ecg import EcgView
 from app.ui.phi import PhiLabel, mark_phi
@@ -159,6 +160,7 @@ class ViewerPane(QFrame):
         self.series_label.setProperty("role", "subtle")
         header = QHBoxLayout()
         header.setContentsMargins(6, 2, 6, 2)
+        header.setSpacing(12)
         header.addWidget(self.patient)
         header.addWidget(self.series_label, 1)
 
@@ -242,7 +244,7 @@ class ViewerPane(QFrame):
             self.series_label.setValue(None)
             return
         info = self.handle.info
-        self.patient.setValue(info.study.patient.name)
+        self.patient.setValue(person_name(info.study.patient.name))
         number = "" if info.series_number is None else f"#{info.series_number} "
         self.series_label.setValue(Phi(
             f"{info.modality} {number}{info.description.reveal()}".strip()))

@@ -92,7 +92,7 @@ def test_open_folder_shows_first_image_then_whole_series(qtbot, view, ct_dir):
     assert len(view.browser.headers) == 1 and len(view.browser.cards) == 1
     qtbot.waitUntil(lambda: view.browser.cards[0].thumbnail.pixmap() is not None
                     and not view.browser.cards[0].thumbnail.pixmap().isNull(), timeout=5000)
-    assert view.browser.headers[0].patient_name.text() == "SYNTHETIC^PATIENT"
+    assert view.browser.headers[0].patient_name.text() == "SYNTHETIC, PATIENT"
     assert view.browser.headers[0].mrn.text() == "SYN-0001"
     assert view.browser.headers[0].study_date.text() == "2026-01-01"
     assert view.message.isHidden()
@@ -307,6 +307,7 @@ def test_phi_widgets_are_tagged_and_hidden_values_dropped(qtbot, view, ct_dir):
     for widget in found:
         widget.hide()
     assert header.patient_name.text() == ""
+    assert view.active.patient.text() == ""
     labels = [w for w in found if isinstance(w, PhiLabel)]
     assert labels and all(w.text() == "" for w in labels)
 
