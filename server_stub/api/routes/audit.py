@@ -192,6 +192,8 @@ TimeMs = Annotated[int, Field(ge=0, le=2**53)]
 
 
 class Filters(Strict):
+    """``format`` (exports only) is not a filter."""
+
     user_id: Ident | None = None
     device_id: Ident | None = None
     room_id: Ident | None = None
@@ -201,7 +203,7 @@ class Filters(Strict):
     to_ms: TimeMs | None = None
 
     def to_filter(self) -> AuditFilter:
-        return AuditFilter(**self.model_dump())
+        return AuditFilter(**self.model_dump(exclude={"format"}))
 
 
 @router.post("/search", response_model=AuditPage)
