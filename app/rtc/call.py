@@ -36,16 +36,25 @@ from app.rtc.signing import (
     KeyFor,
     Party,
     Sign,
+    StaleDescription,
     sign_description,
     verification_code,
     verify_description,
 )
-from app.rtc.tracks import SyntheticVideoTrack, ToneAudioTrack, now_ms, read_frame_stamp
+from app.rtc.tracks import (
+    SyntheticVideoTrack,
+    ToneAudioTrack,
+    frame_to_rgb,
+    now_ms,
+    read_frame_stamp,
+)
 
 log = logging.getLogger(__name__)
 
 SendSignal = Callable[[Party, str, dict[str, Any]], Awaitable[None]]
-FrameSink = Callable[[Party, Any], None]
+FrameSink = Callable[[Party, Any], None]  # (peer, H x W x 3 uint8 RGB ndarray) per video frame
+RefreshIce = Callable[[], Awaitable[IcePolicy]]
+TrackFactory = Callable[[], MediaStreamTrack]
 
 
 class LinkState(StrEnum):
@@ -96,6 +105,7 @@ class PeerLink:
         self.stats = MediaStats()
         self.connected = asyncio.Event()
         self.rebuilds = 0
+        self.rejected_messages = 0
         self.setup_started: float | None = None
         self.connected_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -120,7 +130,8 @@ class PeerLink:
 
     async def close(self, *, state: LinkState = LinkState.CLOSED) -> None:
         self._closing = True
-        self.state = state
+        if self.state is not LinkState.REFUSED:  # a refusal stays on record
+            self.state = state
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:
@@ -196,6 +207,11 @@ class PeerLink:
                 return
             try:
                 described = self._verify("offer", payload, self.generation + 1)
+            except StaleDescription:
+                # A replayed (or very late) offer: ignored, so a relay replaying old
+                # signals cannot tear down a working link; nothing is applied from it.
+                log.info("stale offer ignored", extra={"event": "call_stale_offer"})
+                return
             except CallRefused as exc:
                 await self._refuse(exc)
                 return
@@ -223,6 +239,9 @@ class PeerLink:
                 return  # the answer to an offer we have since replaced
             try:
                 described = self._verify("answer", payload, self.generation)
+            except StaleDescription:
+                log.info("stale answer ignored", extra={"event": "call_stale_answer"})
+                return
             except CallRefused as exc:
                 await self._refuse(exc)
                 return
@@ -236,6 +255,13 @@ class PeerLink:
     async def _refuse(self, exc: CallRefused) -> None:
         log.warning("call description refused", extra={"event": "call_refused",
                                                        "reason_code": exc.reason})
+        if self.remote_prints:
+            # This link was verified before: a forged or bent message is dropped and
+            # reported, and the verified connection (or its pending rebuild) stays as it
+            # is -- a relay cannot turn one bad signal into a hang-up.
+            self.rejected_messages += 1
+            self.call.notify("tampered", self)
+            return
         self.refusal = exc
         await self.close(state=LinkState.REFUSED)
         self.call.notify("refused", self)
@@ -262,6 +288,7 @@ class PeerLink:
 
     async def _rebuild(self) -> None:
         self.rebuilds += 1
+        await self.call.refresh_ice()  # TURN credentials are short-lived: fresh ones
         await self._offer()
 
     async def _watch(self) -> None:
@@ -310,8 +337,8 @@ class PeerLink:
                     stats.latencies_ms.append(now_ms() - stamp.time_ms)
             else:
                 stats.audio_frames += 1
-            if self.call.sink is not None:
-                self.call.sink(self.peer, frame)
+            if self.call.sink is not None and track.kind == "video":
+                self.call.sink(self.peer, frame_to_rgb(frame))
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -342,7 +369,9 @@ class Call:
     def __init__(self, call_id: str, local: Party, *, sign: Sign, key_for: KeyFor,
                  send: SendSignal, options: CallOptions | None = None,
                  on_event: Callable[[str, PeerLink], None] | None = None,
-                 sink: FrameSink | None = None) -> None:
+                 sink: FrameSink | None = None, ice_source: RefreshIce | None = None,
+                 video: TrackFactory | None = None,
+                 audio: TrackFactory | None = None) -> None:
         self.call_id = call_id
         self.local = local
         self.sign = sign
@@ -352,10 +381,22 @@ class Call:
         self.on_event = on_event
         self.sink = sink
         self.links: dict[Party, PeerLink] = {}
-        self._relay = MediaRelay()
-        self._video = SyntheticVideoTrack(self.options.video_tag)
-        self._audio = ToneAudioTrack() if self.options.audio else None
+        self._ice_source = ice_source
+        self._relay = MediaRelay()  # one capture, one subscription per peer connection
+        self._video = video() if video else SyntheticVideoTrack(self.options.video_tag)
+        self._audio = None
+        if self.options.audio:
+            self._audio = audio() if audio else ToneAudioTrack()
         self.closed = False
+
+    async def refresh_ice(self) -> None:
+        if self._ice_source is None:
+            return
+        try:
+            self.options.ice = await self._ice_source()
+        except Exception as exc:  # keep the old servers; the rebuild still tries them
+            log.info("ICE refresh failed", extra={"event": "call_ice_refresh_failed",
+                                                  "reason_code": exc.__class__.__name__})
 
     def local_tracks(self) -> list[MediaStreamTrack]:
         tracks = [self._relay.subscribe(self._video, buffered=False)]

@@ -88,6 +88,11 @@ def read_frame_stamp(frame: VideoFrame) -> Stamp | None:
     return read_stamp(frame.to_ndarray(format="gray"))
 
 
+def frame_to_rgb(frame: VideoFrame) -> np.ndarray:
+    """A decoded frame as an (H, W, 3) uint8 RGB array, for a view to show."""
+    return frame.to_ndarray(format="rgb24")
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

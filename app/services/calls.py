@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from app.crypto.devices import may_receive_keys
 from app.net import signaling_api
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
-from app.rtc.call import Call, CallOptions, PeerLink
+from app.rtc.call import Call, CallOptions, FrameSink, LinkState, PeerLink, TrackFactory
 from app.rtc.ice import IcePolicy, TurnCredentials
 from app.rtc.signing import Party
 from app.services.chat import ChatService
@@ -52,7 +53,7 @@ class CallEvent:
     call_id: str
     what: str  # connected | refused | rebuilding | ended
     peer: Party
-    detail: str = ""
+    detail: str = ""  # connected: the verification code; refused: the reason
 
 
 def new_call_id() -> str:
@@ -66,7 +67,9 @@ class CallsService:
     def __init__(self, session: SessionService, chat: ChatService, *,
                  auto_accept: bool = False, use_turn: bool = True, relay_only: bool = False,
                  options: CallOptions | None = None,
-                 send_wrapper: Callable[[Any], Any] | None = None) -> None:
+                 send_wrapper: Callable[[Any], Any] | None = None,
+                 sink: FrameSink | None = None, video: TrackFactory | None = None,
+                 audio: TrackFactory | None = None) -> None:
         if session.device is None:
             raise SafeConsultError("calls need a signed-in session")
         self._session = session
@@ -77,9 +80,12 @@ class CallsService:
         self.use_turn = use_turn
         self.relay_only = relay_only
         self.options = options or CallOptions()
+        self.sink = sink  # (peer, RGB ndarray) per decoded remote video frame, for a view
+        self._video, self._audio = video, audio  # capture factories (default: synthetic)
         self.calls: dict[str, Call] = {}
         self.rooms: dict[str, str] = {}  # call id -> room id
         self.pending: dict[str, IncomingCall] = {}
+        self.finished: list[Call] = []
         self._early: dict[str, list[signaling_api.IncomingSignal]] = {}  # while accepting
         self._tasks: set[asyncio.Task] = set()
         self._pusher: asyncio.Task | None = None
@@ -173,7 +179,7 @@ class CallsService:
 
     async def _new_call(self, call_id: str, room_id: str) -> Call:
         ice = await self._ice()
-        options = CallOptions(**{**self.options.__dict__, "ice": ice})
+        options = dataclasses.replace(self.options, ice=ice)
         room = room_id
 
         async def send(peer: Party, kind: str, payload: dict[str, Any]) -> None:
@@ -186,7 +192,8 @@ class CallsService:
                                                    "reason_code": exc.__class__.__name__})
 
         call = Call(call_id, self.local, sign=self.device.identity.sign, key_for=self.key_for,
-                    send=send, options=options,
+                    send=send, options=options, sink=self.sink, ice_source=self._ice,
+                    video=self._video, audio=self._audio,
                     on_event=lambda what, link: self._on_link_event(call_id, what, link))
         self.calls[call_id] = call
         self.rooms[call_id] = room_id
@@ -194,7 +201,14 @@ class CallsService:
 
     def _on_link_event(self, call_id: str, what: str, link: PeerLink) -> None:
         detail = link.refusal.reason if link.refusal is not None else ""
+        if what == "connected":
+            detail = link.code or ""  # the verification code both ends show
         self.event.emit(CallEvent(call_id, what, link.peer, detail))
+        call = self.calls.get(call_id)
+        if what in ("ended", "refused") and call is not None and all(
+                other.state in (LinkState.CLOSED, LinkState.REFUSED)
+                for other in call.links.values()):
+            self._spawn(self.hangup(call_id))  # nobody left: stop capture, drop the call
 
     async def room_devices(self, room_id: str) -> list[Party]:
         """Every trusted device of every other joined member of the room."""
@@ -290,3 +304,5 @@ class CallsService:
         self.rooms.pop(call_id, None)
         if call is not None:
             await call.hangup()
+            self.finished.append(call)  # for a call summary (stats, refusals), newest last
+            del self.finished[:-20]

@@ -157,7 +157,7 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:
 
 
 def link(peer: Peer, other: Peer):
-    for call in peer.calls.calls.values():
+    for call in [*peer.calls.calls.values(), *reversed(peer.calls.finished)]:
         found = call.links.get(other.party)
         if found is not None:
             return found
@@ -186,7 +186,9 @@ def check_signals_hold_no_media(peer: Peer) -> None:
 
 async def test_a_call_through_the_real_server_carries_video_both_ways(open_server, tmp_path):
     alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False)
-    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    shown: list = []
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False,
+                         sink=lambda peer, rgb: shown.append((peer, rgb.shape)))
     try:
         room_id = await consult(alice, bob)
         call = await alice.calls.place_call(room_id)
@@ -198,7 +200,8 @@ async def test_a_call_through_the_real_server_carries_video_both_ways(open_serve
         assert ab.stats.audio_frames > 0 and ba.stats.audio_frames > 0
         assert ab.code and ab.code == ba.code  # both ends show the same verification code
         assert ab.route() == ba.route() == "direct"
-        assert {e.what for e in alice.events} == {"connected"}
+        assert [(e.what, e.detail) for e in alice.events] == [("connected", ab.code)]
+        assert shown and set(shown) == {(alice.party, (240, 320, 3))}  # what a view gets
 
         # The server: signals are pushed, never stored; its disk holds no SDP and no stamp.
         check_signals_hold_no_media(alice)
@@ -214,6 +217,8 @@ async def test_a_call_through_the_real_server_carries_video_both_ways(open_serve
 
         await alice.calls.hangup(call.call_id)
         await wait_for(lambda: ba.state is LinkState.CLOSED, 5)
+        await wait_for(lambda: not bob.calls.calls, 5)  # Bob's side ended the call by itself
+        assert bob.calls.finished[-1].closed
     finally:
         await alice.close()
         await bob.close()

@@ -134,3 +134,22 @@ async def test_a_dropped_connection_is_rebuilt_without_user_action(devices, wire
     finally:
         await ca.hangup()
         await cb.hangup()
+
+
+async def test_a_replayed_offer_does_not_disturb_a_working_link(devices, wire):
+    alice, bob = devices[:2]
+    ca, cb = wire.call_for(alice), wire.call_for(bob)
+    try:
+        link = await ca.connect(bob.party, offerer=True)
+        await wait_for(lambda: link.stats.stamped_frames >= 5)
+        back = cb.links[alice.party]
+        (offer,) = [p for _, _, k, p in wire.log if k == "offer"]
+        await cb.handle(alice.party, "offer", offer)  # the relay replays it
+        await cb.handle(alice.party, "offer", {**offer, "generation": 0})
+        before = back.stats.stamped_frames
+        await wait_for(lambda: back.stats.stamped_frames >= before + 10)
+        assert back.state is LinkState.CONNECTED and back.generation == 1
+        assert back.refusal is None
+    finally:
+        await ca.hangup()
+        await cb.hangup()
