@@ -107,6 +107,8 @@ class _Applied:
     rooms_changed: bool = False
     keys_used: bool = False
     unknown_senders: set[str] = field(default_factory=set)
+    # key requests we may answer once an Olm session with the requester exists
+    unanswered: list[Any] = field(default_factory=list)
 
 
 class ChatService:
@@ -606,6 +608,8 @@ class ChatService:
                     self._decrypt(event, applied)
         elif isinstance(result, KeyRequestAnswer):
             self._queue_to_device(result.outgoing)
+            if result.outcome == "no_session":
+                applied.unanswered.append(msg)
         elif isinstance(result, VerificationUpdate):
             self._queue_to_device(result.outgoing)
             applied.to_device.append(result)
@@ -693,6 +697,29 @@ class ChatService:
                     self.state.mark_requested(missing.event_id, _now_ms())
         if applied.unknown_senders:
             self._dirty_users.update(applied.unknown_senders)
+        if applied.unanswered:
+            await self._answer_after_claim(applied.unanswered)
+        await self._send_queued_to_device()
+
+
+    async def _answer_after_claim(self, requests: list[Any]) -> None:
+        """Key requests from devices we have no Olm session with: claim a key for each
+        (the machine noted whom to expect), then handle the requests again. Held in memory
+        only: a lost one is asked again by its sender."""
+        devices = sorted({msg.sender_device for msg in requests})
+        claim = await relay_api.claim_keys(self.transport, devices)
+        self.machine.receive_key_claim(claim)
+        with self.cache.write():
+            for msg in requests:
+                try:
+                    answer = self.machine.receive_to_device(msg.sender, msg.sender_device,
+                                                            msg.type, msg.content)
+                except E2EEError as exc:
+                    log.info("key request dropped", extra={
+                        "event": "chat_key_request", "reason_code": exc.__class__.__name__})
+                    continue
+                if isinstance(answer, KeyRequestAnswer):
+                    self._queue_to_device(answer.outgoing)
         await self._send_queued_to_device()
 
 

@@ -268,3 +268,29 @@ async def test_push_delivers_without_polling(open_server, tmp_path):
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_member_with_no_keys_left_gets_the_room_key_by_asking(open_server, tmp_path):
+    """Bob's device had no one-time or fallback key when alice first wrote: the room key
+    could not go to him. His key request reaches alice's device, which has no Olm session
+    with him yet; the service claims one (bob has published keys since) and answers."""
+    alice = await new_client(open_server, tmp_path, "dr.alice7")
+    bob = await new_client(open_server, tmp_path, "dr.bob7")
+    try:
+        room_id = await room_with(alice, bob)
+        bob_device = bob.ws.session.device.device_id
+        with server_db(open_server).transaction() as conn:
+            conn.execute("DELETE FROM one_time_keys WHERE device_id = ?", (bob_device,))
+            conn.execute("DELETE FROM fallback_keys WHERE device_id = ?", (bob_device,))
+        await alice.chat.send_text(room_id, "sent while bob had no keys")
+        assert await bob.chat.sync_once() == 0
+        assert [e.state for e in bob.chat.undecrypted(room_id)] == [EventState.WAITING_FOR_KEY]
+
+        await bob.chat.ensure_keys()  # bob's count is 0: he publishes new keys
+        await alice.chat.sync_once()  # the request: no session -> claim -> forwarded key
+        assert await bob.chat.sync_once() == 1
+        assert bob.texts(room_id) == ["sent while bob had no keys"]
+        assert bob.chat.undecrypted(room_id) == []
+    finally:
+        await alice.close()
+        await bob.close()
