@@ -151,3 +151,29 @@ def test_cli_checkpoint_and_purge(server):
         append_audit(conn, actor_user_id=None, device_id=None, action="test.after",
                      object_type=None, object_id=None, outcome="ok", source="test")
     assert cp.verify_log(db, server.data_dir).ok
+
+
+def test_the_running_server_has_its_key_and_signs_periodically(open_server, tmp_path):
+    import asyncio
+    from types import SimpleNamespace
+
+    from server_stub.api.routes.audit import audit_lifespan
+
+    assert cp.key_path(open_server.data_dir).exists()  # made at start
+    _seed(open_server, 2)
+    db = server_db(open_server)
+    app = SimpleNamespace(state=SimpleNamespace(
+        db=db, settings=SimpleNamespace(data_dir=open_server.data_dir,
+                                        audit_checkpoint_interval_s=0.05)))
+
+    async def run() -> None:
+        async with audit_lifespan(app):
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if cp.list_checkpoints(db.connection()):
+                    break
+
+    asyncio.run(run())
+    [first] = cp.list_checkpoints(db.connection())
+    assert first.head == db.connection().execute(
+        "SELECT value FROM server_meta WHERE key = 'audit_head'").fetchone()[0]
