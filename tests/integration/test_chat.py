@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -83,7 +84,9 @@ def raw_files_containing(root, needles: list[bytes]) -> dict[str, list[str]]:
     return hits
 
 
-async def test_messages_round_trip_and_the_server_never_sees_them(open_server, tmp_path):
+async def test_messages_round_trip_and_the_server_never_sees_them(open_server, tmp_path,
+                                                                 caplog):
+    caplog.set_level(logging.DEBUG)
     alice = await new_client(open_server, tmp_path, "dr.alice")
     bob = await new_client(open_server, tmp_path, "dr.bob")
     try:
@@ -115,6 +118,11 @@ async def test_messages_round_trip_and_the_server_never_sees_them(open_server, t
         # Nor on the workstations' disks (SQLCipher cache, outbox included).
         for client in (alice, bob):
             assert raw_files_containing(client.ws.paths.data, needles) == {}
+        # Nor in any log record of the run (client and server), formatted or raw.
+        assert caplog.records
+        for record in caplog.records:
+            text = f"{record.getMessage()} {record.__dict__}"
+            assert not any(n.decode() in text for n in needles), record.name
     finally:
         await alice.close()
         await bob.close()
