@@ -273,6 +273,16 @@ async def test_push_delivers_without_polling(open_server, tmp_path):
         await alice.chat.send_text(room_id, "pushed")
         await asyncio.wait_for(arrived.wait(), 5)
         assert bob.texts(room_id) == ["pushed"]
+
+        # A device-list change is pushed too: bob's new workstation reaches alice as a
+        # warning without her polling (the poll interval is 10 minutes here).
+        warned = asyncio.Event()
+        alice.chat.device_warning.connect(lambda w: warned.set())
+        bob2 = await new_client(open_server, tmp_path, "dr.bob6", creds=bob.creds)
+        try:
+            await asyncio.wait_for(warned.wait(), 5)
+        finally:
+            await bob2.close()
     finally:
         await alice.close()
         await bob.close()
