@@ -12,14 +12,19 @@ the receiver. Only correctness is asserted; the figures are printed and recorded
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import statistics
 import time
 
 import pytest
 from aiortc import RTCPeerConnection
 
+from app.rtc.ice import IcePolicy, TurnCredentials, configuration
 from app.rtc.tracks import SyntheticVideoTrack, now_ms, read_frame_stamp
 from tests.integration.test_calls import (  # the same real fixtures as the tests
+    TURN_SECRET,
     consult,
     coturn,  # noqa: F401
     flowing,
@@ -32,13 +37,24 @@ from tests.integration.test_calls import (  # the same real fixtures as the test
 pytestmark = pytest.mark.bench
 
 SETUP_RUNS = 5
-STREAM_S = 6.0
+STREAM_S = 5.0
 WARMUP_S = 1.0
 
 
-async def reference_call() -> tuple[float, list[int]]:
-    """Stock aiortc loopback: seconds to the first frame, and latencies (ms) after warm-up."""
-    a, b = RTCPeerConnection(), RTCPeerConnection()
+def turn_policy(port: int) -> IcePolicy:
+    """coturn REST credentials made here (what the server would hand out), relay-only."""
+    username = f"{int(time.time()) + 600}:bench"
+    credential = base64.b64encode(hmac.new(TURN_SECRET.encode(), username.encode(),
+                                           hashlib.sha1).digest()).decode()
+    return IcePolicy(TurnCredentials((f"turn:127.0.0.1:{port}?transport=udp",), username,
+                                     credential), relay_only=True)
+
+
+async def reference_call(policy: IcePolicy | None = None) -> tuple[float, list[int]]:
+    """Stock aiortc in one process (SDP handed over directly): seconds to the first frame,
+    and latencies (ms) after warm-up."""
+    config = configuration(policy) if policy is not None else None
+    a, b = RTCPeerConnection(config), RTCPeerConnection(config)
     first: list[float] = []
     latencies: list[int] = []
     done = asyncio.Event()
@@ -110,27 +126,38 @@ def pct(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def test_call_setup_and_latency(open_server, turn_server, tmp_path):  # noqa: F811
-    ref_setup, ref_lat = await reference_call()
+async def test_call_setup_and_latency(open_server, turn_server, coturn, tmp_path):  # noqa: F811
+    refs = [await reference_call() for _ in range(3)]
+    turn_refs = [await reference_call(turn_policy(coturn.port)) for _ in range(3)]
     loop_setups, loop_lat, loop_route = await our_call(open_server, tmp_path, "loop",
                                                        use_turn=False)
     turn_setups, turn_lat, turn_route = await our_call(turn_server, tmp_path, "turn",
                                                        relay_only=True)
-    ref2_setup, ref2_lat = await reference_call()  # again, to see the machine's drift
-    ref_lat_all = ref_lat + ref2_lat
-    ref_med = statistics.median(ref_lat_all)
+    refs.append(await reference_call())  # again, to see the machine's drift
+    ref_lat = [ms for _, lat in refs for ms in lat]
+    ref_med = statistics.median(ref_lat)
+    turn_ref_lat = [ms for _, lat in turn_refs for ms in lat]
+    turn_ref_med = statistics.median(turn_ref_lat)
+
+    def ms(values) -> str:
+        return "/".join(f"{v * 1000:.0f}" for v in values)
 
     print("\n-- calls benchmark --")
-    print(f"reference aiortc loopback: first frame {ref_setup * 1000:.0f} / "
-          f"{ref2_setup * 1000:.0f} ms; latency median {ref_med:.0f} ms, "
-          f"p95 {pct(ref_lat_all, 0.95):.0f} ms ({len(ref_lat_all)} frames)")
-    for name, setups, lat, route in (("loopback via server", loop_setups, loop_lat, loop_route),
-                                     ("TURN relay-only", turn_setups, turn_lat, turn_route)):
+    print(f"stock aiortc loopback: first frame {ms(s for s, _ in refs)} ms; latency median "
+          f"{ref_med:.0f} ms, p95 {pct(ref_lat, 0.95):.0f} ms ({len(ref_lat)} frames)")
+    print(f"stock aiortc relay-only via coturn: first frame {ms(s for s, _ in turn_refs)} ms;"
+          f" latency median {turn_ref_med:.0f} ms, p95 {pct(turn_ref_lat, 0.95):.0f} ms")
+    for name, setups, lat, route, ref, ref_setup in (
+            ("loopback via server", loop_setups, loop_lat, loop_route, ref_med,
+             statistics.median(s for s, _ in refs)),
+            ("TURN relay-only", turn_setups, turn_lat, turn_route, turn_ref_med,
+             statistics.median(s for s, _ in turn_refs))):
         med = statistics.median(lat)
-        print(f"{name} [{route}]: setup to first remote frame (both ends) median "
-              f"{statistics.median(setups) * 1000:.0f} ms, min {min(setups) * 1000:.0f}, "
-              f"max {max(setups) * 1000:.0f} ({len(setups)} calls); latency median "
-              f"{med:.0f} ms, p95 {pct(lat, 0.95):.0f} ms ({len(lat)} frames); "
-              f"ratio to reference {med / ref_med:.2f}x")
+        setup = statistics.median(setups)
+        print(f"{name} [{route}]: setup to first remote frame (both ends, through the server "
+              f"and its TURN credentials) median {setup * 1000:.0f} ms, min "
+              f"{min(setups) * 1000:.0f}, max {max(setups) * 1000:.0f} ({len(setups)} calls),"
+              f" {setup / ref_setup:.2f}x stock; latency median {med:.0f} ms, p95 "
+              f"{pct(lat, 0.95):.0f} ms ({len(lat)} frames), {med / ref:.2f}x stock")
     assert loop_route == "direct" and turn_route == "relay"
     assert len(loop_lat) > STREAM_S * 15 and len(turn_lat) > STREAM_S * 15
