@@ -347,3 +347,31 @@ async def test_a_device_our_policy_does_not_trust_gets_no_call(open_server, tmp_
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_forged_offer_from_a_third_device_is_refused(open_server, tmp_path):
+    """Mallory, a member of the consult, replays Alice's signed offer to Bob as her own (the
+    relay names her device as the sender): it is not signed by her key, Bob refuses it, and
+    the call between Alice and Bob goes on."""
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    mallory = await new_peer(open_server, tmp_path, "dr.mallory", use_turn=False)
+    try:
+        room_id = await consult(alice, bob, mallory)
+        call = await alice.calls.place_call(room_id, peers=[bob.party])
+        await wait_for(lambda: flowing(alice, bob, 5))
+        (offer,) = [p for kind, _, p in alice.sent if kind == "offer"]
+        await mallory.calls._send_signal(
+            mallory.calls.transport, room_id, to_user_id=bob.party.user_id,
+            to_device_id=bob.party.device_id, call_id=call.call_id, kind="offer",
+            payload=offer)
+        await wait_for(lambda: any(e.what == "refused" for e in bob.events), 10)
+        (refused,) = [e for e in bob.events if e.what == "refused"]
+        assert refused.peer == mallory.party and refused.detail == "bad_signature"
+        assert link(bob, mallory).pc is None and not mallory.calls.calls
+        before = link(bob, alice).stats.stamped_frames
+        await wait_for(lambda: link(bob, alice).stats.stamped_frames > before + 10)
+        assert link(bob, alice).state is LinkState.CONNECTED
+    finally:
+        for peer in (alice, bob, mallory):
+            await peer.close()
