@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,13 @@ from app.services.session import SessionService
 log = logging.getLogger(__name__)
 
 
+RING_S = 60.0  # an incoming call not accepted within this is dropped (the offer goes stale)
+
+
+class CallGone(SafeConsultError):
+    user_message = "That call has ended."
+
+
 class TurnRequired(SafeConsultError):
     user_message = "Calls must go through the hospital's relay, and it is not available."
 
@@ -45,6 +53,7 @@ class IncomingCall:
     call_id: str
     room_id: str
     caller: Party
+    received: float = 0.0  # time.monotonic()
     offers: list[tuple[Party, str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -103,9 +112,14 @@ class CallsService:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, wait_s: float = 10.0) -> None:
+        """Listen for signals; returns once the push socket is up (or after ``wait_s``:
+        offline, the loop keeps reconnecting in the background)."""
         self._pusher = asyncio.get_running_loop().create_task(self._push_loop())
-        await asyncio.wait_for(self.push_connected.wait(), 10)
+        try:
+            await asyncio.wait_for(self.push_connected.wait(), wait_s)
+        except TimeoutError:
+            log.info("calls push not up yet", extra={"event": "calls_push_pending"})
 
     async def stop(self) -> None:
         self._closing = True
@@ -246,10 +260,13 @@ class CallsService:
             if pending is not None and signal.kind == "hangup" and sender == pending.caller:
                 del self.pending[signal.call_id]
             return
+        now = time.monotonic()
+        for stale in [k for k, v in self.pending.items() if now - v.received > RING_S]:
+            del self.pending[stale]  # rang out
         pending = self.pending.get(signal.call_id)
         if pending is None:
             pending = self.pending[signal.call_id] = IncomingCall(
-                signal.call_id, signal.room_id, sender)
+                signal.call_id, signal.room_id, sender, received=now)
             pending.offers.append((sender, signal.kind, signal.payload))
             if self.auto_accept:
                 await self.accept(signal.call_id)
@@ -259,7 +276,9 @@ class CallsService:
             pending.offers.append((sender, signal.kind, signal.payload))
 
     async def accept(self, call_id: str) -> Call:
-        pending = self.pending.pop(call_id)
+        pending = self.pending.pop(call_id, None)
+        if pending is None or time.monotonic() - pending.received > RING_S:
+            raise CallGone(f"no incoming call {call_id}")
         self._early[call_id] = []
         try:
             call = await self._accept(pending)

@@ -129,7 +129,8 @@ async def new_peer(server, tmp_path, name: str, *, rewrite=None, **options) -> P
     sent: list = []
     events: list[CallEvent] = []
     call_options = options.pop("call_options", None) or CallOptions(video_tag=len(name))
-    calls = CallsService(ws.session, chat, auto_accept=True, options=call_options,
+    auto_accept = options.pop("auto_accept", True)
+    calls = CallsService(ws.session, chat, auto_accept=auto_accept, options=call_options,
                          send_wrapper=recording(sent, rewrite), **options)
     calls.event.connect(events.append)
     await calls.start()
@@ -375,3 +376,31 @@ async def test_a_forged_offer_from_a_third_device_is_refused(open_server, tmp_pa
     finally:
         for peer in (alice, bob, mallory):
             await peer.close()
+
+
+async def test_an_incoming_call_rings_until_accepted_or_rejected(open_server, tmp_path):
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False, auto_accept=False)
+    rings: list = []
+    bob.calls.incoming.connect(rings.append)
+    try:
+        room_id = await consult(alice, bob)
+        first = await alice.calls.place_call(room_id)
+        await wait_for(lambda: len(rings) == 1, 10)
+        assert (rings[0].call_id, rings[0].caller, rings[0].room_id) == (
+            first.call_id, alice.party, room_id)
+        await asyncio.sleep(0.5)
+        assert link(alice, bob).stats.video_frames == 0 and not bob.calls.calls  # ringing
+        await bob.calls.reject(first.call_id)
+        await wait_for(lambda: any(e.what == "ended" for e in alice.events), 10)
+        await wait_for(lambda: not alice.calls.calls, 5)  # nobody left: the call ended
+
+        second = await alice.calls.place_call(room_id)
+        await wait_for(lambda: len(rings) == 2, 10)
+        await bob.calls.accept(second.call_id)
+        await wait_for(lambda: flowing(alice, bob, 5))
+        with pytest.raises(SafeConsultError):
+            await bob.calls.accept(first.call_id)  # rejected: gone
+    finally:
+        await alice.close()
+        await bob.close()
