@@ -26,11 +26,13 @@ import pytest
 
 from app.core.imaging_types import WindowLevel
 from app.services.imaging import ImagingService, ViewerIdentity
+from app.ui.pyside_guard import protect_none
 from app.ui.views.images import ImagesView
 from tests.support.dicom_gen import write_ct_series
 from tests.ui.conftest import qloop  # noqa: F401 -- the qasync loop fixture of the GUI tests
 
 pytestmark = pytest.mark.bench
+protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (pyside_guard.py)
 SLICES = 300
 FRAME_BUDGET_MS = 1000 / 60
 

@@ -302,7 +302,7 @@ class ImageCanvas(QWidget):
             painter.setTransform(self.image_transform())
             if self.scale() < 1.0:
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(0, 0, self._shown.image)
+            painter.drawImage(0, 0, self._shown.display)
             painter.restore()
             self._paint_measurements(painter)
             self._paint_corners(painter)

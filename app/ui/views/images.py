@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QEvent, QMarginsF, QPointF, QRectF, Qt
+from PySide6.QtCore import QCoreApplication, QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -324,9 +324,6 @@ class ImagesView(PlaceholderView):
         self.tag_panel.retranslate()
         self.toolbar.setAccessibleName(self.tr("Image tools"))
 
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-
     # -- state helpers ---------------------------------------------------------------------
 
     @property
@@ -386,9 +383,18 @@ class ImagesView(PlaceholderView):
         self._enable()
 
     def _canvas_changed(self) -> None:
-        if self.sender() is self.canvas:
+        canvas = self.canvas
+        if self.sender() is not canvas:
+            return
+        # Called on every slice and window change: touch the toolbar only when what it
+        # shows changed (it costs more than the repaint otherwise).
+        wl = canvas.state.window
+        key = (canvas.state.invert, canvas.tool, canvas.playing(), wl.name if wl else None,
+               id(self.active.handle))
+        if key != getattr(self, "_controls_key", None):
+            self._controls_key = key
             self._sync_controls()
-            self._update_tags()
+        self._update_tags()
 
     # -- opening ---------------------------------------------------------------------------
 
