@@ -300,7 +300,9 @@ class ImageCanvas(QWidget):
         if self._shown is not None:
             painter.save()
             painter.setTransform(self.image_transform())
-            if self.scale() < 1.0:
+            if self.scale() != 1.0 and self.scale() < 3.0:
+                # Interpolated when shrinking or moderately enlarging; from 3x up the
+                # reader is looking at pixels, and sees them as squares.
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.drawImage(0, 0, self._shown.display)
             painter.restore()
@@ -497,6 +499,10 @@ class ImageCanvas(QWidget):
             text = fill(self.tr("x %1  y %2  stored %3  value %4"), str(col), str(row), stored,
                         value)
         self.probeChanged.emit(text)
+
+    def hideEvent(self, event: QEvent) -> None:
+        self.stop()  # locked or switched away: no cine behind the lock screen
+        super().hideEvent(event)
 
     def leaveEvent(self, event: QEvent) -> None:
         self.probeChanged.emit("")

@@ -209,6 +209,9 @@ def test_cine_plays_and_stops(qtbot, view, ct_dir):
     stopped_at = canvas.state.index
     qtbot.wait(250)
     assert canvas.state.index == stopped_at
+    view.cine_action.trigger()
+    canvas.hide()  # auto-lock hides PHI widgets: cine stops with it
+    assert not canvas.playing()
 
 
 def test_probe_shows_hu_under_the_cursor(qtbot, view, ct_dir):
@@ -439,7 +442,7 @@ def test_undecodable_pixels_show_a_message_not_a_crash(qtbot, view, tmp_path, ct
 
 # -- side by side --------------------------------------------------------------------------
 
-def test_two_series_side_by_side(qtbot, view, ct_dir, ct_dir_b):
+def test_two_series_side_by_side(qtbot, view, ct_dir, ct_dir_b, save_screenshot):
     open_and_wait(qtbot, view, [ct_dir, ct_dir_b])
     assert len(view.handles) == 2
     view.side_action.trigger()
@@ -457,6 +460,8 @@ def test_two_series_side_by_side(qtbot, view, ct_dir, ct_dir_b):
     assert right.canvas.current_window() == PRESETS["lung"]
     assert left.canvas.current_window() != PRESETS["lung"]
     assert right.watermark in phi_widgets(view) and left.watermark in phi_widgets(view)
+    assert right.patient.text() == "OTHER, PATIENT"
+    save_screenshot(view, "viewer-split.png")
     view.side_action.trigger()
     assert not right.isVisible() and view.active is left
 
