@@ -159,6 +159,7 @@ class ChatService:
         self.online: bool | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._push_retry = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._dirty_users: set[str] = set()
@@ -207,6 +208,8 @@ class ChatService:
 
     def _set_online(self, online: bool) -> None:
         if online != self.online:
+            if online:
+                self._push_retry.set()
             self.online = online
             self.online_changed.emit(online)
 
@@ -258,7 +261,10 @@ class ChatService:
                 log.info("chat push lost", extra={"event": "chat_push_lost",
                                                   "reason_code": exc.__class__.__name__})
             self.wake()  # whatever was missed while disconnected comes by sync
-            await asyncio.sleep(backoff)
+            self._push_retry.clear()
+            # Back off, but reconnect at once when a request just got through again.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._push_retry.wait(), backoff)
             backoff = min(backoff * 2, 30.0)
 
     def _on_push(self, frame: dict[str, Any]) -> None:
@@ -278,8 +284,8 @@ class ChatService:
 
     async def refresh_rooms(self) -> None:
         """Learn rooms (and invitations) from the relay; seed members of rooms new here."""
-        self._rooms_dirty = False
         rooms = await relay_api.list_rooms(self.transport)
+        self._rooms_dirty = False  # only now: a failed attempt must be retried
         listed = {r.room_id for r in rooms}
         for room in rooms:
             known = self.state.room_state(room.room_id)

@@ -246,3 +246,46 @@ async def test_a_message_the_relay_can_never_accept_is_reported_not_retried(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_chat_started_offline_catches_up_when_the_relay_is_back(open_server, tmp_path):
+    from app.services.chat import ChatService
+    from tests.integration.conftest import Workstation
+    from tests.integration.test_chat import Client, sign_in
+    from tests.support.clients import create_user
+
+    alice = await new_client(open_server, tmp_path, "dr.alice.late")
+    creds = create_user(open_server, "dr.bob.late")
+    ws = Workstation(open_server, tmp_path / "bob-late")
+    await sign_in(ws, creds)
+    real = ws.session.transport
+    dead = Transport("https://127.0.0.1:9", open_server.ca_pem, signer=real.signer)
+    ws.session.transport = dead
+    chat = ChatService(ws.session, poll_interval_s=600)
+    await chat.start()  # no exception: the service starts offline
+    bob = Client(creds, ws, chat)
+    try:
+        assert chat.online is False
+        room_id = await alice.chat.create_room()
+        await alice.chat.invite(room_id, "dr.bob.late")
+        ws.session.transport = real
+        await dead.aclose()
+        chat.wake()  # what the retry timer does a moment later
+        # The invitation was pushed while bob was away: the first round that gets through
+        # learns it (a failed room refresh stays due). A second is plenty for one round.
+        for _ in range(20):
+            if chat.online and any(r.room_id == room_id for r in chat.rooms()):
+                break
+            await asyncio.sleep(0.05)
+        assert chat.online is True
+        await chat.join(room_id)
+        await alice.chat.sync_once()
+        await alice.chat.send_text(room_id, "you are back")
+        for _ in range(100):
+            if bob.texts(room_id):
+                break
+            await asyncio.sleep(0.05)
+        assert bob.texts(room_id) == ["you are back"]
+    finally:
+        await alice.close()
+        await bob.close()
