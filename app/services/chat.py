@@ -165,6 +165,7 @@ class ChatService:
         self._dirty_users: set[str] = set()
         self._rooms_dirty = True
         self._keys_low = True
+        self._upload_failed = False
         self._last_version_check = 0.0
 
     # -- life cycle ------------------------------------------------------------------------
@@ -408,14 +409,21 @@ class ChatService:
     async def ensure_keys(self) -> None:
         """Keep the relay stocked with our one-time keys (and a fallback key)."""
         counts = await relay_api.key_counts(self.transport)
-        self._keys_low = False
         if counts.one_time_key_count >= self.one_time_keys // 2 and counts.has_fallback_key:
+            self._keys_low = False
             return
         async with self._lock:
-            wanted = max(0, self.one_time_keys - counts.one_time_key_count)
+            # After a failed upload the generated keys are still unpublished and come
+            # again with the next body: add none then, so a body stays within the relay's
+            # 100-key limit however often the network fails.
+            wanted = 0 if self._upload_failed else max(
+                0, self.one_time_keys - counts.one_time_key_count)
             body = self.machine.keys_for_upload(wanted)
+            self._upload_failed = True
             await relay_api.upload_keys(self.transport, body)
+            self._upload_failed = False
             self.machine.mark_keys_published()
+        self._keys_low = False
         log.info("one-time keys published", extra={"event": "chat_keys_published",
                                                    "count": len(body["one_time_keys"])})
 
