@@ -686,6 +686,46 @@
         <source>The demo server could not be started. See the terminal for details.</source>
         <translation>无法启动演示服务器。详细信息请查看终端。</translation>
     </message>
+    <message>
+        <source>The image could not be opened.</source>
+        <translation>无法打开该影像。</translation>
+    </message>
+    <message>
+        <source>This file is not a DICOM image, or it is damaged beyond reading.</source>
+        <translation>此文件不是 DICOM 影像，或已损坏到无法读取。</translation>
+    </message>
+    <message>
+        <source>This DICOM file is incomplete (it may have been cut short while copying).</source>
+        <translation>此 DICOM 文件不完整（可能在复制时被截断）。</translation>
+    </message>
+    <message>
+        <source>This image is compressed in a format SafeConsult cannot decode.</source>
+        <translation>此影像的压缩格式 SafeConsult 无法解码。</translation>
+    </message>
+    <message>
+        <source>This DICOM file holds no image (it may be a report or a waveform).</source>
+        <translation>此 DICOM 文件不含图像（可能是报告或波形）。</translation>
+    </message>
+    <message>
+        <source>The image data in this file could not be decoded.</source>
+        <translation>无法解码此文件中的图像数据。</translation>
+    </message>
+    <message>
+        <source>This image is larger than SafeConsult will decode safely.</source>
+        <translation>此影像过大，超出 SafeConsult 安全解码的范围。</translation>
+    </message>
+    <message>
+        <source>Decoding this image took too long and was stopped.</source>
+        <translation>解码此影像耗时过长，已停止。</translation>
+    </message>
+    <message>
+        <source>This DICOM file holds no waveform.</source>
+        <translation>此 DICOM 文件不含波形。</translation>
+    </message>
+    <message>
+        <source>The file could not be de-identified; it was not exported.</source>
+        <translation>无法对该文件去标识化；未导出。</translation>
+    </message>
 </context>
 <context>
     <name>SeriesCard</name>

@@ -515,3 +515,15 @@ def ct_dir_screenshot(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ct512")
     write_ct_series(out, 12, rows=512, cols=512)
     return out
+
+
+def test_imaging_errors_are_translated(qtbot, view, languages, tmp_path):
+    from app.ui.i18n import CHINESE
+
+    assert languages.apply(CHINESE)
+    try:
+        (tmp_path / "notes.dcm").write_bytes(b"not DICOM" * 20)
+        open_and_wait(qtbot, view, [tmp_path])
+        assert "此文件不是 DICOM 影像" in view.message.text()
+    finally:
+        languages.apply("en")
