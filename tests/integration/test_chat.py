@@ -312,3 +312,26 @@ async def test_a_member_with_no_keys_left_gets_the_room_key_by_asking(open_serve
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_one_time_keys_are_published_and_topped_up(open_server, tmp_path):
+    from app.net import relay_api
+
+    alice = await new_client(open_server, tmp_path, "dr.alice8")
+    bob = await new_client(open_server, tmp_path, "dr.bob8")
+    try:
+        counts = await relay_api.key_counts(bob.ws.session.transport)
+        assert (counts.one_time_key_count, counts.has_fallback_key) == (50, True)
+        bob_device = bob.ws.session.device.device_id
+        for _ in range(30):  # others start sessions with bob: 30 keys handed out
+            await relay_api.claim_keys(alice.ws.session.transport, [bob_device])
+        await bob.chat.ensure_keys()  # below half: topped up to 50
+        counts = await relay_api.key_counts(bob.ws.session.transport)
+        assert counts.one_time_key_count == 50
+        await relay_api.claim_keys(alice.ws.session.transport, [bob_device])
+        await bob.chat.ensure_keys()  # 49 is above half: nothing uploaded
+        counts = await relay_api.key_counts(bob.ws.session.transport)
+        assert counts.one_time_key_count == 49
+    finally:
+        await alice.close()
+        await bob.close()
