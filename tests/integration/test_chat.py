@@ -335,3 +335,36 @@ async def test_one_time_keys_are_published_and_topped_up(open_server, tmp_path):
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_three_clients_talking_at_once_see_every_message_once(open_server, tmp_path):
+    """Background loops, push-driven, all three sending concurrently: each client ends with
+    every message exactly once and each sender's messages in the order sent."""
+    clients = [await new_client(open_server, tmp_path, f"dr.busy{i}", background=True,
+                                poll_interval_s=600) for i in range(3)]
+    try:
+        room_id = await room_with(*clients)
+        per_sender = 15
+        total = per_sender * len(clients)
+
+        async def talk(client: Client, n: int) -> None:
+            for i in range(per_sender):
+                await client.chat.send_text(room_id, f"from {n} #{i:02d}")
+                await asyncio.sleep(0.005 * n)
+
+        await asyncio.gather(*(talk(c, n) for n, c in enumerate(clients)))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(
+                len(c.texts(room_id)) < total for c in clients):
+            await asyncio.sleep(0.05)
+        for client in clients:
+            texts = [m.body.reveal() for m in client.chat.messages(room_id, limit=500)]
+            assert len(texts) == total and len(set(texts)) == total
+            for n in range(len(clients)):
+                mine = [t for t in texts if t.startswith(f"from {n} ")]
+                assert mine == [f"from {n} #{i:02d}" for i in range(per_sender)]
+            assert client.chat.outbox.count() == 0
+            assert client.chat.undecrypted(room_id) == []
+    finally:
+        for client in clients:
+            await client.close()
