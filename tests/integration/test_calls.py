@@ -171,6 +171,10 @@ def flowing(a: Peer, b: Peer, frames: int = 10) -> bool:
             and ba.stats.stamped_frames >= frames)
 
 
+def disk_usage(root) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
 def check_signals_hold_no_media(peer: Peer) -> None:
     """What a device handed the relay: signed SDP (no trickled candidates), hang-ups, rebuild
     requests -- never a media byte."""
@@ -204,7 +208,13 @@ async def test_a_call_through_the_real_server_carries_video_both_ways(open_serve
         assert [(e.what, e.detail) for e in alice.events] == [("connected", ab.code)]
         assert shown and set(shown) == {(alice.party, (240, 320, 3))}  # what a view gets
 
-        # The server: signals are pushed, never stored; its disk holds no SDP and no stamp.
+        # Media never touches the server: while video streams, its disk does not grow.
+        before = disk_usage(open_server.data_dir)
+        frames = ab.stats.video_frames + ba.stats.video_frames
+        await asyncio.sleep(1.5)
+        assert ab.stats.video_frames + ba.stats.video_frames > frames + 60
+        assert disk_usage(open_server.data_dir) - before < 16_384
+        # Signals are pushed, never stored; the disk holds no SDP and no fingerprint.
         check_signals_hold_no_media(alice)
         check_signals_hold_no_media(bob)
         sdp_bits = [p["fingerprints"][0].split()[1].encode() for k, _, p in alice.sent
