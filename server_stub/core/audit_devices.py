@@ -51,16 +51,20 @@ class DeviceChainReport:
     last_seq: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive missing ranges
     problems: list[tuple[int, str]] = field(default_factory=list)  # (device_seq, what)
+    unsigned: list[int] = field(default_factory=list)  # server seqs without chain fields
 
     @property
     def ok(self) -> bool:
-        return not self.gaps and not self.problems
+        return not self.gaps and not self.problems and not self.unsigned
 
     def summary(self) -> str:
         if self.ok:
             return f"OK: {self.entries} entries, device_seq {self.first_seq}..{self.last_seq}"
         parts = [f"missing {a}" if a == b else f"missing {a}..{b}" for a, b in self.gaps]
         parts += [f"entry {s}: {p}" for s, p in self.problems]
+        if self.unsigned:
+            parts.append(f"{len(self.unsigned)} unsigned entries (server entries "
+                         f"{self.unsigned[0]}..{self.unsigned[-1]})")
         return "BROKEN: " + "; ".join(parts)
 
 
@@ -87,7 +91,7 @@ def verify_devices(conn: sqlite3.Connection, device_id: str | None = None,
         detail = json.loads(row["detail"]) if row["detail"] else {}
         if not all(k in detail for k in CHAIN_KEYS) or not isinstance(
                 detail.get("device_seq"), int):
-            report.problems.append((0, f"server entry {row['seq']} is not a signed chain entry"))
+            report.unsigned.append(row["seq"])
             continue
         by_device.setdefault(dev, []).append((detail["device_seq"], detail, row))
     for dev, items in by_device.items():

@@ -17,6 +17,7 @@ from typing import Any
 
 from server_stub.core.audit_anomaly import Alert, find_alerts
 from server_stub.core.audit_checkpoint import list_checkpoints, verify_log
+from server_stub.core.audit_devices import verify_devices
 from server_stub.core.audit_export import iso_utc
 from server_stub.core.audit_query import AuditFilter, search, usernames
 from server_stub.core.db import Database
@@ -42,6 +43,8 @@ class ReportData:
     failed_total: int = 0
     alerts: list[Alert] = field(default_factory=list)
     purges: list[list[str]] = field(default_factory=list)
+    device_chains: list[list[str]] = field(default_factory=list)  # broken ones only
+    device_chains_ok: int = 0
     entries_in_period: int = 0
     names: dict[str, str] = field(default_factory=dict)
 
@@ -108,6 +111,12 @@ def gather(db: Database, data_dir: Path, from_ms: int, to_ms: int,
                                  _day(r[4]) if r[4] else "NOT REVIEWED",
                                  names.get(r[5] or "", "-")])
     data.alerts = find_alerts(conn, from_ms=from_ms, to_ms=to_ms)
+    for dev in verify_devices(conn):
+        if dev.ok:
+            data.device_chains_ok += 1
+        else:
+            data.device_chains.append([dev.device_id[:14], names.get(dev.user_id or "", "?"),
+                                       str(dev.entries), dev.summary()[8:]])
     return data
 
 
@@ -138,6 +147,8 @@ def render_pdf(data: ReportData) -> bytes:
                          ("Generated", _day(data.generated_ms)),
                          ("Audit chain", data.chain),
                          ("Entries in period", str(data.entries_in_period)),
+                         ("Device chains", f"{data.device_chains_ok} verified, "
+                                           f"{len(data.device_chains)} with gaps or errors"),
                          ("Failed logins", str(data.failed_total)),
                          ("Alerts", str(len(data.alerts)))):
         pdf.set_font("Helvetica", "B", 10)
@@ -168,6 +179,8 @@ def render_pdf(data: ReportData) -> bytes:
                 pdf.cell(w, 5, text, border=1)
             pdf.ln()
 
+    section("Device audit chains with gaps or errors", ["Device", "User", "Entries", "What"],
+            [30, 30, 16, 104], data.device_chains, "every device chain verifies")
     section("Users", ["Username", "Role", "Status", "Created", "Changes in period"],
             [50, 30, 25, 40, 35], data.users, "no users")
     section("Devices", ["Device", "User", "Name", "State", "Enrolled", "Last seen"],
@@ -196,7 +209,8 @@ def summary_json(data: ReportData) -> str:
                        "users": len(data.users), "devices": len(data.devices),
                        "grants": len(data.grants), "break_glass": len(data.break_glass),
                        "wipes": len(data.wipes), "failed_logins": data.failed_total,
-                       "alerts": len(data.alerts), "purges": len(data.purges)})
+                       "alerts": len(data.alerts), "purges": len(data.purges),
+                       "device_chains_broken": len(data.device_chains)})
 
 
 def alert_rows(alerts: list[Alert], names: dict[str, str]) -> list[dict[str, Any]]:

@@ -217,6 +217,9 @@ def test_compliance_report_renders(server, monkeypatch, tmp_path):
     data = audit_report.gather(server_db(server), server.data_dir, MONDAY, MONDAY + 7 * 24 * H)
     assert data.chain.startswith("verified")
     assert len(data.grants) == 1 and len(data.wipes) == 1 and data.failed_total == 9
+    # The synthetic client entries carry no device signature: every such chain is listed.
+    assert len(data.device_chains) == 5 and data.device_chains_ok == 0
+    assert data.device_chains[0][3] == "8 unsigned entries (server entries 4..11)"
     assert {a.rule for a in data.alerts} >= {"failed_logins", "break_glass", "out_of_hours"}
     pdf = audit_report.render_pdf(data)
     assert pdf.startswith(b"%PDF-")

@@ -176,6 +176,7 @@ class DeviceChain(BaseModel):
     last_seq: int
     gaps: list[tuple[int, int]]
     problems: list[tuple[int, str]]
+    unsigned_entries: int  # client entries uploaded without the chain fields
 
 
 @router.get("/devices", response_model=list[DeviceChain])
@@ -183,7 +184,7 @@ def verify_device_chains(auth: Auditor, db: Db) -> list[DeviceChain]:
     """Each device's own chain: hashes, device signatures, links and gaps."""
     return [DeviceChain(device_id=r.device_id, user_id=r.user_id, ok=r.ok, entries=r.entries,
                         first_seq=r.first_seq, last_seq=r.last_seq, gaps=r.gaps,
-                        problems=r.problems)
+                        problems=r.problems, unsigned_entries=len(r.unsigned))
             for r in verify_devices(db.connection())]
 
 
