@@ -60,7 +60,7 @@ from app.net import relay_api
 from app.net.auth_api import ProtocolError
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
-from app.services.session import SessionService
+from app.services.session import SessionService, SessionState
 from app.storage.chat_state import SYNC_TOKEN, ChatState
 from app.storage.crypto_store import SqlCryptoStore
 from app.storage.messages import MessageRepository
@@ -167,6 +167,8 @@ class ChatService:
         self._keys_low = True
         self._upload_failed = False
         self._last_version_check = 0.0
+        # Signing out or a wipe closes the cache under us: stop at once, not on error.
+        session.changed.connect(self._on_session)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -193,7 +195,15 @@ class ChatService:
             self._tasks = [loop.create_task(self._sync_loop()),
                            loop.create_task(self._push_loop())]
 
+    def _on_session(self, snapshot: Any) -> None:
+        if snapshot.state is not SessionState.SIGNED_IN:
+            self._closing = True
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+
     async def stop(self) -> None:
+        self._session.changed.disconnect(self._on_session)
         self._closing = True
         self._wake.set()
         for task in self._tasks:

@@ -368,3 +368,17 @@ async def test_three_clients_talking_at_once_see_every_message_once(open_server,
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_signing_out_stops_the_chat_loops(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice9", background=True,
+                             poll_interval_s=0.05)
+    try:
+        await asyncio.sleep(0.2)  # a few rounds
+        tasks = list(alice.chat._tasks)
+        assert tasks and not any(t.done() for t in tasks)
+        await alice.ws.session.sign_out()  # closes the cache
+        await asyncio.sleep(0.1)
+        assert all(t.done() for t in tasks)
+    finally:
+        await alice.close()
