@@ -94,6 +94,7 @@ class ImagesView(PlaceholderView):
         self._runner.errorReported.connect(self.show_message)
         self.identity = _default_identity()
         self.handles: list[SeriesHandle] = []
+        self._open_problems = ""
         self._prefetch_stop = threading.Event()
         self._prefetch_task: asyncio.Future | None = None
         self._open_task: asyncio.Future | None = None
@@ -416,6 +417,7 @@ class ImagesView(PlaceholderView):
         self._stop_prefetch()
         if self._open_task is not None:
             self._open_task.cancel()
+        self._open_problems = ""
         self.show_message("")
         self.progress.setRange(0, 0)
         self.progress.setFormat(self.tr("Opening…"))
@@ -451,6 +453,7 @@ class ImagesView(PlaceholderView):
             self.stage.setCurrentIndex(0 if first is None else 1)
             self.show_message(problems or self.tr("No DICOM images were found there."))
             return
+        self._open_problems = problems
         self.show_message(problems)
         self.browser.set_series(self.handles)
         self.browser.show()
@@ -543,6 +546,8 @@ class ImagesView(PlaceholderView):
         self.activate(other)
 
     def show_in(self, pane: ViewerPane, handle: SeriesHandle) -> None:
+        # Messages about the series shown before go; those about the opening stay.
+        self.show_message(self._open_problems)
         if handle.is_waveform:
             pane.show_series(handle, waveform=[])
 
