@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -538,9 +538,7 @@ class ImageCanvas(QWidget):
             return
         event.accept()
 
-    def sizeHint(self):  # type: ignore[no-untyped-def]
-        from PySide6.QtCore import QSize
-
+    def sizeHint(self) -> QSize:
         return QSize(512, 512)
 
 

@@ -60,7 +60,7 @@ from app.services.imaging import (
 from app.ui.asyncbridge import TaskRunner
 from app.ui.i18n import fill
 from app.ui.imaging.browser import SeriesBrowser
-from app.ui.imaging.canvas import ANGLE, DISTANCE, NAVIGATE, PRESET_ORDER
+from app.ui.imaging.canvas import ANGLE, DISTANCE, NAVIGATE, PRESET_ORDER, ImageCanvas
 from app.ui.imaging.pane import ViewerPane
 from app.ui.imaging.qimage import ArrayImage
 from app.ui.imaging.tags import TagPanel
@@ -329,7 +329,7 @@ class ImagesView(PlaceholderView):
     # -- state helpers ---------------------------------------------------------------------
 
     @property
-    def canvas(self):  # type: ignore[no-untyped-def]
+    def canvas(self) -> ImageCanvas:
         return self.active.canvas
 
     def _enable(self) -> None:

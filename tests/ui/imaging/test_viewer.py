@@ -468,7 +468,7 @@ def test_two_series_side_by_side(qtbot, view, ct_dir, ct_dir_b, save_screenshot)
 
 # -- ECG -----------------------------------------------------------------------------------
 
-def test_ecg_drawn_on_calibrated_paper(qtbot, view, save_screenshot):
+def test_ecg_drawn_on_calibrated_paper(qtbot, view, save_screenshot, tmp_path):
     open_and_wait(qtbot, view, [Path(get_testdata_file("waveform_ecg.dcm"))])
     pane = view.active
     qtbot.waitUntil(lambda: pane.ecg.group is not None, timeout=5000)
@@ -486,6 +486,13 @@ def test_ecg_drawn_on_calibrated_paper(qtbot, view, save_screenshot):
     assert pink.mean() > 0.02  # the grid
     assert dark.mean() > 0.003  # the traces
     assert pane.watermark.lines()[-1] == "Patient ID 642341"
+    # Print: the ECG paper with the watermark burned in, audited once.
+    audit = view._service.audit
+    task = view.print_pdf(tmp_path / "ecg.pdf")
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert task.exception() is None
+    assert (tmp_path / "ecg.pdf").read_bytes()[:5] == b"%PDF-"
+    assert audit.calls == [("file.print", pane.handle.object_id)]
     view.resize(1280, 720)
     pane.ecg_scroll.horizontalScrollBar().setValue(0)
     qtbot.wait(50)
@@ -555,3 +562,26 @@ def test_every_file_of_pydicoms_corpus_through_the_view(qtbot, view):
         assert view.tag_panel.tree.topLevelItemCount() > 0
     assert shown > 30
     assert generic == []
+
+
+def test_open_and_export_through_the_file_dialogs(qtbot, view, ct_dir, audit, tmp_path,
+                                                  monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(ct_dir)))
+    view.open_folder_action.trigger()
+    qtbot.waitUntil(lambda: view.canvas.count() == 8, timeout=10_000)
+    target = tmp_path / "picked"  # no suffix: PNG is added
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(target), "")))
+    view.export_image_action.trigger()
+    qtbot.waitUntil(lambda: len(audit.calls) == 1, timeout=10_000)
+    assert (tmp_path / "picked.png").is_file()
+    # Cancelling a dialog does nothing.
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
+    assert view.export_image() is None and view.print_pdf() is None
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames",
+                        staticmethod(lambda *a, **k: ([], "")))
+    view.open_files_action.trigger()
+    assert view.canvas.count() == 8 and len(audit.calls) == 1
