@@ -67,11 +67,11 @@ class WatermarkFields:
     def time_text(self) -> str:
         return self.when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-    def burned_lines(self) -> list[str]:
-        """The lines burned into exported pixels (ASCII labels: the files outlive the UI
-        language, and the embedded font is ASCII)."""
+    def burned_lines(self, verb: str = "Exported") -> list[str]:
+        """The lines burned into exported (or, with ``verb="Printed"``, printed) pixels;
+        ASCII labels: the files outlive the UI language, and the embedded font is ASCII."""
         pid = self.patient_id.reveal() or "(none)"
-        return [f"{self.user} @ {self.device}", f"Exported {self.time_text()}",
+        return [f"{self.user} @ {self.device}", f"{verb} {self.time_text()}",
                 f"Patient ID {pid}"]
 
 
@@ -358,7 +358,7 @@ class ImagingService:
     async def watermarked(self, pixels: np.ndarray, fields: WatermarkFields) -> np.ndarray:
         """``pixels`` (enlarged if small) with the watermark burned in, for printing."""
         return await asyncio.to_thread(
-            lambda: burn_in(upscale_for_legibility(pixels), fields.burned_lines()))
+            lambda: burn_in(upscale_for_legibility(pixels), fields.burned_lines("Printed")))
 
     def record_print(self, object_id: str) -> None:
         self.audit(PRINT_ACTION, object_id)
