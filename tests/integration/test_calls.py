@@ -414,3 +414,45 @@ async def test_an_incoming_call_rings_until_accepted_or_rejected(open_server, tm
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_the_answerer_asks_for_a_rebuild_when_its_transport_closes(open_server, tmp_path):
+    """Bob's peer connection goes away under the call: Bob asks (an ``invite`` signal with
+    the failed generation) through the server, Alice rebuilds, both re-sign, media resumes."""
+    options = CallOptions(stall_s=1.5)
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False,
+                           call_options=options)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False,
+                         call_options=CallOptions(stall_s=1.5))
+    try:
+        room_id = await consult(alice, bob)
+        await alice.calls.place_call(room_id)
+        await wait_for(lambda: flowing(alice, bob, 5))
+        ab, ba = link(alice, bob), link(bob, alice)
+        await ba.pc.close()
+        await wait_for(lambda: ab.generation == 2 and ab.state is LinkState.CONNECTED
+                       and ba.generation == 2, 20)
+        before = ba.stats.stamped_frames
+        await wait_for(lambda: ba.stats.stamped_frames > before + 10, 10)
+        assert ("invite", alice.party.device_id, {"rebuild": 1}) in bob.sent
+        assert [p["generation"] for k, _, p in bob.sent if k == "answer"][-1] == 2
+        assert ab.code == ba.code  # recomputed from the new pair of certificates
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_three_party_mesh_relay_only(turn_server, tmp_path):
+    peers = [await new_peer(turn_server, tmp_path, name, relay_only=True)
+             for name in ("dr.alice", "dr.bob", "dr.carol")]
+    alice, bob, carol = peers
+    try:
+        room_id = await consult(alice, bob, carol)
+        await alice.calls.place_call(room_id)
+        pairs = ((alice, bob), (alice, carol), (bob, carol))
+        await wait_for(lambda: all(flowing(a, b, 10) for a, b in pairs), 30)
+        for a, b in pairs:
+            assert link(a, b).route() == link(b, a).route() == "relay"
+    finally:
+        for peer in peers:
+            await peer.close()
