@@ -212,6 +212,8 @@ class ChatService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self._session.cache is self.cache:  # still open: leave no accepted row behind
+            self.outbox.settle()
 
     def wake(self) -> None:
         """Sync and flush now (a push arrived, or the network came back)."""
@@ -454,6 +456,7 @@ class ChatService:
             # queue, echo and ciphertext. Otherwise the flush encrypts it.
             ready = self._ready_offline(members)
             with self.cache.write():
+                self.outbox.settle()
                 seq = self.outbox.queue(room_id, event_id, body)
                 self.messages_repo.insert(
                     CachedMessage(room_id, event_id, self.user_id, now, body))
@@ -497,7 +500,7 @@ class ChatService:
                     self.send_failed.emit(SendFailed(item.room_id, item.event_id, exc.code,
                                                      exc.user_message))
                     continue
-                self.outbox.done(item.seq)
+                self.outbox.accepted(item.seq)
                 sent += 1
                 self.sent.emit(item.event_id)
                 if result.duplicate:
@@ -564,6 +567,7 @@ class ChatService:
                                              limit=self.sync_limit)
                 await self._learn_senders(batch)
                 with self.cache.write():
+                    self.outbox.settle()  # rides on a commit that happens anyway
                     applied = self._apply(batch)
                     self.state.put(SYNC_TOKEN, batch.next_token)
                 shown += len(applied.shown)

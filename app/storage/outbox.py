@@ -45,6 +45,10 @@ def _now() -> int:
 class Outbox:
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
+        # Accepted by the relay, row not deleted yet: deleted by the next write transaction
+        # (``settle``), which saves a commit per message. A crash before that re-posts the
+        # same ciphertext under the same event id, which the relay answers as a duplicate.
+        self._accepted: set[int] = set()
 
     # -- room events -----------------------------------------------------------------------
 
@@ -63,7 +67,7 @@ class Outbox:
                 "FROM chat_outbox ORDER BY seq").fetchall()
         return [OutboxItem(r[0], r[1], r[2], Phi(r[3]) if r[3] is not None else None,
                            json.loads(r[4]) if r[4] is not None else None, r[5], r[6])
-                for r in rows]
+                for r in rows if r[0] not in self._accepted]
 
     def set_encrypted(self, seq: int, content: dict[str, Any]) -> None:
         """Replace the text by its ciphertext (call inside the transaction that advanced the
@@ -78,12 +82,28 @@ class Outbox:
             conn.execute("UPDATE chat_outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
 
     def done(self, seq: int) -> None:
+        """Remove a row now (a message that will never be sent)."""
         with self._cache.write() as conn:
             conn.execute("DELETE FROM chat_outbox WHERE seq = ?", (seq,))
+        self._accepted.discard(seq)
+
+    def accepted(self, seq: int) -> None:
+        """The relay stored it: gone from ``pending`` now, from disk at the next ``settle``."""
+        self._accepted.add(seq)
+
+    def settle(self) -> None:
+        """Delete accepted rows; call inside a write transaction that happens anyway."""
+        if not self._accepted:
+            return
+        with self._cache.write() as conn:
+            conn.executemany("DELETE FROM chat_outbox WHERE seq = ?",
+                             [(seq,) for seq in self._accepted])
+        self._accepted.clear()
 
     def count(self) -> int:
         with db_errors():
-            return self._cache.conn.execute("SELECT count(*) FROM chat_outbox").fetchone()[0]
+            rows = self._cache.conn.execute("SELECT seq FROM chat_outbox").fetchall()
+        return sum(1 for (seq,) in rows if seq not in self._accepted)
 
     # -- to-device -------------------------------------------------------------------------
 

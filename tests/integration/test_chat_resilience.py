@@ -289,3 +289,36 @@ async def test_a_chat_started_offline_catches_up_when_the_relay_is_back(open_ser
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_crash_after_sending_reposts_once_as_a_duplicate(open_server, tmp_path):
+    """An accepted message's outbox row is deleted with the next write, not at once. If the
+    process dies first, the next start re-posts the same ciphertext: the relay answers
+    'duplicate' and nobody sees the message twice."""
+    from app.services.chat import ChatService
+
+    alice = await new_client(open_server, tmp_path, "dr.alice.crash")
+    bob = await new_client(open_server, tmp_path, "dr.bob.crash")
+    try:
+        room_id = await room_with(alice, bob)
+        event_id = await alice.chat.send_text(room_id, "sent just before the crash")
+        assert alice.chat.outbox.count() == 0  # accepted: no longer pending
+        rows = alice.ws.session.cache.conn.execute(
+            "SELECT event_id FROM chat_outbox").fetchall()
+        assert rows == [(event_id,)]  # still on disk
+        # "Crash": the service is dropped without stop(); a new one starts on the cache.
+        alice.chat._session.changed.disconnect(alice.chat._on_session)
+        alice.chat = ChatService(alice.ws.session)
+        duplicates = []
+        alice.chat.sent.connect(duplicates.append)
+        await alice.chat.start(background=False)
+        assert duplicates == [event_id]  # re-posted, accepted as the same event
+        await bob.chat.sync_once()
+        assert bob.texts(room_id) == ["sent just before the crash"]
+        assert event_rows(open_server, [event_id]) == [event_id]
+        await alice.chat.sync_once()
+        assert alice.ws.session.cache.conn.execute(
+            "SELECT count(*) FROM chat_outbox").fetchone()[0] == 0
+    finally:
+        await alice.close()
+        await bob.close()
