@@ -108,6 +108,7 @@ class PeerLink:
         self.rejected_messages = 0
         self.setup_started: float | None = None
         self.connected_at: float | None = None
+        self.attempt_started: float | None = None  # the current offer/answer round
         self._tasks: set[asyncio.Task] = set()
         self._watchdog: asyncio.Task | None = None
         self._lock = asyncio.Lock()
@@ -306,7 +307,7 @@ class PeerLink:
                 if now - since > options.stall_s:
                     await self._failed("media stalled", generation)
             elif self.state in (LinkState.CONNECTING, LinkState.REBUILDING):
-                started = getattr(self, "attempt_started", None)
+                started = self.attempt_started
                 if started is not None and now - started > options.connect_timeout_s * backoff:
                     backoff = min(backoff * 2, options.max_backoff_s)
                     self.attempt_started = now
