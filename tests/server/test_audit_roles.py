@@ -185,3 +185,44 @@ async def test_policy_changes_need_a_second_admin_when_policy_says_so(open_serve
     finally:
         await it1.aclose()
         await it2.aclose()
+
+
+async def test_break_glass_review_queue_and_sign_off_from_the_cli(open_server):
+    _, alice = await new_user_device(open_server, "alice")
+    carol_creds, carol = await new_user_device(open_server, "carol")
+    audrey, auditor = await new_user_device(open_server, "audrey", role="auditor")
+    await new_user_device(open_server, "ivan", role="it_admin")
+    try:
+        room = (await alice.transport.post_json("/v1/rooms", {}))["room_id"]
+        bg = await carol.transport.post_json(f"/v1/rooms/{room}/break_glass",
+                                             {"reason": "arrest on ward 3, owner unreachable"})
+        queue = _cli(open_server.data_dir, "audit", "review", "--break-glass")
+        assert queue.returncode == 0, queue.stderr
+        assert f"#{bg['break_glass_id']}" in queue.stdout and "AWAITING REVIEW" in queue.stdout
+        assert "carol" in queue.stdout and "owner unreachable" in queue.stdout
+        # Only an auditor signs off.
+        refused = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
+                       "--as", "ivan")
+        assert refused.returncode == 1 and "not an enabled auditor" in refused.stderr
+        done = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
+                    "--as", "audrey", "--note", "justified")
+        assert done.returncode == 0, done.stderr
+        assert "AWAITING" not in _cli(open_server.data_dir, "audit", "review",
+                                      "--break-glass").stdout
+        # The API shows the same state, and the sign-off is one audit entry.
+        listed = await auditor.transport.get_json("/v1/break_glass?unreviewed=false")
+        [entry] = [e for e in listed["entries"] if e["id"] == bg["break_glass_id"]]
+        assert entry["reviewed_by"] == audrey.user_id and entry["review_note"] == "justified"
+        assert _rows(open_server, "break_glass.review") == [
+            (audrey.user_id, None, "break_glass", str(bg["break_glass_id"]), "ok")]
+        again = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
+                     "--as", "audrey")
+        assert again.returncode == 1
+        alerts = await auditor.transport.get_json("/v1/audit/alerts")
+        carols = [a for a in alerts["alerts"] if a["user_id"] == carol_creds.user_id]
+        # (out_of_hours may join it, depending on when the test runs)
+        assert [a["message"] for a in carols if a["rule"] == "break_glass"] == [
+            f"break-glass access to {room}"]
+    finally:
+        for dev in (alice, carol, auditor):
+            await dev.aclose()
