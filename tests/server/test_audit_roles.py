@@ -148,12 +148,24 @@ async def test_exports_need_a_second_persons_approval_when_policy_says_so(open_s
         # The CLI is under the same rule.
         refused = _cli(open_server.data_dir, "audit", "export")
         assert refused.returncode == 1 and "approval" in refused.stderr
+        second = (await auditor.transport.request(
+            "POST", "/v1/audit/exports", json_body={"format": "csv", "outcome": "ok"})).json()
+        out = open_server.data_dir / "approved.csv"
+        early = _cli(open_server.data_dir, "audit", "export", "--approval",
+                     str(second["request_id"]), "--out", str(out))
+        assert early.returncode == 1 and "pending" in early.stderr
+        await it.transport.post_json(f"/v1/audit/requests/{second['request_id']}/approve", {})
+        taken_cli = _cli(open_server.data_dir, "audit", "export", "--approval",
+                         str(second["request_id"]), "--out", str(out))
+        assert taken_cli.returncode == 0, taken_cli.stderr
+        assert out.read_text().startswith("seq,time_utc,")  # the request's format, not jsonl
         exports = _rows(open_server, "audit.export")
-        assert len(exports) == 2 and {r[:2] for r in exports} == {
+        assert len(exports) == 3 and {r[:2] for r in exports[:2]} == {
             (audrey.user_id, auditor.device_id)}
+        assert exports[2][:2] == (None, None)  # the operator's CLI
         actions = [r[0] for r in server_db(open_server).connection().execute(
             "SELECT action FROM audit_log WHERE object_type = 'audit_request'")]
-        assert actions == ["audit.export.request", "approval.grant"]
+        assert actions == ["audit.export.request", "approval.grant"] * 2
     finally:
         for dev in (auditor, other_auditor, it):
             await dev.aclose()
