@@ -105,6 +105,7 @@ class PeerLink:
         self.stats = MediaStats()
         self.connected = asyncio.Event()
         self.rebuilds = 0
+        self._rebuilt_from = 0
         self.rejected_messages = 0
         self.setup_started: float | None = None
         self.connected_at: float | None = None
@@ -274,10 +275,11 @@ class PeerLink:
             return
         self.state = LinkState.REBUILDING
         self.connected.clear()
+        self.attempt_started = time.monotonic()  # the watchdog times the rebuild from now
         log.info("call link lost", extra={"event": "call_link_lost", "state": why})
         self.call.notify("rebuilding", self)
         if self.offerer:
-            await self._rebuild()
+            await self._rebuild(generation)
         else:
             await self.call.send(self.peer, "invite", {"rebuild": generation})
 
@@ -285,9 +287,14 @@ class PeerLink:
         if not self.offerer or not isinstance(payload, dict):
             return
         if payload.get("rebuild") == self.generation and not self._closing:
-            await self._rebuild()
+            await self._rebuild(self.generation)
 
-    async def _rebuild(self) -> None:
+    async def _rebuild(self, generation: int) -> None:
+        # Once per failed generation, however many detectors (state, stall, timeout, the
+        # peer's request) report it.
+        if generation != self.generation or self._rebuilt_from == generation:
+            return
+        self._rebuilt_from = generation
         self.rebuilds += 1
         await self.call.refresh_ice()  # TURN credentials are short-lived: fresh ones
         await self._offer()
