@@ -46,7 +46,7 @@ def test_fill_is_single_pass():
 def test_switch_to_chinese_and_back_live(qtbot, make_window, languages, save_screenshot):
     saved: list[Settings] = []
     state = AppState(user=SignedInUser("u1", "dr.chen", "it_admin", "d1"),
-                     connection=ConnectionState.ONLINE, lock_seconds_left=61)
+                     connection=ConnectionState.ONLINE, lock_seconds_left=25)
     window = make_window(state=state, saved=saved)
     window.show()
     login_window = make_window(saved=saved)
@@ -62,7 +62,8 @@ def test_switch_to_chinese_and_back_live(qtbot, make_window, languages, save_scr
     assert window.workspace.views["consults"].heading.text() == "暂无会诊"
     assert window.workspace.user_label.text() == "已登录：dr.chen（信息科管理员）"
     assert window.indicators.connection.text() == "在线"
-    assert window.indicators.lock.text() == "1:01 后锁定"
+    assert window.indicators.lock.text() == "0:25 后锁定"  # the warning before the lock
+    assert window.lock_warning.label.text() == "25 秒后锁定 – 移动鼠标可保持登录"
     assert login_window.login.heading.text() == "登录 SafeConsult"
     assert login_window.login.submit.text() == "登录"
     assert saved[-1].language == CHINESE
@@ -75,7 +76,7 @@ def test_switch_to_chinese_and_back_live(qtbot, make_window, languages, save_scr
 
     assert window.workspace.navigation.item(0).text() == "Consults"
     assert login_window.login.heading.text() == "Sign in to SafeConsult"
-    assert window.indicators.lock.text() == "Locks in 1:01"
+    assert window.indicators.lock.text() == "Locks in 0:25"
     assert saved[-1].language == ENGLISH
 
 

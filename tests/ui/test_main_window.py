@@ -36,7 +36,6 @@ def test_workspace_follows_the_signed_in_user(make_window, qtbot, save_screensho
     state.user = CLINICIAN
     state.connection = ConnectionState.ONLINE
     state.device = DeviceState.ACTIVE
-    state.lock_seconds_left = 287
     assert window.pages.currentWidget() is window.workspace
     assert window.workspace.current_area() == "consults"
     assert window.workspace.views["consults"].heading.text() == "No consults yet"
