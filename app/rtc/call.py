@@ -88,6 +88,7 @@ class CallOptions:
     stall_s: float = 4.0
     connect_timeout_s: float = 10.0
     max_backoff_s: float = 8.0
+    give_up_s: float = 120.0  # no connection for this long: the link ends ("lost")
 
 
 class PeerLink:
@@ -314,6 +315,12 @@ class PeerLink:
                 if now - since > options.stall_s:
                     await self._failed("media stalled", generation)
             elif self.state in (LinkState.CONNECTING, LinkState.REBUILDING):
+                since = self.connected_at or self.setup_started or now
+                if now - max(since, self.stats.last_frame_at or 0.0) > options.give_up_s:
+                    log.info("call link given up", extra={"event": "call_link_given_up"})
+                    await self.close()
+                    self.call.notify("lost", self)
+                    return
                 started = self.attempt_started
                 if started is not None and now - started > options.connect_timeout_s * backoff:
                     backoff = min(backoff * 2, options.max_backoff_s)

@@ -60,7 +60,7 @@ class IncomingCall:
 @dataclass(frozen=True)
 class CallEvent:
     call_id: str
-    what: str  # connected | refused | rebuilding | ended
+    what: str  # connected | refused | rebuilding | tampered | ended | lost
     peer: Party
     detail: str = ""  # connected: the verification code; refused: the reason
 
@@ -219,7 +219,7 @@ class CallsService:
             detail = link.code or ""  # the verification code both ends show
         self.event.emit(CallEvent(call_id, what, link.peer, detail))
         call = self.calls.get(call_id)
-        if what in ("ended", "refused") and call is not None and all(
+        if what in ("ended", "refused", "lost") and call is not None and all(
                 other.state in (LinkState.CLOSED, LinkState.REFUSED)
                 for other in call.links.values()):
             self._spawn(self.hangup(call_id))  # nobody left: stop capture, drop the call

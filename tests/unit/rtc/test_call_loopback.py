@@ -153,3 +153,22 @@ async def test_a_replayed_offer_does_not_disturb_a_working_link(devices, wire):
     finally:
         await ca.hangup()
         await cb.hangup()
+
+
+async def test_a_peer_that_vanishes_is_given_up(devices, wire):
+    alice, bob = devices[:2]
+    ca = wire.call_for(alice, stall_s=0.5, connect_timeout_s=0.5, give_up_s=2.0)
+    cb = wire.call_for(bob)
+    events = []
+    ca.on_event = lambda what, link: events.append(what)
+    try:
+        link = await ca.connect(bob.party, offerer=True)
+        await wait_for(lambda: link.stats.stamped_frames >= 5)
+        del wire.calls[bob.party]  # Bob's machine crashes: no hang-up, no answers any more
+        await cb.links[alice.party].pc.close()
+        await wait_for(lambda: link.state is LinkState.CLOSED, 10)
+        assert events[0] == "connected" and "rebuilding" in events and events[-1] == "lost"
+        assert link.rebuilds >= 1 and link.pc is None
+    finally:
+        await ca.hangup()
+        await cb.hangup()
