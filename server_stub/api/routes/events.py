@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from server_stub.api.deps import AuthContext, authenticated, get_db
 from server_stub.api.errors import ApiError
 from server_stub.api.routes.relay_support import (
+    EVENT_ORDER,
     api_error,
     event_push,
     hub_of,
@@ -55,6 +56,17 @@ def store_events(app: Any, auth: AuthContext, items: list[tuple[str, PostEvent]]
             outcomes[i] = err
     stored: list[tuple[rooms.StoredEvent, list[str]]] = []
     lapsed: set[tuple[str, str]] = set()
+    with EVENT_ORDER:
+        _store(db, auth, prepared, now, outcomes, stored, lapsed)
+        for user_id, room_id in lapsed:
+            record_lapses(db, hub, user_id=user_id, room_id=room_id)
+        if stored:
+            hub.publish_batch([(targets, event_push(event)) for event, targets in stored])
+    return [o for o in outcomes if o is not None]
+
+
+def _store(db: Database, auth: AuthContext, prepared: list, now: int,
+           outcomes: list, stored: list, lapsed: set) -> None:
     if prepared:
         with db.transaction() as conn:
             members: dict[str, list[str]] = {}
@@ -78,11 +90,6 @@ def store_events(app: Any, auth: AuthContext, items: list[tuple[str, PostEvent]]
                     stored.append((result.event, members[room_id]))
                 outcomes[i] = {"event_id": result.event.event_id, "pos": result.event.pos,
                                "duplicate": result.duplicate}
-    for user_id, room_id in lapsed:
-        record_lapses(db, hub, user_id=user_id, room_id=room_id)
-    if stored:
-        hub.publish_batch([(targets, event_push(event)) for event, targets in stored])
-    return [o for o in outcomes if o is not None]
 
 
 @router.post("/v1/rooms/{room_id}/events")

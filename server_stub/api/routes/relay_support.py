@@ -57,6 +57,13 @@ def event_push(event: StoredEvent) -> str:
     return '{"type":"event","event":' + head[:-1] + ',"content":' + event.content + "}}"
 
 
+# Stream positions are assigned at commit, and pushes are handed to the event loop after it.
+# Two request threads could hand theirs over in the opposite order, and a device would see
+# position 6 before 5. Writers of room events hold this from BEGIN to hand-over. (SQLite
+# serialises the writers anyway; the lock only stretches that over the hand-over.)
+EVENT_ORDER = threading.RLock()
+
+
 def publish_events(hub: Hub, targets: dict[int, list[str]], events: Iterable[StoredEvent]) -> None:
     for event in events:
         hub.publish_to_users(targets.get(event.pos, ()), event_push(event))
@@ -77,6 +84,14 @@ def record_lapses(db: Database, hub: Hub, *, user_id: str | None = None,
                   room_id: str | None = None, now: int | None = None) -> list[StoredEvent]:
     """Turn lapsed grants into 'expire' membership events, audit and push them."""
     now = now_ms() if now is None else now
+    with EVENT_ORDER:
+        lapsed, targets = _lapse(db, now, user_id, room_id)
+        publish_events(hub, targets, lapsed)
+    return lapsed
+
+
+def _lapse(db: Database, now: int, user_id: str | None, room_id: str | None
+           ) -> tuple[list[StoredEvent], dict[int, list[str]]]:
     with db.transaction() as conn:
         lapsed = grants.lapse_expired(conn, now, user_id=user_id, room_id=room_id)
         targets = {}
@@ -86,8 +101,7 @@ def record_lapses(db: Database, hub: Hub, *, user_id: str | None = None,
             append_audit(conn, actor_user_id=None, device_id=None, action="room.grant_expired",
                          object_type="room", object_id=event.room_id, outcome="ok",
                          source="server", detail={"user_id": subject})
-    publish_events(hub, targets, lapsed)
-    return lapsed
+    return lapsed, targets
 
 
 def guarded(db: Database, hub: Hub, fn: Callable[[Any], T]) -> T:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from server_stub.api.deps import AuthContext, authenticated, get_db, require_role
 from server_stub.api.errors import ApiError
 from server_stub.api.routes.relay_support import (
+    EVENT_ORDER,
     api_error,
     audit,
     guarded,
@@ -62,8 +63,9 @@ def _change(
         audit(conn, request, auth, action, object_type="room", object_id=room_id, detail=detail)
         return event
 
-    event = guarded(db, hub, work)
-    publish_events(hub, targets, [event])
+    with EVENT_ORDER:
+        event = guarded(db, hub, work)
+        publish_events(hub, targets, [event])
     return event
 
 
@@ -89,8 +91,9 @@ def create_room(
         audit(conn, request, auth, "room.create", object_type="room", object_id=room.room_id)
         return event
 
-    event = guarded(db, hub, work)
-    publish_events(hub, {event.pos: [auth.user_id]}, [event])
+    with EVENT_ORDER:
+        event = guarded(db, hub, work)
+        publish_events(hub, {event.pos: [auth.user_id]}, [event])
     room = created["room"]
     return {"room_id": room.room_id, "membership_version": room.membership_version,
             "event_id": event.event_id, "pos": event.pos}
