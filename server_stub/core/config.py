@@ -22,6 +22,7 @@ class ServerSettings:
     max_blob_bytes: int = 2 * 1_073_741_824
     retention_days: int = 30  # events and blobs
     audit_retention_days: int = 6 * 366
+    audit_checkpoint_interval_s: float = 3600.0  # sign the audit head this often if it grew
     turn_secret: str = ""  # shared secret with coturn (use-auth-secret); empty: no TURN
     turn_urls: tuple[str, ...] = ()
     turn_ttl_s: int = 3600

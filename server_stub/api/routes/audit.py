@@ -44,8 +44,7 @@ async def audit_lifespan(app: Any) -> AsyncIterator[None]:
     """Creates the audit key on start and signs a checkpoint of the head every
     ``audit_checkpoint_interval_s`` (default an hour) when the log has grown."""
     settings = app.state.settings
-    interval = float(getattr(settings, "audit_checkpoint_interval_s",
-                             audit_checkpoint.CHECKPOINT_INTERVAL_S))
+    interval = float(settings.audit_checkpoint_interval_s)
     await run_in_threadpool(audit_checkpoint.ensure_audit_key, settings.data_dir)
 
     async def loop() -> None:
