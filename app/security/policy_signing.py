@@ -153,7 +153,7 @@ def trusted_keys_path() -> Path:
 def parse_trusted_keys(raw: bytes, where: str = "trusted keys") -> dict[str, str]:
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise PolicyError(f"{where} is not valid JSON ({exc.__class__.__name__})") from None
     keys = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(keys, dict):
@@ -216,6 +216,10 @@ def sign_policy(
     return canonical_json(envelope) + b"\n"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
 def _parse_expires(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
@@ -249,8 +253,8 @@ def make_policy_verifier(
 
     def verify(raw: bytes) -> tuple[Mapping[str, Any], str]:
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
             raise PolicyError(
                 f"policy is not valid JSON ({exc.__class__.__name__}); "
                 "the file is damaged or was edited after signing"

@@ -104,7 +104,7 @@ def _check_signature(
         doc = json.loads(signature_file)
         sig_b64, signer = doc["signature"], doc["key"]
         sig = base64.b64decode(sig_b64, validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
         return "the signature file is malformed (not a SafeConsult release signature)"
     expected = key_fingerprint(public_key)
     if signer != expected:

@@ -108,7 +108,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         data = json.loads(args.policy.read_bytes())
     except OSError as exc:
         raise UsageError(f"cannot read {args.policy}: {exc.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise UsageError(f"{args.policy} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{args.policy} must be a JSON object of settings")

@@ -232,3 +232,16 @@ def test_system_policy_verifier_with_trusted_keys_accepts(tmp_path, signed, trus
     policy.write_bytes(signed)
     loaded = load_policy(policy, verify=system_policy_verifier(keys, now=lambda: NOW))
     assert loaded.problem == "" and loaded.policy.signer == "it-2026"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"expires":"x","policy":{"a":NaN},"signature":"","signed_by":"it-2026"}',
+        b'{"policy":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"policy":{"a":' + b"9" * 5000 + b"}}",
+    ],
+    ids=["nan", "deep", "huge-int"],
+)
+def test_hostile_json_is_a_policy_error_not_a_crash(trusted, raw):
+    assert "not valid JSON" in refusal(raw, trusted)
