@@ -51,29 +51,37 @@ def _sha256(path: Path) -> str:
 def _walk(artifact: Path) -> dict[str, Path]:
     """``{relative posix path: path}`` of every file (a single file: its own name).
 
-    Symbolic links are listed as entries (their target's content is hashed), so a link
-    planted in a release shows up as an added file.
+    Symbolic links are listed as entries (a link to a file: its target's content is hashed;
+    a link to a directory is listed, not followed), so a link planted in a release shows up
+    as an added file.
     """
     if not artifact.is_dir():
         return {artifact.name: artifact}
     found: dict[str, Path] = {}
     for dirpath, dirnames, filenames in os.walk(artifact):
         dirnames.sort()
-        for name in filenames:
+        links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in [*filenames, *links]:
             path = Path(dirpath) / name
             found[path.relative_to(artifact).as_posix()] = path
     return found
 
 
+def _entry(rel: str, path: Path) -> dict[str, object]:
+    if path.is_dir():
+        raise ValueError(f"{rel} is a symbolic link to a directory; releases may not hold one")
+    return {"path": rel, "sha256": _sha256(path), "size": path.stat().st_size}
+
+
 def make_manifest(root: Path, version: str = __version__) -> bytes:
-    """The manifest of ``root`` (a directory, or one file) as UTF-8 JSON bytes."""
+    """The manifest of ``root`` (a directory, or one file) as UTF-8 JSON bytes.
+
+    Raises FileNotFoundError if ``root`` is absent, ValueError for a link to a directory.
+    """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root} does not exist")
-    files = [
-        {"path": rel, "sha256": _sha256(path), "size": path.stat().st_size}
-        for rel, path in sorted(_walk(root).items())
-    ]
+    files = [_entry(rel, path) for rel, path in sorted(_walk(root).items())]
     manifest = {"files": files, "format": MANIFEST_FORMAT, "version": version}
     return (json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
@@ -163,7 +171,12 @@ def verify_release(
             continue
         size, digest = entries[rel]
         path = present[rel]
-        if path.stat().st_size != size or _sha256(path) != digest:
+        try:
+            same = path.stat().st_size == size and _sha256(path) == digest
+        except OSError as exc:
+            problems.append(f"unreadable file: {rel} ({exc.strerror})")
+            continue
+        if not same:
             problems.append(f"changed file: {rel} (its SHA-256 does not match the manifest)")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -140,3 +140,18 @@ def test_a_single_file_artifact_has_one_entry(tmp_path, key):
 def test_make_manifest_of_nothing_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         make_manifest(tmp_path / "absent")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "symlink"), reason="no symlinks")
+def test_planted_links_are_extra_files(release, key, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (release[0] / "lib" / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (release[0] / "dangling").symlink_to(tmp_path / "nowhere")
+    report = check(release, key)
+    assert not report.ok
+    assert report.problems == ("extra file not in the manifest: dangling",
+                               "extra file not in the manifest: lib/linked-dir")
+    (release[0] / "dangling").unlink()
+    with pytest.raises(ValueError, match="link to a directory"):
+        make_manifest(release[0])
