@@ -78,6 +78,10 @@ def _sign(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or default_manifest(args.artifact)
+    if args.artifact.is_dir() and out.resolve().is_relative_to(args.artifact.resolve()):
+        print(f"error: {out} is inside {args.artifact}; write the manifest beside it",
+              file=sys.stderr)
+        return 2
     out.write_bytes(manifest)
     signature_for(out).write_bytes(sign_manifest(manifest, key))
     print(f"wrote {out} and {signature_for(out)}")

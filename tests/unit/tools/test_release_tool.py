@@ -79,3 +79,11 @@ def test_sign_with_a_missing_artifact_is_a_usage_error(tmp_path, capsys):
     priv, _ = keys(tmp_path)
     assert main(["sign", str(tmp_path / "absent"), "--key", str(priv)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_sign_refuses_to_write_the_manifest_inside_the_release(tmp_path, capsys):
+    priv, _ = keys(tmp_path)
+    root = make_dir(tmp_path)
+    assert main(["sign", str(root), "--key", str(priv), "--out", str(root / "m.json")]) == 2
+    assert "write the manifest beside it" in capsys.readouterr().err
+    assert not (root / "m.json").exists()
