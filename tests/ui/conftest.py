@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,24 +31,42 @@ TS_DIR = ROOT / "app" / "ui" / "i18n"
 LRELEASE = Path(sys.executable).with_name("pyside6-lrelease")
 
 
+@pytest.fixture(scope="session")
+def _shared_qloop(qapp) -> Iterator[qasync.QEventLoop]:
+    """One qasync loop for the whole session. A loop per test crashed now and then: closing
+    a qasync loop leaves Qt socket notifiers behind whose events can fire after the loop's
+    Python side is gone (segfault in processEvents). The app itself has one loop too."""
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.events._set_running_loop(None)
+    loop._QEventLoop__is_running = False
+    yield loop
+    loop.close()  # once, at the end: stops its worker-thread executor
+
+
 @pytest.fixture
-def qloop(qapp) -> Iterator[asyncio.AbstractEventLoop]:
-    """The qasync loop, marked running on the test's QApplication.
+def qloop(qapp, _shared_qloop) -> Iterator[asyncio.AbstractEventLoop]:
+    """The shared qasync loop, marked running on the test's QApplication for this test.
 
     Callbacks then run whenever Qt processes events (``qtbot.waitUntil`` / ``waitSignal``),
     exactly as in the app where ``app.exec()`` drives them.
     """
-    loop = qasync.QEventLoop(qapp, already_running=True)
+    loop = _shared_qloop
     asyncio.set_event_loop(loop)
+    asyncio.events._set_running_loop(loop)
+    loop._QEventLoop__is_running = True
     yield loop
-    for task in asyncio.all_tasks(loop):
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
         task.cancel()
-    qapp.processEvents()
+    # Let the cancellations run (clean-up handlers close their sockets) before the next
+    # test; bounded, so a task that ignores cancellation cannot hang the run.
+    deadline = time.monotonic() + 2.0
+    while any(not t.done() for t in tasks) and time.monotonic() < deadline:
+        qapp.processEvents()
     asyncio.events._set_running_loop(None)
     # Not loop.stop(): it calls app.exit(), which would make every later QEventLoop in this
     # process (qtbot.waitSignal's included) return at once. Clear qasync's flag instead.
     loop._QEventLoop__is_running = False
-    loop.close()
     asyncio.set_event_loop(None)
 
 
