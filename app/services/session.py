@@ -147,17 +147,21 @@ class SessionService:
             raise SignInRefused("malformed", REFUSALS["malformed"])
         await self._drop_transport()
         device = self.bindings.load(username)
+        # Ready before the session is announced: a lock in the first moments after sign-in
+        # must find something to unlock against.
+        self._unlock_verifier = await asyncio.to_thread(_new_verifier, password)
+        self.unlock_failures = 0
         try:
             if device is None:
-                user = await self._enroll(username, password, totp_code.strip())
-            else:
-                user = await self._login(device, password, totp_code.strip())
-            self._unlock_verifier = await asyncio.to_thread(_new_verifier, password)
-            self.unlock_failures = 0
-            return user
+                return await self._enroll(username, password, totp_code.strip())
+            return await self._login(device, password, totp_code.strip())
         except ServerError as exc:
+            self._unlock_verifier = None
             await self._refused(username, device, exc)
             raise AssertionError("unreachable") from None
+        except BaseException:
+            self._unlock_verifier = None
+            raise
 
     async def _enroll(self, username: str, password: str, code: str) -> SignedInUser:
         identity = DeviceIdentity.generate()
@@ -340,13 +344,17 @@ class SessionService:
         backoff = 1.0
         while self.snapshot.state in LIVE_STATES and self.transport is not None:
             try:
-                async for frame in push_frames(self.transport):
-                    backoff = 1.0
-                    self.offline_guard.note_contact()
-                    if isinstance(frame, Closed) or frame.get("type") == "order":
-                        await self.poll_status()
-                        if self.snapshot.state not in LIVE_STATES:
-                            return
+                frames = push_frames(self.transport)
+                try:
+                    async for frame in frames:
+                        backoff = 1.0
+                        self.offline_guard.note_contact()
+                        if isinstance(frame, Closed) or frame.get("type") == "order":
+                            await self.poll_status()
+                            if self.snapshot.state not in LIVE_STATES:
+                                return
+                finally:
+                    await frames.aclose()  # close the socket here, not in the GC
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the listener must outlive any one bad connection
