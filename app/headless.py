@@ -46,7 +46,9 @@ def resolve_policy(args: argparse.Namespace) -> Policy:
             raise SafeConsultError("--server needs --ca", user_message="--server needs --ca FILE")
         return Policy(server_url=args.server, pinned_ca_pem=args.ca.read_text(),
                       source="command line")
-    return load_policy().policy
+    from app.security.policy_signing import system_policy_verifier
+
+    return load_policy(verify=system_policy_verifier()).policy
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         return _run_demo(args)
     paths = Paths.under(args.data_dir) if args.data_dir else Paths.for_user()
-    return _run_client(args, load_policy(), paths)
+    return _run_client(args, load_policy(verify=_verify_signed_policy), paths)
 
 
 def _run_client(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths, *,
@@ -88,6 +88,15 @@ def _run_client(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     settings = Settings.load(paths.settings_file())
     return _run_gui(args, policy_load, paths, settings, keys_in_memory=keys_in_memory,
                     early_log=early_log)
+
+
+def _verify_signed_policy(raw: bytes) -> tuple[Any, str]:
+    """IT's signature over the machine policy, checked against the trusted keys installed
+    beside it. Imported here, when a policy file exists, so a start without one loads no
+    crypto library before the first frame. (The demo's --policy file is not signed.)"""
+    from app.security.policy_signing import system_policy_verifier
+
+    return system_policy_verifier()(raw)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -54,13 +54,16 @@ def test_policy_without_demo_is_ignored_with_a_warning(monkeypatch, tmp_path, ca
     monkeypatch.setattr(app_main, "_run_gui", lambda args, load, paths, settings, **_:
                         seen.update(policy=load.policy, data=paths.data) or 0)
     asked: list[Path | None] = []
+    verifiers: list = []
     monkeypatch.setattr(app_main, "load_policy",
-                        lambda path=None: asked.append(path) or PolicyLoad(Policy()))
+                        lambda path=None, verify=None: asked.append(path)
+                        or verifiers.append(verify) or PolicyLoad(Policy()))
     policy = tmp_path / "policy.json"
     policy.write_text('{"kiosk": true}')
     assert app_main.main(["--policy", str(policy), "--data-dir", str(tmp_path / "d")]) == 0
     assert "only honoured with --demo" in capsys.readouterr().err
     assert asked == [None]  # the machine policy's own location, not the file given
+    assert verifiers == [app_main._verify_signed_policy]  # and its signature is checked
     assert seen["policy"].kiosk is False
     assert seen["data"] == tmp_path / "d" / "data"
 
