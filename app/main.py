@@ -13,6 +13,7 @@ sign-in. tests/ui/test_cli.py checks this; tests/bench/test_startup_bench.py mea
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safeconsult",
         description="SafeConsult: secure clinical consults (encrypted video, chat and images).",
+        epilog="Tools: `safeconsult verify-release ARTIFACT --key PUB` checks a signed release; "
+               "`safeconsult deidentify IN... --out DIR` writes de-identified DICOM copies.",
     )
     parser.add_argument("--version", action="version", version=f"SafeConsult {__version__}")
     parser.add_argument(
@@ -64,7 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Subcommands that are tools, not the GUI: dispatched before any GUI set-up.
+TOOLS = {
+    "verify-release": ("app.tools.release", "verify_release_main"),
+    "deidentify": ("app.tools.deidentify", "main"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        module, function = TOOLS[argv[0]]
+        return getattr(importlib.import_module(module), function)(argv[1:])
     args = build_parser().parse_args(argv)
     if args.policy is not None and not args.demo:
         # The machine policy is IT's; a command-line switch must not replace it outside a demo.
