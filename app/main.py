@@ -345,8 +345,18 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
 
     session = SessionLink(state, policy, paths,
                           keystore_for=_keystore_for(policy, in_memory=keys_in_memory))
+    runner = TaskRunner(app)
+
+    def configure_workspace(workspace: Any, user: Any) -> None:
+        from app.services.imaging import ImagingService, ViewerIdentity
+
+        workspace.views["images"].configure(
+            runner=runner, service=ImagingService(audit=session.record_series_action),
+            identity=ViewerIdentity(user.username, user.device_id))
+
     return MainWindow(
-        state=state, runner=TaskRunner(app), sign_in=session.sign_in,
+        state=state, runner=runner, sign_in=session.sign_in,
+        configure_workspace=configure_workspace,
         about=AboutInfo(version=__version__, policy=policy, policy_problem=policy_problem,
                         data_dir=paths.data),
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,

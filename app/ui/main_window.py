@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         lock: Callable[[], None] | None = None,
         unlock: Unlock | None = None,
         observe_state: bool = True,
+        configure_workspace: Callable[[Workspace, SignedInUser], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         """``observe_state=False`` paints from the state's current values and connects the
@@ -78,6 +79,9 @@ class MainWindow(QMainWindow):
         self._state = state
         self._runner = runner
         self._about = about
+        # Gives the workspace's views what they need from the signed-in session (the images
+        # view: the watermark's user and device, the audit hook). Set by the composition root.
+        self._configure_workspace = configure_workspace
         self._settings = settings
         self._save_settings = save_settings
         self._languages = languages
@@ -182,6 +186,8 @@ class MainWindow(QMainWindow):
 
             self._workspace = Workspace(self._state)
             self.pages.addWidget(self._workspace)
+            if self._configure_workspace is not None and self._state.user is not None:
+                self._configure_workspace(self._workspace, self._state.user)
         return self._workspace
 
     def _sync_page(self, *_: object) -> None:
