@@ -28,7 +28,7 @@ from typing import Any
 import pyotp
 
 from app.crypto.identity import DeviceIdentity
-from app.crypto.proof import ProofSigner
+from app.crypto.proof import ProofSigner, enrollment_message, order_ack_message
 from app.net.transport import Transport
 from server_stub import admin
 from server_stub.core.db import Database
@@ -109,11 +109,6 @@ def new_transport(server: RunningServer, identity: DeviceIdentity) -> Transport:
     return Transport(server.url, server.ca_pem, signer=ProofSigner(identity))
 
 
-def enrollment_message(device_id: str, username: str, ed25519: str, curve25519: str,
-                       ts_ms: int) -> bytes:
-    return f"SC-ENROLL-v1\n{device_id}\n{username}\n{ed25519}\n{curve25519}\n{ts_ms}".encode()
-
-
 def enrollment_body(identity: DeviceIdentity, username: str, password: str, totp_code: str,
                     display_name: str = "Test workstation") -> dict[str, Any]:
     ts_ms = int(time.time() * 1000)
@@ -128,8 +123,7 @@ def enrollment_body(identity: DeviceIdentity, username: str, password: str, totp
 
 def order_ack_body(identity: DeviceIdentity, order: str, order_id: str) -> dict[str, Any]:
     ts_ms = int(time.time() * 1000)
-    tag = {"wipe": "SC-WIPE-ACK-v1", "logout": "SC-LOGOUT-ACK-v1"}[order]
-    message = f"{tag}\n{identity.device_id}\n{order_id}\n{ts_ms}".encode()
+    message = order_ack_message(order, identity.device_id, order_id, ts_ms)
     return {"order": order, "order_id": order_id, "ts_ms": ts_ms,
             "signature": identity.sign(message)}
 
