@@ -7,7 +7,9 @@ Orders (``logout`` | ``wipe``) carry an ``order_id`` the device signs when ackno
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server_stub.core.security import new_id, now_ms
@@ -175,3 +177,19 @@ def remember_nonce(conn: sqlite3.Connection, device_id: str, nonce: str, *, wind
         "INSERT OR IGNORE INTO proof_nonces (device_id, nonce, seen_ms) VALUES (?, ?, ?)",
         (device_id, nonce, now))
     return cur.rowcount == 1
+
+
+def pending_orders(conn: sqlite3.Connection, device_ids: Iterable[str]
+                   ) -> dict[str, tuple[str, str]]:
+    """{device id: (order, order id)} for those of ``device_ids`` that have an order."""
+    return {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT device_id, pending_order, order_id FROM devices WHERE pending_order != 'none'"
+        " AND order_id IS NOT NULL AND device_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(device_ids)),))}
+
+
+def usable_devices(conn: sqlite3.Connection, device_ids: Iterable[str]) -> set[str]:
+    """Those of ``device_ids`` that exist and are neither revoked nor wiped."""
+    return {r[0] for r in conn.execute(
+        "SELECT device_id FROM devices WHERE state NOT IN ('revoked', 'wiped')"
+        " AND device_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(device_ids)),))}

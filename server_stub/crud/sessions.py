@@ -8,7 +8,9 @@ No token outlives ``absolute_expires_ms``: then the user must log in again.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server_stub.core.config import ServerSettings
@@ -146,3 +148,11 @@ def revoke_user_sessions(conn: sqlite3.Connection, user_id: str, reason: str) ->
     return conn.execute("UPDATE sessions SET revoked_ms = ?, revoke_reason = ?"
                         " WHERE user_id = ? AND revoked_ms IS NULL",
                         (now_ms(), reason, user_id)).rowcount
+
+
+def ended_sessions(conn: sqlite3.Connection, session_ids: Iterable[str], now_ms: int
+                   ) -> set[str]:
+    """Those of ``session_ids`` that were revoked or passed their absolute lifetime."""
+    return {r[0] for r in conn.execute(
+        "SELECT id FROM sessions WHERE (revoked_ms IS NOT NULL OR absolute_expires_ms <= ?)"
+        " AND id IN (SELECT value FROM json_each(?))", (now_ms, json.dumps(sorted(session_ids))))}

@@ -6,8 +6,10 @@ transaction; these functions only read and write rows.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server_stub.core.security import backoff_ms, new_id, now_ms
@@ -93,6 +95,13 @@ def consume_totp_step(conn: sqlite3.Connection, user_id: str, step: int) -> bool
         (step, user_id, step),
     )
     return cur.rowcount == 1
+
+
+def device_list_versions(conn: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, int]:
+    """:func:`device_list_version` for many users in one query."""
+    return {r[0]: int(r[1]) for r in conn.execute(
+        "SELECT id, device_list_version FROM users WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(user_ids)),))}
 
 
 def device_list_version(conn: sqlite3.Connection, user_id: str) -> int:
