@@ -23,6 +23,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LARGE_BODY_PREFIXES: tuple[str, ...] = ("/v1/blobs",)
 
 
+# Declared bodies up to this many times the limit are read and discarded before the 413,
+# so an ordinary client reads the answer; anything larger is cut off at once.
+DRAIN_FACTOR = 4
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 class _BodyTooLarge(BaseException):
     """BaseException so that FastAPI's body parsing (which turns any Exception into a 400)
     lets it through to this middleware."""
@@ -60,6 +72,10 @@ class BodyLimitMiddleware:
                 await _send_error(send, 400, "malformed", "invalid Content-Length")
                 return
             if int(text) > limit:
+                if int(text) <= DRAIN_FACTOR * limit:
+                    # Read the body away first: answering while the client is still sending
+                    # and then closing makes its TCP stack see a reset instead of our 413.
+                    await _drain(receive)
                 await _send_error(send, 413, "too_large", f"body over {limit} bytes")
                 return
         seen = 0

@@ -160,10 +160,13 @@ async def test_entries_committed_before_a_crash_are_sent_by_the_next_session(
     directory, keys = session.cache.directory, session.cache._keys
     # Recorded with the network unreachable (no transport), then the process "dies": the
     # connection goes away without close(), as after SIGKILL.
-    audit = AuditService(session.cache, session.device.identity.sign, device_id=device_id)
+    audit = session.audit  # the session's own: the one audit call
+    audit.transport = None  # the network is unreachable
     for n in range(3):
         audit.record("snapshot", detail={"n": n})
     assert await audit.flush() == 0
+    await audit.aclose()
+    session.audit = None
     session.cache.conn.close()
     session.cache = None
 
