@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.asyncbridge import TaskRunner
+from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 
 Unlock = Callable[[str], Awaitable["int | None"]]
@@ -138,9 +139,7 @@ class LockScreen(QWidget):
         super().changeEvent(event)
 
     def show_error(self, message: str) -> None:
-        self.error.setText(message)
-        self.error.setVisible(bool(message))
-        self.error.setAccessibleDescription(message)
+        show_form_error(self.error, message)
 
     def _submit(self) -> None:
         if self._busy or self._unlock is None:

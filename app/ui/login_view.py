@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.asyncbridge import TaskRunner
+from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 
 SignIn = Callable[[str, str, str], Awaitable[None]]
@@ -179,9 +180,7 @@ class LoginView(QWidget):
     # -- behaviour ---------------------------------------------------------------------------
 
     def show_error(self, message: str) -> None:
-        self.error.setText(message)
-        self.error.setVisible(bool(message))
-        self.error.setAccessibleDescription(message)
+        show_form_error(self.error, message)
 
     def set_fingerprint(self, fingerprint: str) -> None:
         """Show the device key fingerprint IT needs to approve this workstation ("" hides it)."""

@@ -28,6 +28,7 @@ from app.core.imaging_types import WindowLevel
 from app.services.imaging import ImagingService, ViewerIdentity
 from app.ui.pyside_guard import protect_none
 from app.ui.views.images import ImagesView
+from tests.bench.timing import fmt_ms, latency_ms
 from tests.support.dicom_gen import write_ct_series
 from tests.ui.conftest import qloop  # noqa: F401 -- the qasync loop fixture of the GUI tests
 
@@ -36,16 +37,6 @@ protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (pysid
 SLICES = 300
 FRAME_BUDGET_MS = 1000 / 60
 
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"median": statistics.median(ordered) * 1e3, "p99": p99 * 1e3,
-            "max": ordered[-1] * 1e3}
-
-
-def _fmt(d: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.2f}ms" for k, v in d.items())
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +100,8 @@ def test_open_folder_to_first_image_painted(qtbot, view, series, pydicom_ms):
         full.append(first + time.perf_counter() - t0)
         assert view.canvas.count() == SLICES
         view._stop_prefetch()
-    s = _stats(samples)
-    print(f"\n[viewer] open folder -> first image painted: {_fmt(s)} "
+    s = latency_ms(samples)
+    print(f"\n[viewer] open folder -> first image painted: {fmt_ms(s)} "
           f"(ratio to pydicom one file: {s['median'] / pydicom_ms:.1f}x); "
           f"whole series listed and sorted: median {statistics.median(full) * 1e3:.0f} ms")
     assert s["median"] <= 300
@@ -149,12 +140,12 @@ def test_slice_and_window_change_to_paint(qtbot, view, series, pydicom_ms):
         canvas.set_window(wl)
         canvas.repaint()
         window.append(time.perf_counter() - t0)
-    c, w, wl = _stats(cold), _stats(warm), _stats(window)
-    print(f"\n[viewer] slice change -> painted, not yet decoded: {_fmt(c)} "
+    c, w, wl = latency_ms(cold), latency_ms(warm), latency_ms(window)
+    print(f"\n[viewer] slice change -> painted, not yet decoded: {fmt_ms(c)} "
           f"(p99 / pydicom one file {c['p99'] / pydicom_ms:.2f}x)")
-    print(f"[viewer] slice change -> painted, decoded: {_fmt(w)} "
+    print(f"[viewer] slice change -> painted, decoded: {fmt_ms(w)} "
           f"(p99 / pydicom one file {w['p99'] / pydicom_ms:.2f}x)")
-    print(f"[viewer] window/level change -> painted: {_fmt(wl)} "
+    print(f"[viewer] window/level change -> painted: {fmt_ms(wl)} "
           f"(p99 / pydicom one file {wl['p99'] / pydicom_ms:.2f}x)")
     assert w["p99"] <= FRAME_BUDGET_MS
     assert wl["p99"] <= FRAME_BUDGET_MS
