@@ -348,11 +348,9 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
     runner = TaskRunner(app)
 
     def configure_workspace(workspace: Any, user: Any) -> None:
-        from app.services.imaging import ImagingService, ViewerIdentity
+        from app.ui.workspace_setup import configure_workspace as configure
 
-        workspace.views["images"].configure(
-            runner=runner, service=ImagingService(audit=session.record_series_action),
-            identity=ViewerIdentity(user.username, user.device_id))
+        configure(workspace, user, runner=runner, session=session)
 
     return MainWindow(
         state=state, runner=runner, sign_in=session.sign_in,
