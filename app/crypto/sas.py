@@ -39,6 +39,10 @@ from app.crypto.sas_emoji import SAS_EMOJI
 SAS_METHOD = "sc.sas.v1"
 SAS_INFO = "SC_SAS_V1"
 MAC_INFO = "SC_SAS_MAC_V1"
+# Why a verification ended: ``user`` (someone cancelled), ``mismatch`` (a user said the codes
+# differ), ``timeout``, and the protocol's own failures.
+CANCEL_CODES = frozenset({"user", "mismatch", "timeout", "protocol", "unexpected_message",
+                          "commitment_mismatch", "key_mismatch", "remote"})
 
 
 class SasState(StrEnum):
@@ -67,6 +71,7 @@ class SasVerification:
         self.starter = starter
         self.state = SasState.STARTED if starter else SasState.ACCEPTED
         self.cancel_code: str | None = None
+        self.remote_code: str | None = None  # the peer's cancel code, when it cancelled
         self._sas: vodozemac.Sas | None = vodozemac.Sas()
         self._our_key = self._sas.public_key.to_base64()
         self._their_key: str | None = None
@@ -119,6 +124,10 @@ class SasVerification:
             raise VerificationError("verification already finished")
         if type_ == VERIFICATION_CANCEL:
             self.state, self.cancel_code = SasState.CANCELLED, "remote"
+            code = content.get("code")
+            # The peer's reason, for the user ("they said the codes differ"); a known code
+            # or nothing, never free text from the wire.
+            self.remote_code = code if code in CANCEL_CODES else None
             return []
         try:
             return self._dispatch(type_, content)

@@ -26,9 +26,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from psygnal import Signal
 
@@ -48,25 +48,28 @@ from app.core.errors import ConnectionFailed, SafeConsultError, ServerError
 from app.core.messages import CachedMessage
 from app.core.phi import Phi
 from app.crypto import errors as crypto_errors
-from app.crypto.devices import DeviceWarning, TrustPolicy
+from app.crypto.devices import DeviceWarning, TrustPolicy, may_receive_keys
 from app.crypto.errors import E2EEError, MalformedPayload, Misdirected, UnknownSenderDevice
 from app.crypto.identity import DeviceIdentity
 from app.crypto.machine import CryptoMachine, DecryptedToDevice
 from app.crypto.megolm import MissingRoomKey, RotationPolicy
-from app.crypto.messages import ENCRYPTED, OutgoingToDevice
+from app.crypto.messages import ENCRYPTED, VERIFICATION_START, OutgoingToDevice
 from app.crypto.room_keys import KeyRequestAnswer, RoomKeyReceived
+from app.crypto.sas import SasState
+from app.crypto.store import DeviceRecord, TrustLevel
 from app.crypto.verification import VerificationUpdate
 from app.net import relay_api
 from app.net.auth_api import ProtocolError
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
-from app.services.session import SessionService, SessionState
+from app.services.session import LIVE_STATES, SessionService
 from app.storage.chat_state import SYNC_TOKEN, ChatState
 from app.storage.crypto_store import SqlCryptoStore
 from app.storage.messages import MessageRepository
 from app.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Refusals after which a queued message can never be accepted: it leaves the outbox and the
 # user is told (send_failed). Anything else (5xx, rate limits, the network) is retried.
@@ -196,7 +199,9 @@ class ChatService:
                            loop.create_task(self._push_loop())]
 
     def _on_session(self, snapshot: Any) -> None:
-        if snapshot.state is not SessionState.SIGNED_IN:
+        # Locked is still live: PHI is hidden by the window, but messages keep arriving
+        # (docs/device-protection.md). Signing out or a wipe closes the cache: stop.
+        if snapshot.state not in LIVE_STATES:
             self._closing = True
             for task in self._tasks:
                 if task is not asyncio.current_task():
@@ -418,6 +423,48 @@ class ChatService:
     def block_device(self, user_id: str, device_id: str) -> None:
         self.machine.block_device(user_id, device_id)
 
+    def devices(self, user_id: str) -> list[DeviceRecord]:
+        """``user_id``'s devices as this device's own view holds them (with trust), by id."""
+        return sorted(self.machine.devices(user_id).values(), key=lambda r: r.device_id)
+
+    def may_receive_keys(self, record: DeviceRecord) -> bool:
+        """Whether the trust policy lets ``record`` receive room keys now."""
+        return may_receive_keys(record, self.machine.trust_policy)
+
+    def flagged_devices(self, room_id: str) -> list[DeviceRecord]:
+        """Devices of the room's members (ourselves included) that appeared or changed after
+        first contact and that the user has not verified, accepted or blocked yet: they get
+        no room key, and the user should decide before writing here."""
+        flagged = []
+        for user_id in dict.fromkeys([*self.state.members(room_id), self.user_id]):
+            flagged.extend(r for r in self.devices(user_id)
+                           if r.trust is TrustLevel.UNVERIFIED)
+        return flagged
+
+    async def verification_step(
+        self, step: Callable[[CryptoMachine], tuple[T, list[OutgoingToDevice]]],
+    ) -> T:
+        """Run one verification step on the machine (which one task uses at a time) and send
+        what it answers. The to-device messages are queued in the same transaction as any
+        trust the step changed, and go out at once (or with the next flush when offline)."""
+        async with self._lock:
+            with self.cache.write():
+                result, outgoing = step(self.machine)
+                self._queue_to_device(outgoing)
+            try:
+                await self._send_queued_to_device()
+            except ConnectionFailed:
+                self._set_online(False)
+                self.wake()
+        return result
+
+    def search(self, keyword: str, *, room_id: str | None = None,
+               limit: int = 50) -> list[ChatMessage]:
+        """Search the local, decrypted history (FTS index in the encrypted cache), newest
+        first. Nothing leaves the device."""
+        return [ChatMessage(m.room_id, m.event_id, m.sender, m.ts_ms, m.body)
+                for m in self.messages_repo.search(keyword, room_id=room_id, limit=limit)]
+
     async def ensure_keys(self) -> None:
         """Keep the relay stocked with our one-time keys (and a fallback key)."""
         counts = await relay_api.key_counts(self.transport)
@@ -582,6 +629,11 @@ class ChatService:
         to-device senders we cannot place, so their messages decrypt instead of failing."""
         stale: set[str] = set()
         for msg in batch.to_device:
+            if msg.type == VERIFICATION_START:
+                # A colleague's device we have not seen yet asks to verify: learn it first.
+                if msg.sender_device not in self.machine.devices(msg.sender):
+                    stale.add(msg.sender)
+                continue
             if msg.type != ENCRYPTED:
                 continue
             sender_key = msg.content.get("sender_key")
@@ -639,6 +691,11 @@ class ChatService:
             if result.outcome == "no_session":
                 applied.unanswered.append(msg)
         elif isinstance(result, VerificationUpdate):
+            if not result.verification.starter and result.verification.state is SasState.ACCEPTED:
+                # A new incoming request: its accept waits for the user to say yes
+                # (app/services/verification.py sends it, or a cancel).
+                applied.to_device.append(result)
+                return
             self._queue_to_device(result.outgoing)
             applied.to_device.append(result)
         elif isinstance(result, DecryptedToDevice):
