@@ -31,7 +31,7 @@ SIGNATURE_CONTEXT = b"SC-CLIENT-AUDIT-v1\n"
 # What the client may report (docs/protocol.md, "Audit"); the server refuses anything else,
 # and a test keeps this list inside the server's.
 CLIENT_ACTIONS = frozenset({
-    "record.start", "record.stop", "file.download", "file.export", "file.print",
+    "record.start", "record.stop", "file.send", "file.download", "file.export", "file.print",
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock",
     "session.unlock", "wipe.local", "policy.change", "image.open", "image.export",
     "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot",

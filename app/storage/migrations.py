@@ -169,6 +169,40 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        3,
+        (
+            # Resumable file transfers (app/storage/transfers.py, app/services/transfers/).
+            # One row per upload or download: which chunks are done (a bitmap), the per-file
+            # key and chunk tags while it runs, the signed descriptor. The file name, type
+            # and source path are patient data: they are kept only here, in the cache.
+            """CREATE TABLE transfers (
+                transfer_id TEXT PRIMARY KEY,
+                direction TEXT NOT NULL CHECK (direction IN ('upload', 'download')),
+                state TEXT NOT NULL,
+                room_id TEXT NOT NULL,
+                blob_id TEXT,
+                size INTEGER NOT NULL,
+                chunk_count INTEGER NOT NULL,
+                done BLOB NOT NULL,
+                file_key BLOB,
+                header BLOB,
+                tags BLOB,
+                sha256 TEXT,
+                source TEXT,
+                source_stamp TEXT,
+                name TEXT,
+                mime TEXT,
+                descriptor TEXT,
+                sender_ed25519 TEXT,
+                file_id TEXT,
+                error TEXT,
+                created_ms INTEGER NOT NULL,
+                updated_ms INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX transfers_by_state ON transfers (state)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -71,7 +71,7 @@ Staff = Annotated[AuthContext, Depends(require_role("auditor", "it_admin"))]
 # Actions only the client can observe (docs/protocol.md, "Audit"). Server-side actions are
 # recorded by the server itself and cannot be reported by a client.
 CLIENT_ACTIONS = (
-    "record.start", "record.stop", "file.download", "file.export", "file.print",
+    "record.start", "record.stop", "file.send", "file.download", "file.export", "file.print",
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock", "session.unlock",
     "wipe.local", "policy.change", "image.open", "kiosk.attest", "image.export",
     "cache.rebuilt", "device.verify", "snapshot",
