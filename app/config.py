@@ -35,7 +35,8 @@ class Policy:
     lock_timeout_s: int = 300  # idle time before auto-lock
     lock_warning_s: int = 30  # warning shown this long before the lock
     max_unlock_failures: int = 5  # failed unlocks that end the session
-    allow_pin_unlock: bool = False
+    allow_pin_unlock: bool = False  # a PIN set after sign-in may unlock (password still works)
+    pin_min_length: int = 6  # digits, 4..12 (app/core/pin.py refuses trivial PINs too)
     wipe_poll_interval_s: int = 60
     offline_grace_s: int = 8 * 3600  # unreachable this long: lock the cache
     offline_wipe_s: int = 72 * 3600  # unreachable this long: wipe
@@ -60,6 +61,8 @@ class Policy:
             problems.append("lock_warning_s must be shorter than lock_timeout_s")
         if not 1 <= self.max_unlock_failures <= 20:
             problems.append("max_unlock_failures must be between 1 and 20")
+        if not 4 <= self.pin_min_length <= 12:
+            problems.append("pin_min_length must be between 4 and 12")
         if not 5 <= self.wipe_poll_interval_s <= 3600:
             problems.append("wipe_poll_interval_s must be between 5 and 3600")
         if not 0 < self.offline_grace_s <= self.offline_wipe_s:

@@ -33,7 +33,8 @@ SIGNATURE_CONTEXT = b"SC-CLIENT-AUDIT-v1\n"
 CLIENT_ACTIONS = frozenset({
     "record.start", "record.stop", "file.send", "file.download", "file.export", "file.print",
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock",
-    "session.unlock", "wipe.local", "policy.change", "image.open", "image.export",
+    "session.unlock", "session.pin_set", "wipe.local", "policy.change", "image.open",
+    "image.export",
     "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot",
 })
 OUTCOMES = frozenset({"ok", "refused", "failed"})

@@ -23,6 +23,7 @@ from psygnal import Signal
 
 from app.config import Paths, Policy
 from app.core.errors import SafeConsultError, ServerError
+from app.core.pin import PinAttempt, PinGate, PinOffer, PinRefused, PinVerifier, pin_problem
 from app.core.session import DeviceState, Order, SignedInUser, Tokens
 from app.crypto.identity import DeviceIdentity
 from app.crypto.proof import ProofSigner
@@ -81,6 +82,12 @@ REFUSALS: dict[str, str] = {
     "unlock_failed": "The password is not correct.",
     "unlock_failed_final": "Too many failed attempts: you have been signed out.",
 }
+# Unlocking with a PIN (app/core/pin.py); the lock screen shows its own sentence per code.
+PIN_UNLOCK_REFUSALS: dict[str, str] = {
+    "pin_failed": "The PIN is not correct.",
+    "pin_dropped": "Too many wrong PINs: enter your password.",
+    "pin_unavailable": "Enter your password to unlock.",
+}
 
 
 @dataclass(frozen=True)
@@ -123,11 +130,15 @@ class SessionService:
         # (works offline) and nothing about the password ever reaches the disk.
         self._unlock_verifier: tuple[bytes, bytes] | None = None
         self.audit: AuditService | None = None
+        # Wrong passwords and wrong PINs since the last unlock; the policy's N-th signs out.
         self.unlock_failures = 0
+        # The session's unlock PIN, where policy allows one: a memory-hard verifier in memory
+        # only, dropped after PIN_MAX_FAILURES wrong PINs (app/core/pin.py).
+        self.pin = PinGate()
         self._pusher: asyncio.Task | None = None
         self._checkpointer: asyncio.Task | None = None
         # Lock after policy.offline_grace_s without the server, wipe after offline_wipe_s.
-        self.offline_guard = OfflineGuard.from_policy(policy, lock=self.lock,
+        self.offline_guard = OfflineGuard.from_policy(policy, lock=self._lock_password_only,
                                                       wipe=self._offline_wipe)
         self._offline_wiper: asyncio.Task | None = None
 
@@ -151,6 +162,7 @@ class SessionService:
         # must find something to unlock against.
         self._unlock_verifier = await asyncio.to_thread(_new_verifier, password)
         self.unlock_failures = 0
+        self.pin = PinGate()
         try:
             if device is None:
                 return await self._enroll(username, password, totp_code.strip())
@@ -273,28 +285,109 @@ class SessionService:
             self._record("session.lock")
             log.info("session locked", extra={"event": "lock"})
 
+    def _lock_password_only(self) -> None:
+        """The offline guard's lock: a device that has not seen the server for hours is
+        unlocked by the password only, not by the PIN."""
+        self.pin.password_only = True
+        self.lock()
+
     async def unlock(self, password: str) -> None:
         """Unlock with the sign-in password; the policy's N-th failure ends the session."""
         if self.snapshot.state is not SessionState.LOCKED or self._unlock_verifier is None:
             return
         salt, expected = self._unlock_verifier
         actual = await asyncio.to_thread(_derive, password, salt)
+        if self.snapshot.state is not SessionState.LOCKED:
+            return  # signed out, wiped or unlocked while the key was derived
         if hmac.compare_digest(actual, expected):
-            self.unlock_failures = 0
-            self._record("session.unlock")
-            self._publish(replace(self.snapshot, state=SessionState.SIGNED_IN))
-            log.info("session unlocked", extra={"event": "unlock"})
+            self._unlocked("password")
             return
+        await self._unlock_refused("password")
+        raise SignInRefused("unlock_failed", REFUSALS["unlock_failed"])
+
+    # -- PIN -------------------------------------------------------------------------------
+
+    def pin_offer(self) -> PinOffer | None:
+        """The set-PIN step after sign-in, where policy allows a PIN (None: no such step)."""
+        if (self.policy.allow_pin_unlock and self.snapshot.state is SessionState.SIGNED_IN
+                and not self.pin.is_set and self.pin.failures == 0):
+            return PinOffer(self.policy.pin_min_length, self.set_pin)
+        return None
+
+    async def set_pin(self, pin: str) -> None:
+        """Set the session's unlock PIN (signed in and unlocked only). Raises
+        :class:`PinRefused` for a PIN the policy or the rules refuse."""
+        if not self.policy.allow_pin_unlock:
+            raise PinRefused("pin_not_allowed")
+        if self.snapshot.state is not SessionState.SIGNED_IN \
+                or self.pin.failures >= self.pin.max_failures:
+            raise PinRefused("pin_unavailable")
+        problem = pin_problem(pin, self.policy.pin_min_length)
+        if problem is not None:
+            raise PinRefused(problem)
+        verifier = await asyncio.to_thread(PinVerifier.create, pin)
+        if self.snapshot.state is not SessionState.SIGNED_IN:
+            raise PinRefused("pin_unavailable")  # locked or signed out meanwhile
+        self.pin.set(verifier)
+        self._record("session.pin_set")
+        log.info("unlock PIN set", extra={"event": "pin_set"})
+
+    @property
+    def pin_unlock_offered(self) -> bool:
+        """Locked, and a PIN may unlock this lock (set, not dropped, not a password-only
+        lock, policy still allows it)."""
+        return (self.policy.allow_pin_unlock and self.snapshot.state is SessionState.LOCKED
+                and self.pin.offered)
+
+    async def unlock_pin(self, pin: str) -> None:
+        """Unlock with the session's PIN, without a server round trip (like the password).
+
+        A wrong PIN counts as a failed unlock (the policy's N-th ends the session) and towards
+        PIN_MAX_FAILURES, after which only the password unlocks: ``SignInRefused`` with code
+        ``pin_failed``, ``pin_dropped`` or ``unlock_failed_final``; ``pin_unavailable`` when
+        no PIN may unlock this lock.
+        """
+        if self.snapshot.state is not SessionState.LOCKED:
+            return
+        gate, verifier = self.pin, self.pin.verifier
+        if not self.pin_unlock_offered or verifier is None:
+            raise SignInRefused("pin_unavailable", PIN_UNLOCK_REFUSALS["pin_unavailable"])
+        matched = await asyncio.to_thread(verifier.matches, pin)
+        if self.snapshot.state is not SessionState.LOCKED:
+            return
+        if gate is not self.pin or gate.verifier is not verifier or not gate.offered:
+            # Dropped, replaced or made password-only while the key was derived.
+            raise SignInRefused("pin_unavailable", PIN_UNLOCK_REFUSALS["pin_unavailable"])
+        attempt = gate.record(matched)
+        if attempt is PinAttempt.UNLOCKED:
+            self._unlocked("pin")
+            return
+        await self._unlock_refused("pin", pin_dropped=attempt is PinAttempt.WRONG_PIN_DROPPED)
+        code = "pin_dropped" if attempt is PinAttempt.WRONG_PIN_DROPPED else "pin_failed"
+        raise SignInRefused(code, PIN_UNLOCK_REFUSALS[code])
+
+    # -- unlock outcomes -------------------------------------------------------------------
+
+    def _unlocked(self, method: str) -> None:
+        self.unlock_failures = 0
+        if method == "password":
+            self.pin.password_only = False
+        self._record("session.unlock", detail={"method": method})
+        self._publish(replace(self.snapshot, state=SessionState.SIGNED_IN))
+        log.info("session unlocked", extra={"event": "unlock", "method": method})
+
+    async def _unlock_refused(self, method: str, *, pin_dropped: bool = False) -> None:
+        """Count, audit and log one failed unlock; the policy's N-th signs out (and raises)."""
         self.unlock_failures += 1
-        self._record("session.unlock", outcome="refused",
-                     detail={"attempt": self.unlock_failures})
-        left = self.policy.max_unlock_failures - self.unlock_failures
-        log.info("unlock refused", extra={"event": "unlock_refused", "attempt":
-                                          self.unlock_failures})
-        if left <= 0:
+        detail: dict[str, str | int | bool] = {"method": method, "attempt": self.unlock_failures}
+        if pin_dropped:
+            detail["pin_dropped"] = True
+        self._record("session.unlock", outcome="refused", detail=detail)
+        log.info("unlock refused", extra={"event": "unlock_refused", "method": method,
+                                          "attempt": self.unlock_failures})
+        if self.unlock_failures >= self.policy.max_unlock_failures:
             await self.sign_out()
             raise SignInRefused("unlock_failed_final", REFUSALS["unlock_failed_final"])
-        raise SignInRefused("unlock_failed", REFUSALS["unlock_failed"])
 
     def _record(self, action: str, **fields) -> None:
         """The session's own audit entries (the device id is the object)."""
@@ -381,6 +474,7 @@ class SessionService:
         await self._drop_transport()
         self.tokens = None
         self._unlock_verifier = None
+        self.pin.clear()
         self._publish(SessionSnapshot(SessionState.SIGNED_OUT))
 
     async def _kiosk_attest(self, tell_server: bool) -> None:
@@ -418,6 +512,7 @@ class SessionService:
                                                  order_id)
         await self._drop_transport()
         self.device, self.tokens, self._unlock_verifier = None, None, None
+        self.pin.clear()
         self._publish(SessionSnapshot(SessionState.WIPED))
         if not report.complete:
             log.error("wipe incomplete", extra={"event": "wipe", "state": "incomplete"})

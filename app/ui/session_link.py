@@ -11,12 +11,13 @@ state): the tests drive it with the real service and the real server.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from app.config import Paths, Policy
 
 if TYPE_CHECKING:
+    from app.core.pin import PinOffer
     from app.security.keystore import KeyStore
     from app.services.app_state import AppState
     from app.services.session import SessionService, SessionSnapshot
@@ -30,6 +31,7 @@ class SessionLink:
         self._state, self._policy, self._paths = state, policy, paths
         self._keystore_for = keystore_for
         self.service: SessionService | None = None
+        self._unlocker = SessionUnlock(self)
 
     @property
     def state(self) -> AppState:
@@ -49,7 +51,9 @@ class SessionLink:
             self.service.changed.connect(self._show)
         return self.service
 
-    async def sign_in(self, username: str, password: str, totp: str) -> None:
+    async def sign_in(self, username: str, password: str, totp: str) -> PinOffer | None:
+        """Sign in; returns the set-PIN offer where policy allows a PIN (the sign-in view
+        then shows the set-PIN step), else None."""
         from app.core.errors import CertificateNotPinned
         from app.services.app_state import ConnectionState
 
@@ -67,6 +71,7 @@ class SessionLink:
         self._state.connection = ConnectionState.ONLINE
         service.start_polling()  # logout/wipe orders; they go on while locked
         service.start_push()
+        return service.pin_offer()
 
     def _show(self, snapshot: SessionSnapshot) -> None:
         from app.services.app_state import ConnectionState, DeviceState
@@ -95,23 +100,10 @@ class SessionLink:
         if self.service is not None:
             self.service.lock()
 
-    async def unlock(self, password: str) -> int | None:
-        """None when unlocked; else the attempts left before the session ends.
-
-        The last failure signs out (the service does it) and raises ``SignInRefused`` with
-        code ``unlock_failed_final``; the window then shows the sign-in screen.
-        """
-        from app.services.session import SignInRefused
-
-        if self.service is None:
-            return None
-        try:
-            await self.service.unlock(password)
-        except SignInRefused as exc:
-            if exc.code != "unlock_failed":
-                raise
-            return max(0, self._policy.max_unlock_failures - self.service.unlock_failures)
-        return None
+    @property
+    def unlock(self) -> SessionUnlock:
+        """What the lock screen calls: ``await link.unlock(password)``, and the PIN."""
+        return self._unlocker
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -127,3 +119,46 @@ class SessionLink:
                 with contextlib.suppress(Exception):
                     await self.service.sign_out()
             await self.service.aclose()
+
+
+class SessionUnlock:
+    """The lock screen's port to the session (app.ui.lock_screen.Unlock and PinUnlock).
+
+    Each call returns None when unlocked, else the attempts left before the session ends.
+    The last failure signs out (the service does it) and raises ``SignInRefused`` with code
+    ``unlock_failed_final``; the window then shows the sign-in screen.
+    """
+
+    def __init__(self, link: SessionLink) -> None:
+        self._link = link
+
+    async def __call__(self, password: str) -> int | None:
+        service = self._link.service
+        if service is None:
+            return None
+        return await self._attempt(service.unlock(password), ("unlock_failed",))
+
+    def pin_offered(self) -> bool:
+        service = self._link.service
+        return service is not None and service.pin_unlock_offered
+
+    async def unlock_pin(self, pin: str) -> int | None:
+        """As ``__call__``; after a wrong PIN ask :meth:`pin_offered` whether the PIN may
+        still be used (too many wrong PINs: the password only)."""
+        service = self._link.service
+        if service is None:
+            return None
+        return await self._attempt(service.unlock_pin(pin),
+                                   ("pin_failed", "pin_dropped", "pin_unavailable"))
+
+    async def _attempt(self, attempt: Awaitable[None], retry_codes: tuple[str, ...]) -> int | None:
+        from app.services.session import SignInRefused
+
+        try:
+            await attempt
+        except SignInRefused as exc:
+            service = self._link.service
+            if exc.code not in retry_codes or service is None:
+                raise
+            return max(0, service.policy.max_unlock_failures - service.unlock_failures)
+        return None

@@ -73,6 +73,7 @@ Staff = Annotated[AuthContext, Depends(require_role("auditor", "it_admin"))]
 CLIENT_ACTIONS = (
     "record.start", "record.stop", "file.send", "file.download", "file.export", "file.print",
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock", "session.unlock",
+    "session.pin_set",
     "wipe.local", "policy.change", "image.open", "kiosk.attest", "image.export",
     "cache.rebuilt", "device.verify", "snapshot",
 )
