@@ -38,7 +38,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import sqlcipher3
 
@@ -256,6 +256,19 @@ class Cache:
     def conn(self) -> sqlcipher3.Connection:
         """For repositories in app.storage only."""
         return self._conn
+
+    def fetchall(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        """One read query's rows, errors typed as :func:`db_errors` does.
+
+        For hot read paths (search, timeline): a plain ``try`` costs nothing until an
+        error, where the context manager costs a generator per call.
+        """
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlcipher3.IntegrityError:
+            raise
+        except sqlcipher3.DatabaseError as exc:
+            raise typed_error(exc) from None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlcipher3.Connection]:

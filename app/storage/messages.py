@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.core.messages import CachedMessage
-from app.core.phi import Phi
-from app.storage.cache import Cache, db_errors
+from app.storage.cache import Cache
 
 _INSERT = (
     "INSERT OR IGNORE INTO messages (room_id, event_id, sender, ts_ms, body) "
@@ -32,10 +31,6 @@ _SEARCH = {
 }
 
 
-def _row(row: tuple[str, str, str, int, str]) -> CachedMessage:
-    return CachedMessage(row[0], row[1], row[2], row[3], Phi(row[4]))
-
-
 class MessageRepository:
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
@@ -46,7 +41,7 @@ class MessageRepository:
 
     def insert_many(self, messages: Iterable[CachedMessage]) -> int:
         """Store messages in one transaction; returns how many were new."""
-        rows = [(m.room_id, m.event_id, m.sender, m.ts_ms, m.body.reveal()) for m in messages]
+        rows = list(messages)  # a CachedMessage is its own row
         with self._cache.write() as conn:
             # rowcount sums sqlite3_changes(), which leaves out the FTS trigger's writes.
             return conn.executemany(_INSERT, rows).rowcount
@@ -55,12 +50,10 @@ class MessageRepository:
         self, room_id: str, *, limit: int = 100, before_ts_ms: int | None = None,
     ) -> list[CachedMessage]:
         """The room's latest ``limit`` messages (before ``before_ts_ms``), oldest first."""
-        with db_errors():
-            rows = self._cache.conn.execute(
-                _LIST_ROOM,
-                (room_id, before_ts_ms if before_ts_ms is not None else 2**62, limit),
-            ).fetchall()
-        return [_row(r) for r in reversed(rows)]
+        rows = self._cache.fetchall(
+            _LIST_ROOM, (room_id, before_ts_ms if before_ts_ms is not None else 2**62, limit))
+        rows.reverse()
+        return CachedMessage.from_rows(rows)
 
     def search(
         self, keyword: str, *, room_id: str | None = None, limit: int = 50,
@@ -82,9 +75,7 @@ class MessageRepository:
             pattern = f"%{escaped}%"
         room_args: tuple[str, ...] = (room_id,) if room_id is not None else ()
         sql = _SEARCH[(indexed, room_id is not None)]
-        with db_errors():
-            rows = self._cache.conn.execute(sql, (pattern, *room_args, limit)).fetchall()
-        return [_row(r) for r in rows]
+        return CachedMessage.from_rows(self._cache.fetchall(sql, (pattern, *room_args, limit)))
 
     def delete_room(self, room_id: str) -> int:
         with self._cache.write() as conn:
