@@ -31,7 +31,9 @@ from server_stub.models.rooms import BreakGlass, CreateRoom, Invite, LinkedPatie
 
 router = APIRouter(tags=["rooms"])
 
-AUDIT_ROLES = ("auditor", "it_admin")
+# Break-glass entries carry the requester's free-text reason: audit content. Separation of
+# duties (issue #8): auditors read it; IT admins manage users and devices and may not.
+REVIEW_ROLES = ("auditor",)
 
 
 def _room_wire(room: rooms.Room, m: rooms.Membership) -> dict[str, Any]:
@@ -240,7 +242,7 @@ def list_break_glass(
     unreviewed: bool = Query(default=True),
     after: int = Query(default=0, ge=0, lt=2**53),
     limit: int = Query(default=100, ge=1, le=500),
-    auth: AuthContext = Depends(require_role(*AUDIT_ROLES)),  # noqa: B008
+    auth: AuthContext = Depends(require_role(*REVIEW_ROLES)),  # noqa: B008
     db: Database = Depends(get_db),  # noqa: B008
 ) -> dict[str, Any]:
     entries = grants.list_break_glass(db.connection(), unreviewed_only=unreviewed,
@@ -251,7 +253,7 @@ def list_break_glass(
 @router.post("/v1/break_glass/{entry_id}/review")
 def review_break_glass(
     request: Request, entry_id: int, body: Review,
-    auth: AuthContext = Depends(require_role("auditor")),  # noqa: B008
+    auth: AuthContext = Depends(require_role(*REVIEW_ROLES)),  # noqa: B008
     db: Database = Depends(get_db),  # noqa: B008
 ) -> dict[str, Any]:
     try:
