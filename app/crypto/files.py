@@ -237,3 +237,75 @@ def decrypt_bytes(blob: bytes, key: bytes) -> bytes:
 
 def read_header(src: BinaryIO) -> FileHeader:
     return FileHeader.unpack(_read_exact(src, HEADER_SIZE))
+
+
+class ChunkCipher:
+    """One chunk at a time, in any order: the same format as :func:`encrypt_stream`, for
+    resumable transfers that upload, download and check chunks independently.
+
+    ``seal(i, plain)`` gives exactly the bytes :func:`encrypt_stream` writes for chunk ``i``
+    (GCM is deterministic for a fixed key, nonce and input), so a transfer can encrypt a
+    chunk again after a restart instead of keeping ciphertext on disk. A caller doing so must
+    check that the plaintext is the same as the first time (e.g. by comparing the tag), or it
+    would reuse a nonce for different data.
+    """
+
+    def __init__(self, header: FileHeader, key: bytes) -> None:
+        self.header = header
+        self.header_bytes = header.pack()
+        self.count = header.chunk_count
+        self._aead = _aead(header.suite, key)
+
+    @classmethod
+    def new(cls, key: bytes, *, length: int, suite: str = "aes-256-gcm",
+            chunk_size: int = DEFAULT_CHUNK, file_id: bytes | None = None) -> ChunkCipher:
+        if not 1 <= chunk_size <= MAX_CHUNK:
+            raise FileCryptoError("chunk size out of range")
+        header = FileHeader(suite_id(suite), chunk_size, length,
+                            file_id or secrets.token_bytes(16), secrets.token_bytes(8))
+        if len(header.file_id) != 16:
+            raise FileCryptoError("file id must be 16 bytes")
+        if header.chunk_count > MAX_CHUNKS:
+            raise FileCryptoError("file too large for this chunk size")
+        return cls(header, key)
+
+    def plain_size(self, index: int) -> int:
+        size = self.header.chunk_size
+        return min(size, self.header.length - index * size)
+
+    def sealed_size(self, index: int) -> int:
+        return self.plain_size(index) + TAG_SIZE
+
+    def plain_offset(self, index: int) -> int:
+        return index * self.header.chunk_size
+
+    def sealed_offset(self, index: int) -> int:
+        """Where chunk ``index`` starts in the encrypted stream, header excluded."""
+        return index * (self.header.chunk_size + TAG_SIZE)
+
+    @property
+    def sealed_length(self) -> int:
+        """All chunks, header excluded."""
+        return self.header.encrypted_size() - HEADER_SIZE
+
+    def _check(self, index: int) -> None:
+        if not 0 <= index < self.count:
+            raise FileCryptoError("chunk index out of range")
+
+    def seal(self, index: int, plain: bytes) -> bytes:
+        self._check(index)
+        if len(plain) != self.plain_size(index):
+            raise FileCryptoError("chunk has the wrong length")
+        return self._aead.encrypt(_nonce(self.header, index), plain,
+                                  _aad(self.header_bytes, index, self.count))
+
+    def open(self, index: int, sealed: bytes) -> bytes:
+        """The plaintext of chunk ``index``, or :class:`FileTampered`."""
+        self._check(index)
+        if len(sealed) != self.sealed_size(index):
+            raise FileTampered(f"chunk {index} of {self.count} has the wrong length")
+        try:
+            return self._aead.decrypt(_nonce(self.header, index), sealed,
+                                      _aad(self.header_bytes, index, self.count))
+        except InvalidTag:
+            raise FileTampered(f"chunk {index} of {self.count} failed authentication") from None

@@ -144,6 +144,10 @@ class TransferRepository:
         assert record is not None
         return record
 
+    def transaction(self) -> contextlib.AbstractContextManager[object]:
+        """One write transaction around several calls (e.g. a row and its audit entry)."""
+        return self._cache.write()
+
     def get(self, transfer_id: str) -> TransferRecord | None:
         with db_errors():
             row = self._cache.conn.execute(
