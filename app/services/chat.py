@@ -344,6 +344,8 @@ class ChatService:
         await relay_api.join(self.transport, room_id)
         self.state.set_room(room_id, "joined")
         await self._load_members(room_id)
+        async with self._lock:  # whom we are talking to: names and devices, known at once
+            await self._ensure_device_lists(self.state.members(room_id))
         self.rooms_changed.emit()
 
     async def remove_member(self, room_id: str, user_id: str) -> None:

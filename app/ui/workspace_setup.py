@@ -2,10 +2,17 @@
 
 Called by the main window once per sign-in (the ``configure_workspace`` hook), so that the
 composition root stays small and each feature's wiring lives in one place.
+
+Chat: one :class:`~app.services.chat.ChatService` per signed-in session, started here (keys
+published, rooms and history caught up, then the sync and push loops). It keeps running while
+the session is locked -- the lock hides PHI, it does not stop messages arriving
+(docs/device-protection.md) -- and stops by itself when the session signs out or is wiped
+(the cache closes). The workspace, rebuilt for each sign-in, goes with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from app.ui.asyncbridge import TaskRunner
@@ -19,3 +26,33 @@ def configure_workspace(workspace: Any, user: Any, *, runner: TaskRunner,
     workspace.views["images"].configure(
         runner=runner, service=ImagingService(audit=session.record_series_action),
         identity=ViewerIdentity(user.username, user.device_id))
+    configure_chat(workspace, runner=runner, session=session)
+
+
+def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) -> None:
+    """Start the session's chat and hand it to the chat view (no-op without a live session)."""
+    from app.services.chat import ChatService
+    from app.services.verification import VerificationService
+
+    service = session.service
+    if service is None or service.cache is None or service.device is None:
+        return
+    chat = ChatService(service)
+    verification = VerificationService(chat, audit=service.audit)
+    view = workspace.views["chat"]
+    view.configure(runner=runner, chat=chat, verification=verification)
+    runner.run_task(chat.start(), owner=view, on_error=view.show_message)
+
+    async def stop() -> None:
+        verification.close()
+        await chat.stop()
+
+    def workspace_gone(*_: object) -> None:
+        # Signed out (the chat stopped itself already) or the window closed: release it.
+        import asyncio
+
+        with contextlib.suppress(RuntimeError):  # no loop running any more
+            asyncio.get_running_loop().create_task(stop())
+
+    workspace.destroyed.connect(workspace_gone)
+    workspace.chat_service = chat  # for the window's tests and diagnostics

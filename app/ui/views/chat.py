@@ -1,13 +1,64 @@
-"""Chat: end-to-end encrypted conversations per consult (placeholder for now)."""
+"""Chat: end-to-end encrypted conversations with colleagues.
+
+Left, the conversations (unread counts, invitations, *New consult room*) and a search over
+the history this device holds; in the middle the open conversation (timeline, a warning when
+someone's device is new or changed, the composer); right, its members with each device's
+trust, where a device can be verified by comparing emoji.
+
+Dependencies come through :meth:`ChatView.configure` (the workspace builds its views without
+arguments; ``app/ui/workspace_setup.py`` configures them per sign-in): the window's
+TaskRunner, the signed-in session's :class:`~app.services.chat.ChatService` and
+:class:`~app.services.verification.VerificationService`. Until then the view shows what will
+appear here. Messages, the composer and search results are PHI-tagged: the lock hides them
+and screen sharing paints over them.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.core.chat import ChatMessage, UndecryptedEvent
+from app.services.chat import ChatService, SendFailed
+from app.services.verification import VerificationService, VerificationStatus
+from app.ui.asyncbridge import TaskRunner
+from app.ui.chat.composer import Composer
+from app.ui.chat.device_banner import DeviceWarningBanner
+from app.ui.chat.members import DeviceEntry, MemberEntry, MemberPanel
+from app.ui.chat.room_list import RoomEntry, RoomList
+from app.ui.chat.search import SearchBox, SearchHit, SearchResults
+from app.ui.chat.texts import display_name, time_text
+from app.ui.chat.timeline import FAILED, SENT, Timeline
+from app.ui.chat.verification_dialog import VerificationDialog
+from app.ui.i18n import fill
+from app.ui.observe import observe
 from app.ui.views.placeholder import PlaceholderView
 
 
 class ChatView(PlaceholderView):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.chat: ChatService | None = None
+        self.verification: VerificationService | None = None
+        self._runner = TaskRunner(self)
+        self.current_room: str | None = None
+        self.dialogs: dict[str, VerificationDialog] = {}
+        self._build()
+        self.retranslate()
+
     @staticmethod
     def title() -> str:
         return QCoreApplication.translate("ChatView", "Chat")
@@ -24,3 +75,480 @@ class ChatView(PlaceholderView):
                 "ChatView", "Open a consult to start a conversation with its members.",
             ),
         )
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = self.layout()
+        while outer.count():  # the placeholder's labels move to the "not ready" page
+            outer.takeAt(0)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        waiting = QWidget()
+        waiting_column = QVBoxLayout(waiting)
+        waiting_column.setContentsMargins(40, 36, 40, 36)
+        waiting_column.setSpacing(14)
+        for label in (self.heading, self.body, self.hint):
+            waiting_column.addWidget(label)
+        waiting_column.addStretch(1)
+
+        # Left: search, conversations, new room.
+        self.search = SearchBox()
+        self.search.changedQuery.connect(self.run_search)
+        self.rooms = RoomList()
+        self.rooms.roomChosen.connect(self.open_room)
+        self.results = SearchResults()
+        self.results.hitChosen.connect(self._hit_chosen)
+        self.left_stack = QStackedWidget()
+        self.left_stack.addWidget(self.rooms)
+        self.left_stack.addWidget(self.results)
+        self.new_room_button = QPushButton()
+        self.new_room_button.setObjectName("newConsultRoom")
+        self.new_room_button.clicked.connect(self.new_room)
+        self.rooms_heading = QLabel()
+        self.rooms_heading.setObjectName("roomsHeading")
+        left = QFrame()
+        left.setObjectName("chatRooms")
+        left_column = QVBoxLayout(left)
+        left_column.setContentsMargins(12, 12, 12, 12)
+        left_column.setSpacing(8)
+        left_column.addWidget(self.search)
+        left_column.addWidget(self.rooms_heading)
+        left_column.addWidget(self.left_stack, 1)
+        left_column.addWidget(self.new_room_button)
+
+        # Middle: the open conversation.
+        self.room_title = QLabel()
+        self.room_title.setObjectName("roomTitle")
+        self.room_title.setProperty("role", "heading")
+        self.room_title.setWordWrap(True)
+        self.connection = QLabel()
+        self.connection.setObjectName("chatConnection")
+        self.connection.setProperty("role", "subtle")
+        self.invite_button = QPushButton()
+        self.invite_button.setObjectName("inviteMember")
+        self.invite_button.clicked.connect(self.invite)
+        self.join_button = QPushButton()
+        self.join_button.setObjectName("joinRoom")
+        self.join_button.clicked.connect(self.join)
+        self.members_button = QPushButton()
+        self.members_button.setObjectName("toggleMembers")
+        self.members_button.setCheckable(True)
+        self.members_button.setChecked(True)
+        header = QHBoxLayout()
+        header.setContentsMargins(16, 12, 16, 8)
+        header.setSpacing(8)
+        title_column = QVBoxLayout()
+        title_column.setSpacing(0)
+        title_column.addWidget(self.room_title)
+        title_column.addWidget(self.connection)
+        header.addLayout(title_column, 1)
+        for button in (self.join_button, self.invite_button, self.members_button):
+            header.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        self.message = QLabel()
+        self.message.setObjectName("chatMessage")
+        self.message.setWordWrap(True)
+        self.message.setProperty("role", "error")
+        self.message.setContentsMargins(16, 0, 16, 4)
+        self.message.hide()
+        self.banner = DeviceWarningBanner()
+        self.banner.verifyRequested.connect(self.verify_device)
+        self.banner.acceptRequested.connect(self.accept_device)
+        self.banner.blockRequested.connect(self.block_device)
+        self.timeline = Timeline()
+        self.composer = Composer()
+        self.composer.send.connect(self.send)
+        self.no_room = QLabel()
+        self.no_room.setObjectName("noRoom")
+        self.no_room.setWordWrap(True)
+        self.no_room.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_room.setProperty("role", "subtle")
+        self.conversation = QWidget()
+        middle = QVBoxLayout(self.conversation)
+        middle.setContentsMargins(0, 0, 0, 0)
+        middle.setSpacing(0)
+        middle.addLayout(header)
+        middle.addWidget(self.message)
+        middle.addWidget(self.banner)
+        middle.addWidget(self.timeline, 1)
+        middle.addWidget(self.composer)
+        self.middle_stack = QStackedWidget()
+        self.middle_stack.addWidget(self.no_room)
+        self.middle_stack.addWidget(self.conversation)
+
+        # Right: members and their devices.
+        self.members = MemberPanel()
+        self.members.verifyRequested.connect(self.verify_device)
+        self.members.blockRequested.connect(self.block_device)
+        self.members_button.toggled.connect(self.members.setVisible)
+
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setObjectName("chatSplit")
+        self.split.addWidget(left)
+        self.split.addWidget(self.middle_stack)
+        self.split.addWidget(self.members)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([280, 640, 300])
+        self.split.setChildrenCollapsible(False)
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(waiting)
+        self.stack.addWidget(self.split)
+        outer.addWidget(self.stack)
+
+        for keys, slot in (("Ctrl+F", self.focus_search), ("Ctrl+N", self.new_room),
+                           ("Escape", self.clear_search)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def configure(self, *, runner: TaskRunner | None = None, chat: ChatService | None = None,
+                  verification: VerificationService | None = None) -> None:
+        if runner is not None:
+            self._runner = runner
+        if chat is not None:
+            self.chat = chat
+            observe(chat.message, self._on_message, self)
+            observe(chat.undecryptable, self._on_undecryptable, self)
+            observe(chat.rooms_changed, self.refresh, self)
+            observe(chat.device_warning, lambda _w: self._refresh_room_detail(), self)
+            observe(chat.sent, self._on_sent, self)
+            observe(chat.send_failed, self._on_send_failed, self)
+            observe(chat.online_changed, self._on_online, self)
+            self.stack.setCurrentIndex(1)
+        if verification is not None:
+            self.verification = verification
+            observe(verification.requested, self.show_verification, self)
+            observe(verification.changed, self._on_verification, self)
+        self.refresh()
+
+    # -- rooms -----------------------------------------------------------------------------
+
+    def room_title_for(self, room_id: str, state: str, members: tuple[str, ...] | list[str]
+                       ) -> str:
+        translate = QCoreApplication.translate
+        if state == "invited":
+            return translate("ChatView", "Invitation to a consult room")
+        assert self.chat is not None
+        others = [display_name(self.chat.username(u), u) for u in members
+                  if u != self.chat.user_id]
+        if not others:
+            return translate("ChatView", "New consult room (only you)")
+        return ", ".join(sorted(others))
+
+    def refresh(self) -> None:
+        if self.chat is None:
+            return
+        entries = [RoomEntry(r.room_id, self.room_title_for(r.room_id, r.state, r.members),
+                             0 if r.room_id == self.current_room and self._reading() else r.unread,
+                             r.state == "invited", r.last_ts_ms)
+                   for r in self.chat.rooms() if r.state in ("joined", "invited")]
+        if self.current_room is not None and self._reading():
+            current = next((r for r in self.chat.rooms() if r.room_id == self.current_room),
+                           None)
+            if current is not None and current.unread:
+                self.chat.state.mark_read(self.current_room)  # no signal: we are refreshing
+        self.rooms.set_rooms(entries, self.current_room)
+        if self.current_room is not None and self.current_room not in self.rooms.room_ids():
+            self.current_room = None  # removed or left
+        self.middle_stack.setCurrentWidget(self.conversation if self.current_room
+                                           else self.no_room)
+        self._refresh_room_detail()
+
+    def open_room(self, room_id: str) -> None:
+        if self.chat is None:
+            return
+        changed = room_id != self.current_room
+        self.current_room = room_id
+        self.middle_stack.setCurrentWidget(self.conversation)
+        self.rooms.select(room_id)
+        if changed:
+            self.timeline.clear()
+            self.composer.clear()
+            self._load_timeline(room_id)
+        if self._reading():
+            self.chat.mark_read(room_id)  # rooms_changed -> refresh (the count goes)
+        self._refresh_room_detail()
+
+    def _load_timeline(self, room_id: str) -> None:
+        assert self.chat is not None
+        online = self.chat.online is not False
+        for message in self.chat.messages(room_id):
+            self.timeline.add_message(message, self._name(message.sender),
+                                      own=message.sender == self.chat.user_id, online=online)
+        for event in self.chat.undecrypted(room_id):
+            self.timeline.add_undecryptable(event, self._name(event.sender))
+        self.timeline.scroll_to_end()
+
+    def _refresh_room_detail(self) -> None:
+        if self.chat is None or self.current_room is None:
+            self.banner.set_devices([])
+            self.members.set_members([])
+            return
+        chat, room_id = self.chat, self.current_room
+        state = chat.state.room_state(room_id)
+        members = chat.members(room_id)
+        self.room_title.setText(self.room_title_for(room_id, state or "", members))
+        invited = state == "invited"
+        self.join_button.setVisible(invited)
+        self.invite_button.setVisible(state == "joined")
+        entries = []
+        invitees = chat.state.members(room_id, "invited")
+        for user_id in [*members, *[u for u in invitees if u not in members]]:
+            devices = tuple(DeviceEntry(r.user_id, r.device_id, r.ed25519, r.trust,
+                                        chat.may_receive_keys(r))
+                            for r in chat.devices(user_id))
+            entries.append(MemberEntry(user_id, self._name(user_id),
+                                       "joined" if user_id in members else "invited",
+                                       user_id == chat.user_id, devices))
+        entries.sort(key=lambda m: (not m.is_self, m.name))
+        self.members.set_members(entries)
+        flagged = chat.flagged_devices(room_id) if state == "joined" else []
+        self.banner.set_devices([
+            (DeviceEntry(r.user_id, r.device_id, r.ed25519, r.trust, False),
+             self._name(r.user_id)) for r in flagged])
+        translate = QCoreApplication.translate
+        if invited:
+            self.composer.set_blocked(translate("ChatView", "Join this conversation to read "
+                                                "and write messages."))
+        elif state != "joined":
+            self.composer.set_blocked(translate("ChatView", "You are no longer a member of "
+                                                "this conversation."))
+        elif flagged:
+            self.composer.set_blocked(translate(
+                "ChatView", "Decide about the new device above before writing here: verify, "
+                "accept or block it."))
+        else:
+            self.composer.set_blocked("")
+        self._show_connection()
+
+    def _reading(self) -> bool:
+        return self.isVisible() and self.current_room is not None
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self.chat is not None and self.current_room is not None:
+            self.chat.mark_read(self.current_room)
+
+    # -- live updates ----------------------------------------------------------------------
+
+    def _on_message(self, message: ChatMessage) -> None:
+        if self.chat is None or message.room_id != self.current_room:
+            return
+        # Adds it, or replaces the "waiting for the key" entry it had until now.
+        self.timeline.add_message(message, self._name(message.sender),
+                                  own=message.sender == self.chat.user_id,
+                                  online=self.chat.online is not False)
+
+    def _on_undecryptable(self, event: UndecryptedEvent) -> None:
+        if event.room_id == self.current_room:
+            self.timeline.add_undecryptable(event, self._name(event.sender))
+
+    def _on_sent(self, event_id: str) -> None:
+        self.timeline.mark(event_id, SENT)
+
+    def _on_send_failed(self, failed: SendFailed) -> None:
+        self.timeline.mark(failed.event_id, FAILED)
+        self.show_message(QCoreApplication.translate("SafeConsultError", failed.user_message))
+
+    def _on_online(self, _online: bool) -> None:
+        self._show_connection()
+        online = self.chat is not None and self.chat.online is not False
+        for bubble in self.timeline.bubbles.values():
+            if bubble.own and bubble.kind == "message" and bubble.delivery == "queued":
+                bubble.set_delivery("queued", online=online)
+
+    def _show_connection(self) -> None:
+        translate = QCoreApplication.translate
+        if self.chat is None:
+            return
+        if self.chat.online is False:
+            text = translate("ChatView", "Offline: messages you write are kept encrypted on "
+                             "this device and sent when the connection returns.")
+        else:
+            text = translate("ChatView", "End-to-end encrypted")
+        self.connection.setText(text)
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        if self.chat is None or self.current_room is None or self.composer.blocked:
+            return
+        self.composer.clear()
+        self.show_message("")
+        self._runner.run_task(self.chat.send_text(self.current_room, text), owner=self,
+                              on_error=self.show_message)
+
+    def new_room(self) -> None:
+        if self.chat is None:
+            return
+        translate = QCoreApplication.translate
+        username, ok = QInputDialog.getText(
+            self, translate("ChatView", "New consult room"),
+            translate("ChatView", "Invite a colleague by user name (you can invite more "
+                      "later):"), QLineEdit.EchoMode.Normal, "")
+        if ok:
+            self.create_room(username.strip())
+
+    def create_room(self, invite: str = "") -> None:
+        assert self.chat is not None
+        chat = self.chat
+
+        async def run() -> str:
+            room_id = await chat.create_room()
+            if invite:
+                await chat.invite(room_id, invite)
+            return room_id
+
+        self._runner.run_task(run(), owner=self, on_result=self.open_room,
+                              on_error=self.show_message)
+
+    def invite(self) -> None:
+        if self.chat is None or self.current_room is None:
+            return
+        translate = QCoreApplication.translate
+        username, ok = QInputDialog.getText(
+            self, translate("ChatView", "Invite to this conversation"),
+            translate("ChatView", "User name of the colleague to invite:"),
+            QLineEdit.EchoMode.Normal, "")
+        if ok and username.strip():
+            self.invite_user(username.strip())
+
+    def invite_user(self, username: str) -> None:
+        assert self.chat is not None and self.current_room is not None
+        self.show_message("")
+        self._runner.run_task(self.chat.invite(self.current_room, username), owner=self,
+                              on_error=self.show_message)
+
+    def join(self) -> None:
+        if self.chat is None or self.current_room is None:
+            return
+        room_id = self.current_room
+        chat = self.chat
+
+        async def run() -> str:
+            await chat.join(room_id)
+            await chat.sync_once()  # the history since the invitation, now readable
+            return room_id
+
+        self._runner.run_task(run(), owner=self, on_result=self._joined,
+                              on_error=self.show_message)
+
+    def _joined(self, room_id: str) -> None:
+        if room_id == self.current_room:
+            self.timeline.clear()
+            self._load_timeline(room_id)
+        self.refresh()
+
+    def accept_device(self, device: DeviceEntry) -> None:
+        if self.verification is None:
+            return
+        try:
+            self.verification.accept_device(device.user_id, device.device_id, device.ed25519)
+        except Exception as exc:  # keys changed meanwhile: say so, keep the warning
+            from app.ui.asyncbridge import user_message
+
+            self.show_message(user_message(exc))
+        self._refresh_room_detail()
+
+    def block_device(self, device: DeviceEntry, *, confirm: bool = True) -> None:
+        if self.verification is None:
+            return
+        translate = QCoreApplication.translate
+        if confirm:
+            answer = QMessageBox.question(
+                self, translate("ChatView", "Block this device?"),
+                fill(translate("ChatView", "%1's device %2 will receive no messages from you, "
+                               "and you will not read its messages. Block it?"),
+                     self._name(device.user_id), device.device_id))
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.verification.block_device(device.user_id, device.device_id)
+        self._refresh_room_detail()
+
+    def verify_device(self, device: DeviceEntry) -> None:
+        if self.verification is None:
+            return
+        self.show_message("")
+        self._runner.run_task(self.verification.start(device.user_id, device.device_id),
+                              owner=self, on_result=self.show_verification,
+                              on_error=self.show_message)
+
+    def show_verification(self, status: VerificationStatus) -> VerificationDialog:
+        assert self.verification is not None
+        dialog = self.dialogs.get(status.transaction_id)
+        if dialog is None:
+            for txn, old in list(self.dialogs.items()):
+                if old.status.finished and not old.isVisible():
+                    old.deleteLater()
+                    del self.dialogs[txn]
+            dialog = VerificationDialog(self.verification, self._runner, status, self)
+            self.dialogs[status.transaction_id] = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _on_verification(self, status: VerificationStatus) -> None:
+        if status.finished:
+            self._refresh_room_detail()  # trust changed (or not): members, banner, composer
+
+    # -- search ----------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def clear_search(self) -> None:
+        if self.search.text():
+            self.search.clear()
+            self.search.search_now()
+
+    def run_search(self, keyword: str) -> None:
+        if self.chat is None or not keyword:
+            self.left_stack.setCurrentWidget(self.rooms)
+            return
+        titles = {r.room_id: self.room_title_for(r.room_id, r.state, r.members)
+                  for r in self.chat.rooms()}
+        hits = [SearchHit(m.room_id, m.event_id, titles.get(m.room_id, ""),
+                          self._name(m.sender), time_text(m.ts_ms), m.body.reveal())
+                for m in self.chat.search(keyword)]
+        self.results.set_hits(keyword, hits)
+        self.left_stack.setCurrentWidget(self.results)
+
+    def _hit_chosen(self, hit: SearchHit) -> None:
+        self.open_room(hit.room_id)
+        bubble = self.timeline.bubbles.get(hit.event_id)
+        if bubble is not None:
+            self.timeline.ensureWidgetVisible(bubble)
+
+    # -- texts -----------------------------------------------------------------------------
+
+    def _name(self, user_id: str) -> str:
+        assert self.chat is not None
+        return display_name(self.chat.username(user_id), user_id)
+
+    def retranslate(self) -> None:
+        super().retranslate()
+        if not hasattr(self, "new_room_button"):
+            return  # PlaceholderView.__init__ calls this before _build
+        translate = QCoreApplication.translate
+        self.rooms_heading.setText(translate("ChatView", "Conversations"))
+        self.new_room_button.setText(translate("ChatView", "New consult room"))
+        self.new_room_button.setToolTip(translate("ChatView", "Start a conversation (Ctrl+N)"))
+        self.invite_button.setText(translate("ChatView", "Invite…"))
+        self.join_button.setText(translate("ChatView", "Join"))
+        self.members_button.setText(translate("ChatView", "Members"))
+        self.no_room.setText(translate("ChatView", "Choose a conversation on the left, or "
+                                       "start a new consult room."))
+        self.rooms.setAccessibleName(translate("ChatView", "Conversations"))
+        for widget in (self.composer, self.members, self.banner, self.search):
+            widget.retranslate()
+        if self.chat is not None:
+            self.refresh()

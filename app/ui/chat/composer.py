@@ -1,0 +1,107 @@
+"""Writing a message: Enter sends, Shift+Enter starts a new line.
+
+What is typed is patient data: the composer is PHI-tagged (hidden by the lock, redacted from a
+shared screen). Attachments come with the file-transfer work; the button is there, disabled,
+so nobody looks for it elsewhere.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from app.ui.phi import mark_phi
+
+MAX_LENGTH = 16_000  # characters; a consult note, not a document (files go as attachments)
+
+
+class MessageEdit(QPlainTextEdit):
+    submitted = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class Composer(QWidget):
+    """Emits ``send(text)`` with the stripped text; clears itself when the view says so."""
+
+    send = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("composer")
+        self.edit = MessageEdit()
+        self.edit.setObjectName("composerEdit")
+        mark_phi(self.edit)
+        self.edit.setTabChangesFocus(True)
+        self.edit.setFixedHeight(72)
+        self.edit.submitted.connect(self.submit)
+        self.edit.textChanged.connect(self._sync)
+        self.attach = QPushButton()
+        self.attach.setObjectName("composerAttach")
+        self.attach.setEnabled(False)
+        self.send_button = QPushButton()
+        self.send_button.setObjectName("composerSend")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self.submit)
+        self.notice = QLabel()
+        self.notice.setObjectName("composerNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setProperty("role", "subtle")
+        self.notice.hide()
+        row = QHBoxLayout()
+        row.setSpacing(8)
+        row.addWidget(self.attach, 0, Qt.AlignmentFlag.AlignBottom)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(16, 6, 16, 12)
+        column.setSpacing(4)
+        column.addWidget(self.notice)
+        column.addLayout(row)
+        self._blocked = ""
+        self.retranslate()
+        self._sync()
+
+    def text(self) -> str:
+        return self.edit.toPlainText().strip()
+
+    def set_blocked(self, reason: str) -> None:
+        """Writing is not possible now (``reason`` says why); "" allows it again."""
+        self._blocked = reason
+        self.notice.setText(reason)
+        self.notice.setVisible(bool(reason))
+        self.edit.setReadOnly(bool(reason))
+        self._sync()
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self._blocked)
+
+    def submit(self) -> None:
+        text = self.text()
+        if not text or self._blocked or len(text) > MAX_LENGTH:
+            return
+        self.send.emit(text)
+
+    def clear(self) -> None:
+        self.edit.clear()
+
+    def _sync(self) -> None:
+        text = self.text()
+        self.send_button.setEnabled(bool(text) and not self._blocked and len(text) <= MAX_LENGTH)
+
+    def retranslate(self) -> None:
+        translate = QCoreApplication.translate
+        self.edit.setPlaceholderText(translate(
+            "Composer", "Write a message (Enter sends, Shift+Enter for a new line)"))
+        self.edit.setAccessibleName(translate("Composer", "Message"))
+        self.send_button.setText(translate("Composer", "Send"))
+        self.attach.setText(translate("Composer", "Attach"))
+        self.attach.setToolTip(translate("Composer", "Attachments are not available yet."))

@@ -1,0 +1,195 @@
+"""A room's messages: who, when, what, and -- for our own -- whether the relay has them.
+
+Messages that cannot be read yet are shown as such (waiting for the sender's key, or refused
+with the reason) and are replaced in place when they decrypt. The whole timeline is PHI: the
+lock hides it and screen-share redaction paints over it. Message texts are set as plain
+text (a message with "<b>" is shown as typed, never as markup).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from app.core.chat import ChatMessage, EventState, UndecryptedEvent
+from app.ui.chat.texts import time_text
+from app.ui.i18n import fill
+from app.ui.phi import mark_phi
+
+SENT, QUEUED, SENDING, FAILED = "sent", "queued", "sending", "failed"
+
+
+class MessageBubble(QFrame):
+    """One entry of the timeline. ``kind`` is "message" or "undecryptable"."""
+
+    def __init__(self, event_id: str, *, own: bool) -> None:
+        super().__init__()
+        self.event_id = event_id
+        self.own = own
+        self.kind = ""  # "message" once shown; "undecryptable" while it cannot be
+        self.delivery = ""
+        self.setObjectName("ownBubble" if own else "bubble")
+        self.sender = QLabel()
+        self.sender.setObjectName("bubbleSender")
+        self.time = QLabel()
+        self.time.setProperty("role", "subtle")
+        self.body = QLabel()
+        self.body.setObjectName("bubbleBody")
+        self.body.setWordWrap(True)
+        self.body.setTextFormat(Qt.TextFormat.PlainText)
+        # Selectable for reading and quoting within the app; copying out is the user's act.
+        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self.state = QLabel()
+        self.state.setObjectName("bubbleState")
+        self.state.setProperty("role", "subtle")
+        head = QHBoxLayout()
+        head.setSpacing(8)
+        head.addWidget(self.sender)
+        head.addWidget(self.time)
+        head.addStretch(1)
+        head.addWidget(self.state)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(12, 8, 12, 8)
+        column.setSpacing(2)
+        column.addLayout(head)
+        column.addWidget(self.body)
+
+    def show_message(self, message: ChatMessage, sender_name: str) -> None:
+        self.kind = "message"
+        self.sender.setText(sender_name)
+        self.time.setText(time_text(message.ts_ms))
+        self.body.setText(message.body.reveal())
+        self.body.setProperty("state", "")
+        self._restyle(self.body)
+        if self.own:
+            self.set_delivery(QUEUED if message.pending else SENT)
+        else:
+            self.state.clear()
+
+    def show_undecryptable(self, event: UndecryptedEvent, sender_name: str) -> None:
+        translate = QCoreApplication.translate
+        self.kind = "undecryptable"
+        self.sender.setText(sender_name)
+        self.time.setText(time_text(event.origin_ms))
+        if event.state is EventState.WAITING_FOR_KEY:
+            text = fill(translate("Timeline", "Waiting for the key from %1's device. This "
+                                  "message will appear when it arrives."), sender_name)
+            self.body.setProperty("state", "")
+        else:
+            reason = translate("SafeConsultError", event.user_message) if event.user_message \
+                else translate("Timeline", "It could not be decrypted.")
+            text = fill(translate("Timeline", "This message cannot be shown: %1"), reason)
+            self.body.setProperty("state", "bad")
+        self.body.setText(text)
+        self._restyle(self.body)
+        self.state.clear()
+
+    def set_delivery(self, delivery: str, *, online: bool = True) -> None:
+        translate = QCoreApplication.translate
+        self.delivery = delivery
+        texts = {
+            SENT: translate("Timeline", "Sent"),
+            SENDING: translate("Timeline", "Sending…"),
+            QUEUED: translate("Timeline", "Sending…") if online
+            else translate("Timeline", "Queued: sends when you are back online"),
+            FAILED: translate("Timeline", "Not sent"),
+        }
+        self.state.setText(texts[delivery])
+        self.state.setProperty("state", "bad" if delivery == FAILED else "")
+        self._restyle(self.state)
+
+    @staticmethod
+    def _restyle(widget: QWidget) -> None:
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
+
+
+class Timeline(QScrollArea):
+    """The messages of one room, oldest first, kept at the bottom as new ones arrive."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("timeline")
+        mark_phi(self)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._content = QWidget()
+        self._content.setObjectName("timelineContent")
+        self._column = QVBoxLayout(self._content)
+        self._column.setContentsMargins(16, 12, 16, 12)
+        self._column.setSpacing(8)
+        self._column.addStretch(1)
+        self.setWidget(self._content)
+        self.bubbles: dict[str, MessageBubble] = {}
+        self.setStyleSheet(
+            "QWidget#timelineContent { background: palette(base); }"
+            "QFrame#bubble { background: palette(alternate-base); border-radius: 8px; }"
+            "QFrame#ownBubble { background: palette(window); border: 1px solid palette(mid);"
+            " border-radius: 8px; }"
+            "QLabel#bubbleSender { font-weight: 600; }"
+            "QLabel#bubbleBody[state=\"bad\"] { font-style: italic; }"
+        )
+
+    def clear(self) -> None:
+        for bubble in self.bubbles.values():
+            self._column.removeWidget(bubble)
+            bubble.deleteLater()
+        self.bubbles.clear()
+
+    def add_message(self, message: ChatMessage, sender_name: str, *, own: bool,
+                    online: bool = True) -> MessageBubble:
+        """Add ``message``, or replace what its entry showed (e.g. it decrypted)."""
+        bubble = self._bubble(message.event_id, message.ts_ms, own=own)
+        bubble.show_message(message, sender_name)
+        if bubble.own and message.pending:
+            bubble.set_delivery(QUEUED, online=online)
+        return bubble
+
+    def add_undecryptable(self, event: UndecryptedEvent, sender_name: str) -> MessageBubble:
+        bubble = self._bubble(event.event_id, event.origin_ms, own=False)
+        if bubble.kind != "message":  # a message shown stays shown
+            bubble.show_undecryptable(event, sender_name)
+        return bubble
+
+    def mark(self, event_id: str, delivery: str, *, online: bool = True) -> None:
+        bubble = self.bubbles.get(event_id)
+        if bubble is not None and bubble.own and bubble.kind == "message":
+            bubble.set_delivery(delivery, online=online)
+
+    def texts(self) -> list[str]:
+        """What the timeline shows, in order (tests and accessibility)."""
+        return [self.bubbles[e].body.text() for e in self._order()]
+
+    def _order(self) -> list[str]:
+        ids = []
+        for i in range(self._column.count()):
+            widget = self._column.itemAt(i).widget()
+            if isinstance(widget, MessageBubble):
+                ids.append(widget.event_id)
+        return ids
+
+    def _bubble(self, event_id: str, ts_ms: int, *, own: bool) -> MessageBubble:
+        existing = self.bubbles.get(event_id)
+        if existing is not None:
+            return existing  # an undecryptable entry that now decrypts, or a re-sync
+        bubble = MessageBubble(event_id, own=own)
+        bubble.setProperty("ts_ms", ts_ms)
+        # Ordered by time: a late-arriving older message goes where it belongs.
+        index = self._column.count()
+        while index > 1:
+            previous = self._column.itemAt(index - 1).widget()
+            if previous is None or int(previous.property("ts_ms")) <= ts_ms:
+                break
+            index -= 1
+        self._column.insertWidget(index, bubble)
+        self.bubbles[event_id] = bubble
+        at_bottom = self.verticalScrollBar().value() >= self.verticalScrollBar().maximum() - 40
+        if at_bottom or own:
+            QTimer.singleShot(0, self.scroll_to_end)
+        return bubble
+
+    def scroll_to_end(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
