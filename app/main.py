@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="safeconsult",
         description="SafeConsult: secure clinical consults (encrypted video, chat and images).",
         epilog="Tools: `safeconsult verify-release ARTIFACT --key PUB` checks a signed release; "
-               "`safeconsult deidentify IN... --out DIR` writes de-identified DICOM copies.",
+               "`safeconsult deidentify IN... --out DIR` writes de-identified DICOM copies; "
+               "`safeconsult --self-test` checks this installation.",
     )
     parser.add_argument("--version", action="version", version=f"SafeConsult {__version__}")
     parser.add_argument(
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 TOOLS = {
     "verify-release": ("app.tools.release", "verify_release_main"),
     "deidentify": ("app.tools.deidentify", "main"),
+    "--self-test": ("app.selftest", "main"),  # checks this installation (app/selftest.py)
 }
 
 
