@@ -334,9 +334,10 @@ class SessionService:
 
     @property
     def pin_unlock_offered(self) -> bool:
-        """Locked, and a PIN may unlock this lock (set, not dropped, not a password-only
-        lock, policy still allows it)."""
-        return (self.policy.allow_pin_unlock and self.snapshot.state is SessionState.LOCKED
+        """A PIN may unlock this session's lock -- the current one, or the one being shown
+        (the window prepares the lock screen before the service publishes LOCKED): set,
+        not dropped, not a password-only lock, and policy allows it."""
+        return (self.policy.allow_pin_unlock and self.snapshot.state in LIVE_STATES
                 and self.pin.offered)
 
     async def unlock_pin(self, pin: str) -> None:

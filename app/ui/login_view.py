@@ -5,14 +5,19 @@ The sign-in itself is injected (``sign_in(username, password, totp)``, a corouti
 they are filled in, runs the call through the :class:`TaskRunner` and shows its outcome.
 Secrets are dropped from the fields as soon as they are sent: a failed attempt needs a fresh
 code anyway, and a password left in a widget is a password in memory for nothing.
+
+Where policy allows an unlock PIN, the sign-in returns an :class:`app.core.pin.PinOffer`;
+the view then opens the optional set-PIN step (:class:`app.ui.lock_screen.SetPinDialog`, a
+window-modal dialog over the workspace the window shows by then).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QRegularExpression, Qt, Signal
-from PySide6.QtGui import QFontDatabase, QRegularExpressionValidator
+from PySide6.QtGui import QFontDatabase, QRegularExpressionValidator, QShowEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -27,7 +32,11 @@ from app.ui.asyncbridge import TaskRunner
 from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 
-SignIn = Callable[[str, str, str], Awaitable[None]]
+if TYPE_CHECKING:
+    from app.ui.lock_screen import SetPinDialog
+
+# Resolves to None, or to a PinOffer when policy lets the user set an unlock PIN.
+SignIn = Callable[[str, str, str], Awaitable[object]]
 
 TOTP_DIGITS = 6
 
@@ -45,6 +54,7 @@ class LoginView(QWidget):
         self._server_url = server_url
         self._busy = False
         self._ready = True  # False until the device is prepared (an interrupted wipe finished)
+        self.pin_dialog: SetPinDialog | None = None  # the set-PIN step, while open
 
         self.heading = QLabel()
         self.heading.setProperty("role", "heading")
@@ -172,6 +182,11 @@ class LoginView(QWidget):
         self.fingerprint_intro.setText(self.tr(
             "This workstation is waiting for IT's approval. Read this device fingerprint to IT:"))
 
+    def showEvent(self, event: QShowEvent) -> None:
+        # Shown again: that session ended, and its set-PIN step with it.
+        self._close_pin_dialog()
+        super().showEvent(event)
+
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:
             self.retranslate()
@@ -218,9 +233,35 @@ class LoginView(QWidget):
             on_result=self._succeeded, on_error=self._failed,
         )
 
-    def _succeeded(self, _result: object) -> None:
+    def _succeeded(self, result: object) -> None:
         self._set_busy(False)
         self.signedIn.emit()
+        if result is not None:
+            self._offer_pin(result)
+
+    def _offer_pin(self, offer: object) -> None:
+        # Loaded only here: the sign-in screen is part of the first frame.
+        from app.core.pin import PinOffer
+        from app.ui.lock_screen import SetPinDialog
+
+        if not isinstance(offer, PinOffer):
+            return
+        self._close_pin_dialog()
+        dialog = SetPinDialog(offer, self._runner, self.window())
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(lambda _code, d=dialog: self._pin_dialog_closed(d))
+        self.pin_dialog = dialog
+        dialog.open()
+
+    def _pin_dialog_closed(self, dialog: SetPinDialog) -> None:
+        if self.pin_dialog is dialog:
+            self.pin_dialog = None
+
+    def _close_pin_dialog(self) -> None:
+        dialog, self.pin_dialog = self.pin_dialog, None
+        if dialog is not None:
+            dialog.reject()
 
     def _failed(self, message: str) -> None:
         self._set_busy(False)
@@ -234,6 +275,7 @@ class LoginView(QWidget):
             field.clear()
         self.show_error("")
         self.set_fingerprint("")
+        self._close_pin_dialog()  # the set-PIN step belonged to the session that ended
 
     def set_ready(self, ready: bool, notice: str = "") -> None:
         """Allow signing in only once the workstation is prepared (see app/main.py)."""

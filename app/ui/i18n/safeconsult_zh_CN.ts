@@ -427,6 +427,38 @@
         <source>The password is not correct. Attempts left before you are signed out: %1</source>
         <translation>密码不正确。再失败 %1 次将退出登录。</translation>
     </message>
+    <message>
+        <source>Enter your PIN.</source>
+        <translation>请输入 PIN。</translation>
+    </message>
+    <message>
+        <source>P&amp;IN</source>
+        <translation>PIN(&amp;I)</translation>
+    </message>
+    <message>
+        <source>PIN</source>
+        <translation>PIN</translation>
+    </message>
+    <message>
+        <source>SafeConsult locked itself to protect patient data. Enter your PIN to go on where you left off.</source>
+        <translation>为保护患者数据，SafeConsult 已自动锁定。输入 PIN 即可从离开处继续。</translation>
+    </message>
+    <message>
+        <source>The PIN cannot be used any more: enter your password. Attempts left before you are signed out: %1</source>
+        <translation>PIN 已不可再用：请输入密码。再失败 %1 次将退出登录。</translation>
+    </message>
+    <message>
+        <source>The PIN is not correct. Attempts left before you are signed out: %1</source>
+        <translation>PIN 不正确。再失败 %1 次将退出登录。</translation>
+    </message>
+    <message>
+        <source>Use PIN instead</source>
+        <translation>改用 PIN</translation>
+    </message>
+    <message>
+        <source>Use password instead</source>
+        <translation>改用密码</translation>
+    </message>
 </context>
 <context>
     <name>LockWarning</name>
@@ -896,6 +928,81 @@
     <message>
         <source>Areas</source>
         <translation>功能区</translation>
+    </message>
+</context>
+<context>
+    <name>SetPinDialog</name>
+    <message>
+        <source>&amp;Repeat the PIN</source>
+        <translation>再次输入 PIN(&amp;R)</translation>
+    </message>
+    <message>
+        <source>A PIN cannot be set now. Your password still unlocks SafeConsult.</source>
+        <translation>现在无法设置 PIN。仍可用密码解锁 SafeConsult。</translation>
+    </message>
+    <message>
+        <source>Enter a PIN.</source>
+        <translation>请输入 PIN。</translation>
+    </message>
+    <message>
+        <source>New &amp;PIN</source>
+        <translation>新 PIN(&amp;P)</translation>
+    </message>
+    <message>
+        <source>New PIN</source>
+        <translation>新 PIN</translation>
+    </message>
+    <message>
+        <source>Not now</source>
+        <translation>暂不设置</translation>
+    </message>
+    <message>
+        <source>Repeat the PIN</source>
+        <translation>再次输入 PIN</translation>
+    </message>
+    <message>
+        <source>Set PIN</source>
+        <translation>设置 PIN</translation>
+    </message>
+    <message>
+        <source>Set an unlock PIN?</source>
+        <translation>设置解锁 PIN？</translation>
+    </message>
+    <message>
+        <source>Setting…</source>
+        <translation>正在设置…</translation>
+    </message>
+    <message>
+        <source>The PIN is forgotten when you sign out. After %1 wrong PINs only your password unlocks. Avoid repeated digits, runs such as 123456 and your card's PIN.</source>
+        <translation>退出登录后 PIN 即被清除。PIN 输错 %1 次后只能用密码解锁。请勿使用重复数字、123456 这类连续数字或银行卡密码。</translation>
+    </message>
+    <message>
+        <source>The two PINs are not the same. Enter them again.</source>
+        <translation>两次输入的 PIN 不一致，请重新输入。</translation>
+    </message>
+    <message>
+        <source>This PIN is too easy to guess. Avoid repeated digits and runs such as 123456.</source>
+        <translation>此 PIN 太容易被猜到。请勿使用重复数字或 123456 这类连续数字。</translation>
+    </message>
+    <message>
+        <source>Unlock PIN</source>
+        <translation>解锁 PIN</translation>
+    </message>
+    <message>
+        <source>Use at least %1 digits.</source>
+        <translation>至少使用 %1 位数字。</translation>
+    </message>
+    <message>
+        <source>Use at most %1 digits.</source>
+        <translation>最多使用 %1 位数字。</translation>
+    </message>
+    <message>
+        <source>Use digits only.</source>
+        <translation>只能使用数字。</translation>
+    </message>
+    <message>
+        <source>While you stay signed in, a PIN of at least %1 digits can unlock SafeConsult instead of your password.</source>
+        <translation>在保持登录期间，可用至少 %1 位数字的 PIN 代替密码解锁 SafeConsult。</translation>
     </message>
 </context>
 </TS>

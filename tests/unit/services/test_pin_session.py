@@ -96,7 +96,6 @@ async def test_right_and_wrong_pin_trivial_refused_audited(open_server, tmp_path
 
     await offer.set_pin(PIN)
     assert session.pin.is_set and session.pin_offer() is None  # one set-PIN step
-    assert not session.pin_unlock_offered  # not locked
     session.lock()
     assert session.pin_unlock_offered
     assert await refused(session.unlock_pin("482914")) == "pin_failed"
