@@ -198,6 +198,16 @@ class ChatService:
             self._tasks = [loop.create_task(self._sync_loop()),
                            loop.create_task(self._push_loop())]
 
+    async def run(self) -> None:
+        """:meth:`start`, then the loops, for a caller that owns one task for the whole chat
+        (the GUI's TaskRunner): cancelling it stops everything. Also ends when the session
+        signs out or is wiped."""
+        try:
+            await self.start(background=True)
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()
+
     def _on_session(self, snapshot: Any) -> None:
         # Locked is still live: PHI is hidden by the window, but messages keep arriving
         # (docs/device-protection.md). Signing out or a wipe closes the cache: stop.

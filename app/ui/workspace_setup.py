@@ -3,16 +3,16 @@
 Called by the main window once per sign-in (the ``configure_workspace`` hook), so that the
 composition root stays small and each feature's wiring lives in one place.
 
-Chat: one :class:`~app.services.chat.ChatService` per signed-in session, started here (keys
-published, rooms and history caught up, then the sync and push loops). It keeps running while
-the session is locked -- the lock hides PHI, it does not stop messages arriving
-(docs/device-protection.md) -- and stops by itself when the session signs out or is wiped
-(the cache closes). The workspace, rebuilt for each sign-in, goes with it.
+Chat: one :class:`~app.services.chat.ChatService` per signed-in session, run here as one
+TaskRunner task (keys published, rooms and history caught up, then the sync and push loops).
+It keeps running while the session is locked -- the lock hides PHI, it does not stop messages
+arriving (docs/device-protection.md) -- and stops when the session signs out or is wiped (the
+cache closes), when the workspace of that sign-in goes, or when the window shuts down
+(the runner cancels its tasks).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from app.ui.asyncbridge import TaskRunner
@@ -30,7 +30,7 @@ def configure_workspace(workspace: Any, user: Any, *, runner: TaskRunner,
 
 
 def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) -> None:
-    """Start the session's chat and hand it to the chat view (no-op without a live session)."""
+    """Run the session's chat and hand it to the chat view (no-op without a live session)."""
     from app.services.chat import ChatService
     from app.services.verification import VerificationService
 
@@ -41,18 +41,6 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     verification = VerificationService(chat, audit=service.audit)
     view = workspace.views["chat"]
     view.configure(runner=runner, chat=chat, verification=verification)
-    runner.run_task(chat.start(), owner=view, on_error=view.show_message)
-
-    async def stop() -> None:
-        verification.close()
-        await chat.stop()
-
-    def workspace_gone(*_: object) -> None:
-        # Signed out (the chat stopped itself already) or the window closed: release it.
-        import asyncio
-
-        with contextlib.suppress(RuntimeError):  # no loop running any more
-            asyncio.get_running_loop().create_task(stop())
-
-    workspace.destroyed.connect(workspace_gone)
-    workspace.chat_service = chat  # for the window's tests and diagnostics
+    view.destroyed.connect(lambda *_: verification.close())
+    runner.run_task(chat.run(), owner=view, on_error=view.show_message)
+    workspace.chat_service = chat  # tests and diagnostics

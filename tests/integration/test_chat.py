@@ -382,3 +382,24 @@ async def test_signing_out_stops_the_chat_loops(open_server, tmp_path):
         assert all(t.done() for t in tasks)
     finally:
         await alice.close()
+
+
+async def test_locking_keeps_the_chat_syncing(open_server, tmp_path):
+    """Locked hides PHI; it does not stop messages arriving (docs/device-protection.md)."""
+    alice = await new_client(open_server, tmp_path, "dr.alice10", background=True,
+                             poll_interval_s=0.05)
+    bob = await new_client(open_server, tmp_path, "dr.bob10")
+    try:
+        room_id = await room_with(alice, bob)
+        alice.ws.session.lock()
+        assert alice.ws.session.snapshot.state is SessionState.LOCKED
+        await bob.chat.send_text(room_id, "arrives while locked")
+        for _ in range(100):
+            if alice.texts(room_id):
+                break
+            await asyncio.sleep(0.05)
+        assert alice.texts(room_id) == ["arrives while locked"]
+        assert all(not t.done() for t in alice.chat._tasks)
+    finally:
+        await alice.close()
+        await bob.close()

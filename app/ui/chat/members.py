@@ -26,6 +26,7 @@ from app.ui.chat.texts import fingerprint, short_device, trust_state, trust_text
 from app.ui.i18n import fill
 
 DEVICE_ROLE = Qt.ItemDataRole.UserRole
+TRUST_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,11 @@ class MemberPanel(QWidget):
         self.heading.setFont(font)
         self.tree = QTreeWidget()
         self.tree.setObjectName("memberTree")
-        self.tree.setColumnCount(2)
+        self.tree.setColumnCount(1)
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(True)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setUniformRowHeights(False)  # a device takes two lines: id, then trust
+        self.tree.setStyleSheet("QTreeWidget#memberTree::item { padding: 3px 0; }")
         self.tree.currentItemChanged.connect(self._sync)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
@@ -100,26 +102,30 @@ class MemberPanel(QWidget):
             label = member.name
             if member.is_self:
                 label = fill(translate("MemberPanel", "%1 (you)"), member.name)
-            top = QTreeWidgetItem([label, translate("MemberPanel", "Invited")
-                                   if member.state == "invited" else ""])
+            if member.state == "invited":
+                label = fill(translate("MemberPanel", "%1 (invited)"), label)
+            top = QTreeWidgetItem([label])
+            font = top.font(0)
+            font.setWeight(QFont.Weight.DemiBold)
+            top.setFont(0, font)
             self.tree.addTopLevelItem(top)
             for device in member.devices:
-                child = QTreeWidgetItem([
-                    fill(translate("MemberPanel", "Device %1"), short_device(device.device_id)),
-                    trust_text(device.trust, allowed=device.allowed)])
+                trust = trust_text(device.trust, allowed=device.allowed)
+                child = QTreeWidgetItem([fill(translate("MemberPanel", "Device %1"),
+                                              short_device(device.device_id)) + "\n" + trust])
                 child.setData(0, DEVICE_ROLE, device)
+                child.setData(0, TRUST_ROLE, trust)
                 state = trust_state(device.trust)
                 if state:
-                    child.setForeground(1, QBrush(QColor(_STATE_COLOURS[state])))
+                    child.setForeground(0, QBrush(QColor(_STATE_COLOURS[state])))
                 child.setToolTip(0, fingerprint(device.ed25519))
                 top.addChild(child)
                 if chosen is not None and (chosen.user_id, chosen.device_id) == (
                         device.user_id, device.device_id):
                     self.tree.setCurrentItem(child)
             if member.is_self and not member.devices:
-                top.addChild(QTreeWidgetItem([translate("MemberPanel", "Only this device"), ""]))
+                top.addChild(QTreeWidgetItem([translate("MemberPanel", "Only this device")]))
         self.tree.expandAll()
-        self.tree.resizeColumnToContents(0)
         self._sync()
 
     def current_device(self) -> DeviceEntry | None:
@@ -146,7 +152,7 @@ class MemberPanel(QWidget):
             for j in range(top.childCount()):
                 device = top.child(j).data(0, DEVICE_ROLE)
                 if isinstance(device, DeviceEntry):
-                    found[device.device_id] = top.child(j).text(1)
+                    found[device.device_id] = str(top.child(j).data(0, TRUST_ROLE))
         return found
 
     def _emit(self, signal: Signal) -> None:

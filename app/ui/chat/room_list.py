@@ -48,7 +48,7 @@ class _UnreadDelegate(QStyledItemDelegate):
             opt.font.setWeight(QFont.Weight.DemiBold)
         badge = ""
         if invited:
-            badge = QCoreApplication.translate("RoomList", "Invited")
+            badge = QCoreApplication.translate("RoomList", "New")
         elif unread:
             badge = str(unread) if unread < 100 else "99+"
         metrics = opt.fontMetrics

@@ -62,7 +62,9 @@ class SearchBox(QLineEdit):
 
     def retranslate(self) -> None:
         translate = QCoreApplication.translate
-        self.setPlaceholderText(translate("ChatSearch", "Search messages on this device (Ctrl+F)"))
+        self.setPlaceholderText(translate("ChatSearch", "Search messages (Ctrl+F)"))
+        self.setToolTip(translate("ChatSearch", "Searches the messages kept on this device; "
+                                  "nothing is sent to the server"))
         self.setAccessibleName(translate("ChatSearch", "Search messages"))
 
 

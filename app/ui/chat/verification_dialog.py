@@ -131,6 +131,10 @@ class VerificationDialog(QDialog):
         self.close_button = QPushButton()
         self.close_button.setObjectName("sasClose")
         self.close_button.clicked.connect(self.accept)
+        for button in (self.accept_button, self.match_button, self.close_button):
+            bold = button.font()  # the default button is bold: size it for that
+            bold.setWeight(QFont.Weight.DemiBold)
+            button.setFont(bold)
         buttons = QHBoxLayout()
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
@@ -190,8 +194,8 @@ class VerificationDialog(QDialog):
         elif status.phase is Phase.SHOWING:
             self.heading.setText(fill(translate("VerificationDialog", "Compare with %1"), name))
             self.compare_text.setText(fill(translate(
-                "VerificationDialog", "Check that %1 sees the same emoji, in the same order, "
-                "on device %2. Read them out to each other."), name, device))
+                "VerificationDialog", "Check with %1 that device %2 shows the same emoji in "
+                "the same order: read them out to each other."), name, device))
             self._show_codes(status)
             self.pages.setCurrentWidget(self.compare_page)
             buttons[self.match_button] = buttons[self.mismatch_button] = True

@@ -230,7 +230,7 @@ class ChatView(PlaceholderView):
                        ) -> str:
         translate = QCoreApplication.translate
         if state == "invited":
-            return translate("ChatView", "Invitation to a consult room")
+            return translate("ChatView", "Invitation")
         assert self.chat is not None
         others = [display_name(self.chat.username(u), u) for u in members
                   if u != self.chat.user_id]

@@ -48,7 +48,7 @@ class Person:
 
 
 @pytest.fixture
-def people(qtbot, qloop, open_server, tmp_path):
+def people(qtbot, qloop, theme, open_server, tmp_path):
     """``people("dr.a", "dr.b", background=True)`` -> signed-in Persons; closed at the end."""
     made: list[Person] = []
 

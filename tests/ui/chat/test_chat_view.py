@@ -12,7 +12,7 @@ from tests.support.clients import server_db
 from tests.ui.chat.conftest import Person, run
 
 
-def test_unread_counts_then_reading_and_replying(qtbot, people, save_screenshot):
+def test_unread_counts_then_reading_and_replying(qtbot, people):
     alice, bob = people("dr.amara", "dr.bruno")
     room = run(qtbot, room_with(alice.client, bob.client))
     other = run(qtbot, room_with(bob.client, alice.client))
@@ -49,7 +49,6 @@ def test_unread_counts_then_reading_and_replying(qtbot, people, save_screenshot)
     run(qtbot, alice.chat.sync_once())
     assert alice.view.timeline.texts()[-1] == "On my way.\n10 minutes"
     assert alice.view.rooms.unread(room) == 0  # read as it arrived: she is looking at it
-    save_screenshot(bob.view, "chat-view.png")
 
 
 def test_messages_written_offline_show_as_queued(qtbot, people, open_server):
@@ -183,7 +182,7 @@ def test_new_consult_room_and_invitation(qtbot, people):
     qtbot.waitUntil(lambda: alice.view.current_room is not None, timeout=15_000)
     room = alice.view.current_room
     assert alice.view.room_title.text() == "New consult room (only you)"
-    assert "dr.bru7" in [m for m in _member_names(alice)]
+    assert _member_names(alice) == ["dr.ama7 (you)", "dr.bru7 (invited)"]
 
     run(qtbot, bob.chat.refresh_rooms())
     assert bob.view.rooms.room_ids() == [room]
@@ -208,3 +207,36 @@ def test_inviting_someone_unknown_says_so(qtbot, people):
 def _member_names(person: Person) -> list[str]:
     tree = person.view.members.tree
     return [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+
+
+def test_a_consult_conversation_as_the_screenshot_shows_it(qtbot, people, save_screenshot):
+    """Synthetic content only (no real patient): three colleagues, two rooms, an invitation."""
+    okafor, lindqvist, chen = people("dr.okafor", "dr.lindqvist", "nurse.chen")
+    consult = run(qtbot, room_with(okafor.client, lindqvist.client, chen.client))
+    direct = run(qtbot, room_with(lindqvist.client, okafor.client))
+    invitation = run(qtbot, chen.chat.create_room())
+    run(qtbot, chen.chat.invite(invitation, "dr.okafor"))
+    script = [
+        (chen, "Bed 12 (chest pain, 58 y): troponin 0.9 at 14:10, up from 0.2."),
+        (okafor, "Thanks. ECG changes?"),
+        (chen, "New ST depression V4–V6. Uploaded to the consult."),
+        (lindqvist, "Seen it. Start the ACS pathway, I can take him to the cath lab at 16:00."),
+        (okafor, "Agreed. Consent done, I will call the family."),
+    ]
+    for person, text in script:
+        run(qtbot, person.chat.send_text(consult, text))
+        for other in (okafor, lindqvist, chen):
+            run(qtbot, other.chat.sync_once())
+    for text in ("Are you free for the 17:00 handover?", "Two new admissions on ward 7."):
+        run(qtbot, lindqvist.chat.send_text(direct, text))
+    run(qtbot, okafor.chat.sync_once())
+    run(qtbot, okafor.chat.refresh_rooms())
+    okafor.view.rooms.select(consult)
+    assert okafor.view.rooms.unread(direct) == 2
+    assert okafor.view.rooms.room_ids()[0] == invitation  # invitations first
+    assert okafor.view.room_title.text() == "dr.lindqvist, nurse.chen"
+    assert len(okafor.view.timeline.bubbles) == 5
+    okafor.view.members.select_device(lindqvist.user_id, lindqvist.device_id)
+    okafor.view.composer.edit.setPlainText("Cath lab confirmed for 16:00")
+    qtbot.wait(50)
+    save_screenshot(okafor.view, "chat-view.png")

@@ -1,0 +1,71 @@
+"""The composition root runs the signed-in session's chat for the chat view: messages arrive
+live, keep arriving while the window is locked (hidden), and the chat stops at sign-out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PySide6.QtCore import Qt
+
+from app.config import Paths, Policy, Settings
+from app.main import _build_window
+from app.services.session import SessionState
+from tests.integration.test_chat import new_client
+from tests.support.clients import create_user, next_totp_code
+from tests.ui.chat.conftest import run
+
+
+def test_chat_runs_for_the_signed_in_user_and_goes_on_while_locked(
+    qtbot, qapp, qloop, open_server, tmp_path,
+):
+    creds = create_user(open_server, "dr.osei", role="physician")
+    policy = Policy(server_url=open_server.url, pinned_ca_pem=open_server.ca_pem)
+    window = _build_window(qapp, policy, "", Paths.under(tmp_path / "c"), Settings(),
+                           keys_in_memory=True)
+    qtbot.addWidget(window)
+    window.observe_state()
+    window.show()
+    code = run(qtbot, next_totp_code(open_server, creds.username, creds.totp_secret))
+    window.login.username.setText(creds.username)
+    window.login.password.setText(creds.password)
+    window.login.totp.setText(code)
+    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
+    view = window.workspace.views["chat"]
+    chat = window.workspace.chat_service
+    assert view.chat is chat and view.stack.currentIndex() == 1
+    qtbot.waitUntil(lambda: chat.online is True, timeout=20_000)
+
+    colleague = run(qtbot, new_client(open_server, tmp_path, "dr.mensah"))
+    try:
+        room = run(qtbot, colleague.chat.create_room())
+        run(qtbot, colleague.chat.invite(room, "dr.osei"))
+        window.workspace.show_area("chat")
+        qtbot.waitUntil(lambda: room in view.rooms.room_ids(), timeout=20_000)  # pushed
+        view.rooms.select(room)
+        qtbot.mouseClick(view.join_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not view.composer.blocked, timeout=20_000)
+        run(qtbot, colleague.chat.sync_once())
+
+        run(qtbot, colleague.chat.send_text(room, "Sats 91% on 2 L, please review"))
+        qtbot.waitUntil(lambda: view.timeline.texts() == ["Sats 91% on 2 L, please review"],
+                        timeout=20_000)
+
+        window.lock_now()
+        assert not view.timeline.isVisible()  # PHI hidden at once
+        run(qtbot, colleague.chat.send_text(room, "Never mind, improved on 4 L"))
+        qtbot.waitUntil(lambda: len(chat.messages(room)) == 2, timeout=20_000)  # still syncing
+        assert all(not t.done() for t in chat._tasks)
+
+        run(qtbot, window.workspace.views["chat"].chat._session.unlock(creds.password))
+        qtbot.waitUntil(lambda: view.timeline.isVisible(), timeout=10_000)
+        assert view.timeline.texts()[-1] == "Never mind, improved on 4 L"
+
+        tasks = list(chat._tasks)
+        run(qtbot, chat._session.sign_out())
+        assert chat._session.snapshot.state is SessionState.SIGNED_OUT
+        qtbot.waitUntil(lambda: all(t.done() for t in tasks), timeout=10_000)
+    finally:
+        run(qtbot, colleague.close())
+        closing = asyncio.ensure_future(window.shutdown())
+        qtbot.waitUntil(closing.done, timeout=10_000)
