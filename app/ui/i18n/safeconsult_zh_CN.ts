@@ -81,6 +81,82 @@
         <source>Open a consult to start a conversation with its members.</source>
         <translation>打开一个会诊，即可与其成员开始对话。</translation>
     </message>
+    <message>
+        <source>Invitation</source>
+        <translation>邀请</translation>
+    </message>
+    <message>
+        <source>New consult room (only you)</source>
+        <translation>新会诊室（仅您一人）</translation>
+    </message>
+    <message>
+        <source>Join this conversation to read and write messages.</source>
+        <translation>加入此会话后即可阅读和发送消息。</translation>
+    </message>
+    <message>
+        <source>You are no longer a member of this conversation.</source>
+        <translation>您已不是此会话的成员。</translation>
+    </message>
+    <message>
+        <source>Decide about the new device above before writing here: verify, accept or block it.</source>
+        <translation>在此发送消息前，请先处理上方的新设备：验证、接受或屏蔽。</translation>
+    </message>
+    <message>
+        <source>Offline: messages you write are kept encrypted on this device and sent when the connection returns.</source>
+        <translation>离线：您写的消息会加密保存在本设备上，连接恢复后发送。</translation>
+    </message>
+    <message>
+        <source>End-to-end encrypted</source>
+        <translation>端到端加密</translation>
+    </message>
+    <message>
+        <source>New consult room</source>
+        <translation>新建会诊室</translation>
+    </message>
+    <message>
+        <source>Invite a colleague by user name (you can invite more later):</source>
+        <translation>按用户名邀请同事（之后可继续邀请）：</translation>
+    </message>
+    <message>
+        <source>Invite to this conversation</source>
+        <translation>邀请加入此会话</translation>
+    </message>
+    <message>
+        <source>User name of the colleague to invite:</source>
+        <translation>要邀请的同事的用户名：</translation>
+    </message>
+    <message>
+        <source>Block this device?</source>
+        <translation>屏蔽此设备？</translation>
+    </message>
+    <message>
+        <source>%1&apos;s device %2 will receive no messages from you, and you will not read its messages. Block it?</source>
+        <translation>%1 的设备 %2 将不再收到您的消息，您也不会阅读它发来的消息。确定屏蔽吗？</translation>
+    </message>
+    <message>
+        <source>Conversations</source>
+        <translation>会话</translation>
+    </message>
+    <message>
+        <source>Start a conversation (Ctrl+N)</source>
+        <translation>开始新会话 (Ctrl+N)</translation>
+    </message>
+    <message>
+        <source>Invite…</source>
+        <translation>邀请…</translation>
+    </message>
+    <message>
+        <source>Join</source>
+        <translation>加入</translation>
+    </message>
+    <message>
+        <source>Members</source>
+        <translation>成员</translation>
+    </message>
+    <message>
+        <source>Choose a conversation on the left, or start a new consult room.</source>
+        <translation>请在左侧选择一个会话，或新建会诊室。</translation>
+    </message>
 </context>
 <context>
     <name>ConsultsView</name>
@@ -1003,6 +1079,302 @@
     <message>
         <source>While you stay signed in, a PIN of at least %1 digits can unlock SafeConsult instead of your password.</source>
         <translation>在保持登录期间，可用至少 %1 位数字的 PIN 代替密码解锁 SafeConsult。</translation>
+    </message>
+</context>
+<context>
+    <name>ChatSearch</name>
+    <message>
+        <source>Search messages (Ctrl+F)</source>
+        <translation>搜索消息 (Ctrl+F)</translation>
+    </message>
+    <message>
+        <source>Searches the messages kept on this device; nothing is sent to the server</source>
+        <translation>只搜索保存在本设备上的消息，不会向服务器发送任何内容</translation>
+    </message>
+    <message>
+        <source>Search messages</source>
+        <translation>搜索消息</translation>
+    </message>
+    <message>
+        <source>Messages containing “%1”:</source>
+        <translation>包含“%1”的消息：</translation>
+    </message>
+    <message>
+        <source>No messages on this device contain “%1”.</source>
+        <translation>本设备上没有包含“%1”的消息。</translation>
+    </message>
+</context>
+<context>
+    <name>ChatTexts</name>
+    <message>
+        <source>Verified</source>
+        <translation>已验证</translation>
+    </message>
+    <message>
+        <source>Blocked</source>
+        <translation>已屏蔽</translation>
+    </message>
+    <message>
+        <source>New device, not verified</source>
+        <translation>新设备，未验证</translation>
+    </message>
+    <message>
+        <source>Trusted under policy</source>
+        <translation>按策略信任</translation>
+    </message>
+    <message>
+        <source>Not verified (receives no messages)</source>
+        <translation>未验证（不接收消息）</translation>
+    </message>
+    <message>
+        <source>%1 said the emoji did not match. The device was not verified. If this happens again, call them and contact IT: someone may be intercepting.</source>
+        <translation>%1 表示表情符号不一致，该设备未通过验证。如果再次发生，请致电对方并联系信息科：可能有人在拦截通信。</translation>
+    </message>
+    <message>
+        <source>The emoji did not match, so the device was not verified. If this happens again, contact IT: someone may be intercepting.</source>
+        <translation>表情符号不一致，因此该设备未通过验证。如果再次发生，请联系信息科：可能有人在拦截通信。</translation>
+    </message>
+    <message>
+        <source>The verification took too long and was stopped. Start again when you are both ready.</source>
+        <translation>验证耗时过长，已停止。双方准备好后请重新开始。</translation>
+    </message>
+    <message>
+        <source>The security check failed: the device&apos;s keys did not match. The device was not verified. Contact IT.</source>
+        <translation>安全检查失败：设备密钥不一致，该设备未通过验证。请联系信息科。</translation>
+    </message>
+    <message>
+        <source>The verification stopped because of an unexpected message. Start again.</source>
+        <translation>收到意外消息，验证已停止。请重新开始。</translation>
+    </message>
+    <message>
+        <source>%1 cancelled the verification.</source>
+        <translation>%1 取消了验证。</translation>
+    </message>
+    <message>
+        <source>The verification was cancelled.</source>
+        <translation>验证已取消。</translation>
+    </message>
+    <message>
+        <source>User %1</source>
+        <translation>用户 %1</translation>
+    </message>
+</context>
+<context>
+    <name>Composer</name>
+    <message>
+        <source>Write a message (Enter sends, Shift+Enter for a new line)</source>
+        <translation>输入消息（Enter 发送，Shift+Enter 换行）</translation>
+    </message>
+    <message>
+        <source>Message</source>
+        <translation>消息</translation>
+    </message>
+    <message>
+        <source>Send</source>
+        <translation>发送</translation>
+    </message>
+    <message>
+        <source>Attach</source>
+        <translation>附件</translation>
+    </message>
+    <message>
+        <source>Attachments are not available yet.</source>
+        <translation>暂不支持附件。</translation>
+    </message>
+</context>
+<context>
+    <name>DeviceWarning</name>
+    <message>
+        <source>%1 has a new or changed device (%2)</source>
+        <translation>%1 有一台新的或已更改的设备（%2）</translation>
+    </message>
+    <message>
+        <source>It receives no messages until you decide. Verify it with %1 (best), or accept it after checking its fingerprint with them: %2</source>
+        <translation>在您做出决定之前，它不会收到任何消息。请与 %1 一起验证（推荐），或与对方核对指纹后接受：%2</translation>
+    </message>
+    <message>
+        <source>(%1 more after this one)</source>
+        <translation>（之后还有 %1 台）</translation>
+    </message>
+    <message>
+        <source>Verify…</source>
+        <translation>验证…</translation>
+    </message>
+    <message>
+        <source>Accept</source>
+        <translation>接受</translation>
+    </message>
+    <message>
+        <source>Trust this device without comparing emoji (you checked its fingerprint)</source>
+        <translation>不比对表情符号直接信任此设备（您已核对其指纹）</translation>
+    </message>
+    <message>
+        <source>Block</source>
+        <translation>屏蔽</translation>
+    </message>
+    <message>
+        <source>Never send messages to this device</source>
+        <translation>永不向此设备发送消息</translation>
+    </message>
+</context>
+<context>
+    <name>MemberPanel</name>
+    <message>
+        <source>%1 (you)</source>
+        <translation>%1（您）</translation>
+    </message>
+    <message>
+        <source>%1 (invited)</source>
+        <translation>%1（已邀请）</translation>
+    </message>
+    <message>
+        <source>Device %1</source>
+        <translation>设备 %1</translation>
+    </message>
+    <message>
+        <source>Only this device</source>
+        <translation>仅本设备</translation>
+    </message>
+    <message>
+        <source>Choose a device to see its fingerprint or verify it.</source>
+        <translation>选择一台设备以查看其指纹或进行验证。</translation>
+    </message>
+    <message>
+        <source>Fingerprint: %1</source>
+        <translation>指纹：%1</translation>
+    </message>
+    <message>
+        <source>Members and devices</source>
+        <translation>成员和设备</translation>
+    </message>
+    <message>
+        <source>Verify…</source>
+        <translation>验证…</translation>
+    </message>
+    <message>
+        <source>Compare emoji with the device&apos;s owner to make sure nobody is in between</source>
+        <translation>与设备所有者比对表情符号，确认通信没有被他人拦截</translation>
+    </message>
+    <message>
+        <source>Block</source>
+        <translation>屏蔽</translation>
+    </message>
+    <message>
+        <source>Never send messages to this device</source>
+        <translation>永不向此设备发送消息</translation>
+    </message>
+</context>
+<context>
+    <name>RoomList</name>
+    <message>
+        <source>New</source>
+        <translation>新</translation>
+    </message>
+    <message>
+        <source>%1, %2 unread</source>
+        <translation>%1，%2 条未读</translation>
+    </message>
+</context>
+<context>
+    <name>Timeline</name>
+    <message>
+        <source>Waiting for the key from %1&apos;s device. This message will appear when it arrives.</source>
+        <translation>正在等待 %1 的设备发送密钥。密钥到达后将显示此消息。</translation>
+    </message>
+    <message>
+        <source>It could not be decrypted.</source>
+        <translation>无法解密。</translation>
+    </message>
+    <message>
+        <source>This message cannot be shown: %1</source>
+        <translation>无法显示此消息：%1</translation>
+    </message>
+    <message>
+        <source>Sent</source>
+        <translation>已发送</translation>
+    </message>
+    <message>
+        <source>Sending…</source>
+        <translation>正在发送…</translation>
+    </message>
+    <message>
+        <source>Queued: sends when you are back online</source>
+        <translation>已排队：恢复联网后发送</translation>
+    </message>
+    <message>
+        <source>Not sent</source>
+        <translation>未发送</translation>
+    </message>
+</context>
+<context>
+    <name>VerificationDialog</name>
+    <message>
+        <source>Verification request</source>
+        <translation>验证请求</translation>
+    </message>
+    <message>
+        <source>%1 wants to verify your device with their device %2. Accept only if you are in touch with %1 now, in person or by phone: you will compare seven emoji together.</source>
+        <translation>%1 希望用其设备 %2 验证您的设备。只有在您此刻正与 %1 当面或通过电话联系时才接受：你们将一起比对七个表情符号。</translation>
+    </message>
+    <message>
+        <source>Decline</source>
+        <translation>拒绝</translation>
+    </message>
+    <message>
+        <source>Verify %1&apos;s device</source>
+        <translation>验证 %1 的设备</translation>
+    </message>
+    <message>
+        <source>Waiting for %1 to accept on device %2…</source>
+        <translation>正在等待 %1 在设备 %2 上接受…</translation>
+    </message>
+    <message>
+        <source>You confirmed. Waiting for %1 to compare and confirm on their side…</source>
+        <translation>您已确认。正在等待 %1 在其设备上比对并确认…</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <source>Compare with %1</source>
+        <translation>与 %1 比对</translation>
+    </message>
+    <message>
+        <source>Check with %1 that device %2 shows the same emoji in the same order: read them out to each other.</source>
+        <translation>请与 %1 确认设备 %2 以相同顺序显示相同的表情符号：互相读出来。</translation>
+    </message>
+    <message>
+        <source>Device verified</source>
+        <translation>设备已验证</translation>
+    </message>
+    <message>
+        <source>✓ %1&apos;s device %2 is verified. Messages to it are end-to-end encrypted to the device you checked.</source>
+        <translation>✓ %1 的设备 %2 已验证。发给它的消息将端到端加密到您核对过的这台设备。</translation>
+    </message>
+    <message>
+        <source>Not verified</source>
+        <translation>未验证</translation>
+    </message>
+    <message>
+        <source>Accept</source>
+        <translation>接受</translation>
+    </message>
+    <message>
+        <source>They match</source>
+        <translation>一致</translation>
+    </message>
+    <message>
+        <source>They don&apos;t match</source>
+        <translation>不一致</translation>
+    </message>
+    <message>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <source>Compare numbers instead (no emoji on their screen)</source>
+        <translation>改为比对数字（对方屏幕无法显示表情符号时）</translation>
     </message>
 </context>
 </TS>
