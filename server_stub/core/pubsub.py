@@ -58,6 +58,8 @@ class Hub:
         self._by_device: dict[str, set[Subscriber]] = {}
         self._by_user: dict[str, set[str]] = {}
         self._held: dict[str, deque[_Pending]] = {}
+        # Bumped by every subscribe: the relay watch scans again when a socket joins.
+        self.generation = 0
 
     # -- loop-thread API -------------------------------------------------------------------
 
@@ -67,6 +69,7 @@ class Hub:
     def subscribe(self, user_id: str, device_id: str, session_id: str = "") -> Subscriber:
         self._loop = asyncio.get_running_loop()
         sub = Subscriber(user_id, device_id, session_id, asyncio.Queue(self.queue_limit))
+        self.generation += 1
         self._by_device.setdefault(device_id, set()).add(sub)
         self._by_user.setdefault(user_id, set()).add(device_id)
         for pending in self._take_held(device_id):

@@ -3,7 +3,7 @@
 (Nothing has shipped yet: migrations 2 and 3 are still being written.)
 """
 
-from server_stub.core import schema_auth, schema_relay
+from server_stub.core import schema_auth, schema_relay, schema_watch
 
 MIGRATIONS: list[str] = [
     # 1: server identity
@@ -17,4 +17,6 @@ MIGRATIONS: list[str] = [
     schema_auth.SQL,
     # 3: rooms, grants, events, to-device, blobs
     schema_relay.SQL,
+    # 4: the relay watch's change counter (bumped by triggers)
+    schema_watch.SQL,
 ]

@@ -150,6 +150,18 @@ def revoke_user_sessions(conn: sqlite3.Connection, user_id: str, reason: str) ->
                         (now_ms(), reason, user_id)).rowcount
 
 
+def next_session_end(conn: sqlite3.Connection, session_ids: Iterable[str], now_ms: int
+                     ) -> int | None:
+    """The earliest absolute end (ms) after ``now_ms`` among those of ``session_ids`` not
+    revoked: such a session ends then without any write, so the watch must look again."""
+    row = conn.execute(
+        "SELECT MIN(absolute_expires_ms) FROM sessions WHERE revoked_ms IS NULL"
+        " AND absolute_expires_ms > ? AND id IN (SELECT value FROM json_each(?))",
+        (now_ms, json.dumps(sorted(session_ids))),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def ended_sessions(conn: sqlite3.Connection, session_ids: Iterable[str], now_ms: int
                    ) -> set[str]:
     """Those of ``session_ids`` that were revoked or passed their absolute lifetime."""
