@@ -398,7 +398,8 @@ class Call:
         self.links: dict[Party, PeerLink] = {}
         self._ice_source = ice_source
         self._relay = MediaRelay()  # one capture, one subscription per peer connection
-        self._video = video() if video else SyntheticVideoTrack(self.options.video_tag)
+        self._camera = video() if video else SyntheticVideoTrack(self.options.video_tag)
+        self._video: MediaStreamTrack = self._camera  # what is sent: the camera or a share
         self._audio = None
         if self.options.audio:
             self._audio = audio() if audio else ToneAudioTrack()
@@ -418,6 +419,25 @@ class Call:
         if self._audio is not None:
             tracks.append(self._relay.subscribe(self._audio, buffered=False))
         return tracks
+
+    @property
+    def sharing(self) -> bool:
+        return self._video is not self._camera
+
+    def send_video(self, track: MediaStreamTrack | None) -> None:
+        """Send ``track`` (a screen share) in place of the camera, or the camera again for
+        None: on every link at once (no renegotiation, same codec) and after any rebuild.
+        The caller owns ``track`` and stops it."""
+        self._video = track if track is not None else self._camera
+        for link in self.links.values():
+            pc = link.pc
+            if pc is None:
+                continue
+            for sender in pc.getSenders():
+                old = sender.track
+                if old is not None and old.kind == "video":
+                    sender.replaceTrack(self._relay.subscribe(self._video, buffered=False))
+                    old.stop()  # the old relay proxy
 
     def participants(self) -> list[Party]:
         return [self.local, *self.links]
@@ -467,6 +487,6 @@ class Call:
                     await self._send(peer, "hangup", {})
             await link.close()
         self.closed = True
-        self._video.stop()
+        self._camera.stop()
         if self._audio is not None:
             self._audio.stop()

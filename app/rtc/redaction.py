@@ -221,10 +221,10 @@ class Redactor:
 
     def _process(self, snapshot: Snapshot | None) -> tuple[Outcome, np.ndarray | None]:
         policy = self.policy
+        if self.paused or (snapshot is not None and snapshot.locked):
+            return Outcome.PAUSED, None
         if snapshot is None or snapshot.image is None:
             return Outcome.NO_FRAME, None
-        if snapshot.locked or self.paused:
-            return Outcome.PAUSED, None
         if snapshot.rects is None or snapshot.geometry_at is None:
             return Outcome.NO_GEOMETRY, None
         if abs(snapshot.captured_at - snapshot.geometry_at) > policy.max_geometry_lag_s:

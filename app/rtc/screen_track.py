@@ -60,7 +60,7 @@ class ScreenShareTrack(VideoStreamTrack):
         self._size: tuple[int, int] | None = None  # (w, h) of the last frame sent
         self._pool = concurrent.futures.ThreadPoolExecutor(1, "screenshare-redact")
         self._start_time: float | None = None
-        self._timestamp = 0
+        self._next_at = 0.0
         self.sent = 0
 
     # -- capture side (any thread) -----------------------------------------------------------
@@ -74,17 +74,20 @@ class ScreenShareTrack(VideoStreamTrack):
     # -- aiortc side -------------------------------------------------------------------------
 
     async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
+        """Paces ``recv`` at ``fps``. A track that fell behind (a busy machine) starts over from
+        now instead of sending a burst to catch up: a share wants the newest picture."""
         if self.readyState != "live":
             raise MediaStreamError
+        now = time.time()
         if self._start_time is None:
-            self._start_time = time.time()
-            self._timestamp = 0
+            self._start_time = self._next_at = now
         else:
-            self._timestamp += int(CLOCK_RATE / self.fps)
-            wait = self._start_time + self._timestamp / CLOCK_RATE - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        return self._timestamp, TIME_BASE
+            self._next_at += 1 / self.fps
+            if self._next_at > now:
+                await asyncio.sleep(self._next_at - now)
+            else:
+                self._next_at = now
+        return int((self._next_at - self._start_time) * CLOCK_RATE), TIME_BASE
 
     def _work(self, snapshot: Snapshot | None) -> tuple[VideoFrame, np.ndarray, Outcome]:
         image, outcome = self.redactor.process(snapshot, size=self._size)

@@ -308,6 +308,21 @@ class CallsService:
             await call.connect(party, offerer=self.local.device_id < party.device_id)
         return call
 
+    # -- screen sharing --------------------------------------------------------------------
+
+    def share_screen(self, call_id: str, track: Any | None) -> None:
+        """Send ``track`` (an ``app.rtc.screen_track.ScreenShareTrack``) instead of the camera
+        in ``call_id``, or the camera again for None; audited as screen.share.start/stop."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise CallGone(f"no call {call_id}")
+        was = call.sharing
+        call.send_video(track)
+        if call.sharing != was and self._session.audit is not None:
+            action = "screen.share.start" if call.sharing else "screen.share.stop"
+            self._session.audit.record(action, object_type="call", object_id=call_id,
+                                       detail={"room_id": self.rooms.get(call_id, "")})
+
     async def reject(self, call_id: str) -> None:
         pending = self.pending.pop(call_id, None)
         if pending is None:
