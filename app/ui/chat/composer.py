@@ -49,6 +49,10 @@ class Composer(QWidget):
         self.send_button = QPushButton()
         self.send_button.setObjectName("composerSend")
         self.send_button.setDefault(True)
+        # The theme paints default buttons blue; a disabled Send must not look pressable.
+        self.send_button.setStyleSheet(
+            "QPushButton:disabled { background: palette(button); color: palette(mid); "
+            "font-weight: 600; }")
         self.send_button.clicked.connect(self.submit)
         self.notice = QLabel()
         self.notice.setObjectName("composerNotice")

@@ -97,9 +97,11 @@ def test_a_message_waits_for_its_key_then_appears_in_place(qtbot, people, open_s
 
 
 def test_a_new_device_warning_blocks_writing_until_decided(qtbot, people, open_server,
-                                                           tmp_path):
+                                                           tmp_path, save_screenshot):
     alice, bob = people("dr.ama4", "dr.bru4")
     room = run(qtbot, room_with(alice.client, bob.client))
+    run(qtbot, bob.chat.send_text(room, "Switching to the ward 7 workstation"))
+    run(qtbot, alice.chat.sync_once())
     alice.view.refresh()
     alice.view.rooms.select(room)
     assert alice.view.banner.isHidden() and not alice.view.composer.blocked
@@ -116,8 +118,10 @@ def test_a_new_device_warning_blocks_writing_until_decided(qtbot, people, open_s
         alice.view.composer.edit.setPlainText("not yet")
         alice.view.composer.submit()
         qtbot.wait(50)
-        assert alice.view.timeline.bubbles == {}  # nothing was sent
+        assert len(alice.view.timeline.bubbles) == 1  # nothing was sent
         assert alice.view.members.trust_texts()[new_device] == "New device, not verified"
+        alice.view.members.select_device(bob.user_id, new_device)
+        save_screenshot(alice.view, "chat-device-warning.png")
 
         qtbot.mouseClick(alice.view.banner.accept, Qt.MouseButton.LeftButton)
         assert alice.view.banner.isHidden() and not alice.view.composer.blocked
@@ -126,8 +130,8 @@ def test_a_new_device_warning_blocks_writing_until_decided(qtbot, people, open_s
         assert alice.view.members.trust_texts()[new_device] == "Trusted under policy"
         alice.view.composer.edit.setPlainText("now both of your devices")
         alice.view.composer.submit()
-        qtbot.waitUntil(lambda: len(alice.view.timeline.bubbles) == 1, timeout=10_000)
-        (sent,) = alice.view.timeline.bubbles.values()
+        qtbot.waitUntil(lambda: len(alice.view.timeline.bubbles) == 2, timeout=10_000)
+        sent = list(alice.view.timeline.bubbles.values())[-1]
         qtbot.waitUntil(lambda: sent.state.text() == "Sent", timeout=10_000)
         run(qtbot, bob2.chat.sync_once())
         assert bob2.texts(room)[-1] == "now both of your devices"
