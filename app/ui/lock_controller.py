@@ -13,15 +13,16 @@ warning countdown (``AppState.lock_seconds_left``) and the lock itself.
 * On ``LOCKED`` it calls ``lock`` (the window's :meth:`MainWindow.lock_now`) at once, in the
   same call stack as the machine's decision: PHI is hidden before control returns to Qt.
 
-The clock counts time in system suspend where the OS allows it (``CLOCK_BOOTTIME`` on Linux;
-``time.monotonic`` elsewhere, which includes sleep on Windows). A suspended laptop that wakes
-past the deadline locks at the first tick or input -- and at once where the suspend signal is
-wired (app/ui/os_lock.py).
+The clock counts time in system suspend where the OS allows it (``CLOCK_BOOTTIME`` on Linux,
+``CLOCK_MONOTONIC`` on macOS, ``time.monotonic`` on Windows, which includes sleep there). A
+suspended laptop that wakes past the deadline locks at the first tick or input -- and at once
+where the suspend signal is wired (app/ui/os_lock.py).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 
@@ -44,8 +45,12 @@ INPUT_RESOLUTION_S = 0.1
 
 def default_clock() -> Callable[[], float]:
     """Seconds that keep counting while the machine is suspended, where the OS has such a
-    clock (Linux: CLOCK_BOOTTIME); else time.monotonic."""
+    clock (Linux: CLOCK_BOOTTIME; macOS: CLOCK_MONOTONIC, which Apple documents as counting
+    sleep -- unlike time.monotonic there, which is mach_absolute_time); else
+    time.monotonic (on Windows it counts sleep)."""
     boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None and sys.platform == "darwin":
+        boottime = getattr(time, "CLOCK_MONOTONIC", None)
     if boottime is not None:
         try:
             time.clock_gettime(boottime)
