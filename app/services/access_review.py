@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from psygnal import Signal
 
@@ -40,7 +40,8 @@ from app.net.transport import Transport
 
 __all__ = [
     "MAX_REASON_CHARS", "MIN_REASON_CHARS", "AccessReviewService", "Alert", "ApprovalRequest",
-    "AuditFilter", "AuditPolicy", "BreakGlassEntry", "BreakGlassGrant", "BreakGlassService",
+    "AuditFilter", "AuditPolicy", "BreakGlassEntry", "BreakGlassGrant", "BreakGlassRefused",
+    "BreakGlassService",
     "Capabilities", "ChainReport", "ExportResult", "LogEntry", "NotSignedIn", "ReasonRefused",
     "ReviewFilter", "RoomAccess", "capabilities", "clean_reason", "review_decision",
 ]
@@ -272,6 +273,22 @@ MIN_REASON_CHARS = 10
 MAX_REASON_CHARS = 500
 
 
+class BreakGlassRefused(ServerError):
+    """The server said no; the message says why in words a clinician can act on."""
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "not_found": "There is no consult with this ID. Check the ID and try again.",
+        "not_member": "There is no consult with this ID. Check the ID and try again.",
+        "already_member": "You are already a member of this consult: open it from the list.",
+        "reason_required": "Give the reason for emergency access (at least 10 characters).",
+        "reason_too_long": "The reason is too long: at most 500 characters.",
+    }
+
+    def __init__(self, exc: ServerError) -> None:
+        super().__init__(exc.status, exc.code)
+        self.user_message = self.MESSAGES.get(exc.code, ServerError.user_message)
+
+
 class ReasonRefused(SafeConsultError):
     user_message = (f"Give the reason for emergency access in {MIN_REASON_CHARS} to "
                     f"{MAX_REASON_CHARS} characters.")
@@ -325,7 +342,7 @@ class BreakGlassService:
             grant = await audit_api.break_glass(self._t(), room_id, Phi(text))
         except ServerError as exc:
             self._audit(room_id, "refused", {"code": exc.code[:64]})
-            raise
+            raise BreakGlassRefused(exc) from None
         self._audit(room_id, "ok", {"break_glass_id": grant.break_glass_id,
                                     "expires_ms": grant.expires_ms})
         self._grants[grant.room_id] = grant.expires_ms

@@ -100,7 +100,13 @@ class Workspace(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.side_panel)
-        layout.addWidget(self.stack, 1)
+        # Banners that concern the whole workspace (e.g. emergency access) sit above the
+        # views: add_banner().
+        self.banner_area = QVBoxLayout()
+        self.banner_area.setContentsMargins(0, 0, 0, 0)
+        self.banner_area.setSpacing(0)
+        self.banner_area.addWidget(self.stack, 1)
+        layout.addLayout(self.banner_area, 1)
 
         # Ctrl+1..4 jump to an area; the list itself takes arrow keys.
         for number, area in enumerate(AREAS, start=1):
@@ -111,6 +117,10 @@ class Workspace(QWidget):
         self._user_changed(state.user)
         self.retranslate()
         self.show_area("consults")
+
+    def add_banner(self, banner: QWidget) -> None:
+        """Show ``banner`` above the views, in every area, for this sign-in."""
+        self.banner_area.insertWidget(self.banner_area.count() - 1, banner)
 
     def visible_areas(self) -> list[str]:
         return [key for key, item in self._items.items() if not item.isHidden()]
