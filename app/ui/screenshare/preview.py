@@ -172,5 +172,5 @@ class SharePreview(QWidget):
 
     def _update_regions(self) -> None:
         count = len(self.redactor.user_regions)
-        self.regions.setText(self.tr("%n area(s) hidden by you", "", count))
+        self.regions.setText(self.tr("Areas you hid: %n", "", count))
         self.clear.setEnabled(count > 0)
