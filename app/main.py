@@ -13,6 +13,7 @@ sign-in. tests/ui/test_cli.py checks this; tests/bench/test_startup_bench.py mea
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -76,12 +77,30 @@ TOOLS = {
 }
 
 
+def _parse_common(argv: list[str]) -> argparse.Namespace | None:
+    """The command lines a workstation really starts with -- none, ``--data-dir DIR``,
+    ``--screenshot PATH`` -- parsed without building the argparse parser (~2 ms of CPU
+    before the first frame). Anything else (other options, ``--opt=value``, repeats,
+    abbreviations, values that look like options) returns None and goes to argparse, so
+    the behaviour is argparse's in every case."""
+    values: dict[str, Path] = {}
+    if len(argv) % 2:
+        return None
+    for option, value in zip(argv[::2], argv[1::2], strict=True):
+        key = {"--data-dir": "data_dir", "--screenshot": "screenshot"}.get(option)
+        if key is None or key in values or not value or value.startswith("-"):
+            return None
+        values[key] = Path(value)
+    return argparse.Namespace(demo=False, join=None, data_dir=values.get("data_dir"),
+                              policy=None, screenshot=values.get("screenshot"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
         module, function = TOOLS[argv[0]]
         return getattr(importlib.import_module(module), function)(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = _parse_common(argv) or build_parser().parse_args(argv)
     if args.policy is not None and not args.demo:
         # The machine policy is IT's; a command-line switch must not replace it outside a demo.
         print("safeconsult: --policy is only honoured with --demo; using the machine policy.",
@@ -148,29 +167,17 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
              settings: Settings, *, keys_in_memory: bool = False,
              early_log: _EarlyLog | None = None) -> int:
-    from PySide6.QtCore import QEventLoop
-    from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("SafeConsult")
-    app.setApplicationVersion(__version__)
-    app.setDesktopFileName("safeconsult")
-    if ICON.exists():
-        app.setWindowIcon(QIcon(str(ICON)))
-    # We end the loop ourselves when the window closes (see _serve), after async clean-up.
-    app.setQuitOnLastWindowClosed(False)
-    window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings,
-                           keys_in_memory=keys_in_memory)  # painted from the state's values
-    if args.screenshot is None:
-        window.login.set_ready(False)  # until _prepare_device has run
-    window.show()
-    # First frame first: the sign-in screen needs no event loop to appear, so it is painted
-    # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
-    # User input waits for the loop: a click on "Sign in" must find the loop there to run it.
-    app.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
-    if args.screenshot is not None:
-        _save_screenshot(window, args.screenshot)
+    # Until the first frame, no cyclic garbage collection: the objects made so far (modules,
+    # classes, Qt's Python enums) all live as long as the process, and the collector's passes
+    # over them cost ~6 ms of CPU before the window could appear. Back on right after it.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        window, app = _first_frame(args, policy_load, paths, settings,
+                                   keys_in_memory=keys_in_memory)
+    finally:
+        if collecting:
+            gc.enable()
     _after_first_frame(window, paths, early_log)
     if args.screenshot is not None:
         window.close()
@@ -182,6 +189,39 @@ def _run_gui(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
     with loop:
         return loop.run_until_complete(_serve(app, window, policy_load.policy, paths,
                                               keys_in_memory=keys_in_memory))
+
+
+def _first_frame(args: argparse.Namespace, policy_load: PolicyLoad, paths: Paths,
+                 settings: Settings, *, keys_in_memory: bool) -> tuple[Any, QApplication]:
+    """QApplication -> the sign-in window, shown and painted (and saved with --screenshot)."""
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    # The Fusion style (app/ui/theme.py) as an argument of the application we create: the
+    # same style as ``setStyle("Fusion")``, without wrapping a QStyle for Python (whose ~700
+    # enum members PySide6 builds on first use: ~7 ms of CPU before the first frame).
+    fusion_set = app is None
+    if app is None:
+        app = QApplication([*sys.argv[:1], "-style", "Fusion"])
+    app.setApplicationName("SafeConsult")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("safeconsult")
+    # We end the loop ourselves when the window closes (see _serve), after async clean-up.
+    app.setQuitOnLastWindowClosed(False)
+    window = _build_window(app, policy_load.policy, policy_load.problem, paths, settings,
+                           keys_in_memory=keys_in_memory,
+                           fusion_set=fusion_set)  # painted from the state's values
+    if args.screenshot is None:
+        window.login.set_ready(False)  # until _prepare_device has run
+    window.show()
+    # First frame first: the sign-in screen needs no event loop to appear, so it is painted
+    # before asyncio and qasync are loaded (docs/performance.md, "Start-up (client)").
+    # User input waits for the loop: a click on "Sign in" must find the loop there to run it.
+    app.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+    if args.screenshot is not None:
+        _save_screenshot(window, args.screenshot)
+    return window, app
 
 
 async def _serve(app: QApplication, window: Any, policy: Policy, paths: Paths, *,
@@ -239,17 +279,30 @@ async def _prepare_device(window: Any, policy: Policy, paths: Paths, *,
 
 
 def _after_first_frame(window: Any, paths: Paths, early_log: _EarlyLog | None) -> None:
-    """What the first frame did not need: the window starts observing AppState (this loads
-    psygnal), the log file is opened (logging.handlers) and what was logged so far is written
-    to it, and the guard against the bindings' None leak goes up (it may load ctypes)."""
+    """What the first frame did not need, done before the event loop reads any input: the
+    window's menu actions and shortcuts, its observers of AppState (this loads psygnal), the
+    log file (logging.handlers) with what was logged so far, and the guard against the
+    bindings' None leak (it may load ctypes)."""
     from app.core.logsafe import configure_logging
     from app.ui.pyside_guard import protect_none
 
     protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (see there)
-    window.observe_state()
+    _set_window_icon()
+    window.finish_start_up()
     configure_logging(paths.logs)
     if early_log is not None:
         early_log.replay()
+
+
+def _set_window_icon() -> None:
+    """The application's icon (title bar, task switcher), set right after the first frame:
+    the window manager picks up the change at once, and QIcon is one more Qt type (with its
+    ~150-member enum) that the first frame does not need."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    if ICON.exists():
+        QApplication.setWindowIcon(QIcon(str(ICON)))
 
 
 class _EarlyLog:
@@ -325,7 +378,8 @@ def _save_screenshot(window: Any, path: Path) -> None:
 
 
 def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths: Paths,
-                  settings: Settings, *, keys_in_memory: bool = False) -> Any:
+                  settings: Settings, *, keys_in_memory: bool = False,
+                  fusion_set: bool = False) -> Any:
     from app.services.app_state import AppState
     from app.ui.about_info import AboutInfo
     from app.ui.asyncbridge import TaskRunner
@@ -337,7 +391,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
     state = AppState(policy_problem=policy_problem)  # psygnal loads when first observed
     languages = LanguageSwitcher(app)
     languages.apply(pick_language(settings.language, system_ui_languages()))
-    theme = ThemeController(app)
+    theme = ThemeController(app, fusion_set=fusion_set)
     theme.apply(settings.theme if settings.theme in THEMES else "system")
 
     def save_settings(new: Settings) -> None:
@@ -361,7 +415,7 @@ def _build_window(app: QApplication, policy: Policy, policy_problem: str, paths:
                         data_dir=paths.data),
         settings=settings, save_settings=save_settings, languages=languages, theme=theme,
         on_close=session.aclose, sign_out=session.sign_out,
-        lock=session.lock, unlock=session.unlock, observe_state=False,
+        lock=session.lock, unlock=session.unlock, paint_first=True,
     )
 
 

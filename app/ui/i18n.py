@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QTranslator
+from PySide6.QtCore import QCoreApplication, QLocale, QTranslator
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,10 @@ class LanguageSwitcher:
                 )
                 return False
             translators.append(ours)
-            # Qt's own strings (standard buttons, context menus of text fields).
+            # Qt's own strings (standard buttons, context menus of text fields). Imported here:
+            # an English start needs no QLibraryInfo (one Qt type fewer before the first frame).
+            from PySide6.QtCore import QLibraryInfo
+
             qt_base = QTranslator(self._app)
             qt_dir = QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
             if qt_base.load(f"qtbase_{language}", qt_dir):

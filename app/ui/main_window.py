@@ -6,6 +6,11 @@ sign-in, workspace, lock screen or the "data removed" message, whichever ``AppSt
 for -- and the status bar (connection, device, lock countdown). Menus switch language and
 theme at runtime and save the choice to the user's settings.
 
+Start-up: with ``paint_first=True`` (the composition root) the window is built with what its
+first frame shows -- pages, status bar, the menu titles -- and :meth:`MainWindow.finish_start_up`
+adds the rest right after that frame, before the event loop takes any input: the menus'
+actions (with their shortcuts) and the observers of ``AppState`` (docs/performance.md).
+
 Locking (:meth:`MainWindow.lock_now`, called by the auto-lock controller, the *Lock now*
 action, or when the service reports ``LOCKED``) hides every PHI-tagged widget of every window
 of the app (app/ui/phi.py) and any other open window, then shows the lock screen; unlocking
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
@@ -36,17 +41,17 @@ from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.banner import SharedDeviceBanner
 from app.ui.i18n import LANGUAGES, LanguageSwitcher
-from app.ui.lock_screen import LockWarning, Unlock
 from app.ui.login_view import LoginView, SignIn
 from app.ui.notify import NotificationArea
 from app.ui.observe import observe
-from app.ui.phi import phi_widgets
 from app.ui.status_indicators import StatusIndicators
 from app.ui.theme import THEMES, ThemeController
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QAction
+
     from app.ui.about_dialog import AboutDialog
-    from app.ui.lock_screen import LockScreen
+    from app.ui.lock_screen import LockScreen, LockWarning, Unlock
     from app.ui.wiped_view import WipedView
     from app.ui.workspace import Workspace
 
@@ -67,13 +72,15 @@ class MainWindow(QMainWindow):
         sign_out: Callable[[], Awaitable[None]] | None = None,
         lock: Callable[[], None] | None = None,
         unlock: Unlock | None = None,
-        observe_state: bool = True,
+        paint_first: bool = False,
         configure_workspace: Callable[[Workspace, SignedInUser], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        """``observe_state=False`` paints from the state's current values and connects the
-        observers only when :meth:`observe_state` is called: the composition root does that
-        after the first frame (observing loads psygnal, ~30 ms of CPU)."""
+        """``paint_first=True`` builds only what the first frame shows: the window paints
+        from the state's current values, and the menus have their titles but no actions yet.
+        The caller then calls :meth:`finish_start_up` right after that frame, before the
+        event loop runs (the composition root does; observing loads psygnal, ~30 ms of CPU,
+        and the actions bring ~50 Qt enum types of their own)."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self._state = state
@@ -99,7 +106,9 @@ class MainWindow(QMainWindow):
         self.banner.switchUserRequested.connect(self.switch_user)
         self.notifications = NotificationArea()
         runner.errorReported.connect(self.notifications.show_message)
-        self.lock_warning = LockWarning()
+        # The warning before an idle lock is hidden until then: built when first needed,
+        # like the lock screen (the lock screen's module is not part of the first frame).
+        self._lock_warning: LockWarning | None = None
         self.login = LoginView(sign_in, runner, about.server_url)
         self._workspace: Workspace | None = None  # built at the first sign-in (start-up time)
         self._unlock = unlock
@@ -110,27 +119,33 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.login)
 
         central = QWidget()
-        column = QVBoxLayout(central)
+        self._column = column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self.banner)
         column.addWidget(self.notifications)
-        column.addWidget(self.lock_warning)
-        column.addWidget(self.pages, 1)
+        column.addWidget(self.pages, 1)  # the lock warning goes above the pages when built
         self.setCentralWidget(central)
 
         self.statusBar().setSizeGripEnabled(False)  # the window frame resizes; no stray grip
         self.indicators = StatusIndicators(
             state, self.statusBar(), warning_s=about.policy.lock_warning_s, observe_state=False)
+        self._actions_built = False
         self._build_menus()
         self._observing = False
-        if observe_state:
-            self.observe_state()
+        if not paint_first:
+            self.finish_start_up()
         self._sync_page()
         self._show_fingerprint()
         self.resize(1100, 720)
         self.setMinimumSize(720, 520)
         self.retranslate()
+
+    def finish_start_up(self) -> None:
+        """What the first frame did not need (idempotent): the menus' actions and shortcuts,
+        then the observers of ``AppState``."""
+        self._build_menu_actions()
+        self.observe_state()
 
     def observe_state(self) -> None:
         """Follow ``AppState`` from now on (idempotent); shows its current values first."""
@@ -143,11 +158,11 @@ class MainWindow(QMainWindow):
         observe(state.events.device, self._sync_page, self)
         observe(state.events.device, self._show_fingerprint, self)
         observe(state.events.device_fingerprint, self._show_fingerprint, self)
-        observe(state.events.lock_seconds_left, self.lock_warning.show_seconds, self.lock_warning)
+        observe(state.events.lock_seconds_left, self._show_lock_seconds, self)
         self.indicators.observe_state()
         self._sync_page()
         self._show_fingerprint()
-        self.lock_warning.show_seconds(state.lock_seconds_left)
+        self._show_lock_seconds(state.lock_seconds_left)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -158,6 +173,20 @@ class MainWindow(QMainWindow):
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def lock_warning(self) -> LockWarning:
+        if self._lock_warning is None:
+            from app.ui.lock_screen import LockWarning
+
+            self._lock_warning = LockWarning()  # hidden until it has seconds to show
+            self._column.insertWidget(self._column.indexOf(self.pages), self._lock_warning)
+        return self._lock_warning
+
+    def _show_lock_seconds(self, seconds: int | None) -> None:
+        if seconds is None and self._lock_warning is None:
+            return  # never shown: nothing to hide
+        self.lock_warning.show_seconds(seconds)
 
     @property
     def lock_screen(self) -> LockScreen:
@@ -202,12 +231,17 @@ class MainWindow(QMainWindow):
             self._show_locked()
         else:
             self._show_unlocked()
-        signed_in = user is not None
+        self._sync_actions()
+        self.banner.set_signed_in(user is not None)
+        self._focus_page()
+
+    def _sync_actions(self) -> None:
+        if not self._actions_built:
+            return
+        signed_in = self._state.user is not None
         self.sign_out_action.setEnabled(signed_in and self._sign_out is not None)
         self.switch_user_action.setEnabled(signed_in and self._sign_out is not None)
-        self.lock_action.setEnabled(signed_in and not state.locked)
-        self.banner.set_signed_in(signed_in)
-        self._focus_page()
+        self.lock_action.setEnabled(signed_in and not self._state.locked)
 
     def _end_session_widgets(self) -> None:
         self._hidden_by_lock = None  # what they were is gone with the session
@@ -244,7 +278,8 @@ class MainWindow(QMainWindow):
             user = self._state.user
             self.lock_screen.prepare(user.username if user is not None else "")
         self.pages.setCurrentWidget(self.lock_screen)
-        self.lock_action.setEnabled(False)
+        if self._actions_built:
+            self.lock_action.setEnabled(False)
 
     def _show_unlocked(self) -> None:
         self.pages.setCurrentWidget(self.workspace)
@@ -292,7 +327,21 @@ class MainWindow(QMainWindow):
     # -- menus -------------------------------------------------------------------------------
 
     def _build_menus(self) -> None:
+        """The menu bar's titles: what the first frame shows of the menus."""
         self.file_menu = QMenu(self)
+        self.view_menu = QMenu(self)
+        self.help_menu = QMenu(self)
+        for menu in (self.file_menu, self.view_menu, self.help_menu):
+            self.menuBar().addMenu(menu)
+
+    def _build_menu_actions(self) -> None:
+        """The menus' contents (idempotent). Until then the menus are empty titles; the
+        composition root builds them right after the first frame, before any input is read,
+        so every action and shortcut is there by the time a user can reach it."""
+        if self._actions_built:
+            return
+        from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+
         self.sign_out_action = QAction(self)
         self.sign_out_action.triggered.connect(self.sign_out)
         self.file_menu.addAction(self.sign_out_action)
@@ -312,7 +361,6 @@ class MainWindow(QMainWindow):
         self.quit_action.triggered.connect(self.close)
         self.file_menu.addAction(self.quit_action)
 
-        self.view_menu = QMenu(self)
         self.language_menu = self.view_menu.addMenu("")
         self.language_group = QActionGroup(self)
         self.language_actions: dict[str, QAction] = {}
@@ -334,13 +382,12 @@ class MainWindow(QMainWindow):
             self.theme_menu.addAction(action)
             self.theme_actions[theme] = action
 
-        self.help_menu = QMenu(self)
         self.about_action = QAction(self)
         self.about_action.triggered.connect(self.show_about)
         self.help_menu.addAction(self.about_action)
-
-        for menu in (self.file_menu, self.view_menu, self.help_menu):
-            self.menuBar().addMenu(menu)
+        self._actions_built = True
+        self._retranslate_actions()
+        self._sync_actions()
 
     def set_language(self, code: str) -> None:
         if self._languages.apply(code):
@@ -377,19 +424,24 @@ class MainWindow(QMainWindow):
     def retranslate(self) -> None:
         self.setWindowTitle("SafeConsult")
         self.file_menu.setTitle(self.tr("&File"))
+        self.view_menu.setTitle(self.tr("&View"))
+        self.help_menu.setTitle(self.tr("&Help"))
+        self._retranslate_actions()
+        self.indicators.retranslate()
+
+    def _retranslate_actions(self) -> None:
+        if not self._actions_built:
+            return
         self.sign_out_action.setText(self.tr("Sign &out"))
         self.switch_user_action.setText(self.tr("S&witch user"))
         self.lock_action.setText(self.tr("&Lock now"))
         self.quit_action.setText(self.tr("&Quit"))
-        self.view_menu.setTitle(self.tr("&View"))
         self.language_menu.setTitle(self.tr("&Language"))
         self.theme_menu.setTitle(self.tr("&Theme"))
         self.theme_actions["system"].setText(self.tr("Follow &system"))
         self.theme_actions["light"].setText(self.tr("&Light"))
         self.theme_actions["dark"].setText(self.tr("&Dark"))
-        self.help_menu.setTitle(self.tr("&Help"))
         self.about_action.setText(self.tr("&About SafeConsult"))
-        self.indicators.retranslate()
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:
@@ -412,6 +464,8 @@ def _hide_phi_everywhere(main: QWidget) -> list[QWidget]:
     """Hide every PHI-tagged widget of every window, and every other window (a dialog or a
     viewer may show PHI, and a modal one would block the lock screen). Returns what was
     hidden, to show again on unlock."""
+    from app.ui.phi import phi_widgets  # loaded by the first lock, not for the first frame
+
     hidden: list[QWidget] = []
     for top in QApplication.topLevelWidgets():
         for widget in phi_widgets(top):

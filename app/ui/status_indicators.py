@@ -110,8 +110,10 @@ class StatusIndicators:
 
 
 def _restyle(widget: QWidget, state: str) -> None:
-    """Dynamic properties only restyle after a re-polish."""
-    if widget.property("state") != state:
+    """Dynamic properties only restyle after a re-polish. An unset property and "" look the
+    same (no rule matches either): no re-polish then, which keeps the style's Python wrapper
+    -- and its enums -- out of the start-up (docs/performance.md)."""
+    if (widget.property("state") or "") != state:
         widget.setProperty("state", state)
         widget.style().unpolish(widget)
         widget.style().polish(widget)

@@ -101,12 +101,16 @@ QStatusBar QLabel {{ padding: 2px 10px; }}
 class ThemeController(QObject):
     """Applies a theme setting and keeps following the OS while it is ``system``."""
 
-    def __init__(self, app: QApplication) -> None:
+    def __init__(self, app: QApplication, *, fusion_set: bool = False) -> None:
+        """``fusion_set``: the application was created with ``-style Fusion`` (the
+        composition root does that: it spares Python a QStyle wrapper before the first
+        frame, see app/main.py); otherwise the style is set here."""
         super().__init__(app)
         self._app = app
         self.theme = "system"
         self.scheme = LIGHT
-        app.setStyle("Fusion")
+        if not fusion_set:
+            app.setStyle("Fusion")
         font = app.font()
         font.setPointSize(max(font.pointSize(), BASE_POINT_SIZE))
         app.setFont(font)

@@ -20,8 +20,9 @@ HEAVY = ("aiortc", "av", "pydicom", "cv2", "vodozemac", "sqlcipher3", "numpy", "
          "websockets", "keyring", "cryptography")
 
 
-def run(*args: str, code: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+def run(*args: str, code: str | None = None, timeout: float = 60,
+        env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env_extra or {})}
     command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "app.main", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           env=env)
@@ -68,6 +69,24 @@ def test_policy_without_demo_is_ignored_with_a_warning(monkeypatch, tmp_path, ca
     assert seen["data"] == tmp_path / "d" / "data"
 
 
+@pytest.mark.parametrize("argv", [
+    [], ["--data-dir", "/tmp/d"], ["--screenshot", "s.png"],
+    ["--screenshot", "s.png", "--data-dir", "/tmp/d"], ["--data-dir", "/tmp/a b"],
+])
+def test_the_common_command_lines_parse_as_argparse_would(argv):
+    assert app_main._parse_common(argv) == app_main.build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--demo"], ["--data-dir=/tmp/d"], ["--data", "/tmp/d"], ["--data-dir"],
+    ["--data-dir", "/tmp/a", "--data-dir", "/tmp/b"], ["--data-dir", "--demo"],
+    ["--data-dir", ""], ["--screenshot", "s.png", "--policy", "p.json"], ["--help"],
+    ["--version"], ["-h", "x"],
+])
+def test_every_other_command_line_is_left_to_argparse(argv):
+    assert app_main._parse_common(argv) is None
+
+
 def test_join_needs_demo(capsys):
     assert app_main.main(["--join", "/tmp/x"]) == 2
     assert "--join needs --demo" in capsys.readouterr().err
@@ -101,19 +120,35 @@ def test_join_without_a_running_demo_says_so(tmp_path):
 def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
     png = tmp_path / "shot.png"
     code = (
-        "import json, sys\n"
+        "import gc, json, sys\n"
         "import app.main\n"
         "seen = {}\n"
         "save = app.main._save_screenshot\n"
         "def spy(window, path):\n"
         "    seen['modules'] = sorted(sys.modules)  # what the first frame needed\n"
+        "    # Qt types PySide6 has made for Python so far (it makes each at first use)\n"
+        "    seen['qt'] = sorted(n for m in ('QtCore', 'QtGui', 'QtWidgets')\n"
+        "                        for n in vars(sys.modules['PySide6.' + m]))\n"
+        "    seen['gc'] = gc.isenabled()\n"
+        "    seen['actions'] = hasattr(window, 'lock_action')\n"
         "    save(window, path)\n"
         "app.main._save_screenshot = spy\n"
+        "finish = app.main._after_first_frame\n"
+        "def after(window, *args):\n"
+        "    finish(window, *args)\n"
+        "    seen['after'] = [window.lock_action.shortcut().toString(),\n"
+        "                     window.quit_action.text(), len(window.view_menu.actions()),\n"
+        "                     window.lock_action.isEnabled(), window._observing]\n"
+        "app.main._after_first_frame = after\n"
         f"rc = app.main.main(['--screenshot', {str(png)!r},"
         f" '--data-dir', {str(tmp_path / 'd')!r}])\n"
-        "print(json.dumps({'rc': rc, 'modules': seen['modules']}))\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "QApplication.instance().setStyleSheet('')  # the style under our style sheet\n"
+        "print(json.dumps({'rc': rc, **seen, 'gc_after': gc.isenabled(),\n"
+        "                  'style': QApplication.style().name()}))\n"
     )
-    result = run(code=code)
+    # A desktop that asks for another style: ours must still be Fusion.
+    result = run(code=code, env_extra={"QT_STYLE_OVERRIDE": "windows"})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["rc"] == 0
@@ -125,6 +160,23 @@ def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
     assert loaded.isdisjoint({"qasync", "psygnal", "ctypes"}), sorted(loaded)
     assert "logging.handlers" not in report["modules"]
     assert "importlib.metadata" not in report["modules"]
+    # Built when first needed, not for the first frame: the lock screen's module (lock
+    # warning, lock screen, PIN dialog), the PHI walk, the About dialog.
+    for module in ("app.ui.lock_screen", "app.ui.phi", "app.ui.about_dialog"):
+        assert module not in report["modules"], module
+    # Qt types whose Python side (PySide6 builds each type's enums at its first use) the first
+    # frame does without: the style (Fusion comes as an argument of the QApplication), the
+    # menus' action groups and key sequences (built right after the frame), the window icon.
+    # (QAction itself is there: adding a menu to the menu bar returns one.)
+    for qt_type in ("QStyle", "QCommonStyle", "QActionGroup", "QKeySequence", "QIcon",
+                    "QLibraryInfo"):
+        assert qt_type not in report["qt"], qt_type
+    assert report["style"] == "fusion"  # the same style as setStyle("Fusion") gave
+    # No cyclic GC until the frame; back on right after it, whatever the path.
+    assert report["gc"] is False and report["gc_after"] is True
+    # The rest of the shell is there before the event loop reads any input.
+    assert report["actions"] is False
+    assert report["after"] == ["Ctrl+L", "&Quit", 2, False, True]
     assert "screenshot saved" in result.stdout
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"

@@ -119,7 +119,7 @@ def test_status_bar_reflects_state(make_window):
     assert bar.device.property("state") == "bad"
     state.lock_seconds_left = 125
     assert not bar.lock.isHidden() and bar.lock.text() == "Locks in 2:05"
-    assert bar.lock.property("state") == ""
+    assert not bar.lock.property("state")  # neutral: unset and "" match no alarm rule
     state.lock_seconds_left = 9  # inside the policy's 30 s warning
     assert bar.lock.text() == "Locks in 0:09" and bar.lock.property("state") == "bad"
     state.lock_seconds_left = None
@@ -248,3 +248,47 @@ def test_the_shell_itself_shows_no_patient_data(make_window):
     assert name in phi_widgets(window)
     assert phi_widgets(window.workspace.views["consults"]) == [name]
     assert isinstance(name, QLabel)
+
+
+def test_painted_first_the_shell_is_complete_once_start_up_finishes(make_window, qtbot):
+    """The composition root builds the window with what its first frame shows and finishes
+    it right after that frame (app/main.py): then it is the same window as one built whole."""
+    state = AppState()
+    window = make_window(state=state, paint_first=True, sign_out=lambda: None)
+    window.show()
+    assert [m.title() for m in (window.file_menu, window.view_menu, window.help_menu)] == [
+        "&File", "&View", "&Help"]  # the menu bar looks the same in the first frame
+    assert window.file_menu.actions() == [] and not hasattr(window, "lock_action")
+    state.user = CLINICIAN  # not observed yet: still the sign-in page
+    assert window.pages.currentWidget() is window.login
+    window.finish_start_up()
+    window.finish_start_up()  # idempotent
+    assert window.pages.currentWidget() is window.workspace
+    assert [a.text() for a in window.file_menu.actions() if not a.isSeparator()] == [
+        "Sign &out", "S&witch user", "&Lock now", "&Quit"]
+    assert window.lock_action.shortcut().toString() == "Ctrl+L"
+    assert window.sign_out_action.isEnabled() and window.lock_action.isEnabled()
+    assert [a.text() for a in window.language_menu.actions()] == ["English", "简体中文"]
+    assert window.theme_actions["light"].isChecked()  # the theme fixture's choice
+    assert window.about_action.text() == "&About SafeConsult"
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert window.locked  # the shortcut works
+    assert window.pages.currentWidget() is window.lock_screen
+
+
+def test_the_lock_warning_is_built_when_first_needed(make_window):
+    state = AppState(user=CLINICIAN)
+    window = make_window(state=state)
+    window.show()
+    assert window._lock_warning is None  # not part of the first frame
+    state.lock_seconds_left = 20
+    warning = window.lock_warning
+    assert warning.isVisible() and "20" in warning.label.text()
+    # Between the notifications and the pages, as before.
+    column = window._column
+    assert column.indexOf(warning) == column.indexOf(window.pages) - 1
+    assert column.indexOf(window.notifications) < column.indexOf(warning)
+    state.lock_seconds_left = None
+    assert warning.isHidden()
