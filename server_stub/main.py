@@ -19,6 +19,7 @@ from server_stub.api.routes import (
     signaling,
     todevice,
     turn,
+    updates,
     ws,
 )
 from server_stub.core.config import ServerSettings
@@ -31,7 +32,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app = FastAPI(title="SafeConsult reference server", version=__version__)
     app.state.settings = settings
-    app.state.db = Database(settings.db_path, MIGRATIONS)
+    # Checkpoints run in the relay's background task, never inside a request's commit.
+    app.state.db = Database(settings.db_path, MIGRATIONS, autocheckpoint=False)
     app.state.login_limiter = SourceLimiter()
     warm_up()
     install_error_handlers(app)
@@ -49,4 +51,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(signaling.router)
     app.include_router(blobs.router)
     app.include_router(ws.router)
+    app.include_router(updates.router)
     return app

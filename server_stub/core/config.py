@@ -38,6 +38,7 @@ class ServerSettings:
     signal_ttl_s: int = 30  # a call-signaling message waits this long for an offline device
     relay_sweep_interval_s: float = 300.0  # retention purge + lapsed-grant sweep
     relay_watch_interval_s: float = 0.5  # push device-list changes and wipe/logout orders (<= 1 s)
+    wal_checkpoint_interval_s: float = 1.0  # background WAL checkpoint (none inside commits)
 
     @property
     def db_path(self) -> Path:

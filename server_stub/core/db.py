@@ -2,6 +2,12 @@
 
 Each thread gets its own connection (FastAPI runs sync routes in a thread pool); writes
 are short transactions, so SQLite's own locking is enough at this server's scale.
+
+In WAL mode with ``synchronous=NORMAL`` a commit does not wait for the disk; a checkpoint
+does (two fsyncs). By default SQLite checkpoints inside whichever commit takes the log past
+1,000 pages. The server turns that off (``autocheckpoint=False``) and checkpoints from a
+background task instead (:meth:`Database.checkpoint`), so no request -- and no room event,
+whose pushes wait for its commit -- ever waits for an fsync.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from pathlib import Path
 
 
 class Database:
-    def __init__(self, path: Path, migrations: Sequence[str]) -> None:
+    def __init__(self, path: Path, migrations: Sequence[str], *,
+                 autocheckpoint: bool = True) -> None:
         self.path = path
+        self.autocheckpoint = autocheckpoint
         self._local = threading.local()
         self._migrations = migrations
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +38,8 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            if not self.autocheckpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
         return conn
 
@@ -44,6 +54,11 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log back into the database (PASSIVE: never blocks readers or
+        writers; what a reader still needs is left for the next time)."""
+        self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _migrate(self) -> None:
         conn = self.connection()

@@ -5,7 +5,9 @@
 * the watch: pushes wipe/logout orders and device-list changes to connected devices,
   closes connections whose device was revoked or whose session ended, drops signaling
   messages held past their time-to-live -- every ``relay_watch_interval_s`` (the auth
-  side changes those rows; polling keeps the two halves decoupled).
+  side changes those rows; polling keeps the two halves decoupled);
+* the checkpoint: copies SQLite's write-ahead log back into the database -- every
+  ``wal_checkpoint_interval_s``, so that no commit does it (and waits for the disk).
 
 A watch round costs one small query unless something it reacts to changed: triggers bump a
 counter on every such write, from this process or another (``core/schema_watch.py``). The
@@ -188,10 +190,15 @@ async def relay_lifespan(app: Any) -> AsyncIterator[None]:
     async def sweep() -> None:
         await run_in_threadpool(run_retention, app)
 
+    async def checkpoint() -> None:
+        await run_in_threadpool(app.state.db.checkpoint)
+
     tasks = [
         asyncio.create_task(_every(settings.relay_sweep_interval_s, "sweep", sweep)),
         asyncio.create_task(_every(settings.relay_watch_interval_s, "watch",
                                    lambda: watch_once(app, state))),
+        asyncio.create_task(_every(settings.wal_checkpoint_interval_s, "checkpoint",
+                                   checkpoint)),
     ]
     try:
         yield
