@@ -63,7 +63,8 @@ def _engine_from(cfg: dict, transport: Transport) -> tuple[TransferEngine, Cache
                                        bytes.fromhex(cfg["pickle_key"]))
     audit = AuditService(cache, identity.sign, device_id=cfg["device_id"])
     options = TransferOptions(chunk_size=cfg["chunk_size"], parallel=cfg.get("parallel", 3),
-                              progress_interval_s=0, commit_interval_s=0)
+                              progress_interval_s=cfg.get("progress_interval_s", 0),
+                              commit_interval_s=cfg.get("commit_interval_s", 0))
     engine = TransferEngine(cache, transport,
                             DeviceSigner(cfg["user_id"], cfg["device_id"], identity.sign),
                             audit=audit, options=options)

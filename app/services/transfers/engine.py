@@ -93,6 +93,7 @@ from app.services.transfers.errors import (
     TransferTampered,
     UnknownTransfer,
 )
+from app.services.transfers.fileio import PositionalFile
 from app.services.transfers.progress import RateMeter, TransferProgress, TransferResult
 from app.storage.files import EncryptedFileStore
 from app.storage.transfers import (
@@ -631,26 +632,25 @@ class TransferEngine:
 
     # -- upload ------------------------------------------------------------------------------
 
-    def _open_source(self, record: TransferRecord) -> int:
+    def _open_source(self, record: TransferRecord) -> PositionalFile:
         assert record.source is not None
-        path = record.source.reveal()
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            src = PositionalFile(record.source.reveal())
         except OSError:
             raise SourceUnreadable("source file cannot be read") from None
-        if _stamp(os.fstat(fd)) != record.source_stamp:
-            os.close(fd)
+        if _stamp(src.stat()) != record.source_stamp:
+            src.close()
             raise SourceChanged("source file changed since the transfer began")
-        return fd
+        return src
 
     async def _upload(self, run: _Run) -> AttachmentDescriptor:
         record = run.record
         assert record.header is not None and record.file_key is not None
         cipher = ChunkCipher(FileHeader.unpack(record.header), record.file_key)
-        fd = self._open_source(record)
+        src = self._open_source(record)
         try:
             if record.state == PREPARING:
-                tags, digest = await self._prepare(run, cipher, fd)
+                tags, digest = await self._prepare(run, cipher, src)
                 info = await self._call(run, lambda: blob_api.create_blob(
                     self.transport(), record.room_id, total_size=cipher.sealed_length,
                     chunk_size=cipher.header.chunk_size + TAG_SIZE, chunk_count=cipher.count,
@@ -658,9 +658,9 @@ class TransferEngine:
                 self._repo.update(record.transfer_id, tags=tags, sha256=digest,
                                   blob_id=info.blob_id, state=UPLOADING, done=set())
                 record = run.record = self._repo.get(record.transfer_id)  # type: ignore[assignment]
-            await self._send_all(run, cipher, fd)
+            await self._send_all(run, cipher, src)
         finally:
-            os.close(fd)
+            src.close()
         assert record.blob_id is not None and record.sha256 is not None
         assert record.name is not None and record.mime is not None
         descriptor = AttachmentDescriptor.create(
@@ -676,7 +676,8 @@ class TransferEngine:
                          size=record.size)
         return descriptor
 
-    async def _prepare(self, run: _Run, cipher: ChunkCipher, fd: int) -> tuple[bytes, str]:
+    async def _prepare(self, run: _Run, cipher: ChunkCipher, src: PositionalFile,
+                       ) -> tuple[bytes, str]:
         """First pass: the ciphertext's digest and each chunk's tag; nothing is kept."""
         hasher = hashlib.sha256()
         tags = bytearray()
@@ -684,7 +685,7 @@ class TransferEngine:
 
         def seal(index: int) -> bytes:
             size = cipher.plain_size(index)
-            plain = os.pread(fd, size, cipher.plain_offset(index))
+            plain = src.read_at(size, cipher.plain_offset(index))
             if len(plain) != size:
                 raise SourceChanged("source file shorter than when the transfer began")
             sealed = cipher.seal(index, plain)
@@ -697,7 +698,7 @@ class TransferEngine:
             run.advance(cipher.plain_size(index))
         return bytes(tags), hasher.hexdigest()
 
-    async def _send_all(self, run: _Run, cipher: ChunkCipher, fd: int) -> None:
+    async def _send_all(self, run: _Run, cipher: ChunkCipher, src: PositionalFile) -> None:
         record = run.record
         blob_id, tags = record.blob_id, record.tags
         assert blob_id is not None and tags is not None
@@ -705,7 +706,7 @@ class TransferEngine:
 
         def seal(index: int) -> bytes:
             size = cipher.plain_size(index)
-            plain = os.pread(fd, size, cipher.plain_offset(index))
+            plain = src.read_at(size, cipher.plain_offset(index))
             sealed = cipher.seal(index, plain) if len(plain) == size else b""
             if sealed[-TAG_SIZE:] != tags[index * TAG_SIZE:(index + 1) * TAG_SIZE]:
                 # Different plaintext under the same nonce must never leave this process.
@@ -752,26 +753,27 @@ class TransferEngine:
         path = self._repo.staging_path(record.transfer_id)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         expected = HEADER_SIZE + cipher.sealed_length
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        staging = PositionalFile(path, write=True)
         try:
             if record.state == DOWNLOADING:
-                if os.fstat(fd).st_size != expected:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, cipher.header_bytes, 0)
-                    os.ftruncate(fd, expected)
+                if staging.stat().st_size != expected:
+                    staging.truncate(0)
+                    staging.write_at(cipher.header_bytes, 0)
+                    staging.truncate(expected)
                     done: frozenset[int] = frozenset()
                 else:
-                    done = await _in_thread(self._verify_staged, fd, cipher, record.done)
+                    done = await _in_thread(self._verify_staged, staging, cipher, record.done)
                 run.start_phase(phases.DOWNLOADING, cipher.sealed_length, done,
                                 size_of=cipher.sealed_size)
                 todo = [i for i in range(cipher.count) if i not in done]
-                await self._pump(run, todo, lambda i: self._fetch(run, cipher, fd, desc, i))
+                await self._pump(run, todo,
+                                 lambda i: self._fetch(run, cipher, staging, desc, i))
                 self._repo.update(record.transfer_id, state=VERIFYING, done=run.done)
             run.start_phase(phases.VERIFYING, cipher.sealed_length, range(cipher.count),
                             size_of=cipher.sealed_size)
-            digest = await _in_thread(self._digest_staged, fd, expected)
+            digest = await _in_thread(self._digest_staged, staging, expected)
         finally:
-            os.close(fd)
+            staging.close()
         if digest != desc.sha256:
             raise TransferTampered("ciphertext digest does not match the descriptor")
         file_id = self._store(path, desc)
@@ -781,7 +783,7 @@ class TransferEngine:
         path.unlink(missing_ok=True)
         return file_id
 
-    async def _fetch(self, run: _Run, cipher: ChunkCipher, fd: int,
+    async def _fetch(self, run: _Run, cipher: ChunkCipher, staging: PositionalFile,
                      desc: AttachmentDescriptor, index: int) -> int:
         transport = self.transport
         data = await self._call(run, lambda: blob_api.get_chunk(transport(), desc.blob_id, index))
@@ -793,30 +795,31 @@ class TransferEngine:
                 cipher.open(index, data)
             except FileTampered as exc:
                 raise TransferTampered(str(exc)) from None
-            os.pwrite(fd, data, HEADER_SIZE + cipher.sealed_offset(index))
+            staging.write_at(data, HEADER_SIZE + cipher.sealed_offset(index))
 
         await _in_thread(check_and_write)
         return len(data)
 
     @staticmethod
-    def _verify_staged(fd: int, cipher: ChunkCipher, done: frozenset[int]) -> frozenset[int]:
+    def _verify_staged(staging: PositionalFile, cipher: ChunkCipher, done: frozenset[int],
+                       ) -> frozenset[int]:
         """The chunks marked done whose staged bytes still open (a crash can lose writes)."""
         good = set()
         for index in done:
-            sealed = os.pread(fd, cipher.sealed_size(index),
-                              HEADER_SIZE + cipher.sealed_offset(index))
+            sealed = bytes(staging.read_at(cipher.sealed_size(index),
+                                           HEADER_SIZE + cipher.sealed_offset(index)))
             with contextlib.suppress(FileTampered):
                 cipher.open(index, sealed)
                 good.add(index)
         return frozenset(good)
 
     @staticmethod
-    def _digest_staged(fd: int, end: int) -> str:
-        os.fsync(fd)
+    def _digest_staged(staging: PositionalFile, end: int) -> str:
+        staging.fsync()
         hasher = hashlib.sha256()
         offset = HEADER_SIZE
         while offset < end:
-            block = os.pread(fd, min(1 << 20, end - offset), offset)
+            block = staging.read_at(min(1 << 20, end - offset), offset)
             if not block:
                 break
             hasher.update(block)
