@@ -36,6 +36,7 @@ class ApprovalsPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("approvals")
         self._service, self._runner = service, runner
+        self._inflight = 0
         self.requests: list[ApprovalRequest] = []
         self.policy_box = QGroupBox()
         self.policy_text = QLabel()
@@ -91,10 +92,24 @@ class ApprovalsPanel(QWidget):
         self._selected()
         self.retranslate()
 
-    def _run(self, coro, done) -> None:
+    @property
+    def busy(self) -> int:
+        """Requests of this page still under way."""
+        return self._inflight
+
+    def _run(self, coro, done, on_error=None) -> None:
         show_form_error(self.error, "")
-        self._runner.run_task(coro, owner=self, on_result=done,
-                              on_error=lambda message: show_form_error(self.error, message))
+        self._inflight += 1
+
+        def result(value) -> None:
+            self._inflight -= 1
+            done(value)
+
+        def error(message: str) -> None:
+            self._inflight -= 1
+            (on_error or (lambda m: show_form_error(self.error, m)))(message)
+
+        self._runner.run_task(coro, owner=self, on_result=result, on_error=error)
 
     def load_all(self) -> None:
         self._run(self._service.policy(), self._show_policy)

@@ -10,7 +10,6 @@ log line or the audit detail -- the server keeps it for the reviewer only.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -31,6 +30,7 @@ from app.services.access_review import (
     clean_reason,
 )
 from app.ui.asyncbridge import TaskRunner
+from app.ui.audit.texts import fit_bold
 from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 from app.ui.phi import mark_phi
@@ -151,10 +151,7 @@ class BreakGlassDialog(QDialog):
             "Why you need access now, e.g. \"Unresponsive patient in resus, need medication "
             "history\""))
         self.submit.setText(self.tr("Request emergency access"))
-        # The default button is drawn bold by the theme: leave room for that.
-        bold = QFont(self.submit.font())
-        bold.setBold(True)
-        self.submit.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(self.submit.text()) + 48)
+        fit_bold(self.submit)
         self.setAccessibleName(self.tr("Emergency access"))
         self._update()
 

@@ -44,7 +44,7 @@ from app.services.access_review import (
     review_decision,
 )
 from app.ui.asyncbridge import TaskRunner
-from app.ui.audit.texts import timestamp
+from app.ui.audit.texts import clock_time, fit_bold, timestamp
 from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 from app.ui.phi import PhiLabel, mark_phi
@@ -73,7 +73,9 @@ def _table(columns: int, name: str) -> QTableWidget:
 
 def _fill_row(table: QTableWidget, row: int, cells: list[str]) -> None:
     for column, text in enumerate(cells):
-        table.setItem(row, column, QTableWidgetItem(text))
+        item = QTableWidgetItem(text)
+        item.setToolTip(text)  # the whole text where the column cuts it
+        table.setItem(row, column, item)
 
 
 class ChainStatusLabel(QLabel):
@@ -94,9 +96,14 @@ class ChainStatusLabel(QLabel):
             colour = "#555555"
         elif report.ok:
             self.state = "ok"
-            self.setText(fill(self.tr(
-                "✔ Audit chain verified: %1 entries, %2 device chains intact"),
-                str(report.server.entries), str(len(report.devices))))
+            if report.devices:
+                self.setText(fill(self.tr(
+                    "✔ Audit chain verified: %1 entries; all %2 device chains intact"),
+                    str(report.server.entries), str(len(report.devices))))
+            else:
+                self.setText(fill(self.tr(
+                    "✔ Audit chain verified: %1 entries; no device chains yet"),
+                    str(report.server.entries)))
             colour = "#1b6e2a"
         else:
             self.state = "broken"
@@ -155,25 +162,30 @@ class FilterForm(QWidget):
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(4)
         fields = [self.user, self.device, self.room, self.action, self.outcome]
         for i, (label, field) in enumerate(zip(self.labels[:5], fields, strict=True)):
             label.setBuddy(field)
             grid.addWidget(label, i // 3 * 2, i % 3)
             grid.addWidget(field, i // 3 * 2 + 1, i % 3)
+        # The time range goes in the third column of the second row, buttons below it all.
+        self.labels[5].setBuddy(self.use_period)
+        grid.addWidget(self.labels[5], 2, 2)
         period = QHBoxLayout()
+        period.setSpacing(4)
         period.addWidget(self.use_period)
         period.addWidget(self.from_time, 1)
         period.addWidget(QLabel("–"))
         period.addWidget(self.to_time, 1)
-        grid.addWidget(self.labels[5], 2, 2)
-        grid.addLayout(period, 4, 0, 1, 2)
+        grid.addLayout(period, 3, 2)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.clear)
         buttons.addWidget(self.search)
-        grid.addLayout(buttons, 4, 2)
+        grid.addLayout(buttons, 4, 0, 1, 3)
         for column in range(3):
             grid.setColumnStretch(column, 1)
+        grid.setColumnStretch(2, 2)
         self.retranslate()
 
     def value(self) -> ReviewFilter:
@@ -193,16 +205,20 @@ class FilterForm(QWidget):
 
     def retranslate(self) -> None:
         names = (self.tr("&User"), self.tr("&Device"), self.tr("Consult / &patient"),
-                 self.tr("&Action"), self.tr("&Outcome"), self.tr("Time"))
+                 self.tr("&Action"), self.tr("&Outcome"), self.tr("&Time"))
         for label, name in zip(self.labels, names, strict=True):
             label.setText(name)
         self.user.setPlaceholderText(self.tr("user name"))
         self.device.setPlaceholderText(self.tr("device id"))
         self.room.setPlaceholderText(self.tr("consult id"))
-        self.action.lineEdit().setPlaceholderText(self.tr("any (client.file.* for a prefix)"))
+        self.action.lineEdit().setPlaceholderText(self.tr("any"))
+        self.action.setToolTip(self.tr("An action, or a prefix ending in * (client.file.*)"))
         self.outcome.setItemText(0, self.tr("any"))
-        self.use_period.setText(self.tr("Only from"))
+        self.use_period.setText(self.tr("only"))
+        self.use_period.setToolTip(self.tr("Only entries from the first time (inclusive) to "
+                                           "the second (exclusive)"))
         self.search.setText(self.tr("&Search"))
+        fit_bold(self.search)
         self.clear.setText(self.tr("Clear"))
 
 
@@ -214,6 +230,7 @@ class AccessReviewPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("accessReview")
         self._service, self._runner = service, runner
+        self._inflight = 0
         self.entries: list[LogEntry] = []
         self.alerts: list[Alert] = []
         self.queue: list[BreakGlassEntry] = []
@@ -373,10 +390,24 @@ class AccessReviewPanel(QWidget):
         self.load_break_glass()
         self.load_policy()
 
-    def _run(self, coro, done) -> None:
+    @property
+    def busy(self) -> int:
+        """Requests of this page still under way."""
+        return self._inflight
+
+    def _run(self, coro, done, on_error=None) -> None:
         show_form_error(self.error, "")
-        self._runner.run_task(coro, owner=self, on_result=done,
-                              on_error=lambda message: show_form_error(self.error, message))
+        self._inflight += 1
+
+        def result(value) -> None:
+            self._inflight -= 1
+            done(value)
+
+        def error(message: str) -> None:
+            self._inflight -= 1
+            (on_error or (lambda m: show_form_error(self.error, m)))(message)
+
+        self._runner.run_task(coro, owner=self, on_result=result, on_error=error)
 
     def check_chain(self) -> None:
         self._run(self._service.chain(), self.chain.show_report)
@@ -390,10 +421,10 @@ class AccessReviewPanel(QWidget):
         table.setRowCount(len(entries))
         for row, e in enumerate(entries):
             _fill_row(table, row, [
-                timestamp(e.ts_ms), self._service.name(e.actor_user_id),
-                (e.device_id or "")[:12], e.action, e.room_id or "", e.outcome, str(e.seq)])
+                timestamp(e.ts_ms), self._service.name(e.actor_user_id), e.action, e.outcome,
+                e.room_id or "", (e.device_id or "")[:12], str(e.seq)])
             if e.outcome != "ok":
-                table.item(row, 5).setForeground(Qt.GlobalColor.darkRed)
+                table.item(row, 3).setForeground(Qt.GlobalColor.darkRed)
         self.log_count.setText(fill(self.tr("%1 entries (newest first)"), str(len(entries))))
 
     def load_alerts(self) -> None:
@@ -429,8 +460,8 @@ class AccessReviewPanel(QWidget):
         for row, e in enumerate(entries):
             decision, _ = review_decision(e)
             _fill_row(table, row, [
-                timestamp(e.created_ms), self._service.name(e.user_id), e.room_id,
-                timestamp(e.expires_ms), self._decision_text(decision)])
+                timestamp(e.created_ms)[:16], self._service.name(e.user_id), e.room_id,
+                clock_time(e.expires_ms), self._decision_text(decision)])
         waiting = sum(1 for e in entries if e.reviewed_ms is None)
         self.bg_count.setText(fill(self.tr("%1 waiting for review"), str(waiting)))
         self.tabs.setTabText(2, fill(self.tr("Emergency access review (%1)"), str(waiting)))
@@ -511,9 +542,8 @@ class AccessReviewPanel(QWidget):
     def export(self) -> None:
         fmt = str(self.export_format.currentData())
         self.export_button.setEnabled(False)
-        self._runner.run_task(
-            self._service.export(fmt, self.filters.value()), owner=self,
-            on_result=lambda result: self._exported(fmt, result), on_error=self._export_failed)
+        self._run(self._service.export(fmt, self.filters.value()),
+                  lambda result: self._exported(fmt, result), self._export_failed)
 
     def _export_failed(self, message: str) -> None:
         self.export_button.setEnabled(True)
@@ -572,8 +602,8 @@ class AccessReviewPanel(QWidget):
         self.tabs.setTabText(2, self.tr("Emergency access review"))
         self.tabs.setTabText(3, self.tr("Export"))
         self.log_table.setHorizontalHeaderLabels([
-            self.tr("Time"), self.tr("User"), self.tr("Device"), self.tr("Action"),
-            self.tr("Consult / patient"), self.tr("Outcome"), self.tr("#")])
+            self.tr("Time"), self.tr("User"), self.tr("Action"), self.tr("Outcome"),
+            self.tr("Consult / patient"), self.tr("Device"), self.tr("#")])
         self.alert_table.setHorizontalHeaderLabels([
             self.tr("Time"), self.tr("Rule"), self.tr("User"), self.tr("Count"),
             self.tr("What")])

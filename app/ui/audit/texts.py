@@ -36,3 +36,12 @@ def role_in_room(role: str) -> str:
         "member": translate("AccessTexts", "Member"),
         "observer": translate("AccessTexts", "Observer (read only)"),
     }.get(role, role)
+
+
+def fit_bold(button) -> None:
+    """A default button is drawn bold by the theme: leave room for its text in bold."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    bold = QFont(button.font())
+    bold.setBold(True)
+    button.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(button.text()) + 48)

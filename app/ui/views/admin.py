@@ -37,9 +37,8 @@ class AdminView(PlaceholderView):
             return (
                 translate("AdminView", "Access review"),
                 translate("AdminView",
-                          "Who did what, on which device, for which consult -- from the "
-                          "server's tamper-evident audit log. Emergency access waits here "
-                          "for your sign-off."),
+                          "Who did what, on which device, for which consult: the server's "
+                          "tamper-evident audit log."),
                 "",
             )
         if self._role == "it_admin":
@@ -84,6 +83,8 @@ class AdminView(PlaceholderView):
             layout = self.layout()
             layout.takeAt(layout.count() - 1)  # the placeholder's stretch
             layout.addWidget(panel, 1)
+            layout.setContentsMargins(24, 16, 24, 12)
+            layout.setSpacing(8)
         self.retranslate()
 
     def retranslate(self) -> None:
