@@ -143,13 +143,15 @@ def test_set_pin_step_then_unlock_with_the_pin(qtbot, signed_in, save_screenshot
     qtbot.waitUntil(lambda: window.login.pin_dialog is None)
     assert service.pin.is_set
 
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
     lock_by_idling(controller, clock)
     screen = window.lock_screen
     assert window.pages.currentWidget() is screen and visible_phi() == []
     assert screen.mode == PIN and screen.pin.isVisible() and not screen.password.isVisible()
     assert screen.switch_button.isVisible()
     assert screen.switch_button.text() == "Use password instead"
-    assert screen.pin.hasFocus() or not window.isActiveWindow()
+    assert QApplication.focusWidget() is screen.pin  # type the PIN at once
 
     submit(qtbot, screen, screen.pin, "739204")
     assert screen.error.text() == (
