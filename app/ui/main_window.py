@@ -29,7 +29,6 @@ from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
-    QMenu,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -327,12 +326,12 @@ class MainWindow(QMainWindow):
     # -- menus -------------------------------------------------------------------------------
 
     def _build_menus(self) -> None:
-        """The menu bar's titles: what the first frame shows of the menus."""
-        self.file_menu = QMenu(self)
-        self.view_menu = QMenu(self)
-        self.help_menu = QMenu(self)
-        for menu in (self.file_menu, self.view_menu, self.help_menu):
-            self.menuBar().addMenu(menu)
+        """The menu bar's titles: what the first frame shows of the menus. (Made by the menu
+        bar from a title: adding a ready QMenu would return a QAction, one more Qt type.)"""
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("")
+        self.view_menu = bar.addMenu("")
+        self.help_menu = bar.addMenu("")
 
     def _build_menu_actions(self) -> None:
         """The menus' contents (idempotent). Until then the menus are empty titles; the

@@ -166,10 +166,9 @@ def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
         assert module not in report["modules"], module
     # Qt types whose Python side (PySide6 builds each type's enums at its first use) the first
     # frame does without: the style (Fusion comes as an argument of the QApplication), the
-    # menus' action groups and key sequences (built right after the frame), the window icon.
-    # (QAction itself is there: adding a menu to the menu bar returns one.)
-    for qt_type in ("QStyle", "QCommonStyle", "QActionGroup", "QKeySequence", "QIcon",
-                    "QLibraryInfo"):
+    # menus' actions and key sequences (built right after the frame), the window icon.
+    for qt_type in ("QStyle", "QCommonStyle", "QAction", "QActionGroup", "QKeySequence",
+                    "QIcon", "QLibraryInfo"):
         assert qt_type not in report["qt"], qt_type
     assert report["style"] == "fusion"  # the same style as setStyle("Fusion") gave
     # No cyclic GC until the frame; back on right after it, whatever the path.
