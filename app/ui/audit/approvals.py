@@ -27,6 +27,7 @@ from app.services.access_review import AccessReviewService, ApprovalRequest, Aud
 from app.ui.asyncbridge import TaskRunner
 from app.ui.audit.texts import timestamp
 from app.ui.form_error import show_form_error
+from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
 
@@ -136,7 +137,8 @@ class ApprovalsPanel(QWidget):
                     f"#{r.id} {self._kind_text(r.kind)}", self._service.name(r.requested_by),
                     timestamp(r.requested_ms), params)):
                 self.table.setItem(row, column, QTableWidgetItem(text))
-        self.requests_box.setTitle(self.tr("Waiting for your approval (%n)", "", len(requests)))
+        self.requests_box.setTitle(fill(self.tr("Waiting for your approval (%1)"),
+                                        str(len(requests))))
         if requests:
             self.table.selectRow(0)
         self._selected()

@@ -112,9 +112,9 @@ class BreakGlassDialog(QDialog):
         try:
             reason = clean_reason(self.reason.toPlainText())
         except ReasonRefused:
-            show_form_error(self.error, self.tr(
-                "Give the reason for emergency access: at least %n characters.", "",
-                MIN_REASON_CHARS))
+            show_form_error(self.error, fill(self.tr(
+                "Give the reason for emergency access: at least %1 characters."),
+                str(MIN_REASON_CHARS)))
             return
         if not room:
             return

@@ -62,6 +62,22 @@
         <source>Until then, use the server's admin command (safeconsult-server admin).</source>
         <translation>在此之前，请使用服务器的管理命令（safeconsult-server admin）。</translation>
     </message>
+    <message>
+        <source>Access review</source>
+        <translation>访问审查</translation>
+    </message>
+    <message>
+        <source>Approvals</source>
+        <translation>审批</translation>
+    </message>
+    <message>
+        <source>Requests that need a second person: audit exports and audit policy changes.</source>
+        <translation>需要第二人批准的申请：审计导出和审计策略变更。</translation>
+    </message>
+    <message>
+        <source>Who did what, on which device, for which consult: the server's tamper-evident audit log.</source>
+        <translation>谁在哪台设备上对哪个会诊做了什么：服务器的防篡改审计日志。</translation>
+    </message>
 </context>
 <context>
     <name>ChatView</name>
@@ -175,6 +191,42 @@
     <message>
         <source>When a colleague invites you, the consult appears here without a restart.</source>
         <translation>同事邀请您后，会诊会直接出现在这里，无需重新启动。</translation>
+    </message>
+    <message>
+        <source>Access</source>
+        <translation>访问权限</translation>
+    </message>
+    <message>
+        <source>Consult</source>
+        <translation>会诊</translation>
+    </message>
+    <message>
+        <source>Emergency access…</source>
+        <translation>紧急访问…</translation>
+    </message>
+    <message>
+        <source>Not a member, and a patient needs care now? Use Emergency access: it is recorded and reviewed by an auditor afterwards.</source>
+        <translation>不是成员，但患者需要立即救治？请使用“紧急访问”：它会被记录，并由审计员事后审核。</translation>
+    </message>
+    <message>
+        <source>Read-only access to a consult you are not a member of, for a limited time; recorded and reviewed</source>
+        <translation>对您不是成员的会诊进行有时限的只读访问；会被记录和审核</translation>
+    </message>
+    <message>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+    <message>
+        <source>The consults you may open, your role in each and how long your access lasts. Access granted for a limited time ends on its own.</source>
+        <translation>您可以打开的会诊、您在其中的角色以及访问期限。有时限的访问到期自动结束。</translation>
+    </message>
+    <message>
+        <source>Your consults</source>
+        <translation>您的会诊</translation>
+    </message>
+    <message>
+        <source>Your role</source>
+        <translation>您的角色</translation>
     </message>
 </context>
 <context>
@@ -1375,6 +1427,471 @@
     <message>
         <source>Compare numbers instead (no emoji on their screen)</source>
         <translation>改为比对数字（对方屏幕无法显示表情符号时）</translation>
+    </message>
+</context>
+<context>
+    <name>AccessReviewPanel</name>
+    <message>
+        <source>#</source>
+        <translation>#</translation>
+    </message>
+    <message>
+        <source>%1 alerts</source>
+        <translation>%1 条警报</translation>
+    </message>
+    <message>
+        <source>%1 by %2 on %3</source>
+        <translation>%1，由 %2 于 %3</translation>
+    </message>
+    <message>
+        <source>%1 entries (newest first)</source>
+        <translation>%1 条记录（最新在前）</translation>
+    </message>
+    <message>
+        <source>%1 waiting for review</source>
+        <translation>%1 条待审核</translation>
+    </message>
+    <message>
+        <source>&amp;Approve (justified)</source>
+        <translation>批准（理由充分）(&amp;A)</translation>
+    </message>
+    <message>
+        <source>&amp;Flag for follow-up</source>
+        <translation>标记待跟进(&amp;F)</translation>
+    </message>
+    <message>
+        <source>Access until</source>
+        <translation>访问截止</translation>
+    </message>
+    <message>
+        <source>Action</source>
+        <translation>操作</translation>
+    </message>
+    <message>
+        <source>Alerts</source>
+        <translation>警报</translation>
+    </message>
+    <message>
+        <source>Alerts (%1)</source>
+        <translation>警报 (%1)</translation>
+    </message>
+    <message>
+        <source>Approved</source>
+        <translation>已批准</translation>
+    </message>
+    <message>
+        <source>Audit log</source>
+        <translation>审计日志</translation>
+    </message>
+    <message>
+        <source>Bulk downloads/exports</source>
+        <translation>批量下载/导出</translation>
+    </message>
+    <message>
+        <source>CSV</source>
+        <translation>CSV</translation>
+    </message>
+    <message>
+        <source>Check chain</source>
+        <translation>校验链</translation>
+    </message>
+    <message>
+        <source>Consult / patient</source>
+        <translation>会诊 / 患者</translation>
+    </message>
+    <message>
+        <source>Count</source>
+        <translation>次数</translation>
+    </message>
+    <message>
+        <source>Device</source>
+        <translation>设备</translation>
+    </message>
+    <message>
+        <source>Download approved export</source>
+        <translation>下载已批准的导出</translation>
+    </message>
+    <message>
+        <source>Emergency access</source>
+        <translation>紧急访问</translation>
+    </message>
+    <message>
+        <source>Emergency access review</source>
+        <translation>紧急访问审核</translation>
+    </message>
+    <message>
+        <source>Emergency access review (%1)</source>
+        <translation>紧急访问审核 (%1)</translation>
+    </message>
+    <message>
+        <source>Export</source>
+        <translation>导出</translation>
+    </message>
+    <message>
+        <source>Export not saved.</source>
+        <translation>导出未保存。</translation>
+    </message>
+    <message>
+        <source>Export request #%1 was approved: download it once.</source>
+        <translation>导出申请 #%1 已获批准：可下载一次。</translation>
+    </message>
+    <message>
+        <source>Export saved: %1</source>
+        <translation>导出已保存：%1</translation>
+    </message>
+    <message>
+        <source>Exports are available at once. Each one is recorded in the audit log.</source>
+        <translation>导出立即可用。每次导出都会记入审计日志。</translation>
+    </message>
+    <message>
+        <source>Exports need a second person's approval (an IT administrator) before you can download them.</source>
+        <translation>导出需经第二人（IT 管理员）批准后才能下载。</translation>
+    </message>
+    <message>
+        <source>Exports the entries that match the filters of the Audit log tab. FHIR gives a Bundle of AuditEvent resources.</source>
+        <translation>导出与“审计日志”页筛选条件匹配的记录。FHIR 格式为 AuditEvent 资源的 Bundle。</translation>
+    </message>
+    <message>
+        <source>Export…</source>
+        <translation>导出…</translation>
+    </message>
+    <message>
+        <source>Failed logins</source>
+        <translation>登录失败</translation>
+    </message>
+    <message>
+        <source>Flagged</source>
+        <translation>已标记</translation>
+    </message>
+    <message>
+        <source>HL7 FHIR AuditEvent</source>
+        <translation>HL7 FHIR AuditEvent</translation>
+    </message>
+    <message>
+        <source>JSON lines</source>
+        <translation>JSON Lines</translation>
+    </message>
+    <message>
+        <source>New network</source>
+        <translation>新网络</translation>
+    </message>
+    <message>
+        <source>Out of hours</source>
+        <translation>非工作时间</translation>
+    </message>
+    <message>
+        <source>Outcome</source>
+        <translation>结果</translation>
+    </message>
+    <message>
+        <source>Reason given</source>
+        <translation>所填理由</translation>
+    </message>
+    <message>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+    <message>
+        <source>Requested</source>
+        <translation>申请时间</translation>
+    </message>
+    <message>
+        <source>Review</source>
+        <translation>审核</translation>
+    </message>
+    <message>
+        <source>Reviewed</source>
+        <translation>已审核</translation>
+    </message>
+    <message>
+        <source>Reviewer's &amp;note</source>
+        <translation>审核备注(&amp;N)</translation>
+    </message>
+    <message>
+        <source>Rule</source>
+        <translation>规则</translation>
+    </message>
+    <message>
+        <source>Save the export</source>
+        <translation>保存导出</translation>
+    </message>
+    <message>
+        <source>Show signed-off</source>
+        <translation>显示已审核</translation>
+    </message>
+    <message>
+        <source>The export could not be written there. Choose another folder.</source>
+        <translation>无法写入该位置。请选择其他文件夹。</translation>
+    </message>
+    <message>
+        <source>Time</source>
+        <translation>时间</translation>
+    </message>
+    <message>
+        <source>User</source>
+        <translation>用户</translation>
+    </message>
+    <message>
+        <source>Waiting for a second approval (request #%1). An IT administrator must approve it; then download it here.</source>
+        <translation>等待第二人批准（申请 #%1）。须由 IT 管理员批准，之后在此下载。</translation>
+    </message>
+    <message>
+        <source>Waiting for review</source>
+        <translation>待审核</translation>
+    </message>
+    <message>
+        <source>What</source>
+        <translation>内容</translation>
+    </message>
+    <message>
+        <source>What you checked, and with whom</source>
+        <translation>您核实了什么，与谁核实</translation>
+    </message>
+</context>
+<context>
+    <name>AccessTexts</name>
+    <message>
+        <source>Emergency access until %1</source>
+        <translation>紧急访问至 %1</translation>
+    </message>
+    <message>
+        <source>Member</source>
+        <translation>成员</translation>
+    </message>
+    <message>
+        <source>No end date</source>
+        <translation>无截止时间</translation>
+    </message>
+    <message>
+        <source>Observer (read only)</source>
+        <translation>观察者（只读）</translation>
+    </message>
+    <message>
+        <source>Owner</source>
+        <translation>所有者</translation>
+    </message>
+    <message>
+        <source>Until %1</source>
+        <translation>至 %1</translation>
+    </message>
+</context>
+<context>
+    <name>ApprovalsPanel</name>
+    <message>
+        <source>&amp;Approve</source>
+        <translation>批准(&amp;A)</translation>
+    </message>
+    <message>
+        <source>&amp;Deny</source>
+        <translation>拒绝(&amp;D)</translation>
+    </message>
+    <message>
+        <source>Approving, revoking and wiping devices, and managing users, are done with the server's admin command (safeconsult-server admin) for now. You cannot approve your own request, and the audit trail itself is for auditors only.</source>
+        <translation>目前设备的批准、吊销和擦除以及用户管理，请使用服务器的管理命令（safeconsult-server admin）。您不能批准自己的申请；审计记录本身仅供审计员查看。</translation>
+    </message>
+    <message>
+        <source>Audit export</source>
+        <translation>审计导出</translation>
+    </message>
+    <message>
+        <source>Audit exports need a second person's approval: </source>
+        <translation>审计导出需要第二人批准：</translation>
+    </message>
+    <message>
+        <source>Audit policy</source>
+        <translation>审计策略</translation>
+    </message>
+    <message>
+        <source>Audit policy change</source>
+        <translation>审计策略变更</translation>
+    </message>
+    <message>
+        <source>Details</source>
+        <translation>详情</translation>
+    </message>
+    <message>
+        <source>Devices and users</source>
+        <translation>设备和用户</translation>
+    </message>
+    <message>
+        <source>Policy changes need a second IT administrator: </source>
+        <translation>策略变更需要第二位 IT 管理员：</translation>
+    </message>
+    <message>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+    <message>
+        <source>Request</source>
+        <translation>申请</translation>
+    </message>
+    <message>
+        <source>Requested by</source>
+        <translation>申请人</translation>
+    </message>
+    <message>
+        <source>Waiting for your approval</source>
+        <translation>等待您批准</translation>
+    </message>
+    <message>
+        <source>Waiting for your approval (%1)</source>
+        <translation>等待您批准 (%1)</translation>
+    </message>
+    <message>
+        <source>When</source>
+        <translation>时间</translation>
+    </message>
+    <message>
+        <source>no</source>
+        <translation>否</translation>
+    </message>
+    <message>
+        <source>yes</source>
+        <translation>是</translation>
+    </message>
+</context>
+<context>
+    <name>BreakGlassDialog</name>
+    <message>
+        <source>%1 characters (at least %2, at most %3)</source>
+        <translation>%1 个字符（至少 %2，最多 %3）</translation>
+    </message>
+    <message>
+        <source>&amp;Consult ID</source>
+        <translation>会诊 ID(&amp;C)</translation>
+    </message>
+    <message>
+        <source>&amp;Reason</source>
+        <translation>理由(&amp;R)</translation>
+    </message>
+    <message>
+        <source>Emergency access</source>
+        <translation>紧急访问</translation>
+    </message>
+    <message>
+        <source>Emergency access to a consult</source>
+        <translation>紧急访问会诊</translation>
+    </message>
+    <message>
+        <source>Give the reason for emergency access: at least %1 characters.</source>
+        <translation>请填写紧急访问的理由：至少 %1 个字符。</translation>
+    </message>
+    <message>
+        <source>Request emergency access</source>
+        <translation>申请紧急访问</translation>
+    </message>
+    <message>
+        <source>Use this only when a patient needs care now and you are not a member of the consult. You get read-only access for a limited time. Your name, this device, the time and your reason are recorded, and an auditor reviews every emergency access afterwards.</source>
+        <translation>仅在患者需要立即救治而您不是该会诊成员时使用。您将获得有时限的只读访问。您的姓名、本设备、时间和理由都会被记录，每次紧急访问事后都由审计员审核。</translation>
+    </message>
+    <message>
+        <source>Why you need access now, e.g. "Unresponsive patient in resus, need medication history"</source>
+        <translation>为何现在需要访问，例如“抢救室患者无反应，需要用药史”</translation>
+    </message>
+</context>
+<context>
+    <name>ChainStatusLabel</name>
+    <message>
+        <source>Audit chain: not checked yet</source>
+        <translation>审计链：尚未校验</translation>
+    </message>
+    <message>
+        <source>device %1: %2 problems, gaps %3</source>
+        <translation>设备 %1：%2 个问题，缺口 %3</translation>
+    </message>
+    <message>
+        <source>first broken entry #%1 (%2)</source>
+        <translation>首个损坏记录 #%1（%2）</translation>
+    </message>
+    <message>
+        <source>✔ Audit chain verified: %1 entries; all %2 device chains intact</source>
+        <translation>✔ 审计链已校验：%1 条记录；全部 %2 条设备链完好</translation>
+    </message>
+    <message>
+        <source>✔ Audit chain verified: %1 entries; no device chains yet</source>
+        <translation>✔ 审计链已校验：%1 条记录；尚无设备链</translation>
+    </message>
+    <message>
+        <source>✖ Audit chain broken: </source>
+        <translation>✖ 审计链已损坏：</translation>
+    </message>
+</context>
+<context>
+    <name>EmergencyAccessBanner</name>
+    <message>
+        <source>(%1 consults)</source>
+        <translation>（%1 个会诊）</translation>
+    </message>
+    <message>
+        <source>Emergency access</source>
+        <translation>紧急访问</translation>
+    </message>
+    <message>
+        <source>Emergency access active until %1 — reviewed afterwards</source>
+        <translation>紧急访问有效至 %1 — 事后将被审核</translation>
+    </message>
+</context>
+<context>
+    <name>FilterForm</name>
+    <message>
+        <source>&amp;Action</source>
+        <translation>操作(&amp;A)</translation>
+    </message>
+    <message>
+        <source>&amp;Device</source>
+        <translation>设备(&amp;D)</translation>
+    </message>
+    <message>
+        <source>&amp;Outcome</source>
+        <translation>结果(&amp;O)</translation>
+    </message>
+    <message>
+        <source>&amp;Search</source>
+        <translation>搜索(&amp;S)</translation>
+    </message>
+    <message>
+        <source>&amp;Time</source>
+        <translation>时间(&amp;T)</translation>
+    </message>
+    <message>
+        <source>&amp;User</source>
+        <translation>用户(&amp;U)</translation>
+    </message>
+    <message>
+        <source>An action, or a prefix ending in * (client.file.*)</source>
+        <translation>一个操作，或以 * 结尾的前缀（client.file.*）</translation>
+    </message>
+    <message>
+        <source>Clear</source>
+        <translation>清除</translation>
+    </message>
+    <message>
+        <source>Consult / &amp;patient</source>
+        <translation>会诊 / 患者(&amp;P)</translation>
+    </message>
+    <message>
+        <source>Only entries from the first time (inclusive) to the second (exclusive)</source>
+        <translation>仅限从第一个时间（含）到第二个时间（不含）的记录</translation>
+    </message>
+    <message>
+        <source>any</source>
+        <translation>任意</translation>
+    </message>
+    <message>
+        <source>consult id</source>
+        <translation>会诊 ID</translation>
+    </message>
+    <message>
+        <source>device id</source>
+        <translation>设备 ID</translation>
+    </message>
+    <message>
+        <source>only</source>
+        <translation>仅限</translation>
+    </message>
+    <message>
+        <source>user name</source>
+        <translation>用户名</translation>
     </message>
 </context>
 </TS>
