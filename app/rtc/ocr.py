@@ -153,7 +153,7 @@ class OcrWorker:
     matching boxes to ``redactor``. :meth:`offer` is cheap (it keeps a reference)."""
 
     def __init__(self, redactor: Redactor, *, engine: Engine | None = None,
-                 patterns: dict[str, str] | None = None, interval_s: float = 0.75,
+                 patterns: dict[str, str] | None = None, interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.redactor = redactor
         self.engine = engine or TesseractOcr()

@@ -130,12 +130,11 @@ async def test_the_receiver_sees_no_phi_and_black_over_the_tagged_widgets(
             for rect in expected:  # the tagged widgets' rectangles are black at the receiver
                 area = frame[rect.y():rect.y() + rect.height(), rect.x():rect.x() + rect.width()]
                 assert area.mean() < 12 and np.percentile(area, 99) < 60
-        last = shown[-1]
-        text = ocr_text(last)
-        assert "Ward" in text and "notes" in text  # the OCR check can read what is sent
-        for secret in ("48213377", "Jane", "Example", "0042917", "PT-"):
-            for frame in shown[-3:]:
-                assert secret not in ocr_text(frame), secret
+        for frame in (shown[0], shown[-1]):
+            text = ocr_text(frame)
+            assert "Ward" in text and "notes" in text  # the OCR check reads what is sent
+            for secret in ("48213377", "Jane", "Example", "0042917", "PT-"):
+                assert secret not in text, secret
         # The preview shows the frames being sent, and they were all redacted or black.
         assert share.preview.frames_shown >= len(frames)
         assert set(share.redactor.stats.blank) <= {Outcome.OCR_MISSING.value,

@@ -19,6 +19,7 @@ is grabbed: a locked snapshot is pushed and the track sends black.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -36,12 +37,22 @@ log = logging.getLogger(__name__)
 Geometry = Callable[[QWidget], list[QRect]]  # PHI rects of a window, in its own coordinates
 
 
-def qimage_to_rgb(image: QImage) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB copy of ``image`` (its own memory, safe to hand to a thread)."""
-    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
-    rows = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
-    return rows.reshape(height, stride)[:, : width * 3].reshape(height, width, 3).copy()
+_BGRA_IN_MEMORY = (QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32,
+                   QImage.Format.Format_ARGB32_Premultiplied)
+
+
+def qimage_pixels(image: QImage) -> tuple[np.ndarray, QImage]:
+    """``image`` as an (H, W, 4) BGRA array *viewing* its memory (no conversion, no copy:
+    what ``grab()`` gives on little-endian machines), else as an (H, W, 3) RGB array of a
+    converted copy. Returns the QImage that owns the memory: keep it with the array."""
+    if sys.byteorder == "little" and image.format() in _BGRA_IN_MEMORY:
+        owner, channels = image, 4
+    else:
+        owner, channels = image.convertToFormat(QImage.Format.Format_RGB888), 3
+    height, width, stride = owner.height(), owner.width(), owner.bytesPerLine()
+    rows = np.frombuffer(owner.constBits(), dtype=np.uint8, count=stride * height)
+    pixels = rows.reshape(height, stride)[:, : width * channels].reshape(height, width, channels)
+    return pixels, owner
 
 
 def to_image_rects(rects: list[QRect], ratio: float, offset: QPoint | None = None) -> list[Rect]:
@@ -93,11 +104,13 @@ class WindowCapture(QObject):
             self.push_locked()
             return
         image: np.ndarray | None = None
+        owner: QImage | None = None
         rects: tuple[Rect, ...] | None = None
         captured_at = geometry_at = self._clock()
         try:
             pixmap, origin = self._grab()
-            image = qimage_to_rgb(pixmap.toImage())
+            # No conversion or copy here: the track's worker copies while redacting.
+            image, owner = qimage_pixels(pixmap.toImage())
             captured_at = self._clock()
             rects = tuple(self._rects(pixmap.devicePixelRatio(), origin))
             geometry_at = self._clock()
@@ -105,7 +118,8 @@ class WindowCapture(QObject):
             log.warning("screen capture step failed", extra={
                 "event": "screenshare_capture_failed", "reason_code": exc.__class__.__name__})
             rects = None
-        self.push(Snapshot(image, rects, captured_at, geometry_at, locked=self.locked()))
+        self.push(Snapshot(image, rects, captured_at, geometry_at, locked=self.locked(),
+                           owner=owner))
         self.grabs += 1
         self.grab_ms.append((time.perf_counter() - started) * 1000)
         del self.grab_ms[:-200]

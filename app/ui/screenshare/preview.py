@@ -53,8 +53,11 @@ class FrameView(QWidget):
 
     def set_frame(self, image: np.ndarray) -> None:
         height, width = image.shape[:2]
-        data = np.ascontiguousarray(image[..., :3])
-        qimage = QImage(data.data, width, height, width * 3, QImage.Format.Format_RGB888)
+        data = np.ascontiguousarray(image)
+        if data.ndim == 3 and data.shape[2] == 4:  # BGRA, as grabbed (little-endian RGB32)
+            qimage = QImage(data.data, width, height, width * 4, QImage.Format.Format_RGB32)
+        else:
+            qimage = QImage(data.data, width, height, width * 3, QImage.Format.Format_RGB888)
         self._pixmap = QPixmap.fromImage(qimage)  # copies: ``data`` may go
         self._frame_size = QSize(width, height)
         self.update()

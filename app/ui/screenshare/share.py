@@ -28,7 +28,7 @@ class ScreenShare(QObject):
     def __init__(self, window: QWidget, *, state: AppState | None = None, fps: float = 5.0,
                  policy: RedactionPolicy | None = None, ocr: bool = False,
                  ocr_engine: Engine | None = None, ocr_patterns: dict[str, str] | None = None,
-                 ocr_interval_s: float = 0.75, geometry: Geometry = phi_rects,
+                 ocr_interval_s: float = 1.0, geometry: Geometry = phi_rects,
                  mode: str = "window", preview: bool = True,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -95,16 +95,17 @@ def test_the_preview_shows_exactly_the_redacted_frames_sent(qtbot, share_of):
 
     shown = preview.last_frame
     assert preview.last_outcome is Outcome.REDACTED
-    assert shown.shape == (320, 560, 3)
+    assert shown.shape == (320, 560, 4)  # BGRA as grabbed, no conversion on the GUI thread
     rects = phi_rects(window)
     assert len(rects) == 3  # two PhiLabels and the tagged box
     for rect in rects:
         assert black(shown[rect.top():rect.bottom() + 1, rect.left():rect.right() + 1])
-    assert shown[:, :, :].mean() > 150  # the rest of the window is there (white page)
+    assert shown[..., :3].mean() > 150  # the rest of the window is there (white page)
     # What was encoded is the preview's frame (up to the YUV 4:2:0 round trip).
     sent = frames[-1].to_ndarray(format="rgb24")
-    assert sent.shape == shown.shape
-    assert np.abs(sent.astype(int) - shown.astype(int)).mean() < 6
+    shown_rgb = shown[..., 2::-1]
+    assert sent.shape == shown_rgb.shape
+    assert np.abs(sent.astype(int) - shown_rgb.astype(int)).mean() < 6
     assert "hidden" in preview.status.text()
 
 
@@ -190,19 +191,23 @@ def test_screen_mode_covers_the_phi_of_every_window_of_ours(qtbot, share_of):
     qtbot.addWidget(other)
     other.show()
     qtbot.waitExposed(other)
+    screen = window.screen()
+    # The screen is composed from the windows' backing stores: wait until both are painted.
+    qtbot.waitUntil(lambda: all(
+        screen.grabWindow(0).toImage().pixelColor(point).lightness() > 200
+        for point in (QPoint(300, 300), QPoint(600, 520))))
     share = share_of(window, mode="screen")
     run(qtbot, next_frames(share, 1))
-    frame = share.preview.last_frame if share.preview.frames_shown else None
     qtbot.waitUntil(lambda: share.preview.frames_shown >= 1)
     frame = share.preview.last_frame
-    screen = window.screen().geometry()
+    screen = screen.geometry()
     assert frame.shape[:2] == (screen.height(), screen.width())
     for top in (window, other):
         for rect in phi_rects(top):
             at = top.mapToGlobal(rect.topLeft()) - screen.topLeft()
             area = frame[at.y():at.y() + rect.height(), at.x():at.x() + rect.width()]
             assert area.size and black(area)
-    assert frame.mean() > 20  # the rest of the screen is there
+    assert frame[..., :3].mean() > 20  # the rest of the screen is there
 
 
 @pytest.mark.parametrize("ratio", [1.0, 1.25, 1.5, 2.0])

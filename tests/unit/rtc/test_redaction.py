@@ -165,3 +165,13 @@ def test_required_ocr_must_have_run_recently_on_this_frame_size():
 def test_rect_scaling_grows_outward():
     assert Rect(1, 1, 3, 3).scaled(1.5, 1.5) == Rect(1, 1, 5, 5)
     assert Rect(10, 20, 30, 40).scaled(2, 2) == Rect(20, 40, 60, 80)
+
+
+def test_black_out_on_views_of_other_memory():
+    for make in (lambda b: b[:, ::2], lambda b: b[5:30, 10:90]):  # strided; rows of a larger one
+        base = noisy(40, 120, 4)
+        before = base.copy()
+        view = make(base)
+        black_out(view, [Rect(3, 4, 10, 6)], 1)
+        assert not view[3:11, 2:14, :3].any() and (view[3:11, 2:14, 3] == 255).all()
+        assert (base != before).any(axis=2).sum() == 8 * 12  # nothing else changed
