@@ -136,9 +136,11 @@ def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
         "finish = app.main._after_first_frame\n"
         "def after(window, *args):\n"
         "    finish(window, *args)\n"
+        "    from PySide6.QtWidgets import QApplication\n"
         "    seen['after'] = [window.lock_action.shortcut().toString(),\n"
         "                     window.quit_action.text(), len(window.view_menu.actions()),\n"
-        "                     window.lock_action.isEnabled(), window._observing]\n"
+        "                     window.lock_action.isEnabled(), window._observing,\n"
+        "                     not QApplication.windowIcon().isNull()]\n"
         "app.main._after_first_frame = after\n"
         f"rc = app.main.main(['--screenshot', {str(png)!r},"
         f" '--data-dir', {str(tmp_path / 'd')!r}])\n"
@@ -175,7 +177,7 @@ def test_screenshot_renders_the_login_window_without_heavy_imports(tmp_path):
     assert report["gc"] is False and report["gc_after"] is True
     # The rest of the shell is there before the event loop reads any input.
     assert report["actions"] is False
-    assert report["after"] == ["Ctrl+L", "&Quit", 2, False, True]
+    assert report["after"] == ["Ctrl+L", "&Quit", 2, False, True, True]
     assert "screenshot saved" in result.stdout
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
