@@ -43,7 +43,8 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     chat = ChatService(service)
     verification = VerificationService(chat, audit=service.audit)
     view = workspace.views["chat"]
-    view.configure(runner=runner, chat=chat, verification=verification)
+    view.configure(runner=runner, chat=chat, verification=verification,
+                   app_state=session.state)
     view.destroyed.connect(lambda *_: verification.close())
     runner.run_task(chat.run(), owner=view, on_error=view.show_message)
     workspace.chat_service = chat  # tests and diagnostics

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.chat import ChatMessage, UndecryptedEvent
+from app.services.app_state import AppState
 from app.services.chat import ChatService, SendFailed
 from app.services.verification import VerificationService, VerificationStatus
 from app.ui.asyncbridge import TaskRunner
@@ -56,6 +57,8 @@ class ChatView(PlaceholderView):
         self._runner = TaskRunner(self)
         self.current_room: str | None = None
         self.dialogs: dict[str, VerificationDialog] = {}
+        self._app_state: AppState | None = None
+        self._deferred: list[VerificationStatus] = []
         self._build()
         self.retranslate()
 
@@ -205,7 +208,13 @@ class ChatView(PlaceholderView):
     # -- wiring ----------------------------------------------------------------------------
 
     def configure(self, *, runner: TaskRunner | None = None, chat: ChatService | None = None,
-                  verification: VerificationService | None = None) -> None:
+                  verification: VerificationService | None = None,
+                  app_state: AppState | None = None) -> None:
+        if app_state is not None:
+            # A verification request arriving while the window is locked waits for the
+            # unlock: no dialog over the lock screen, no accepting without the password.
+            self._app_state = app_state
+            observe(app_state.events.locked, self._lock_changed, self)
         if runner is not None:
             self._runner = runner
         if chat is not None:
@@ -220,7 +229,7 @@ class ChatView(PlaceholderView):
             self.stack.setCurrentIndex(1)
         if verification is not None:
             self.verification = verification
-            observe(verification.requested, self.show_verification, self)
+            observe(verification.requested, self._on_request, self)
             observe(verification.changed, self._on_verification, self)
         self.refresh()
 
@@ -479,6 +488,21 @@ class ChatView(PlaceholderView):
         self._runner.run_task(self.verification.start(device.user_id, device.device_id),
                               owner=self, on_result=self.show_verification,
                               on_error=self.show_message)
+
+    def _on_request(self, status: VerificationStatus) -> None:
+        if self._app_state is not None and self._app_state.locked:
+            self._deferred.append(status)
+            return
+        self.show_verification(status)
+
+    def _lock_changed(self, locked: bool) -> None:
+        if locked or self.verification is None:
+            return
+        deferred, self._deferred = self._deferred, []
+        for status in deferred:
+            current = self.verification.status(status.transaction_id)
+            if not current.finished:  # it may have been withdrawn or timed out meanwhile
+                self.show_verification(current)
 
     def show_verification(self, status: VerificationStatus) -> VerificationDialog:
         assert self.verification is not None

@@ -140,3 +140,20 @@ def test_verifying_a_flagged_device_from_the_warning_lifts_it(qtbot, people, ope
     finally:
         bob2.verification.close()
         run(qtbot, bob2_client.close())
+
+
+def test_a_request_arriving_while_locked_waits_for_the_unlock(qtbot, people):
+    from app.services.app_state import AppState
+
+    alice, bob = people("dr.okafor5", "dr.lind5")
+    room = run(qtbot, room_with(alice.client, bob.client))
+    _open_room(bob, room)
+    state = AppState(locked=True)
+    bob.view.configure(app_state=state)
+    status = run(qtbot, alice.verification.start(bob.user_id, bob.device_id))
+    run(qtbot, bob.chat.sync_once())
+    assert bob.verification.status(status.transaction_id).phase is Phase.REQUESTED
+    assert bob.view.dialogs == {}  # nothing over the lock screen
+    state.locked = False
+    (dialog,) = bob.view.dialogs.values()
+    assert dialog.isVisible() and dialog.pages.currentWidget() is dialog.request_page
