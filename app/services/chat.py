@@ -203,7 +203,15 @@ class ChatService:
         (the GUI's TaskRunner): cancelling it stops everything. Also ends when the session
         signs out or is wiped."""
         try:
-            await self.start(background=True)
+            try:
+                await self.start(background=False)
+            except SafeConsultError as exc:  # a refusal or odd answer: the loop tries again
+                log.warning("chat start failed", extra={
+                    "event": "chat_sync_failed",
+                    "reason_code": getattr(exc, "code", "") or exc.__class__.__name__})
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._sync_loop()),
+                           loop.create_task(self._push_loop())]
             await asyncio.gather(*self._tasks)
         finally:
             await self.stop()
