@@ -154,6 +154,8 @@ async def test_the_receiver_sees_no_phi_and_black_over_the_tagged_widgets(
 
         share.stop()  # back to the camera
         assert not call.sharing
+        stopped_at = time.monotonic()
+        await wait_for(lambda: len(received.of((240, 320), stopped_at)) >= 3, 10)
         await alice.ws.session.audit.flush()
         rows = server_db(open_server).connection().execute(
             "SELECT action, object_id FROM audit_log WHERE action LIKE 'client.screen.share%'"
