@@ -75,6 +75,7 @@ class Workspace(QWidget):
         self.user_label.setProperty("role", "subtle")
         self.stack = QStackedWidget()
         self.views: dict[str, PlaceholderView] = {}
+        self._badges: dict[str, int] = {}  # area -> count shown beside its name (unread)
         self._items: dict[str, QListWidgetItem] = {}
         for area in AREAS:
             view = area.view_type()
@@ -122,6 +123,17 @@ class Workspace(QWidget):
         """Show ``banner`` above the views, in every area, for this sign-in."""
         self.banner_area.insertWidget(self.banner_area.count() - 1, banner)
 
+    def set_badge(self, key: str, count: int) -> None:
+        """Show ``count`` beside the area's name (e.g. unread messages); 0 removes it."""
+        self._badges[key] = max(0, count)
+        self._name_area(key)
+
+    def _name_area(self, key: str) -> None:
+        area = next(a for a in AREAS if a.key == key)
+        count = self._badges.get(key, 0)
+        title = area.view_type.title()
+        self._items[key].setText(fill("%1 (%2)", title, str(count)) if count else title)
+
     def visible_areas(self) -> list[str]:
         return [key for key, item in self._items.items() if not item.isHidden()]
 
@@ -155,7 +167,7 @@ class Workspace(QWidget):
 
     def retranslate(self) -> None:
         for area in AREAS:
-            self._items[area.key].setText(area.view_type.title())
+            self._name_area(area.key)
         self.navigation.setAccessibleName(self.tr("Areas"))
         self._show_user(self._state.user)
 

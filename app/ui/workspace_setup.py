@@ -43,6 +43,7 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     chat = ChatService(service)
     verification = VerificationService(chat, audit=service.audit)
     view = workspace.views["chat"]
+    view.unreadChanged.connect(lambda count: workspace.set_badge("chat", count))
     view.configure(runner=runner, chat=chat, verification=verification,
                    app_state=session.state)
     view.destroyed.connect(lambda *_: verification.close())

@@ -15,7 +15,7 @@ and screen sharing paints over them.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -50,6 +50,8 @@ from app.ui.views.placeholder import PlaceholderView
 
 
 class ChatView(PlaceholderView):
+    unreadChanged = Signal(int)  # unread messages and invitations, for the navigation
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.chat: ChatService | None = None
@@ -260,6 +262,7 @@ class ChatView(PlaceholderView):
             if current is not None and current.unread:
                 self.chat.state.mark_read(self.current_room)  # no signal: we are refreshing
         self.rooms.set_rooms(entries, self.current_room)
+        self.unreadChanged.emit(sum(e.unread + int(e.invited) for e in entries))
         if self.current_room is not None and self.current_room not in self.rooms.room_ids():
             self.current_room = None  # removed or left
         self.middle_stack.setCurrentWidget(self.conversation if self.current_room

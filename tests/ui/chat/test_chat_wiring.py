@@ -40,11 +40,15 @@ def test_chat_runs_for_the_signed_in_user_and_goes_on_while_locked(
     try:
         room = run(qtbot, colleague.chat.create_room())
         run(qtbot, colleague.chat.invite(room, "dr.osei"))
+        chat_item = window.workspace._items["chat"]
+        # Pushed: the invitation shows in the navigation while another area is open.
+        qtbot.waitUntil(lambda: chat_item.text() == "Chat (1)", timeout=20_000)
         window.workspace.show_area("chat")
-        qtbot.waitUntil(lambda: room in view.rooms.room_ids(), timeout=20_000)  # pushed
+        assert room in view.rooms.room_ids()
         view.rooms.select(room)
         qtbot.mouseClick(view.join_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not view.composer.blocked, timeout=20_000)
+        assert chat_item.text() == "Chat"
         run(qtbot, colleague.chat.sync_once())
 
         run(qtbot, colleague.chat.send_text(room, "Sats 91% on 2 L, please review"))
