@@ -295,12 +295,29 @@ def check_dicom(work: Path) -> str:
 
 
 def check_updates(work: Path) -> str:
-    """TUF (python-tuf) for verified updates: metadata serialises."""
+    """python-tuf for verified updates: the update service loads, and root metadata signed
+    with a new Ed25519 key verifies (and stops verifying when changed)."""
     import tuf
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.exceptions import UnsignedMetadataError
     from tuf.api.metadata import Metadata, Root
 
-    Metadata(Root()).to_bytes()
-    return f"python-tuf {tuf.__version__}"
+    from app.services import updates
+
+    signer = CryptoSigner.generate_ed25519()
+    root = Metadata(Root())
+    root.signed.add_key(signer.public_key, "root")
+    root.sign(signer)
+    again = Metadata.from_bytes(root.to_bytes())
+    again.verify_delegate("root", again)
+    again.signed.version += 1
+    try:
+        again.verify_delegate("root", again)
+    except UnsignedMetadataError:
+        pass
+    else:
+        raise CheckFailed("changed metadata still verified")
+    return f"python-tuf {tuf.__version__}: signed metadata verifies; {updates.__name__} loaded"
 
 
 CHECKS: tuple[tuple[str, Callable[[Path], str]], ...] = (
