@@ -103,6 +103,12 @@ class WindowCapture(QObject):
         if self.locked():
             self.push_locked()
             return
+        if self.mode == "window" and not self.window.isVisible():
+            # grab() would still render a hidden window, but phi_rects() measures only what
+            # is visible: nothing to vouch for, so no image (the frame sent is black).
+            now = self._clock()
+            self.push(Snapshot(None, (), now, now))
+            return
         image: np.ndarray | None = None
         owner: QImage | None = None
         rects: tuple[Rect, ...] | None = None

@@ -169,6 +169,15 @@ def test_the_lock_pauses_sharing_and_nothing_is_grabbed(qtbot, share_of):
     assert share.redactor.stats.last is Outcome.REDACTED
 
 
+def test_a_hidden_window_is_not_grabbed(qtbot, share_of):
+    window = consult_window(qtbot)
+    share = share_of(window)
+    window.hide()
+    frames = run(qtbot, next_frames(share, 1))
+    assert share.redactor.stats.last is Outcome.NO_FRAME
+    assert frames[-1].to_ndarray(format="rgb24").max() <= 20
+
+
 def test_a_geometry_provider_that_raises_blanks_the_frame(qtbot, share_of):
     def broken(window):
         raise RuntimeError("no geometry")
