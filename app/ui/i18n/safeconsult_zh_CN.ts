@@ -1894,4 +1894,47 @@
         <translation>用户名</translation>
     </message>
 </context>
+<context>
+    <name>SharePreview</name>
+    <message>
+        <source>Sharing — hidden areas are black</source>
+        <translation>正在共享 — 隐藏的区域显示为黑色</translation>
+    </message>
+    <message>
+        <source>Paused — the session is locked; others see a black screen</source>
+        <translation>已暂停 — 会话已锁定；其他人看到的是黑屏</translation>
+    </message>
+    <message>
+        <source>Others see a black screen</source>
+        <translation>其他人看到的是黑屏</translation>
+    </message>
+    <message>
+        <source>Others see a black screen: hidden areas could not be measured</source>
+        <translation>其他人看到的是黑屏：无法确定需要隐藏的区域</translation>
+    </message>
+    <message>
+        <source>Others see a black screen: the window is not being captured</source>
+        <translation>其他人看到的是黑屏：窗口未被采集</translation>
+    </message>
+    <message>
+        <source>Others see a black screen: text scanning is not running</source>
+        <translation>其他人看到的是黑屏：文字扫描未在运行</translation>
+    </message>
+    <message>
+        <source>Others see a black screen: redaction failed</source>
+        <translation>其他人看到的是黑屏：遮盖处理失败</translation>
+    </message>
+    <message>
+        <source>Clear regions</source>
+        <translation>清除区域</translation>
+    </message>
+    <message>
+        <source>Drag on the picture to hide an area; right-click an area to show it again.</source>
+        <translation>在画面上拖动可隐藏一个区域；右键单击该区域可重新显示。</translation>
+    </message>
+    <message>
+        <source>Areas you hid: %1</source>
+        <translation>您隐藏的区域：%1</translation>
+    </message>
+</context>
 </TS>

@@ -9,7 +9,7 @@ window, not the preview's size.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -22,17 +22,28 @@ from PySide6.QtWidgets import (
 )
 
 from app.rtc.redaction import Outcome, Rect, Redactor
+from app.ui.i18n import fill
 
+_CONTEXT = "SharePreview"
+_BLACK_NO_GEOMETRY = QT_TRANSLATE_NOOP(
+    "SharePreview", "Others see a black screen: hidden areas could not be measured")
 STATUS = {
-    Outcome.REDACTED: "Sharing — hidden areas are black",
-    Outcome.PAUSED: "Paused — the session is locked; others see a black screen",
-    Outcome.NO_FRAME: "Starting…",
-    Outcome.NO_GEOMETRY: "Others see a black screen: hidden areas could not be measured",
-    Outcome.STALE_GEOMETRY: "Others see a black screen: hidden areas could not be measured",
-    Outcome.STALE_FRAME: "Others see a black screen: the window is not being captured",
-    Outcome.OCR_MISSING: "Others see a black screen: text scanning is not running",
-    Outcome.ERROR: "Others see a black screen: redaction failed",
+    Outcome.REDACTED: QT_TRANSLATE_NOOP("SharePreview", "Sharing — hidden areas are black"),
+    Outcome.PAUSED: QT_TRANSLATE_NOOP(
+        "SharePreview", "Paused — the session is locked; others see a black screen"),
+    Outcome.NO_FRAME: QT_TRANSLATE_NOOP("SharePreview", "Others see a black screen"),
+    Outcome.NO_GEOMETRY: _BLACK_NO_GEOMETRY,
+    Outcome.STALE_GEOMETRY: _BLACK_NO_GEOMETRY,
+    Outcome.STALE_FRAME: QT_TRANSLATE_NOOP(
+        "SharePreview", "Others see a black screen: the window is not being captured"),
+    Outcome.OCR_MISSING: QT_TRANSLATE_NOOP(
+        "SharePreview", "Others see a black screen: text scanning is not running"),
+    Outcome.ERROR: QT_TRANSLATE_NOOP("SharePreview", "Others see a black screen: redaction failed"),
 }
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate(_CONTEXT, text)
 
 
 class FrameView(QWidget):
@@ -122,7 +133,7 @@ class SharePreview(QWidget):
         self.redactor = redactor
         self.setObjectName("sharePreview")
         self.view = FrameView(self)
-        self.status = QLabel(STATUS[Outcome.NO_FRAME], self)
+        self.status = QLabel(_tr(STATUS[Outcome.NO_FRAME]), self)
         self.status.setObjectName("shareStatus")
         self.status.setWordWrap(True)
         self.regions = QLabel(self)
@@ -155,7 +166,7 @@ class SharePreview(QWidget):
         self.last_frame = image
         self.frames_shown += 1
         self.view.set_frame(image)
-        self.status.setText(self.tr(STATUS[self.last_outcome]))
+        self.status.setText(_tr(STATUS[self.last_outcome]))
 
     # -- user regions ----------------------------------------------------------------------
 
@@ -175,5 +186,5 @@ class SharePreview(QWidget):
 
     def _update_regions(self) -> None:
         count = len(self.redactor.user_regions)
-        self.regions.setText(self.tr("Areas you hid: %n", "", count))
+        self.regions.setText(fill(self.tr("Areas you hid: %1"), str(count)))
         self.clear.setEnabled(count > 0)
