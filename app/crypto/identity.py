@@ -29,7 +29,12 @@ def unb64(text: str) -> bytes:
 
 
 def new_device_id() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    """22 URL-safe characters (128 random bits), never starting with ``-``: IT types the
+    id into command lines (``admin device wipe ID``), where a leading dash reads as an option."""
+    while True:
+        device_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not device_id.startswith("-"):
+            return device_id
 
 
 @dataclass
