@@ -73,7 +73,9 @@ class EmergencyAccessBanner(QFrame):
         layout.addWidget(self.label, 1)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.expired)
+        # A coarse timer may fire up to 5 % early; _tick re-arms for what is left anyway.
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
         self._grants: dict[str, int] = {}
         self._now_ms = _wall_clock_ms
         self.hide()
@@ -88,6 +90,14 @@ class EmergencyAccessBanner(QFrame):
             self._timer.start(max(0, min(self._grants.values()) - now) + 50)
         self.setVisible(bool(self._grants))
         self.retranslate()
+
+    def _tick(self) -> None:
+        """Drop the grants whose time is up (hiding the banner after the last), re-arm for
+        the others, and tell the owner."""
+        before = set(self._grants)
+        self.set_grants(self._grants)
+        if set(self._grants) != before:
+            self.expired.emit()
 
     def until_ms(self) -> int | None:
         return max(self._grants.values()) if self._grants else None

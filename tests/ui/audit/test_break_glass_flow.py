@@ -103,3 +103,23 @@ def test_the_banner_follows_its_grants(qtbot, qloop):
     assert "(2 consults)" in banner.label.text()
     banner.set_grants({}, now_ms=now)
     assert not banner.isVisible() and banner.label.text() == ""
+
+
+def test_the_banner_goes_at_expiry_even_if_its_timer_fires_early(qtbot, qloop):
+    from app.ui.banner import EmergencyAccessBanner
+
+    clock = [1_800_000_000_000]
+    banner = EmergencyAccessBanner()
+    banner._now_ms = lambda: clock[0]
+    qtbot.addWidget(banner)
+    banner.show()
+    expired: list[None] = []
+    banner.expired.connect(lambda: expired.append(None))
+    banner.set_grants({"r1": clock[0] + 6_000})
+    clock[0] += 5_800  # a coarse timer may fire this early
+    banner._tick()
+    assert banner.isVisible() and banner._timer.isActive() and expired == []
+    assert banner._timer.remainingTime() <= 300
+    clock[0] += 300
+    banner._tick()
+    assert not banner.isVisible() and expired == [None]

@@ -45,7 +45,7 @@ def test_each_role_sees_what_the_server_lets_it_do(qtbot, open_server, signed_in
     ws.show_area("admin")
     assert ws.current_area() == "consults"  # a hidden area cannot be reached
     assert ws.views["admin"].panel is None
-    assert _named(clinician, AUDIT_CONTENT + ("approvals",)) == []
+    assert _named(clinician, (*AUDIT_CONTENT, "approvals")) == []
     consults = ws.views["consults"]
     assert consults.emergency_button.isVisible()
     qtbot.waitUntil(lambda: consults.table.rowCount() == 0 and consults.service.rooms == [],
