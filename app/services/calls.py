@@ -316,10 +316,16 @@ class CallsService:
         call = self.calls.get(call_id)
         if call is None:
             raise CallGone(f"no call {call_id}")
-        was = call.sharing
-        call.send_video(track)
-        if call.sharing != was and self._session.audit is not None:
-            action = "screen.share.start" if call.sharing else "screen.share.stop"
+        if track is not None:
+            if not call.sharing:  # recorded first: a share that cannot be audited won't start
+                self._audit_share("screen.share.start", call_id)
+            call.send_video(track)
+        elif call.sharing:  # stopping always stops; then it is recorded
+            call.send_video(None)
+            self._audit_share("screen.share.stop", call_id)
+
+    def _audit_share(self, action: str, call_id: str) -> None:
+        if self._session.audit is not None:
             self._session.audit.record(action, object_type="call", object_id=call_id,
                                        detail={"room_id": self.rooms.get(call_id, "")})
 
@@ -334,6 +340,10 @@ class CallsService:
                                     kind="reject", payload={})
 
     async def hangup(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.sharing:  # the share ends with the call
+            with contextlib.suppress(SafeConsultError):  # signed out: no log to write to
+                self._audit_share("screen.share.stop", call_id)
         call = self.calls.pop(call_id, None)
         self.rooms.pop(call_id, None)
         if call is not None:

@@ -203,6 +203,14 @@ async def test_an_error_in_the_redaction_path_sends_black_frames(open_server, tm
         assert second.redactor.stats.blank.get(Outcome.OCR_MISSING.value, 0) >= 8
         # The shares really did grab content: the raw windows are not black.
         assert first.capture.grabs >= 8 and second.capture.grabs >= 8
+
+        # One share replacing another is one share; hanging up ends it, on the record.
+        await alice.calls.hangup(call.call_id)
+        await alice.ws.session.audit.flush()
+        rows = server_db(open_server).connection().execute(
+            "SELECT action FROM audit_log WHERE action LIKE 'client.screen.share%'"
+            " ORDER BY seq").fetchall()
+        assert [r[0] for r in rows] == ["client.screen.share.start", "client.screen.share.stop"]
     finally:
         first.stop()
         second.stop()
