@@ -40,6 +40,7 @@ shared between threads); encryption and file I/O run in worker threads.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -120,7 +121,7 @@ _SESSION_CODES = frozenset({"token_expired", "unauthenticated", "session_expired
 
 @dataclass(frozen=True, slots=True)
 class TransferOptions:
-    chunk_size: int = 4 * 1024 * 1024  # plaintext bytes per chunk (the server adds 16 of tag)
+    chunk_size: int = 1024 * 1024  # plaintext bytes per chunk (the server adds 16 of tag)
     parallel: int = 3  # chunks in flight
     max_retries: int = 6  # consecutive failures of one request before pausing
     retry_base_s: float = 0.25
@@ -183,10 +184,24 @@ class _PlainReader:
         return out
 
 
+# Chunk work (encryption, hashing, file I/O) runs on a few dedicated threads rather than the
+# loop's default executor: fewer threads means fewer malloc arenas holding freed chunk
+# buffers, which keeps the resident size of a long transfer flat.
+_WORKERS = 4
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _chunk_executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = concurrent.futures.ThreadPoolExecutor(_WORKERS, "sc-transfer")
+    return _executor
+
+
 async def _in_thread(func: Callable[..., T], *args: Any) -> T:
     """Run ``func`` in a worker thread. If the caller is cancelled, wait for the thread to
     finish before re-raising: it may be writing to a file descriptor the caller will close."""
-    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    future = asyncio.get_running_loop().run_in_executor(_chunk_executor(), func, *args)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -546,9 +561,11 @@ class TransferEngine:
                  phases.CANCELLED: phases.CANCELLED}.get(record.state, phases.PAUSED)
         total = record.size if record.direction == UPLOAD and record.state == PREPARING else (
             record.size + TAG_SIZE * record.chunk_count)
+        done = total if record.state == DONE else (
+            total * len(record.done) // max(1, record.chunk_count))
         return TransferProgress(
             record.transfer_id, record.direction, phase, record.room_id,
-            bytes_done=total if record.state == DONE else 0, bytes_total=total,
+            bytes_done=done, bytes_total=total,
             chunks_done=len(record.done), chunk_count=record.chunk_count,
             error_code=record.error or "")
 
