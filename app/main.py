@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="SafeConsult: secure clinical consults (encrypted video, chat and images).",
         epilog="Tools: `safeconsult verify-release ARTIFACT --key PUB` checks a signed release; "
                "`safeconsult deidentify IN... --out DIR` writes de-identified DICOM copies; "
-               "`safeconsult --self-test` checks this installation.",
+               "`safeconsult --self-test` checks this installation; "
+               "`safeconsult update [--check]` fetches a verified update.",
     )
     parser.add_argument("--version", action="version", version=f"SafeConsult {__version__}")
     parser.add_argument(
@@ -74,6 +75,7 @@ TOOLS = {
     "verify-release": ("app.tools.release", "verify_release_main"),
     "deidentify": ("app.tools.deidentify", "main"),
     "--self-test": ("app.selftest", "main"),  # checks this installation (app/selftest.py)
+    "update": ("app.tools.update_check", "main"),  # verified updates (app/services/updates.py)
 }
 
 

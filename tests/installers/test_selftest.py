@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from app.config import system_policy_path
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,3 +47,12 @@ def test_an_unknown_check_is_refused():
     result = run("from app.main import main; raise SystemExit(main(['--self-test', 'nope']))")
     assert result.returncode == 2
     assert "unknown check(s): nope" in result.stdout
+
+
+@pytest.mark.skipif(system_policy_path().exists(), reason="this machine has a machine policy")
+def test_update_subcommand_needs_a_pinned_server(tmp_path):
+    # This machine has no signed policy: the defaults pin no CA, so there is no check at all.
+    result = run("from app.main import main; raise SystemExit(main(['update', '--check', "
+                 f"'--data-dir', {str(tmp_path)!r}]))")
+    assert result.returncode == 1
+    assert "pins no server CA" in result.stderr
