@@ -28,6 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -46,8 +47,10 @@ from app.services.transfers import (
 )
 from app.storage.cache import Cache
 from app.storage.files import EncryptedFileStore
-from tests.support.clients import LoggedInDevice, new_user_device
 from tests.unit.security.file_keyring import FileTestKeyring
+
+if TYPE_CHECKING:
+    from tests.support.clients import LoggedInDevice
 
 ROOT = Path(__file__).parents[2]
 
@@ -149,6 +152,8 @@ def _write_random(path: Path, size: int) -> str:
 
 async def kill_and_resume(server, tmp_path: Path, *, size: int, kills: int, chunk: int,
                           seed: int, timeout: float = 120) -> list[tuple[str, int]]:
+    from tests.support.clients import new_user_device  # not in the child: it loads the server
+
     _c, alice_dev = await new_user_device(server, "dr.sender")
     _c, bob_dev = await new_user_device(server, "dr.receiver")
     room_id = await relay_api.create_room(alice_dev.transport)
@@ -295,6 +300,8 @@ async def _proxied_engine(device: LoggedInDevice, server, port: int, root: Path,
 
 
 async def test_dropped_connections_are_retried_and_a_long_outage_pauses(open_server, tmp_path):
+    from tests.support.clients import new_user_device
+
     _c, alice_dev = await new_user_device(open_server, "dr.sender")
     _c, bob_dev = await new_user_device(open_server, "dr.receiver")
     room_id = await relay_api.create_room(alice_dev.transport)
