@@ -13,6 +13,7 @@ the one client audit call as well as the server's own entry.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ __all__ = [
     "AuditFilter", "AuditPolicy", "BreakGlassEntry", "BreakGlassGrant", "BreakGlassRefused",
     "BreakGlassService",
     "Capabilities", "ChainReport", "ExportResult", "LogEntry", "NotSignedIn", "ReasonRefused",
-    "ReviewFilter", "RoomAccess", "capabilities", "clean_reason", "review_decision",
+    "ReviewFilter", "RoomAccess", "SearchResult", "capabilities", "clean_reason", "review_decision",
 ]
 
 TransportSource = Callable[[], "Transport | None"]
@@ -95,6 +96,13 @@ class ReviewFilter:
     outcome: str = ""
     from_ms: int | None = None
     to_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    entries: list[LogEntry]  # the newest matches, newest first
+    matched: int  # matches read in all (at least len(entries))
+    complete: bool  # False: the scan stopped early; older matches were not read
 
 
 @dataclass(frozen=True)
@@ -184,21 +192,36 @@ class AccessReviewService:
             outcome=flt.outcome or None, from_ms=flt.from_ms, to_ms=flt.to_ms)
 
     async def search(self, flt: ReviewFilter, *, limit: int = 1000) -> list[LogEntry]:
-        """Matching entries, newest first (at most ``limit``; pages through the server)."""
+        """The newest ``limit`` matching entries, newest first."""
+        return (await self.search_newest(flt, limit=limit)).entries
+
+    async def search_newest(self, flt: ReviewFilter, *, limit: int = 1000,
+                            max_scan: int = 100_000) -> SearchResult:
+        """The newest ``limit`` matches, newest first, and how many matched in all.
+
+        The server pages forward from the oldest entry, so this reads every match (up to
+        ``max_scan``, then ``complete`` is False) and keeps the tail: an auditor looking at
+        "newest first" must not be shown the oldest thousand of a long log.
+        """
         server_filter = await self.to_filter(flt)
         if server_filter is None:
-            return []
-        found: list[LogEntry] = []
-        after = 0
-        while len(found) < limit:
+            return SearchResult([], 0, True)
+        kept: collections.deque[LogEntry] = collections.deque(maxlen=limit)
+        matched, after, complete = 0, 0, True
+        while True:
             page = await audit_api.search(self._t(), server_filter, after_seq=after,
-                                          limit=min(1000, limit - len(found)))
-            found.extend(page.entries)
-            if not page.entries or page.next_after_seq == after:
+                                          limit=1000)
+            kept.extend(page.entries)
+            matched += len(page.entries)
+            if len(page.entries) < 1000 or page.next_after_seq == after:
+                break
+            if matched >= max_scan:
+                complete = False
                 break
             after = page.next_after_seq
-        await self.usernames({e.actor_user_id for e in found})
-        return sorted(found, key=lambda e: e.seq, reverse=True)
+        entries = sorted(kept, key=lambda e: e.seq, reverse=True)
+        await self.usernames({e.actor_user_id for e in entries})
+        return SearchResult(entries, matched, complete)
 
     async def chain(self) -> ChainReport:
         transport = self._t()

@@ -81,6 +81,12 @@ async def test_break_glass_is_audited_reviewed_and_signed_off(open_server, open_
         refused = await review.search(ReviewFilter(action="room.*", outcome="refused"))
         assert [e.object_id for e in refused] == ["no-such-consult-id"]
         assert await review.search(ReviewFilter(username="nobody-by-this-name")) == []
+        # Newest first, and the newest ones when there are more than the limit.
+        everything = await review.search_newest(ReviewFilter())
+        assert everything.complete and everything.matched == len(everything.entries) > 5
+        top = await review.search_newest(ReviewFilter(), limit=3)
+        assert [e.seq for e in top.entries] == [e.seq for e in everything.entries[:3]]
+        assert top.matched == everything.matched
         newest = max(e.ts_ms for e in mine)
         assert await review.search(ReviewFilter(username="dr.erdoc", from_ms=newest + 1)) == []
 
@@ -178,3 +184,26 @@ async def test_a_break_glass_grant_lapses(tmp_path):
         await doc.aclose()
     finally:
         server.stop()
+
+
+async def test_newest_first_over_many_pages(open_server):
+    """The server pages from the oldest entry; the review still shows the newest ones."""
+    from server_stub.crud.audit import append_audit
+
+    _, auditor_dev = await new_user_device(open_server, "audrey", role="auditor")
+    try:
+        with server_db(open_server).transaction() as conn:
+            for i in range(2_500):
+                append_audit(conn, actor_user_id=None, device_id="dev-bulk",
+                             action="client.file.download", object_type="consult",
+                             object_id=f"room-{i % 7}", outcome="ok", source="test",
+                             detail={"i": i})
+        review = _service(auditor_dev)
+        result = await review.search_newest(ReviewFilter(device_id="dev-bulk"), limit=10)
+        assert result.complete and result.matched == 2_500
+        assert [e.detail["i"] for e in result.entries] == list(range(2_499, 2_489, -1))
+        cut = await review.search_newest(ReviewFilter(device_id="dev-bulk"), limit=10,
+                                         max_scan=1_000)
+        assert not cut.complete and cut.matched == 1_000
+    finally:
+        await auditor_dev.aclose()

@@ -41,6 +41,7 @@ from app.services.access_review import (
     ExportResult,
     LogEntry,
     ReviewFilter,
+    SearchResult,
     review_decision,
 )
 from app.ui.asyncbridge import TaskRunner
@@ -54,6 +55,7 @@ ACTION_CHOICES = (
     "", "login", "client.*", "client.file.*", "client.image.*", "room.*", "room.break_glass",
     "client.break_glass", "break_glass.review", "device.*", "audit.export", "policy.change",
 )
+SHOWN_ENTRIES = 1000  # rows in the table; exports carry every match
 EXPORT_SUFFIX = {"csv": "csv", "jsonl": "jsonl", "fhir": "json"}
 
 
@@ -413,10 +415,11 @@ class AccessReviewPanel(QWidget):
         self._run(self._service.chain(), self.chain.show_report)
 
     def search(self) -> None:
-        self._run(self._service.search(self.filters.value()), self._show_entries)
+        self._run(self._service.search_newest(self.filters.value(), limit=SHOWN_ENTRIES),
+                  self._show_entries)
 
-    def _show_entries(self, entries: list[LogEntry]) -> None:
-        self.entries = entries
+    def _show_entries(self, result: SearchResult) -> None:
+        entries = self.entries = result.entries
         table = self.log_table
         table.setRowCount(len(entries))
         for row, e in enumerate(entries):
@@ -425,7 +428,14 @@ class AccessReviewPanel(QWidget):
                 e.room_id or "", (e.device_id or "")[:12], str(e.seq)])
             if e.outcome != "ok":
                 table.item(row, 3).setForeground(Qt.GlobalColor.darkRed)
-        self.log_count.setText(fill(self.tr("%1 entries (newest first)"), str(len(entries))))
+        if len(entries) < result.matched or not result.complete:
+            self.log_count.setText(fill(self.tr(
+                "The newest %1 of %2%3 matching entries: narrow the filters to see the "
+                "others, or export them."), str(len(entries)), str(result.matched),
+                "" if result.complete else "+"))
+        else:
+            self.log_count.setText(fill(self.tr("%1 entries (newest first)"),
+                                        str(len(entries))))
 
     def load_alerts(self) -> None:
         self._run(self._service.alerts(), self._show_alerts)

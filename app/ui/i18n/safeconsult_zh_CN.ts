@@ -1647,6 +1647,10 @@
         <source>What you checked, and with whom</source>
         <translation>您核实了什么，与谁核实</translation>
     </message>
+    <message>
+        <source>The newest %1 of %2%3 matching entries: narrow the filters to see the others, or export them.</source>
+        <translation>共 %2%3 条匹配记录，显示最新的 %1 条：缩小筛选范围以查看其他记录，或将其导出。</translation>
+    </message>
 </context>
 <context>
     <name>AccessTexts</name>
