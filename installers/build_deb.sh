@@ -60,5 +60,5 @@ CONTROL
 mkdir -p "$OUT"
 DEB="$OUT/safeconsult_${VERSION}_${ARCH}.deb"
 # gzip: readable by every dpkg in use, and fast (xz: -30% size, ~10 min here). DEB_COMPRESS=xz for that.
-dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-gzip}" --build "$PKG" "$DEB" >/dev/null
+dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-gzip}" -z"${DEB_LEVEL:-6}" --build "$PKG" "$DEB" >/dev/null
 echo "$DEB"
