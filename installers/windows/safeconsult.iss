@@ -35,7 +35,6 @@ DisableProgramGroupPage=yes
 DisableReadyPage=yes
 ; Machine-wide only: per-user installs would escape IT's policy location and updates.
 PrivilegesRequired=admin
-PrivilegesRequiredOverridesAllowed=
 ArchitecturesAllowed=x64compatible
 ArchitecturesInstallIn64BitMode=x64compatible
 MinVersion=10.0.17763
@@ -59,7 +58,8 @@ SignedUninstaller=yes
 
 [Languages]
 Name: "en"; MessagesFile: "compiler:Default.isl"
-Name: "zh_CN"; MessagesFile: "compiler:Languages\ChineseSimplified.isl"
+; The setup's own texts: English. (Simplified Chinese needs ChineseSimplified.isl, which not
+; every Inno Setup release ships; the client itself follows the Windows display language.)
 
 [Dirs]
 ; The machine policy folder: administrators and SYSTEM may write, users only read.
