@@ -6,6 +6,7 @@ The server's blob files are edited directly to play a malicious or broken server
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -325,3 +326,29 @@ async def test_cancel_stops_and_cleans_up(trio, tmp_path):
     _assert_nothing_stored(bob)
     (snapshot,) = bob.engine.transfers()
     assert snapshot.phase == "cancelled"
+
+
+async def test_stop_pauses_and_resume_pending_finishes(trio, tmp_path):
+    """Sign-out or shutdown mid-download: ``stop`` pauses it (state kept), and the next
+    ``resume_pending`` -- what a start-up calls -- finishes it with the right bytes."""
+    alice, bob, _eve, room_id = trio
+    descriptor, data = await _uploaded(alice, room_id, tmp_path, size=30 * CHUNK)
+    bob.engine.options = TransferOptions(chunk_size=CHUNK, parallel=1, progress_interval_s=0)
+    stopping = []
+
+    def stop_midway(snapshot) -> None:
+        if snapshot.phase == "downloading" and snapshot.chunks_done >= 5 and not stopping:
+            stopping.append(asyncio.ensure_future(bob.engine.stop()))
+
+    bob.engine.progress.connect(stop_midway)
+    task = asyncio.ensure_future(bob.engine.download(descriptor.to_wire(), alice.known))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stopping[0]
+    (paused,) = bob.engine.transfers()
+    assert paused.phase == "paused" and 5 <= paused.chunks_done < paused.chunk_count
+    assert bob.engine.files.ids() == []
+    bob.engine.progress.disconnect(stop_midway)
+    (result,) = await bob.engine.resume_pending()
+    assert result.ok and bob.engine.files.read(result.file_id) == data
+    assert bob.engine.result(paused.transfer_id) == result

@@ -345,6 +345,7 @@ async def test_dropped_connections_are_retried_and_a_long_outage_pauses(open_ser
         assert "resume" in caught.value.user_message
         (paused,) = bob.transfers()
         assert paused.phase == "paused" and 10 <= paused.chunks_done < paused.chunk_count
+        assert caught.value.transfer_id == paused.transfer_id
         proxy.refusing = False
         result = await bob.resume(paused.transfer_id)
         hasher = hashlib.sha256()

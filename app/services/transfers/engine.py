@@ -40,17 +40,15 @@ shared between threads); encryption and file I/O run in worker threads.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
-import logging
 import mimetypes
 import os
 import random
 import secrets
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,12 +58,9 @@ from psygnal import Signal
 from app.core.errors import CertificateNotPinned, ConnectionFailed, SafeConsultError, ServerError
 from app.core.phi import Phi
 from app.crypto.files import (
-    HEADER_SIZE,
     TAG_SIZE,
     ChunkCipher,
-    FileHeader,
     FileTampered,
-    decrypt_chunks,
     new_file_key,
 )
 from app.net import blob_api
@@ -81,11 +76,11 @@ from app.services.transfers.descriptor import (
     SenderDevice,
     parse_descriptor,
 )
+from app.services.transfers.download import RECEIVE_ACTION, run_download
 from app.services.transfers.errors import (
     DescriptorInvalid,
     FileTooLarge,
     ManifestSignatureInvalid,
-    SourceChanged,
     SourceUnreadable,
     TransferCancelled,
     TransferError,
@@ -94,8 +89,9 @@ from app.services.transfers.errors import (
     TransferTampered,
     UnknownTransfer,
 )
-from app.services.transfers.fileio import PositionalFile
-from app.services.transfers.progress import RateMeter, TransferProgress, TransferResult
+from app.services.transfers.progress import TransferProgress, TransferResult
+from app.services.transfers.runtime import Run
+from app.services.transfers.upload import SEND_ACTION, run_upload, stamp
 from app.storage.files import EncryptedFileStore
 from app.storage.transfers import (
     DONE,
@@ -104,17 +100,12 @@ from app.storage.transfers import (
     FAILED,
     PREPARING,
     UPLOAD,
-    UPLOADING,
-    VERIFYING,
     TransferRecord,
     TransferRepository,
 )
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SEND_ACTION = "file.send"
-RECEIVE_ACTION = "file.download"
 _RETRYABLE_CODES = frozenset({"blob_finalizing"})
 _SESSION_CODES = frozenset({"token_expired", "unauthenticated", "session_expired"})
 
@@ -164,115 +155,6 @@ def _clean_name(name: str) -> str:
     return name[:MAX_NAME]
 
 
-class _PlainReader:
-    """A ``read(n)`` view of a chunk iterator, for EncryptedFileStore.put."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buf = memoryview(b"")
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._buf:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                return b""
-            self._buf = memoryview(nxt)
-        if size < 0:
-            size = len(self._buf)
-        out = bytes(self._buf[:size])
-        self._buf = self._buf[size:]
-        return out
-
-
-# Chunk work (encryption, hashing, file I/O) runs on a few dedicated threads rather than the
-# loop's default executor: fewer threads means fewer malloc arenas holding freed chunk
-# buffers, which keeps the resident size of a long transfer flat.
-_WORKERS = 4
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _chunk_executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = concurrent.futures.ThreadPoolExecutor(_WORKERS, "sc-transfer")
-    return _executor
-
-
-async def _in_thread(func: Callable[..., T], *args: Any) -> T:
-    """Run ``func`` in a worker thread. If the caller is cancelled, wait for the thread to
-    finish before re-raising: it may be writing to a file descriptor the caller will close."""
-    future = asyncio.get_running_loop().run_in_executor(_chunk_executor(), func, *args)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await future
-        raise
-
-
-class _Run:
-    """The live state of one running transfer."""
-
-    def __init__(self, engine: TransferEngine, record: TransferRecord) -> None:
-        self.engine = engine
-        self.record = record
-        self.transfer_id = record.transfer_id
-        self.phase = record.state
-        self.bytes_total = 0
-        self.bytes_done = 0
-        self.resumed = 0
-        self.done: set[int] = set()
-        self.cancel_requested = False
-        self.meter = RateMeter(clock=engine._clock)
-        self.last_emit = 0.0
-        self.last_commit = engine._clock()
-
-    def start_phase(self, phase: str, total: int, done: Iterable[int] = (),
-                    size_of: Callable[[int], int] | None = None) -> None:
-        self.phase = phase
-        self.done = set(done)
-        self.bytes_total = total
-        self.bytes_done = sum(size_of(i) for i in self.done) if size_of else 0
-        self.resumed = self.bytes_done
-        self.meter.reset(self.bytes_done)
-        self.engine._emit(self, force=True)
-
-    def advance(self, nbytes: int, index: int | None = None) -> None:
-        if index is not None:
-            self.done.add(index)
-        self.bytes_done += nbytes
-        self.meter.add(self.bytes_done)
-        now = self.engine._clock()
-        if index is not None and now - self.last_commit >= self.engine.options.commit_interval_s:
-            self.commit()
-        self.engine._emit(self)
-
-    def commit(self) -> None:
-        self.engine._repo.update(self.transfer_id, done=self.done)
-        self.last_commit = self.engine._clock()
-
-    def check(self) -> None:
-        if self.cancel_requested:
-            raise TransferCancelled("cancelled by the user")
-
-    def snapshot(self, phase: str | None = None, error: SafeConsultError | None = None,
-                 ) -> TransferProgress:
-        rec = self.record
-        return TransferProgress(
-            transfer_id=self.transfer_id, direction=rec.direction, phase=phase or self.phase,
-            room_id=rec.room_id, bytes_done=self.bytes_done, bytes_total=self.bytes_total,
-            chunks_done=len(self.done), chunk_count=rec.chunk_count,
-            speed_bps=self.meter.speed(), eta_s=self.meter.eta(self.bytes_total - self.bytes_done),
-            resumed_bytes=self.resumed, error_code=_code(error) if error else "",
-            error_message=error.user_message if error else "",
-        )
-
-
-def _code(exc: BaseException) -> str:
-    return getattr(exc, "code", "") if isinstance(getattr(exc, "code", None), str) else (
-        exc.__class__.__name__)
-
-
 class TransferEngine:
     progress = Signal(object)  # TransferProgress
     finished = Signal(object)  # TransferResult: done, failed or cancelled
@@ -289,7 +171,7 @@ class TransferEngine:
         self._audit = audit
         self.options = options or TransferOptions()
         self._clock = clock
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, Run] = {}
         self._active: dict[str, asyncio.Future[TransferResult]] = {}
 
     @classmethod
@@ -346,7 +228,7 @@ class TransferEngine:
         self._repo.insert(
             transfer_id, UPLOAD, PREPARING, room_id, size=st.st_size, chunk_count=cipher.count,
             file_key=key, header=cipher.header_bytes, source=Phi(str(source.resolve())),
-            source_stamp=_stamp(st), name=Phi(shown), mime=Phi(kind))
+            source_stamp=stamp(st), name=Phi(shown), mime=Phi(kind))
         result = await self._start(transfer_id)
         assert result.descriptor is not None
         return result.descriptor
@@ -419,6 +301,15 @@ class TransferEngine:
         if not record.final:
             self._end(record, phases.CANCELLED, TransferCancelled("cancelled by the user"))
 
+    async def stop(self) -> None:
+        """Pause every running transfer (sign-out, lock-down, shutdown): their callers get
+        ``CancelledError``, the state stays, ``resume_pending`` goes on later."""
+        tasks = [run.task for run in self._runs.values()
+                 if run.task is not None and run.task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def transfers(self) -> list[TransferProgress]:
         """Every transfer this device knows, running or not (for a transfer list)."""
         out = []
@@ -452,6 +343,8 @@ class TransferEngine:
         try:
             result = await self._drive(transfer_id)
         except BaseException as exc:
+            if isinstance(exc, TransferError) and exc.transfer_id is None:
+                exc.transfer_id = transfer_id  # so that the caller can resume or cancel it
             if not future.done():
                 if isinstance(exc, asyncio.CancelledError):
                     future.cancel()
@@ -473,14 +366,15 @@ class TransferEngine:
             return self._result_of(record)
         if record.final:
             raise TransferError(f"transfer already ended ({record.state})")
-        run = _Run(self, record)
+        run = Run(self, record)
+        run.task = asyncio.current_task()
         self._runs[transfer_id] = run
         try:
             if record.direction == UPLOAD:
-                descriptor = await self._upload(run)
+                descriptor = await run_upload(self, run)
                 result = TransferResult(transfer_id, UPLOAD, record.room_id, descriptor=descriptor)
             else:
-                file_id = await self._download(run)
+                file_id = await run_download(self, run)
                 result = TransferResult(transfer_id, DOWNLOAD, record.room_id, file_id=file_id)
         except asyncio.CancelledError:
             if run.cancel_requested:
@@ -509,13 +403,15 @@ class TransferEngine:
         self.finished.emit(result)
         return result
 
-    def _pause(self, run: _Run, error: SafeConsultError | None) -> None:
-        with contextlib.suppress(SafeConsultError):
+    def _pause(self, run: Run, error: SafeConsultError | None) -> None:
+        # Best effort: the cache may be closing under us (sign-out, wipe); the staging file
+        # is re-checked at resume anyway.
+        with contextlib.suppress(Exception):
             run.commit()
         self.progress.emit(run.snapshot(phases.PAUSED, error))
 
     def _end(self, record: TransferRecord, phase: str, error: TransferError,
-             run: _Run | None = None) -> None:
+             run: Run | None = None) -> None:
         state = FAILED if phase == phases.FAILED else phases.CANCELLED
         fields: dict[str, Any] = {"state": state, "error": error.code, "file_key": None,
                                   "tags": None}
@@ -538,7 +434,7 @@ class TransferEngine:
                                           error_code=error.code,
                                           error_message=error.user_message))
 
-    def _emit(self, run: _Run, *, force: bool = False) -> None:
+    def _emit(self, run: Run, *, force: bool = False) -> None:
         now = self._clock()
         if force or now - run.last_emit >= self.options.progress_interval_s:
             run.last_emit = now
@@ -579,7 +475,7 @@ class TransferEngine:
 
     # -- requests with retries ---------------------------------------------------------------
 
-    async def _call(self, run: _Run, request: Callable[[], Awaitable[T]], *,
+    async def _call(self, run: Run, request: Callable[[], Awaitable[T]], *,
                     passthrough: frozenset[str] = frozenset()) -> T:
         """One server request, retried with jittered backoff while the failure is transient
         (connection, 5xx, 429); after ``max_retries`` in a row -> TransferInterrupted."""
@@ -618,7 +514,7 @@ class TransferEngine:
             return TransferRefused(f"server: {exc.code}", server_code=exc.code)
         return TransferError(f"server refused: {exc.status} {exc.code}")
 
-    async def _pump(self, run: _Run, todo: list[int],
+    async def _pump(self, run: Run, todo: list[int],
                     work: Callable[[int], Awaitable[int]]) -> None:
         """Run ``work`` over ``todo`` with at most ``parallel`` chunks in flight."""
         pending = iter(todo)
@@ -646,209 +542,3 @@ class TransferEngine:
         for task in done:
             if task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
-
-    # -- upload ------------------------------------------------------------------------------
-
-    def _open_source(self, record: TransferRecord) -> PositionalFile:
-        assert record.source is not None
-        try:
-            src = PositionalFile(record.source.reveal())
-        except OSError:
-            raise SourceUnreadable("source file cannot be read") from None
-        if _stamp(src.stat()) != record.source_stamp:
-            src.close()
-            raise SourceChanged("source file changed since the transfer began")
-        return src
-
-    async def _upload(self, run: _Run) -> AttachmentDescriptor:
-        record = run.record
-        assert record.header is not None and record.file_key is not None
-        cipher = ChunkCipher(FileHeader.unpack(record.header), record.file_key)
-        src = self._open_source(record)
-        try:
-            if record.state == PREPARING:
-                tags, digest = await self._prepare(run, cipher, src)
-                info = await self._call(run, lambda: blob_api.create_blob(
-                    self.transport(), record.room_id, total_size=cipher.sealed_length,
-                    chunk_size=cipher.header.chunk_size + TAG_SIZE, chunk_count=cipher.count,
-                    sha256=digest))
-                self._repo.update(record.transfer_id, tags=tags, sha256=digest,
-                                  blob_id=info.blob_id, state=UPLOADING, done=set())
-                record = run.record = self._repo.get(record.transfer_id)  # type: ignore[assignment]
-            await self._send_all(run, cipher, src)
-        finally:
-            src.close()
-        assert record.blob_id is not None and record.sha256 is not None
-        assert record.name is not None and record.mime is not None
-        descriptor = AttachmentDescriptor.create(
-            room_id=record.room_id, blob_id=record.blob_id, sender_user=self.device.user_id,
-            sender_device=self.device.device_id, key=record.file_key, header=cipher.header,
-            sha256=record.sha256, name=record.name.reveal(), mime=record.mime.reveal(),
-            ts_ms=int(time.time() * 1000), sign=self.device.sign)
-        with self._repo.transaction():  # the row and the audit entry in one commit
-            self._repo.update(record.transfer_id, state=DONE, descriptor=descriptor.to_json(),
-                              done=set(range(cipher.count)), file_key=None, tags=None,
-                              source=None)
-            self._record(SEND_ACTION, record.blob_id, room_id=record.room_id,
-                         size=record.size)
-        return descriptor
-
-    async def _prepare(self, run: _Run, cipher: ChunkCipher, src: PositionalFile,
-                       ) -> tuple[bytes, str]:
-        """First pass: the ciphertext's digest and each chunk's tag; nothing is kept."""
-        hasher = hashlib.sha256()
-        tags = bytearray()
-        run.start_phase(phases.PREPARING, cipher.header.length)
-
-        def seal(index: int) -> bytes:
-            size = cipher.plain_size(index)
-            plain = src.read_at(size, cipher.plain_offset(index))
-            if len(plain) != size:
-                raise SourceChanged("source file shorter than when the transfer began")
-            sealed = cipher.seal(index, plain)
-            hasher.update(sealed)
-            return sealed[-TAG_SIZE:]
-
-        for index in range(cipher.count):
-            run.check()
-            tags += await _in_thread(seal, index)
-            run.advance(cipher.plain_size(index))
-        return bytes(tags), hasher.hexdigest()
-
-    async def _send_all(self, run: _Run, cipher: ChunkCipher, src: PositionalFile) -> None:
-        record = run.record
-        blob_id, tags = record.blob_id, record.tags
-        assert blob_id is not None and tags is not None
-        transport = self.transport
-
-        def seal(index: int) -> bytes:
-            size = cipher.plain_size(index)
-            plain = src.read_at(size, cipher.plain_offset(index))
-            sealed = cipher.seal(index, plain) if len(plain) == size else b""
-            if sealed[-TAG_SIZE:] != tags[index * TAG_SIZE:(index + 1) * TAG_SIZE]:
-                # Different plaintext under the same nonce must never leave this process.
-                raise SourceChanged("source file changed during the transfer")
-            return sealed
-
-        async def send(index: int) -> int:
-            sealed = await _in_thread(seal, index)
-            with contextlib.suppress(ServerError):  # blob_complete: finalized already
-                await self._call(run, lambda: blob_api.put_chunk(
-                    transport(), blob_id, index, sealed), passthrough=frozenset({"blob_complete"}))
-            return len(sealed)
-
-        resend_all = False
-        for _attempt in range(3):
-            status = await self._call(run, lambda: blob_api.blob_status(transport(), blob_id))
-            if status.state == "complete":
-                return
-            present = frozenset() if resend_all else (status.present_chunks or frozenset())
-            run.start_phase(phases.UPLOADING, cipher.sealed_length, present,
-                            size_of=cipher.sealed_size)
-            await self._pump(run, [i for i in range(cipher.count) if i not in present], send)
-            run.commit()
-            try:
-                await self._call(run, lambda: blob_api.finalize(transport(), blob_id),
-                                 passthrough=frozenset({"chunks_missing", "size_mismatch",
-                                                        "hash_mismatch"}))
-                return
-            except ServerError as exc:
-                # The server lost or garbled a chunk: send what it lacks (or all) again.
-                log.info("blob finalize refused; resending", extra={
-                    "event": "transfer_finalize_refused", "reason_code": exc.code})
-                resend_all = exc.code != "chunks_missing"
-        raise TransferError("the server did not accept the upload")
-
-    # -- download ----------------------------------------------------------------------------
-
-    async def _download(self, run: _Run) -> str:
-        record = run.record
-        assert record.descriptor is not None and record.sender_ed25519 is not None
-        desc = parse_descriptor(record.descriptor)
-        desc.verify_key(record.sender_ed25519)  # the row is ours, but check what we act on
-        cipher = ChunkCipher(desc.header, desc.key)
-        path = self._repo.staging_path(record.transfer_id)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        expected = HEADER_SIZE + cipher.sealed_length
-        staging = PositionalFile(path, write=True)
-        try:
-            if record.state == DOWNLOADING:
-                if staging.stat().st_size != expected:
-                    staging.truncate(0)
-                    staging.write_at(cipher.header_bytes, 0)
-                    staging.truncate(expected)
-                    done: frozenset[int] = frozenset()
-                else:
-                    done = await _in_thread(self._verify_staged, staging, cipher, record.done)
-                run.start_phase(phases.DOWNLOADING, cipher.sealed_length, done,
-                                size_of=cipher.sealed_size)
-                todo = [i for i in range(cipher.count) if i not in done]
-                await self._pump(run, todo,
-                                 lambda i: self._fetch(run, cipher, staging, desc, i))
-                self._repo.update(record.transfer_id, state=VERIFYING, done=run.done)
-            run.start_phase(phases.VERIFYING, cipher.sealed_length, range(cipher.count),
-                            size_of=cipher.sealed_size)
-            digest = await _in_thread(self._digest_staged, staging, expected)
-        finally:
-            staging.close()
-        if digest != desc.sha256:
-            raise TransferTampered("ciphertext digest does not match the descriptor")
-        file_id = self._store(path, desc)
-        with self._repo.transaction():
-            self._repo.update(record.transfer_id, state=DONE, file_id=file_id, descriptor=None)
-            self._record(RECEIVE_ACTION, desc.blob_id, room_id=desc.room_id, size=desc.size)
-        path.unlink(missing_ok=True)
-        return file_id
-
-    async def _fetch(self, run: _Run, cipher: ChunkCipher, staging: PositionalFile,
-                     desc: AttachmentDescriptor, index: int) -> int:
-        transport = self.transport
-        data = await self._call(run, lambda: blob_api.get_chunk(transport(), desc.blob_id, index))
-        if len(data) != cipher.sealed_size(index):
-            raise TransferTampered(f"chunk {index} has the wrong size")
-
-        def check_and_write() -> None:
-            try:
-                cipher.open(index, data)
-            except FileTampered as exc:
-                raise TransferTampered(str(exc)) from None
-            staging.write_at(data, HEADER_SIZE + cipher.sealed_offset(index))
-
-        await _in_thread(check_and_write)
-        return len(data)
-
-    @staticmethod
-    def _verify_staged(staging: PositionalFile, cipher: ChunkCipher, done: frozenset[int],
-                       ) -> frozenset[int]:
-        """The chunks marked done whose staged bytes still open (a crash can lose writes)."""
-        good = set()
-        for index in done:
-            sealed = bytes(staging.read_at(cipher.sealed_size(index),
-                                           HEADER_SIZE + cipher.sealed_offset(index)))
-            with contextlib.suppress(FileTampered):
-                cipher.open(index, sealed)
-                good.add(index)
-        return frozenset(good)
-
-    @staticmethod
-    def _digest_staged(staging: PositionalFile, end: int) -> str:
-        staging.fsync()
-        hasher = hashlib.sha256()
-        offset = HEADER_SIZE
-        while offset < end:
-            block = staging.read_at(min(1 << 20, end - offset), offset)
-            if not block:
-                break
-            hasher.update(block)
-            offset += len(block)
-        return hasher.hexdigest()
-
-    def _store(self, staging: Path, desc: AttachmentDescriptor) -> str:
-        """Decrypt the verified staging file into the encrypted file store. A chunk that
-        fails here (it cannot, after the checks, unless the disk changed it) aborts the put:
-        the store removes its partial file and key."""
-        try:
-            with open(staging, "rb") as src:
-                return self._files.put(_PlainReader(decrypt_chunks(src, desc.key)), desc.size)
-        except FileTampered as exc:
-            raise TransferTampered(str(exc)) from None

@@ -10,6 +10,7 @@ from app.core.errors import SafeConsultError
 class TransferError(SafeConsultError):
     code = "transfer_failed"
     user_message = "The file transfer did not complete. Try again."
+    transfer_id: str | None = None  # set by the engine: what to resume or cancel
 
 
 class DescriptorInvalid(TransferError):
