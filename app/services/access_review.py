@@ -42,8 +42,8 @@ from app.net.transport import Transport
 __all__ = [
     "MAX_REASON_CHARS", "MIN_REASON_CHARS", "AccessReviewService", "Alert", "ApprovalRequest",
     "AuditFilter", "AuditPolicy", "BreakGlassEntry", "BreakGlassGrant", "BreakGlassRefused",
-    "BreakGlassService",
-    "Capabilities", "ChainReport", "ExportResult", "LogEntry", "NotSignedIn", "ReasonRefused",
+    "BreakGlassService", "Capabilities", "ChainReport", "ExportResult", "LogEntry", "NotSignedIn",
+    "NoteRefused", "ReasonRefused",
     "ReviewFilter", "RoomAccess", "SearchResult", "capabilities", "clean_reason", "review_decision",
 ]
 
@@ -134,6 +134,10 @@ def review_decision(entry: BreakGlassEntry) -> tuple[str, Phi[str] | None]:
         if note.startswith(tag):
             return decision, Phi(note[len(tag):].strip())
     return "reviewed", entry.review_note
+
+
+class NoteRefused(SafeConsultError):
+    user_message = "The note is too long: keep it under 480 characters."
 
 
 class AccessReviewService:
@@ -251,14 +255,15 @@ class AccessReviewService:
 
     async def sign_off(self, entry_id: int, decision: str, note: str) -> BreakGlassEntry:
         """Sign a break-glass entry off as ``approved`` (justified) or ``flagged`` (follow
-        up). Raises ValueError for an unknown decision or a note that does not fit."""
+        up). Raises ValueError for an unknown decision, :class:`NoteRefused` for a note that
+        does not fit."""
         tag = DECISIONS.get(decision)
         if tag is None:
             raise ValueError(f"unknown decision {decision!r}")
         text = " ".join(note.split())
         full = f"{tag} {text}".strip()
-        if len(full) > MAX_NOTE_CHARS:
-            raise ValueError("note too long")
+        if len(full) > MAX_NOTE_CHARS or not full.isprintable():
+            raise NoteRefused("note length or characters")
         return await audit_api.review_break_glass(self._t(), entry_id, Phi(full))
 
     # -- exports and approvals ---------------------------------------------------------------

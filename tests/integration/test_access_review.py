@@ -14,6 +14,7 @@ from app.core.errors import ServerError
 from app.services.access_review import (
     AccessReviewService,
     BreakGlassService,
+    NoteRefused,
     ReasonRefused,
     ReviewFilter,
     review_decision,
@@ -113,6 +114,8 @@ async def test_break_glass_is_audited_reviewed_and_signed_off(open_server, open_
         assert review_decision(done)[0] == "flagged"
         with pytest.raises(ValueError):
             await review.sign_off(entry.id, "maybe", "")
+        with pytest.raises(NoteRefused):
+            await review.sign_off(entry.id, "approved", "x" * 490)
 
         # Separation of duties: IT admins and clinicians read no audit content.
         for dev in (it_dev, owner):

@@ -514,7 +514,15 @@ class AccessReviewPanel(QWidget):
         note = self.bg_note.toPlainText()
         self.bg_approve.setEnabled(False)
         self.bg_flag.setEnabled(False)
-        self._run(self._service.sign_off(entry.id, decision, note), self._signed_off)
+        self._run(self._service.sign_off(entry.id, decision, note), self._signed_off,
+                  self._sign_off_failed)
+
+    def _sign_off_failed(self, message: str) -> None:
+        show_form_error(self.error, message)
+        entry = self.selected_break_glass()
+        pending = entry is not None and entry.reviewed_ms is None
+        self.bg_approve.setEnabled(pending)  # the note typed so far stays
+        self.bg_flag.setEnabled(pending)
 
     def _signed_off(self, entry: BreakGlassEntry) -> None:
         self.bg_note.clear()
