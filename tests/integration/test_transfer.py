@@ -148,6 +148,13 @@ async def test_round_trip_and_nothing_readable_on_the_server(trio, open_server, 
     # Audited on both sides, through the device's one audit log.
     assert ("file.send", "ok") in alice.audit_actions()
     assert ("file.download", "ok") in bob.audit_actions()
+    for peer in (alice, bob):  # and the server takes both actions into its trail
+        peer.audit.transport = peer.device.transport
+        queued = len(peer.audit_actions())
+        assert await peer.audit.flush() == queued >= 1
+    logged = {r[0] for r in server_db(open_server).connection().execute(
+        "SELECT action FROM audit_log WHERE object_id = ?", (descriptor.blob_id,))}
+    assert {"client.file.send", "client.file.download", "blob.upload", "blob.download"} <= logged
     # The server saw the ciphertext digest it was told, and nothing else about the file.
     row = server_db(open_server).connection().execute(
         "SELECT sha256, total_size FROM blobs WHERE blob_id = ?", (descriptor.blob_id,)).fetchone()
