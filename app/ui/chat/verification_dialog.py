@@ -124,9 +124,11 @@ class VerificationDialog(QDialog):
         self.match_button.clicked.connect(self.confirm_match)
         self.mismatch_button = QPushButton()
         self.mismatch_button.setObjectName("sasMismatch")
+        self.mismatch_button.setAutoDefault(False)
         self.mismatch_button.clicked.connect(self.report_mismatch)
         self.cancel_button = QPushButton()
         self.cancel_button.setObjectName("sasCancel")
+        self.cancel_button.setAutoDefault(False)  # Enter never cancels by accident
         self.cancel_button.clicked.connect(self.cancel_verification)
         self.close_button = QPushButton()
         self.close_button.setObjectName("sasClose")
@@ -172,7 +174,7 @@ class VerificationDialog(QDialog):
         if status.phase is Phase.REQUESTED:
             self.heading.setText(translate("VerificationDialog", "Verification request"))
             self.request_text.setText(fill(translate(
-                "VerificationDialog", "%1 wants to verify your device with their device %2. "
+                "VerificationDialog", "%1 wants to verify your device with their device (%2). "
                 "Accept only if you are in touch with %1 now, in person or by phone: you will "
                 "compare seven emoji together."), name, device))
             self.pages.setCurrentWidget(self.request_page)
@@ -183,8 +185,8 @@ class VerificationDialog(QDialog):
             self.heading.setText(fill(translate("VerificationDialog", "Verify %1's device"),
                                       name))
             if status.phase is Phase.WAITING:
-                text = fill(translate("VerificationDialog", "Waiting for %1 to accept on "
-                                      "device %2…"), name, device)
+                text = fill(translate("VerificationDialog", "Waiting for %1 to accept the "
+                                      "request on their device (%2)."), name, device)
             else:
                 text = fill(translate("VerificationDialog", "You confirmed. Waiting for %1 to "
                                       "compare and confirm on their side…"), name)
@@ -194,8 +196,8 @@ class VerificationDialog(QDialog):
         elif status.phase is Phase.SHOWING:
             self.heading.setText(fill(translate("VerificationDialog", "Compare with %1"), name))
             self.compare_text.setText(fill(translate(
-                "VerificationDialog", "Check with %1 that device %2 shows the same emoji in "
-                "the same order: read them out to each other."), name, device))
+                "VerificationDialog", "Check with %1 that their device (%2) shows the same "
+                "emoji in the same order: read them out to each other."), name, device))
             self._show_codes(status)
             self.pages.setCurrentWidget(self.compare_page)
             buttons[self.match_button] = buttons[self.mismatch_button] = True
@@ -204,7 +206,7 @@ class VerificationDialog(QDialog):
         elif status.phase is Phase.VERIFIED:
             self.heading.setText(translate("VerificationDialog", "Device verified"))
             self.done_text.setText(fill(translate(
-                "VerificationDialog", "✓ %1's device %2 is verified. Messages to it are "
+                "VerificationDialog", "✓ %1's device (%2) is verified. Messages to it are "
                 "end-to-end encrypted to the device you checked."), name, device))
             self.pages.setCurrentWidget(self.done_page)
             buttons[self.cancel_button] = False

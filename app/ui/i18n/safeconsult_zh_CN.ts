@@ -1365,8 +1365,8 @@
         <translation>验证请求</translation>
     </message>
     <message>
-        <source>%1 wants to verify your device with their device %2. Accept only if you are in touch with %1 now, in person or by phone: you will compare seven emoji together.</source>
-        <translation>%1 希望用其设备 %2 验证您的设备。只有在您此刻正与 %1 当面或通过电话联系时才接受：你们将一起比对七个表情符号。</translation>
+        <source>%1 wants to verify your device with their device (%2). Accept only if you are in touch with %1 now, in person or by phone: you will compare seven emoji together.</source>
+        <translation>%1 希望用其设备（%2）验证您的设备。只有在您此刻正与 %1 当面或通过电话联系时才接受：你们将一起比对七个表情符号。</translation>
     </message>
     <message>
         <source>Decline</source>
@@ -1377,8 +1377,8 @@
         <translation>验证 %1 的设备</translation>
     </message>
     <message>
-        <source>Waiting for %1 to accept on device %2…</source>
-        <translation>正在等待 %1 在设备 %2 上接受…</translation>
+        <source>Waiting for %1 to accept the request on their device (%2).</source>
+        <translation>正在等待 %1 在其设备（%2）上接受请求。</translation>
     </message>
     <message>
         <source>You confirmed. Waiting for %1 to compare and confirm on their side…</source>
@@ -1393,16 +1393,16 @@
         <translation>与 %1 比对</translation>
     </message>
     <message>
-        <source>Check with %1 that device %2 shows the same emoji in the same order: read them out to each other.</source>
-        <translation>请与 %1 确认设备 %2 以相同顺序显示相同的表情符号：互相读出来。</translation>
+        <source>Check with %1 that their device (%2) shows the same emoji in the same order: read them out to each other.</source>
+        <translation>请与 %1 确认其设备（%2）以相同顺序显示相同的表情符号：互相读出来。</translation>
     </message>
     <message>
         <source>Device verified</source>
         <translation>设备已验证</translation>
     </message>
     <message>
-        <source>✓ %1&apos;s device %2 is verified. Messages to it are end-to-end encrypted to the device you checked.</source>
-        <translation>✓ %1 的设备 %2 已验证。发给它的消息将端到端加密到您核对过的这台设备。</translation>
+        <source>✓ %1&apos;s device (%2) is verified. Messages to it are end-to-end encrypted to the device you checked.</source>
+        <translation>✓ %1 的设备（%2）已验证。发给它的消息将端到端加密到您核对过的这台设备。</translation>
     </message>
     <message>
         <source>Not verified</source>
