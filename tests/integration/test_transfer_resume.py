@@ -231,7 +231,8 @@ async def test_a_transfer_killed_at_random_points_resumes_each_time(open_server,
 @pytest.mark.timeout(1800)
 async def test_500_mb_killed_at_20_random_points(open_server, tmp_path):
     killed = await kill_and_resume(open_server, tmp_path, size=500 * 1_000_000, kills=20,
-                                   chunk=4 * 1024 * 1024, seed=int.from_bytes(os.urandom(4)),
+                                   chunk=TransferOptions().chunk_size,
+                                   seed=int.from_bytes(os.urandom(4)),
                                    timeout=900)
     print("killed at", killed)
 
