@@ -30,30 +30,40 @@ class Database:
         self._migrate()
 
     def connection(self) -> sqlite3.Connection:
+        """This thread's connection (made on first use; waits up to 30 s for a lock)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            if not self.autocheckpoint:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn = self.open_connection()
             self._local.conn = conn
         return conn
 
+    def open_connection(self, *, timeout_s: float = 30) -> sqlite3.Connection:
+        """A new connection, set up like every other; the caller owns (and closes) it. The
+        event loop's own uses ``timeout_s=0``: it never waits for another writer."""
+        conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if not self.autocheckpoint:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: serialises writers, so read-check-write is atomic."""
-        conn = self.connection()
+    def transaction(self, conn: sqlite3.Connection | None = None
+                    ) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: serialises writers, so read-check-write is atomic.
+        On this thread's connection unless ``conn`` is given."""
+        conn = self.connection() if conn is None else conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log back into the database (PASSIVE: never blocks readers or

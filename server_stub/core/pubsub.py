@@ -171,7 +171,9 @@ class Hub:
         except RuntimeError:
             running = None
         if running is loop:
-            fn(*args)
+            # Queued, not run now: a thread's hand-over queued before this one (an earlier
+            # event, say) must be delivered first.
+            loop.call_soon(fn, *args)
         else:
             # From a thread-pool route: the loop owns the subscriber tables.
             loop.call_soon_threadsafe(fn, *args)

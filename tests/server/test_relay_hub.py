@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,6 +65,19 @@ async def test_batches_from_threads_arrive_in_order():
     await asyncio.sleep(0.05)
     got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
     assert got == [f"{k}-{j}" for k in range(5) for j in range(3)]
+
+
+async def test_publish_on_the_loop_stays_behind_earlier_thread_handovers():
+    hub = Hub()
+    sub = hub.subscribe("alice", "a1")
+    # A thread hands an earlier event over; before the loop runs it, the loop publishes a
+    # later one itself (the WebSocket's send path stores on the loop thread).
+    thread = threading.Thread(target=hub.publish_batch, args=([(["alice"], "pos-5")],))
+    thread.start()
+    thread.join()
+    hub.publish_batch([(["alice"], "pos-6")])
+    await asyncio.sleep(0.01)
+    assert [sub.queue.get_nowait() for _ in range(sub.queue.qsize())] == ["pos-5", "pos-6"]
 
 
 steps = st.lists(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 import websockets
 
 from server_stub import admin
+from server_stub.core.db import Database
+from server_stub.core.schema import MIGRATIONS
 from tests.server import relay_support
 from tests.server.relay_support import (
     connect_ws,
@@ -229,3 +232,72 @@ async def test_storage_failure_is_answered_and_the_socket_goes_on(open_server, p
         assert (await next_push(ws, "sent"))["duplicate"] is False
     finally:
         await ws.close()
+
+
+async def test_send_waits_for_another_writer_instead_of_failing(open_server, people):
+    """The socket stores on the event loop's connection, which never waits for a lock;
+    with another writer holding it, the burst goes to the thread pool and waits there."""
+    alice, bob = await people("alice", "bob")
+    room_id = await make_room(alice, bob)
+    ws = await connect_ws(open_server, alice)
+    bob_ws = await connect_ws(open_server, bob)
+    holder = Database(server_db(open_server).path, MIGRATIONS).connection()
+    frame = {"type": "send", "room_id": room_id, "event_id": "evt-locked-0001",
+             "event_type": "m.room.encrypted", "content": relay_support.encrypted(1)}
+    try:
+        await next_push(ws, "hello")
+        await next_push(bob_ws, "hello")
+        holder.execute("BEGIN IMMEDIATE")  # e.g. the admin CLI mid-transaction
+        try:
+            await ws.send(json.dumps(frame))
+            await no_push(ws, "sent", 0.4)
+            await no_push(ws, "error", 0.01)
+        finally:
+            holder.execute("COMMIT")
+        sent = await next_push(ws, "sent")
+        assert sent["event_id"] == "evt-locked-0001" and sent["duplicate"] is False
+        assert (await next_push(bob_ws, "event"))["event"]["event_id"] == "evt-locked-0001"
+        # And the next one is stored on the loop again, in order after it.
+        frame["event_id"] = "evt-locked-0002"
+        await ws.send(json.dumps(frame))
+        assert (await next_push(ws, "sent"))["pos"] > sent["pos"]
+    finally:
+        holder.close()
+        await ws.close()
+        await bob_ws.close()
+
+
+async def test_send_on_a_lapsed_grant_records_the_lapse_before_the_refusal(open_server,
+                                                                          people):
+    alice, bob = await people("alice", "bob")
+    room_id = await make_room(alice)
+    expires = int(time.time() * 1000) + 1500
+    await alice.transport.post_json(f"/v1/rooms/{room_id}/invite",
+                                    {"user_id": bob.user_id, "expires_ms": expires})
+    await bob.transport.post_json(f"/v1/rooms/{room_id}/join", {})
+    ws = await connect_ws(open_server, bob)
+    alice_ws = await connect_ws(open_server, alice)
+    try:
+        await next_push(ws, "hello")
+        await next_push(alice_ws, "hello")
+        await asyncio.sleep(max(0.0, expires / 1000 - time.time()) + 0.05)
+        await ws.send(json.dumps({
+            "type": "send", "room_id": room_id, "event_id": "evt-too-late-01",
+            "event_type": "m.room.encrypted", "content": relay_support.encrypted(1)}))
+        # The lapse reaches bob (its subject) before his refusal does.
+        kinds = []
+        async with asyncio.timeout(5):
+            while "error" not in kinds:
+                for line in (await ws.recv()).split("\n"):
+                    obj = json.loads(line)
+                    kinds.append(obj["type"])
+                    if obj["type"] == "error":
+                        assert obj["code"] == "grant_expired"
+                    if obj["type"] == "event":
+                        assert obj["event"]["content"]["membership"] == "expire"
+        assert kinds.index("event") < kinds.index("error")
+        lapse = await next_push(alice_ws, "event")
+        assert lapse["event"]["content"]["user_id"] == bob.user_id
+    finally:
+        await ws.close()
+        await alice_ws.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -37,12 +38,28 @@ def compact_json(value: Any, limit: int) -> str:
     return text
 
 
-def store_events(app: Any, auth: AuthContext, items: list[tuple[str, PostEvent]]
-                 ) -> list[dict[str, Any] | ApiError]:
+class WouldWait(Exception):
+    """Storing on the event loop's connection would have waited for another writer (or has
+    a lapsed grant to record first); nothing was stored -- do it in the thread pool."""
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+def store_events(app: Any, auth: AuthContext, items: list[tuple[str, PostEvent]], *,
+                 conn: sqlite3.Connection | None = None) -> list[dict[str, Any] | ApiError]:
     """Store client events in one transaction and push them; one outcome per item, in order
     (a result, or the ApiError refusing that item alone). Shared by the POST route and the
     WebSocket's ``send`` frames, which arrive in bursts under load: one transaction and one
-    hand-over to the push loop then serve the whole burst."""
+    hand-over to the push loop then serve the whole burst.
+
+    With ``conn`` -- the event loop's own connection, which never waits for a lock -- it
+    runs on the loop thread and either completes without waiting or raises WouldWait
+    having stored nothing (the caller then calls it again from the thread pool). This is
+    the WebSocket's usual path: no thread hand-over each way, whose waits for the GIL were
+    most of a pushed event's latency."""
     limit = app.state.settings.max_event_bytes
     db: Database = app.state.db
     hub = hub_of(app)
@@ -56,19 +73,29 @@ def store_events(app: Any, auth: AuthContext, items: list[tuple[str, PostEvent]]
             outcomes[i] = err
     stored: list[tuple[rooms.StoredEvent, list[str]]] = []
     lapsed: set[tuple[str, str]] = set()
-    with EVENT_ORDER:
-        _store(db, auth, prepared, now, outcomes, stored, lapsed)
+    if not EVENT_ORDER.acquire(blocking=conn is None):
+        raise WouldWait
+    try:
+        try:
+            _store(db, auth, prepared, now, outcomes, stored, lapsed, conn)
+        except sqlite3.OperationalError as exc:
+            if conn is not None and _busy(exc):
+                raise WouldWait from None
+            raise
         for user_id, room_id in lapsed:
             record_lapses(db, hub, user_id=user_id, room_id=room_id)
         if stored:
             hub.publish_batch([(targets, event_push(event)) for event, targets in stored])
+    finally:
+        EVENT_ORDER.release()
     return [o for o in outcomes if o is not None]
 
 
 def _store(db: Database, auth: AuthContext, prepared: list, now: int,
-           outcomes: list, stored: list, lapsed: set) -> None:
+           outcomes: list, stored: list, lapsed: set, conn: sqlite3.Connection | None) -> None:
+    loop_thread = conn is not None
     if prepared:
-        with db.transaction() as conn:
+        with db.transaction(conn) as conn:
             members: dict[str, list[str]] = {}
             for i, room_id, body, content in prepared:
                 try:
@@ -90,6 +117,9 @@ def _store(db: Database, auth: AuthContext, prepared: list, now: int,
                     stored.append((result.event, members[room_id]))
                 outcomes[i] = {"event_id": result.event.event_id, "pos": result.event.pos,
                                "duplicate": result.duplicate}
+            if lapsed and loop_thread:
+                # Recording a lapse writes and may wait: roll back, redo it all in the pool.
+                raise WouldWait
 
 
 @router.post("/v1/rooms/{room_id}/events")

@@ -4,6 +4,7 @@ and publishing committed events to the devices that may see them."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -36,6 +37,26 @@ def hub_of(app: Any) -> Hub:
                 hub = Hub(signal_ttl_s=app.state.settings.signal_ttl_s)
                 app.state.relay_hub = hub
     return hub
+
+
+def loop_connection(app: Any) -> sqlite3.Connection | None:
+    """The event loop thread's own database connection (made on first use; None if it
+    cannot be opened now). It never waits for a lock: see ``store_events``."""
+    conn = getattr(app.state, "loop_db", None)
+    if conn is None:
+        try:
+            conn = app.state.db.open_connection(timeout_s=0)
+        except sqlite3.Error:
+            return None
+        app.state.loop_db = conn
+    return conn
+
+
+def close_loop_connection(app: Any) -> None:
+    conn = getattr(app.state, "loop_db", None)
+    if conn is not None:
+        app.state.loop_db = None
+        conn.close()
 
 
 def blob_files(app: Any) -> BlobFiles:

@@ -30,7 +30,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from server_stub.api.routes.relay_support import blob_files, hub_of, record_lapses
+from server_stub.api.routes.relay_support import (
+    blob_files,
+    close_loop_connection,
+    hub_of,
+    record_lapses,
+)
 from server_stub.core.db import Database
 from server_stub.core.pubsub import Subscriber
 from server_stub.core.security import now_ms
@@ -206,5 +211,6 @@ async def relay_lifespan(app: Any) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         state.close()
+        close_loop_connection(app)
         for sub in hub.subscribers():
             hub.disconnect_device(sub.device_id, 1001, "server_shutdown")

@@ -21,8 +21,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from server_stub.api.deps import AuthContext, authenticate_websocket, reject_websocket
 from server_stub.api.errors import ApiError
-from server_stub.api.routes.events import store_events
-from server_stub.api.routes.relay_support import hub_of
+from server_stub.api.routes.events import WouldWait, store_events
+from server_stub.api.routes.relay_support import hub_of, loop_connection
 from server_stub.api.routes.relay_tasks import order_push, relay_lifespan
 from server_stub.core.pubsub import CLOSE, Hub, Subscriber
 from server_stub.crud import devices as devices_crud
@@ -57,8 +57,9 @@ def _error(code: str, message: str, event_id: str | None = None) -> str:
     return json.dumps(frame)
 
 
-def _store_frames(app, auth: AuthContext, frames: list[str]) -> list[str]:
-    """Thread-pool side of a burst of ``send`` frames: one reply per frame, in order.
+def _store_frames(app, auth: AuthContext, frames: list[str], conn=None) -> list[str]:
+    """A burst of ``send`` frames stored: one reply per frame, in order. On the event loop
+    with its connection (``conn``), else in the thread pool; see ``store_events``.
     The upgrade's proof authorises the socket; the watch closes it when the session ends."""
     replies: list[str | None] = [None] * len(frames)
     valid: list[tuple[int, WsSend]] = []
@@ -68,7 +69,8 @@ def _store_frames(app, auth: AuthContext, frames: list[str]) -> list[str]:
         except ValidationError:
             replies[i] = _error("malformed", "invalid send frame")
     if valid:
-        outcomes = store_events(app, auth, [(f.room_id, f.as_post()) for _, f in valid])
+        outcomes = store_events(app, auth, [(f.room_id, f.as_post()) for _, f in valid],
+                                conn=conn)
         for (i, frame), outcome in zip(valid, outcomes, strict=True):
             if isinstance(outcome, ApiError):
                 replies[i] = _error(outcome.code, outcome.message, frame.event_id)
@@ -80,18 +82,32 @@ def _store_frames(app, auth: AuthContext, frames: list[str]) -> list[str]:
 async def _store_sends(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: AuthContext,
                        inbox: asyncio.Queue) -> None:
     """Stores what the reader queued, taking everything waiting at once: under load a
-    burst costs one thread hand-over and one transaction, and its pushes leave together."""
+    burst costs one transaction, and its pushes leave together. Stored on the loop thread
+    when no other writer is in the way (no thread hand-over), else in the thread pool."""
+    app = websocket.app
     while True:
         frames = [await inbox.get()]
         while len(frames) < MAX_BATCH and not inbox.empty():
             frames.append(inbox.get_nowait())
         try:
-            replies = await run_in_threadpool(_store_frames, websocket.app, auth, frames)
+            conn = loop_connection(app)
+            try:
+                if conn is None:
+                    raise WouldWait
+                replies = _store_frames(app, auth, frames, conn)
+            except WouldWait:
+                replies = await run_in_threadpool(_store_frames, app, auth, frames)
         except Exception as exc:  # a storage failure must not silence the socket
             log.error("storing pushed events failed: %s", exc.__class__.__name__)
             replies = [_error("internal", "not stored; send again")] * len(frames)
-        for reply in replies:
-            hub.send_to_device_sub(sub, reply)
+        # Queued behind the pushes of what was just stored (``Hub._dispatch`` queues them):
+        # the sender sees its own event pushed before it is told ``sent``, as it always has.
+        asyncio.get_running_loop().call_soon(_answer, hub, sub, replies)
+
+
+def _answer(hub: Hub, sub: Subscriber, replies: list[str]) -> None:
+    for reply in replies:
+        hub.send_to_device_sub(sub, reply)
 
 
 async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: AuthContext,
