@@ -100,31 +100,33 @@ class MainWindow(QMainWindow):
         # While locked: the PHI widgets and windows hidden by the lock, to show again.
         self._hidden_by_lock: list[QWidget] | None = None
 
-        self.banner = SharedDeviceBanner()
+        # Built top-down, each widget made inside its parent: a finished subtree given a
+        # parent afterwards has its fonts, palette and style resolved a second time (~3 ms of
+        # CPU for the sign-in form before the first frame).
+        central = QWidget(self)
+        self.setCentralWidget(central)
+        self._column = column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        self.banner = SharedDeviceBanner(central)
         self.banner.setVisible(self._kiosk)
         self.banner.switchUserRequested.connect(self.switch_user)
-        self.notifications = NotificationArea()
+        self.notifications = NotificationArea(central)
         runner.errorReported.connect(self.notifications.show_message)
         # The warning before an idle lock is hidden until then: built when first needed,
         # like the lock screen (the lock screen's module is not part of the first frame).
         self._lock_warning: LockWarning | None = None
-        self.login = LoginView(sign_in, runner, about.server_url)
+        self.pages = QStackedWidget(central)
+        self.login = LoginView(sign_in, runner, about.server_url, self.pages)
+        self.pages.addWidget(self.login)
         self._workspace: Workspace | None = None  # built at the first sign-in (start-up time)
         self._unlock = unlock
         # Built when first needed, not for the first frame (start-up time).
         self._lock_screen: LockScreen | None = None
         self._wiped: WipedView | None = None
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self.login)
-
-        central = QWidget()
-        self._column = column = QVBoxLayout(central)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(0)
         column.addWidget(self.banner)
         column.addWidget(self.notifications)
         column.addWidget(self.pages, 1)  # the lock warning goes above the pages when built
-        self.setCentralWidget(central)
 
         self.statusBar().setSizeGripEnabled(False)  # the window frame resizes; no stray grip
         self.indicators = StatusIndicators(
