@@ -286,15 +286,22 @@ def _report(name: str, f: Figures) -> None:
           f"({len(f.latency_ms)} deliveries, {f.missing} missing)")
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 async def test_relay_against_bare_websockets(tmp_path):
     raise_fd_limit(4 * (MEMBERS + IDLE) + 512)
+    load_before = _load()
     started = time.perf_counter()
     seeded = seed(tmp_path / "server", members=MEMBERS, idle=IDLE)
     seed_s = time.perf_counter() - started
     relay, http = await run_relay(tmp_path / "server", seeded)
     reference = await run_reference(tmp_path / "server", seeded)
     print(f"\nRelay benchmark: {MEMBERS} members + {IDLE} idle sockets, "
-          f"{os.cpu_count()} CPUs, seed {seed_s:.1f} s")
+          f"{os.cpu_count()} CPUs, seed {seed_s:.1f} s; load average (1/5/15 min) "
+          f"{load_before} before, {_load()} after (a shared machine: read the reference's "
+          f"p99 as the measure of how quiet it was)")
     _report("relay", relay)
     _report("reference", reference)
     cpu_ratio = relay.server_cpu_us / reference.server_cpu_us
