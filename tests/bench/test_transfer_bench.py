@@ -106,7 +106,7 @@ def test_chunk_encryption_pipeline_vs_raw_aesgcm(tmp_path):
 
 
 async def _bare_round_trip(transport, room_id: str, data: bytes, chunk: int,
-                           parallel: int) -> float:
+                           parallel: int) -> tuple[float, float]:
     """The blob endpoints, driven directly: PUT all chunks, finalize, GET all chunks."""
     count = -(-len(data) // chunk)
     digest = hashlib.sha256(data).hexdigest()
@@ -121,6 +121,7 @@ async def _bare_round_trip(transport, room_id: str, data: bytes, chunk: int,
 
     await asyncio.gather(*(put_worker() for _ in range(parallel)))
     await blob_api.finalize(transport, info.blob_id)
+    uploaded = time.perf_counter() - start
     queue = iter(range(count))
     received = 0
 
@@ -132,7 +133,7 @@ async def _bare_round_trip(transport, room_id: str, data: bytes, chunk: int,
 
     await asyncio.gather(*(get_worker() for _ in range(parallel)))
     assert received == len(data)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, uploaded
 
 
 async def test_end_to_end_transfer_vs_bare_http(open_server, tmp_path):
@@ -152,23 +153,25 @@ async def test_end_to_end_transfer_vs_bare_http(open_server, tmp_path):
     results = []
     try:
         for _ in range(2):  # interleaved, best of each
-            t_bare = await _bare_round_trip(alice_dev.transport, room_id, bare_data,
-                                            options.chunk_size + TAG_SIZE, options.parallel)
+            t_bare, t_bare_up = await _bare_round_trip(
+                alice_dev.transport, room_id, bare_data, options.chunk_size + TAG_SIZE,
+                options.parallel)
             start = time.perf_counter()
             descriptor = await alice.engine.upload(room_id, source)
             t_up = time.perf_counter() - start
             file_id = await bob.engine.download(descriptor.to_wire(), alice.known)
             t_engine = time.perf_counter() - start
-            results.append((t_bare, t_engine, t_up))
+            results.append((t_bare, t_bare_up, t_engine, t_up))
             bob.engine.files.delete(file_id)
             bob.engine.forget(bob.engine.transfers()[0].transfer_id)
     finally:
         await alice.close()
         await bob.close()
-    t_bare = min(r[0] for r in results)
-    t_engine, t_up = min((r[1], r[2]) for r in results)
+    t_bare, t_bare_up = min((r[0], r[1]) for r in results)
+    t_engine, t_up = min((r[2], r[3]) for r in results)
     print(f"\nend to end {size // MB} MB: bare HTTP up+down {t_bare:.2f} s "
-          f"({2 * blob_size / t_bare / MB:.0f} MB/s), engine {t_engine:.2f} s "
+          f"(upload {t_bare_up:.2f} s, download {t_bare - t_bare_up:.2f} s; "
+          f"{2 * blob_size / t_bare / MB:.0f} MB/s), engine {t_engine:.2f} s "
           f"(upload {t_up:.2f} s, download {t_engine - t_up:.2f} s) -> ratio "
           f"{t_bare / t_engine:.2f}x (goal >= 0.7x)")
 

@@ -116,7 +116,8 @@ def _verify_staged(staging: PositionalFile, cipher: ChunkCipher, done: frozenset
 
 
 def _digest_staged(staging: PositionalFile, end: int) -> str:
-    staging.fsync()
+    # No fsync first: the staging file need not survive a crash (resume re-checks it), and
+    # what is hashed here is what is decrypted next, from the same page cache.
     hasher = hashlib.sha256()
     offset = HEADER_SIZE
     while offset < end:
