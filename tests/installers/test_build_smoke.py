@@ -125,6 +125,7 @@ def test_the_deb_layout(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @needs_dpkg
 def test_full_build_bundle_and_deb_pass_their_self_tests():
     """installers/build.sh end to end (minutes). The script itself runs the bundle's
