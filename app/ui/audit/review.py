@@ -426,6 +426,7 @@ class AccessReviewPanel(QWidget):
             _fill_row(table, row, [
                 timestamp(e.ts_ms), self._service.name(e.actor_user_id), e.action, e.outcome,
                 e.room_id or "", (e.device_id or "")[:12], str(e.seq)])
+            table.item(row, 5).setToolTip(e.device_id or "")  # the whole id, for the filter
             if e.outcome != "ok":
                 table.item(row, 3).setForeground(Qt.GlobalColor.darkRed)
         if len(entries) < result.matched or not result.complete:
