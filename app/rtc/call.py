@@ -42,8 +42,10 @@ from app.rtc.signing import (
     verify_description,
 )
 from app.rtc.tracks import (
+    GatedTrack,
     SyntheticVideoTrack,
     ToneAudioTrack,
+    audio_level,
     frame_to_rgb,
     now_ms,
     read_frame_stamp,
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 
 SendSignal = Callable[[Party, str, dict[str, Any]], Awaitable[None]]
 FrameSink = Callable[[Party, Any], None]  # (peer, H x W x 3 uint8 RGB ndarray) per video frame
+# (peer, decoded av.VideoFrame): for a view that converts off the event loop's thread
+RawFrameSink = Callable[[Party, Any], None]
 RefreshIce = Callable[[], Awaitable[IcePolicy]]
 TrackFactory = Callable[[], MediaStreamTrack]
 
@@ -78,6 +82,8 @@ class MediaStats:
     latencies_ms: list[int] = field(default_factory=list)
     tags: set[int] = field(default_factory=set)
     last_seq: int | None = None
+    audio_level: float = 0.0  # RMS of the last remote audio frame, 0..1 (active speaker)
+    audio_level_at: float | None = None  # time.monotonic()
 
 
 @dataclass
@@ -352,8 +358,12 @@ class PeerLink:
                     stats.latencies_ms.append(now_ms() - stamp.time_ms)
             else:
                 stats.audio_frames += 1
+                stats.audio_level = audio_level(frame)
+                stats.audio_level_at = time.monotonic()
             if self.call.sink is not None and track.kind == "video":
                 self.call.sink(self.peer, frame_to_rgb(frame))
+            if self.call.frame_sink is not None and track.kind == "video":
+                self.call.frame_sink(self.peer, frame)  # no conversion here: the sink's job
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -386,7 +396,8 @@ class Call:
                  on_event: Callable[[str, PeerLink], None] | None = None,
                  sink: FrameSink | None = None, ice_source: RefreshIce | None = None,
                  video: TrackFactory | None = None,
-                 audio: TrackFactory | None = None) -> None:
+                 audio: TrackFactory | None = None,
+                 frame_sink: RawFrameSink | None = None) -> None:
         self.call_id = call_id
         self.local = local
         self.sign = sign
@@ -395,15 +406,43 @@ class Call:
         self.options = options or CallOptions()
         self.on_event = on_event
         self.sink = sink
+        self.frame_sink = frame_sink
         self.links: dict[Party, PeerLink] = {}
         self._ice_source = ice_source
         self._relay = MediaRelay()  # one capture, one subscription per peer connection
-        self._camera = video() if video else SyntheticVideoTrack(self.options.video_tag)
+        # Camera and microphone behind an off switch (camera off, mute): see GatedTrack.
+        self._camera = GatedTrack(video() if video else
+                                  SyntheticVideoTrack(self.options.video_tag))
         self._video: MediaStreamTrack = self._camera  # what is sent: the camera or a share
-        self._audio = None
+        self._audio: GatedTrack | None = None
         if self.options.audio:
-            self._audio = audio() if audio else ToneAudioTrack()
+            self._audio = GatedTrack(audio() if audio else ToneAudioTrack())
         self.closed = False
+
+    # -- local media switches --------------------------------------------------------------
+
+    @property
+    def muted(self) -> bool:
+        return self._audio is None or not self._audio.enabled
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute: silence is sent instead of the microphone (on every link, at once)."""
+        if self._audio is not None:
+            self._audio.enabled = not muted
+
+    @property
+    def camera_on(self) -> bool:
+        return self._camera.enabled
+
+    def set_camera(self, on: bool) -> None:
+        """Camera off: black frames are sent instead of the camera's (timing kept, so the
+        peers' stall watchdogs see media; nothing captured leaves the machine)."""
+        self._camera.enabled = on
+
+    def camera_preview(self) -> MediaStreamTrack:
+        """A subscription to the camera as sent (black while off), for a self view.
+        The caller stops it."""
+        return self._relay.subscribe(self._camera, buffered=False)
 
     async def refresh_ice(self) -> None:
         if self._ice_source is None:

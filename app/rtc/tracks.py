@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 from av import AudioFrame, VideoFrame
 
 WIDTH, HEIGHT = 320, 240
@@ -150,3 +150,58 @@ class ToneAudioTrack(AudioStreamTrack):
         frame.time_base = fractions.Fraction(1, self.rate)
         self._sent += self.samples
         return frame
+
+
+def audio_level(frame: AudioFrame) -> float:
+    """RMS level of an audio frame, 0 (silence) .. 1 (full scale); for the active speaker."""
+    samples = frame.to_ndarray()
+    if samples.size == 0:
+        return 0.0
+    if samples.dtype.kind == "f":
+        values = samples.astype(np.float32)
+    else:
+        values = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
+    return float(min(1.0, np.sqrt(np.mean(values * values))))
+
+
+def _blank_video(frame: VideoFrame) -> VideoFrame:
+    gray = np.zeros((frame.height, frame.width), dtype=np.uint8)
+    blank = VideoFrame.from_ndarray(gray, format="gray").reformat(format="yuv420p")
+    blank.pts, blank.time_base = frame.pts, frame.time_base
+    return blank
+
+
+def _silent_audio(frame: AudioFrame) -> AudioFrame:
+    silent = AudioFrame.from_ndarray(np.zeros_like(frame.to_ndarray()),
+                                     format=frame.format.name, layout=frame.layout.name)
+    silent.sample_rate = frame.sample_rate
+    silent.pts, silent.time_base = frame.pts, frame.time_base
+    return silent
+
+
+class GatedTrack(MediaStreamTrack):
+    """A camera or microphone with an off switch (camera off, mute).
+
+    While :attr:`enabled` is False the source is still read (so timing stays the source's)
+    but what goes on is black video or silence of the same shape: the receiving side keeps
+    seeing media arrive (its stall watchdog does not rebuild the link) and no captured
+    pixel or sample leaves. Stopping the gate stops the source.
+    """
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self.source = source
+        self.enabled = True
+
+    async def recv(self):
+        frame = await self.source.recv()
+        if self.enabled:
+            return frame
+        if self.kind == "video":
+            return _blank_video(frame)
+        return _silent_audio(frame)
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()

@@ -25,10 +25,19 @@ from psygnal import Signal
 
 from app.core.errors import ConnectionFailed, SafeConsultError, ServerError
 from app.crypto.devices import may_receive_keys
+from app.crypto.store import TrustLevel
 from app.net import signaling_api
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
-from app.rtc.call import Call, CallOptions, FrameSink, LinkState, PeerLink, TrackFactory
+from app.rtc.call import (
+    Call,
+    CallOptions,
+    FrameSink,
+    LinkState,
+    PeerLink,
+    RawFrameSink,
+    TrackFactory,
+)
 from app.rtc.ice import IcePolicy, TurnCredentials
 from app.rtc.signing import Party
 from app.services.chat import ChatService
@@ -78,7 +87,8 @@ class CallsService:
                  options: CallOptions | None = None,
                  send_wrapper: Callable[[Any], Any] | None = None,
                  sink: FrameSink | None = None, video: TrackFactory | None = None,
-                 audio: TrackFactory | None = None) -> None:
+                 audio: TrackFactory | None = None,
+                 frame_sink: RawFrameSink | None = None) -> None:
         if session.device is None:
             raise SafeConsultError("calls need a signed-in session")
         self._session = session
@@ -90,6 +100,7 @@ class CallsService:
         self.relay_only = relay_only
         self.options = options or CallOptions()
         self.sink = sink  # (peer, RGB ndarray) per decoded remote video frame, for a view
+        self.frame_sink = frame_sink  # (peer, av frame): a view converts it off the loop
         self._video, self._audio = video, audio  # capture factories (default: synthetic)
         self.calls: dict[str, Call] = {}
         self.rooms: dict[str, str] = {}  # call id -> room id
@@ -175,6 +186,12 @@ class CallsService:
         if unknown:
             await self.chat.refresh_device_lists(unknown)
 
+    def verified(self, party: Party) -> bool:
+        """Whether ``party``'s device is SAS-verified in our directory view (the call view's
+        "verified device"; any device a call connects to is at least trusted by policy)."""
+        record = self.chat.machine.devices(party.user_id).get(party.device_id)
+        return record is not None and record.trust == TrustLevel.VERIFIED
+
     # -- calls -----------------------------------------------------------------------------
 
     async def _ice(self) -> IcePolicy:
@@ -207,7 +224,7 @@ class CallsService:
 
         call = Call(call_id, self.local, sign=self.device.identity.sign, key_for=self.key_for,
                     send=send, options=options, sink=self.sink, ice_source=self._ice,
-                    video=self._video, audio=self._audio,
+                    video=self._video, audio=self._audio, frame_sink=self.frame_sink,
                     on_event=lambda what, link: self._on_link_event(call_id, what, link))
         self.calls[call_id] = call
         self.rooms[call_id] = room_id

@@ -27,6 +27,9 @@ def configure_workspace(workspace: Any, user: Any, *, runner: TaskRunner,
         runner=runner, service=ImagingService(audit=session.record_series_action),
         identity=ViewerIdentity(user.username, user.device_id))
     configure_chat(workspace, runner=runner, session=session)
+    from app.ui.call.setup import configure_calls
+
+    configure_calls(workspace, runner=runner, session=session)
     from app.ui.audit.setup import configure_access
 
     configure_access(workspace, user, runner=runner, session=session)

@@ -1941,4 +1941,195 @@
         <translation>您隐藏的区域：%1</translation>
     </message>
 </context>
+<context>
+    <name>CallView</name>
+    <message>
+        <source>%1 is calling you to a video consult.</source>
+        <translation>%1 正在邀请您参加视频会诊。</translation>
+    </message>
+    <message>
+        <source>Accept</source>
+        <translation>接听</translation>
+    </message>
+    <message>
+        <source>Calls are end-to-end encrypted and go direct where the network allows, else through the hospital&apos;s TURN relay.</source>
+        <translation>通话采用端到端加密；网络允许时直接连接，否则经由医院的 TURN 中继。</translation>
+    </message>
+    <message>
+        <source>Camera</source>
+        <translation>摄像头</translation>
+    </message>
+    <message>
+        <source>Camera off</source>
+        <translation>关闭摄像头</translation>
+    </message>
+    <message>
+        <source>Camera on</source>
+        <translation>摄像头已开</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <source>Connecting…</source>
+        <translation>正在连接…</translation>
+    </message>
+    <message>
+        <source>Connection lost — reconnecting…</source>
+        <translation>连接中断 — 正在重新连接…</translation>
+    </message>
+    <message>
+        <source>Decline</source>
+        <translation>拒绝</translation>
+    </message>
+    <message>
+        <source>Direct</source>
+        <translation>直接连接</translation>
+    </message>
+    <message>
+        <source>Each participant&apos;s verification code is under their picture: compare it aloud.</source>
+        <translation>每位参与者的验证码显示在其画面下方：请口头核对。</translation>
+    </message>
+    <message>
+        <source>End-to-end encrypted · unverified device</source>
+        <translation>端到端加密 · 未验证的设备</translation>
+    </message>
+    <message>
+        <source>End-to-end encrypted · verified device</source>
+        <translation>端到端加密 · 已验证的设备</translation>
+    </message>
+    <message>
+        <source>Fair connection</source>
+        <translation>连接一般</translation>
+    </message>
+    <message>
+        <source>Good connection</source>
+        <translation>连接良好</translation>
+    </message>
+    <message>
+        <source>Incoming video consult</source>
+        <translation>视频会诊来电</translation>
+    </message>
+    <message>
+        <source>Join</source>
+        <translation>加入</translation>
+    </message>
+    <message>
+        <source>Join muted</source>
+        <translation>加入时静音</translation>
+    </message>
+    <message>
+        <source>Join this consult before starting a video consult.</source>
+        <translation>请先加入此会诊，再发起视频会诊。</translation>
+    </message>
+    <message>
+        <source>Join video consult</source>
+        <translation>加入视频会诊</translation>
+    </message>
+    <message>
+        <source>Join with camera off</source>
+        <translation>加入时关闭摄像头</translation>
+    </message>
+    <message>
+        <source>Leave</source>
+        <translation>离开</translation>
+    </message>
+    <message>
+        <source>Left the call</source>
+        <translation>已离开通话</translation>
+    </message>
+    <message>
+        <source>Microphone</source>
+        <translation>麦克风</translation>
+    </message>
+    <message>
+        <source>Microphone on</source>
+        <translation>麦克风已开</translation>
+    </message>
+    <message>
+        <source>Mute</source>
+        <translation>静音</translation>
+    </message>
+    <message>
+        <source>Muted</source>
+        <translation>已静音</translation>
+    </message>
+    <message>
+        <source>Poor connection</source>
+        <translation>连接较差</translation>
+    </message>
+    <message>
+        <source>Refused: this device&apos;s identity could not be confirmed. No media was exchanged.</source>
+        <translation>已拒绝：无法确认此设备的身份。未交换任何音视频数据。</translation>
+    </message>
+    <message>
+        <source>Route not known yet</source>
+        <translation>连接路径尚未确定</translation>
+    </message>
+    <message>
+        <source>Share screen</source>
+        <translation>共享屏幕</translation>
+    </message>
+    <message>
+        <source>Sharing your screen</source>
+        <translation>正在共享您的屏幕</translation>
+    </message>
+    <message>
+        <source>Speaker</source>
+        <translation>扬声器</translation>
+    </message>
+    <message>
+        <source>Start video consult</source>
+        <translation>发起视频会诊</translation>
+    </message>
+    <message>
+        <source>Stop sharing</source>
+        <translation>停止共享</translation>
+    </message>
+    <message>
+        <source>System default</source>
+        <translation>系统默认</translation>
+    </message>
+    <message>
+        <source>Test pattern (no camera capture on this machine)</source>
+        <translation>测试图案（本机无摄像头采集）</translation>
+    </message>
+    <message>
+        <source>Test tone (no microphone capture on this machine)</source>
+        <translation>测试音（本机无麦克风采集）</translation>
+    </message>
+    <message>
+        <source>Through the TURN relay</source>
+        <translation>经由 TURN 中继</translation>
+    </message>
+    <message>
+        <source>Unmute</source>
+        <translation>取消静音</translation>
+    </message>
+    <message>
+        <source>Verification code %1 — read it aloud; the others must see the same.</source>
+        <translation>验证码 %1 — 请读出；其他人看到的必须相同。</translation>
+    </message>
+    <message>
+        <source>Verification code: %1</source>
+        <translation>验证码：%1</translation>
+    </message>
+    <message>
+        <source>Video consult</source>
+        <translation>视频会诊</translation>
+    </message>
+    <message>
+        <source>Video consult · %1 participants</source>
+        <translation>视频会诊 · %1 位参与者</translation>
+    </message>
+    <message>
+        <source>Video consult: %1</source>
+        <translation>视频会诊：%1</translation>
+    </message>
+    <message>
+        <source>You</source>
+        <translation>您</translation>
+    </message>
+</context>
 </TS>

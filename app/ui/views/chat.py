@@ -150,6 +150,7 @@ class ChatView(PlaceholderView):
         header.addLayout(title_column, 1)
         for button in (self.join_button, self.invite_button, self.members_button):
             header.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        self.room_header = header  # other features add room actions (the call view's "Start")
         self.message = QLabel()
         self.message.setObjectName("chatMessage")
         self.message.setWordWrap(True)

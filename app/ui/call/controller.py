@@ -1,0 +1,135 @@
+"""Calls for one signed-in session: start a call from a consult room (pre-join preview first),
+ring on an incoming one (accept / decline), open the call window.
+
+An incoming call while the session is locked waits for the unlock (no prompt over the lock
+screen, no joining without the password); if it rings out meanwhile it is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QWidget
+
+from app.ui.asyncbridge import TaskRunner
+from app.ui.call.prejoin import IncomingCallDialog, PreJoinDialog
+from app.ui.call.tiles import FrameFeed
+from app.ui.call.view import CallWindow
+from app.ui.observe import observe
+
+
+def default_share(window: QWidget, *, state: Any = None) -> Any:
+    from app.ui.screenshare.share import ScreenShare
+
+    return ScreenShare(window, state=state, fps=5)
+
+
+class CallController(QObject):
+    window_opened = Signal(object)  # CallWindow
+    prompt_shown = Signal(object)  # IncomingCallDialog
+
+    def __init__(self, calls: Any, *, runner: TaskRunner, feed: FrameFeed,
+                 name_of: Callable[[str], str], state: Any = None,
+                 share_window: QWidget | None = None,
+                 share_factory: Callable[..., Any] = default_share,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.calls = calls
+        self.runner = runner
+        self.feed = feed
+        self.name_of = name_of
+        self.app_state = state
+        self.share_window = share_window
+        self.share_factory = share_factory
+        self.windows: dict[str, CallWindow] = {}
+        self.prompts: dict[str, IncomingCallDialog] = {}
+        self._waiting: list[Any] = []  # incoming calls that rang while locked
+        self.last_error = ""
+        observe(calls.incoming, self._on_incoming, self)
+        observe(calls.event, self._on_event, self)
+        if state is not None:
+            observe(state.events.locked, self._locked_changed, self)
+
+    def _locked(self) -> bool:
+        return self.app_state is not None and bool(self.app_state.locked)
+
+    # -- placing ---------------------------------------------------------------------------
+
+    def prepare_call(self, room_id: str, title: str = "",
+                     parent: QWidget | None = None) -> PreJoinDialog:
+        """The pre-join preview; joining places the call to every trusted device in the room."""
+        dialog = PreJoinDialog(self.runner, title=title, parent=parent)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.place_call(
+            room_id, muted=dialog.start_muted.isChecked(),
+            camera=not dialog.start_camera_off.isChecked()))
+        dialog.open()
+        return dialog
+
+    def place_call(self, room_id: str, *, muted: bool = False, camera: bool = True) -> None:
+        self.runner.run_task(self.calls.place_call(room_id), owner=self,
+                             on_result=lambda call: self._opened(call, muted, camera),
+                             on_error=self._error)
+
+    # -- ringing ---------------------------------------------------------------------------
+
+    def _on_incoming(self, incoming: Any) -> None:
+        if self._locked():
+            self._waiting.append(incoming)
+            return
+        self._prompt(incoming)
+
+    def _locked_changed(self, locked: bool) -> None:
+        if locked:
+            return
+        waiting, self._waiting = self._waiting, []
+        for incoming in waiting:
+            if incoming.call_id in self.calls.pending:
+                self._prompt(incoming)
+
+    def _prompt(self, incoming: Any) -> IncomingCallDialog:
+        dialog = IncomingCallDialog(self.name_of(incoming.caller.user_id))
+        self.prompts[incoming.call_id] = dialog
+        call_id = incoming.call_id
+        dialog.accepted.connect(lambda: self.accept(call_id))
+        dialog.rejected.connect(lambda: self.decline(call_id))
+        dialog.finished.connect(lambda _c: self.prompts.pop(call_id, None))
+        dialog.show()
+        self.prompt_shown.emit(dialog)
+        return dialog
+
+    def accept(self, call_id: str, *, muted: bool = False, camera: bool = True) -> None:
+        self.runner.run_task(self.calls.accept(call_id), owner=self,
+                             on_result=lambda call: self._opened(call, muted, camera),
+                             on_error=self._error)
+
+    def decline(self, call_id: str) -> None:
+        self.runner.run_task(self.calls.reject(call_id), owner=self, on_error=self._error)
+
+    # -- the window ------------------------------------------------------------------------
+
+    def _opened(self, call: Any, muted: bool, camera: bool) -> CallWindow:
+        window = CallWindow(calls=self.calls, call=call, runner=self.runner, feed=self.feed,
+                            name_of=self.name_of, state=self.app_state,
+                            share_window=self.share_window, share_factory=self.share_factory)
+        self.windows[call.call_id] = window
+        window.left.connect(lambda call_id: self.windows.pop(call_id, None))
+        if muted:
+            window.set_muted(True)
+        if not camera:
+            window.set_camera(False)
+        if not self._locked():
+            window.show()
+        self.window_opened.emit(window)
+        return window
+
+    def _on_event(self, event: Any) -> None:
+        window = self.windows.get(event.call_id)
+        if window is not None:
+            window.on_event(event)
+
+    def _error(self, message: str) -> None:
+        self.last_error = message
+        self.runner.errorReported.emit(message)

@@ -1,0 +1,162 @@
+"""Before a call: the pre-join preview (camera, microphone, start muted / camera off) and the
+incoming-call prompt (accept / decline).
+
+The preview runs the camera that would be sent (here the synthetic test pattern: this build has
+no camera capture) through the same :class:`~app.ui.call.tiles.FrameFeed` as the call, so the
+GUI thread only paints. Device lists show what exists on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.rtc.tracks import SyntheticVideoTrack
+from app.ui.asyncbridge import TaskRunner
+from app.ui.call.tiles import LOCAL, FrameFeed, VideoSurface
+from app.ui.i18n import fill
+
+
+def camera_choices() -> list[tuple[str, str]]:
+    """(key, label) of every camera source this build can send."""
+    return [("synthetic", QCoreApplication.translate(
+        "CallView", "Test pattern (no camera capture on this machine)"))]
+
+
+def microphone_choices() -> list[tuple[str, str]]:
+    return [("tone", QCoreApplication.translate(
+        "CallView", "Test tone (no microphone capture on this machine)"))]
+
+
+def speaker_choices() -> list[tuple[str, str]]:
+    return [("default", QCoreApplication.translate("CallView", "System default"))]
+
+
+class PreJoinDialog(QDialog):
+    """Preview and choices before joining; ``accepted`` means join."""
+
+    def __init__(self, runner: TaskRunner, *, title: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        translate = QCoreApplication.translate
+        self.setObjectName("callPreJoin")
+        self.setWindowTitle(translate("CallView", "Join video consult"))
+        self.runner = runner
+        self.feed = FrameFeed(runner, self)
+        self.preview = VideoSurface(self)
+        self.feed.frame_ready.connect(self._frame)
+        self.camera = QComboBox(self)
+        self.microphone = QComboBox(self)
+        self.speaker = QComboBox(self)
+        for combo, choices in ((self.camera, camera_choices()),
+                               (self.microphone, microphone_choices()),
+                               (self.speaker, speaker_choices())):
+            for key, label in choices:
+                combo.addItem(label, key)
+        self.start_muted = QCheckBox(translate("CallView", "Join muted"), self)
+        self.start_camera_off = QCheckBox(translate("CallView", "Join with camera off"), self)
+        self.network = QLabel(self)
+        self.network.setWordWrap(True)
+        self.network.setText(translate(
+            "CallView", "Calls are end-to-end encrypted and go direct where the network "
+            "allows, else through the hospital's TURN relay."))
+        buttons = QDialogButtonBox(self)
+        self.join_button = buttons.addButton(translate("CallView", "Join"),
+                                             QDialogButtonBox.ButtonRole.AcceptRole)
+        self.join_button.setObjectName("callJoin")
+        self.cancel_button = buttons.addButton(translate("CallView", "Cancel"),
+                                               QDialogButtonBox.ButtonRole.RejectRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow(translate("CallView", "Camera"), self.camera)
+        form.addRow(translate("CallView", "Microphone"), self.microphone)
+        form.addRow(translate("CallView", "Speaker"), self.speaker)
+        layout = QVBoxLayout(self)
+        if title:
+            heading = QLabel(fill(translate("CallView", "Video consult: %1"), title), self)
+            heading.setProperty("role", "heading")
+            layout.addWidget(heading)
+        layout.addWidget(self.preview, 1)
+        layout.addLayout(form)
+        layout.addWidget(self.start_muted)
+        layout.addWidget(self.start_camera_off)
+        layout.addWidget(self.network)
+        layout.addWidget(buttons)
+        self._track: Any = None
+        self._pump: asyncio.Future | None = None
+        self.finished.connect(lambda _code: self.stop_preview())
+
+    def start_preview(self) -> None:
+        if self._track is not None:
+            return
+        self._track = SyntheticVideoTrack(0)
+        self._pump = self.runner.run_task(self._run(self._track), owner=self,
+                                          on_error=lambda _m: None)
+
+    async def _run(self, track: Any) -> None:
+        skip = False
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:  # the track ended (aiortc's MediaStreamError): so does this
+                return
+            skip = not skip
+            if skip and not self.start_camera_off.isChecked():
+                self.feed(LOCAL, frame)  # 15 fps is enough for a preview
+
+    def _frame(self, _key: object, image: QImage) -> None:
+        self.preview.set_image(None if self.start_camera_off.isChecked() else image)
+
+    def stop_preview(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
+        if self._track is not None:
+            with contextlib.suppress(Exception):
+                self._track.stop()
+            self._track = None
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.start_preview()
+
+
+class IncomingCallDialog(QDialog):
+    """"<caller> is calling": Accept or Decline. Not modal: the call may ring out meanwhile."""
+
+    def __init__(self, caller: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        translate = QCoreApplication.translate
+        self.setObjectName("incomingCall")
+        self.setWindowTitle(translate("CallView", "Incoming video consult"))
+        self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint)
+        self.message = QLabel(fill(translate("CallView", "%1 is calling you to a video "
+                                             "consult."), caller), self)
+        self.message.setWordWrap(True)
+        buttons = QDialogButtonBox(self)
+        self.accept_button = buttons.addButton(translate("CallView", "Accept"),
+                                               QDialogButtonBox.ButtonRole.AcceptRole)
+        self.accept_button.setObjectName("acceptCall")
+        self.decline_button = buttons.addButton(translate("CallView", "Decline"),
+                                                QDialogButtonBox.ButtonRole.RejectRole)
+        self.decline_button.setObjectName("declineCall")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)

@@ -1,0 +1,68 @@
+"""Calls for the signed-in workspace: one CallsService per session (its push socket runs as a
+TaskRunner task owned by the chat view, stopped -- every call hung up -- when that view goes),
+a "Start video consult" button in the chat view's room header, and the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QPushButton
+
+from app.ui.asyncbridge import TaskRunner
+from app.ui.call.controller import CallController
+from app.ui.call.tiles import FrameFeed
+
+
+async def _run_calls(calls: Any) -> None:
+    try:
+        await calls.start()
+        await asyncio.Event().wait()  # until cancelled (the owner went)
+    finally:
+        await calls.stop()
+
+
+def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> CallController | None:
+    from app.services.calls import CallsService
+    from app.ui.chat.texts import display_name
+
+    chat = getattr(workspace, "chat_service", None)
+    service = session.service
+    if chat is None or service is None or service.device is None:
+        return None
+    view = workspace.views["chat"]
+    feed = FrameFeed(runner, view)
+    calls = CallsService(service, chat, frame_sink=feed)
+    controller = CallController(
+        calls, runner=runner, feed=feed, state=session.state,
+        name_of=lambda user_id: display_name(chat.username(user_id), user_id),
+        share_window=workspace.window(), parent=view)
+    runner.run_task(_run_calls(calls), owner=view, on_error=view.show_message)
+    add_call_button(view, controller)
+    workspace.calls_controller = controller  # tests and diagnostics
+    return controller
+
+
+def add_call_button(view: Any, controller: CallController) -> QPushButton:
+    """"Start video consult" in the chat view's room header, for a joined room."""
+    button = QPushButton(QCoreApplication.translate("CallView", "Start video consult"))
+    button.setObjectName("startCall")
+
+    def start() -> None:
+        room_id = view.current_room
+        chat = view.chat
+        if room_id is None or chat is None:
+            return
+        if chat.state.room_state(room_id) != "joined":
+            view.show_message(QCoreApplication.translate(
+                "CallView", "Join this consult before starting a video consult."))
+            return
+        controller.prepare_call(room_id, view.room_title.text(), parent=view.window())
+
+    button.clicked.connect(start)
+    header = view.room_header
+    header.insertWidget(header.indexOf(view.members_button), button)
+    view.call_button = button
+    return button

@@ -1,0 +1,334 @@
+"""The call window: a tile per participant (2-4, a mesh of links), controls, share preview.
+
+Frames: the calls service hands decoded frames to a :class:`~app.ui.call.tiles.FrameFeed`,
+which converts them in a worker thread; this window only paints the images it is given.
+A timer (2 Hz) reads each link's state and media statistics to update the state lines, the
+connection quality (remote frame rate), and the active speaker (loudest remote audio).
+
+Locking hides the window and its PHI-tagged video (app/ui/main_window.py hides every PHI
+widget and every other window); the call itself goes on, audio included (docs/calls.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QImage
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.rtc.signing import Party
+from app.ui.asyncbridge import TaskRunner
+from app.ui.call.texts import peer_line, quality
+from app.ui.call.tiles import LOCAL, FrameFeed, VideoTile
+from app.ui.i18n import fill
+
+SPEAKING_LEVEL = 0.01  # RMS above which a participant counts as speaking
+LEVEL_FRESH_S = 1.0
+
+
+class CallWindow(QWidget):
+    """One call, our side. ``calls`` is the CallsService, ``call`` its ``app.rtc`` Call."""
+
+    left = Signal(str)  # call id, once hung up
+
+    def __init__(self, *, calls: Any, call: Any, runner: TaskRunner, feed: FrameFeed,
+                 name_of: Callable[[str], str], state: Any = None,
+                 share_window: QWidget | None = None,
+                 share_factory: Callable[..., Any] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        translate = QCoreApplication.translate
+        self.setObjectName("callWindow")
+        self.setWindowTitle(translate("CallView", "Video consult"))
+        self.calls = calls
+        self.call = call
+        self.call_id: str = call.call_id
+        self.runner = runner
+        self.feed = feed
+        self.name_of = name_of
+        self.app_state = state
+        self.share_window = share_window
+        self._share_factory = share_factory
+        self.share: Any = None
+        self.tiles: dict[Any, VideoTile] = {}
+        self._frames_seen: dict[Party, tuple[float, int]] = {}
+        self.ended = False
+
+        self.heading = QLabel(self)
+        self.heading.setObjectName("callHeading")
+        self.heading.setProperty("role", "heading")
+        self.code = QLabel(self)
+        self.code.setObjectName("callCode")
+        self.code.setWordWrap(True)
+        self.recording = QLabel(self)  # the recording indicator (docs/calls.md, "Recording")
+        self.recording.setObjectName("callRecording")
+        self.recording.hide()
+        self.grid = QGridLayout()
+        self.grid.setSpacing(8)
+        grid_holder = QWidget(self)
+        grid_holder.setLayout(self.grid)
+
+        self.mute_button = QPushButton(translate("CallView", "Mute"), self)
+        self.mute_button.setObjectName("callMute")
+        self.mute_button.setCheckable(True)
+        self.mute_button.toggled.connect(self.set_muted)
+        self.camera_button = QPushButton(translate("CallView", "Camera off"), self)
+        self.camera_button.setObjectName("callCamera")
+        self.camera_button.setCheckable(True)
+        self.camera_button.toggled.connect(lambda off: self.set_camera(not off))
+        self.share_button = QPushButton(translate("CallView", "Share screen"), self)
+        self.share_button.setObjectName("callShare")
+        self.share_button.setCheckable(True)
+        self.share_button.toggled.connect(self.set_sharing)
+        self.leave_button = QPushButton(translate("CallView", "Leave"), self)
+        self.leave_button.setObjectName("callLeave")
+        self.leave_button.setProperty("role", "danger")
+        self.leave_button.clicked.connect(self.leave)
+        controls = QHBoxLayout()
+        controls.addStretch(1)
+        for button in (self.mute_button, self.camera_button, self.share_button,
+                       self.leave_button):
+            controls.addWidget(button)
+        controls.addStretch(1)
+        self.message = QLabel(self)
+        self.message.setObjectName("callMessage")
+        self.message.setProperty("role", "error")
+        self.message.setWordWrap(True)
+        self.message.hide()
+
+        main = QWidget(self)
+        column = QVBoxLayout(main)
+        column.addWidget(self.heading)
+        column.addWidget(self.code)
+        column.addWidget(self.recording)
+        column.addWidget(self.message)
+        column.addWidget(grid_holder, 1)
+        column.addLayout(controls)
+        self.split = QSplitter(self)
+        self.split.addWidget(main)
+        self.share_panel = QWidget(self)
+        self.share_panel.setObjectName("callSharePanel")
+        QVBoxLayout(self.share_panel).setContentsMargins(0, 0, 0, 0)
+        self.split.addWidget(self.share_panel)
+        self.share_panel.hide()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 8, 8, 8)
+        outer.addWidget(self.split)
+
+        self._add_tile(LOCAL, translate("CallView", "You"))
+        self.feed.frame_ready.connect(self._frame)
+        self._preview = call.camera_preview()
+        self._pump = runner.run_task(self._pump_preview(self._preview), owner=self,
+                                     on_error=lambda _m: None)
+        self.timer = QTimer(self)
+        self.timer.setInterval(500)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+        self.resize(1000, 680)
+        self.refresh()
+
+    # -- tiles -----------------------------------------------------------------------------
+
+    def _add_tile(self, key: Any, name: str) -> VideoTile:
+        tile = VideoTile(name, self)
+        self.tiles[key] = tile
+        count = len(self.tiles)
+        columns = 1 if count == 1 else 2
+        index = count - 1
+        self.grid.addWidget(tile, index // columns, index % columns)
+        return tile
+
+    def tile_for(self, peer: Party) -> VideoTile:
+        tile = self.tiles.get(peer)
+        if tile is None:
+            tile = self._add_tile(peer, self.name_of(peer.user_id))
+        return tile
+
+    def _frame(self, key: object, image: QImage) -> None:
+        if self.ended:
+            return
+        if key == LOCAL:
+            self.tiles[LOCAL].video.set_image(image if self.call.camera_on else None)
+        elif isinstance(key, Party) and key in self.call.links:
+            self.tile_for(key).video.set_image(image)
+
+    async def _pump_preview(self, track: Any) -> None:
+        skip = False
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:  # the track ended (aiortc's MediaStreamError): so does this
+                return
+            skip = not skip
+            if skip:  # our own picture at 15 fps
+                self.feed(LOCAL, frame)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """State lines, quality, active speaker, the code; on the timer and on events."""
+        translate = QCoreApplication.translate
+        now = time.monotonic()
+        links = dict(self.call.links)
+        loudest, loudest_level = None, SPEAKING_LEVEL
+        codes = []
+        for peer, link in links.items():
+            tile = self.tile_for(peer)
+            stats = link.stats
+            seen_at, seen = self._frames_seen.get(peer, (now, stats.video_frames))
+            elapsed = now - seen_at
+            fps = (stats.video_frames - seen) / elapsed if elapsed > 0.2 else 30.0
+            if elapsed >= 1.0 or peer not in self._frames_seen:
+                self._frames_seen[peer] = (now, stats.video_frames)
+            state = link.state.value
+            tile.set_state(peer_line(state, verified=self.calls.verified(peer),
+                                     route=link.route(), level=quality(fps), code=link.code))
+            if link.code and state == "connected":
+                codes.append(link.code)
+            fresh = stats.audio_level_at is not None and now - stats.audio_level_at < LEVEL_FRESH_S
+            if state == "connected" and fresh and stats.audio_level > loudest_level:
+                loudest, loudest_level = peer, stats.audio_level
+        for key, tile in self.tiles.items():
+            tile.set_speaking(key == loudest)
+        self.active_speaker = loudest
+        others = len(links)
+        self.heading.setText(fill(translate("CallView", "Video consult · %1 participants"),
+                                  str(others + 1)))
+        if len(codes) == 1:
+            self.code.setText(fill(translate(
+                "CallView", "Verification code %1 — read it aloud; the others must see the "
+                "same."), codes[0]))
+        elif codes:
+            self.code.setText(translate("CallView", "Each participant's verification code is "
+                                        "under their picture: compare it aloud."))
+        else:
+            self.code.setText("")
+        self.tiles[LOCAL].set_state(self._local_line())
+
+    def _local_line(self) -> str:
+        translate = QCoreApplication.translate
+        parts = [translate("CallView", "Muted") if self.call.muted
+                 else translate("CallView", "Microphone on"),
+                 translate("CallView", "Camera on") if self.call.camera_on
+                 else translate("CallView", "Camera off")]
+        if self.call.sharing:
+            parts.append(translate("CallView", "Sharing your screen"))
+        return " · ".join(parts)
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def on_event(self, event: Any) -> None:
+        """A CallsService event for this call (connected, refused, rebuilding, ended...)."""
+        if event.call_id != self.call_id or self.ended:
+            return
+        if event.what == "ended":
+            tile = self.tiles.get(event.peer)
+            if tile is not None:
+                tile.video.clear()
+        self.refresh()
+        gone = all(link.state.value in ("closed", "refused") for link in self.call.links.values())
+        if self.call_id not in self.calls.calls or (event.what in ("ended", "refused", "lost")
+                                                    and gone):
+            self._finish()  # nobody left: the service hangs up the call
+
+    # -- controls --------------------------------------------------------------------------
+
+    def set_muted(self, muted: bool) -> None:
+        self.call.set_muted(muted)
+        if self.mute_button.isChecked() != muted:
+            self.mute_button.setChecked(muted)
+        self.mute_button.setText(QCoreApplication.translate("CallView", "Unmute") if muted
+                                 else QCoreApplication.translate("CallView", "Mute"))
+        self.refresh()
+
+    def set_camera(self, on: bool) -> None:
+        self.call.set_camera(on)
+        if self.camera_button.isChecked() == on:
+            self.camera_button.setChecked(not on)
+        self.camera_button.setText(QCoreApplication.translate("CallView", "Camera off") if on
+                                   else QCoreApplication.translate("CallView", "Camera on"))
+        if not on:
+            self.tiles[LOCAL].video.clear()
+        self.refresh()
+
+    def set_sharing(self, sharing: bool) -> None:
+        translate = QCoreApplication.translate
+        if sharing and self.share is None:
+            if self.share_window is None or self._share_factory is None:
+                self.share_button.setChecked(False)
+                return
+            try:
+                share = self._share_factory(self.share_window, state=self.app_state)
+                share.start()
+                share.share_in(self.calls, self.call_id)
+            except Exception as exc:
+                from app.ui.asyncbridge import user_message
+
+                self.share_button.setChecked(False)
+                self.show_message(user_message(exc))
+                return
+            self.share = share
+            if share.preview is not None:
+                self.share_panel.layout().addWidget(share.preview)
+                self.share_panel.show()
+            self.share_button.setText(translate("CallView", "Stop sharing"))
+        elif not sharing and self.share is not None:
+            self._stop_share()
+        self.refresh()
+
+    def _stop_share(self) -> None:
+        share, self.share = self.share, None
+        if share is None:
+            return
+        with contextlib.suppress(Exception):
+            share.stop()
+        if share.preview is not None:
+            share.preview.setParent(None)
+            share.preview.deleteLater()
+        self.share_panel.hide()
+        self.share_button.setText(QCoreApplication.translate("CallView", "Share screen"))
+        if self.share_button.isChecked():
+            self.share_button.setChecked(False)
+
+    def leave(self) -> None:
+        """Hang up (the others' links end; a two-party call ends)."""
+        if self.ended:
+            return
+        self._stop_share()
+        self.runner.run_task(self.calls.hangup(self.call_id), owner=self.runner,
+                             on_error=lambda _m: None)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self._stop_share()
+        self.timer.stop()
+        if self._pump is not None:
+            self._pump.cancel()
+        with contextlib.suppress(Exception):
+            self._preview.stop()
+        for tile in self.tiles.values():
+            tile.video.clear()
+        self.left.emit(self.call_id)
+        self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.ended:
+            self.leave()
+        super().closeEvent(event)
