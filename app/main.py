@@ -5,8 +5,11 @@ QApplication -> the sign-in window, painted -> the qasync loop -> services on de
 
 Start-up stays light on purpose: this module imports only the standard library and
 ``app.config`` at the top; Qt comes in when a window is really needed (``--version`` and
-``--help`` never load it); the sign-in window is painted before asyncio and qasync load; and
-the session service -- which brings vodozemac, sqlcipher3 and httpx -- loads at the first
+``--help`` never load it); the sign-in window is painted before asyncio and qasync load, with
+only the Qt types its first frame shows (PySide6 builds each type's Python enums at first use)
+and no cyclic GC until then; what it does not show (menu actions and shortcuts, observers,
+log file, window icon) follows right after the frame, before any input is read; and the
+session service -- which brings vodozemac, sqlcipher3 and httpx -- loads at the first
 sign-in. tests/ui/test_cli.py checks this; tests/bench/test_startup_bench.py measures it.
 """
 
