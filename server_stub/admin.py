@@ -28,10 +28,12 @@ from server_stub.core.security import (
     password_problem,
     secret_box,
 )
+from server_stub.crud import device_admin
 from server_stub.crud import devices as devices_crud
 from server_stub.crud import sessions as sessions_crud
 from server_stub.crud import users as users_crud
 from server_stub.crud.audit import append_audit
+from server_stub.crud.device_admin import Actor, DeviceAdminRefused
 
 SOURCE = "admin-cli"
 
@@ -141,49 +143,29 @@ def reset_password(db: Database, username: str, password: str) -> None:
                      detail={"sessions_revoked": ended})
 
 
-def _device(conn: sqlite3.Connection, device_id: str) -> devices_crud.Device:
-    device = devices_crud.get_device(conn, device_id)
-    if device is None:
-        raise AdminRefused(f"no device {device_id!r}")
-    return device
+CLI_ACTOR = Actor(user_id=None, device_id=None, source=SOURCE)
+
+
+def _device_op(db: Database, op, device_id: str, **kwargs):
+    try:
+        with db.transaction() as conn:
+            return op(conn, device_id, CLI_ACTOR, **kwargs)
+    except DeviceAdminRefused as exc:
+        raise AdminRefused(str(exc)) from None
 
 
 def approve_device(db: Database, device_id: str) -> None:
-    with db.transaction() as conn:
-        device = _device(conn, device_id)
-        if not devices_crud.approve_device(conn, device_id):
-            raise AdminRefused(f"device is {device.state}, not pending")
-        append_audit(conn, actor_user_id=None, device_id=device_id, action="device.approve",
-                     object_type="device", object_id=device_id, outcome="ok", source=SOURCE)
+    _device_op(db, device_admin.approve, device_id)
 
 
 def revoke_device(db: Database, device_id: str, *, wipe: bool) -> str | None:
     """Revoke (the device is told ``device_revoked`` and must wipe); with ``wipe`` also
     issue a wipe order the device acknowledges. Returns the order id."""
-    with db.transaction() as conn:
-        device = _device(conn, device_id)
-        if device.state == "wiped":
-            raise AdminRefused("device is already wiped")
-        order_id = devices_crud.revoke_device(conn, device_id, order_wipe=wipe)
-        ended = sessions_crud.revoke_device_sessions(conn, device_id, "device_revoked")
-        append_audit(conn, actor_user_id=None, device_id=device_id,
-                     action="device.wipe" if wipe else "device.revoke", object_type="device",
-                     object_id=device_id, outcome="ok", source=SOURCE,
-                     detail={"order_id": order_id, "sessions_revoked": ended})
-    return order_id
+    return _device_op(db, device_admin.revoke, device_id, wipe=wipe)
 
 
 def logout_device(db: Database, device_id: str) -> str:
-    with db.transaction() as conn:
-        device = _device(conn, device_id)
-        order_id = devices_crud.order_logout(conn, device_id)
-        if order_id is None:
-            raise AdminRefused(f"device is {device.state} (order {device.pending_order})")
-        ended = sessions_crud.revoke_device_sessions(conn, device_id, "logout_order")
-        append_audit(conn, actor_user_id=None, device_id=device_id, action="device.logout",
-                     object_type="device", object_id=device_id, outcome="ok", source=SOURCE,
-                     detail={"order_id": order_id, "sessions_revoked": ended})
-    return order_id
+    return _device_op(db, device_admin.logout, device_id)
 
 
 DEMO_USERS = (("dr.demo", "physician"), ("nurse.demo", "nurse"),

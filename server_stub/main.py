@@ -8,6 +8,7 @@ from server_stub import __version__
 from server_stub.api.errors import install_error_handlers
 from server_stub.api.limits import BodyLimitMiddleware
 from server_stub.api.routes import (
+    admin_devices,
     audit,
     auth,
     blobs,
@@ -42,6 +43,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(devices.router)
+    app.include_router(admin_devices.router)
     app.include_router(keys.router)
     app.include_router(audit.router)
     app.include_router(turn.router)

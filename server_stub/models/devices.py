@@ -59,3 +59,29 @@ class OwnDevice(BaseModel):
 
 class OwnDevices(BaseModel):
     devices: list[OwnDevice]
+
+
+class AdminDevice(BaseModel):
+    """A device as IT administration sees it: who, what, state, pending order, key."""
+
+    device_id: str
+    user_id: str
+    username: str
+    display_name: str
+    state: Literal["pending", "active", "revoked", "wiped"]
+    order: Literal["none", "logout", "wipe"]
+    ed25519: str  # the identity key: its fingerprint is compared with the device's screen
+    created_ms: int
+    approved_ms: int | None
+    last_seen_ms: int | None
+
+
+class AdminDevices(BaseModel):
+    devices: list[AdminDevice]
+
+
+class AdminOrder(BaseModel):
+    device_id: str
+    state: Literal["pending", "active", "revoked", "wiped"]
+    order: Literal["none", "logout", "wipe"]
+    order_id: str | None
