@@ -152,7 +152,7 @@ async def test_end_to_end_transfer_vs_bare_http(open_server, tmp_path):
     bare_data = os.urandom(blob_size)
     results = []
     try:
-        for _ in range(2):  # interleaved, best of each
+        for _ in range(3):  # interleaved, best of each
             t_bare, t_bare_up = await _bare_round_trip(
                 alice_dev.transport, room_id, bare_data, options.chunk_size + TAG_SIZE,
                 options.parallel)
