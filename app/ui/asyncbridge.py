@@ -73,6 +73,19 @@ async def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
+def loop_running() -> bool:
+    """Whether the event loop runs now. Timer-driven refreshes check it: Qt can deliver a
+    timer tick while no loop runs (between a test's event loops, during shutdown), and a
+    periodic refresh then simply waits for its next tick."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class TaskRunner(QObject):
     """Starts coroutines for widgets and reports their errors.
 

@@ -149,3 +149,17 @@ def test_run_task_needs_the_running_loop(qtbot):
     with pytest.raises(RuntimeError):
         TaskRunner().run_task(coro, owner=owner)
     coro.close()
+
+
+def test_loop_running_is_false_between_the_tests_loops(qapp):
+    # What a leftover widget's timer sees after its test's loop was unmarked: it must wait
+    # for its next tick instead of starting a task nobody would run.
+    from app.ui.asyncbridge import loop_running
+
+    assert not loop_running()
+
+
+def test_loop_running_is_true_while_the_loop_runs(qloop):
+    from app.ui.asyncbridge import loop_running
+
+    assert loop_running()

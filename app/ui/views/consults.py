@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.services.access_review import BreakGlassService, RoomAccess
-from app.ui.asyncbridge import TaskRunner
+from app.ui.asyncbridge import TaskRunner, loop_running
 from app.ui.audit.break_glass import BreakGlassDialog, ask_break_glass
 from app.ui.audit.texts import grant_text, role_in_room
 from app.ui.phi import mark_phi
@@ -107,7 +107,7 @@ class ConsultsView(PlaceholderView):
         return self._service
 
     def refresh(self) -> None:
-        if self._service is None or self._runner is None:
+        if self._service is None or self._runner is None or not loop_running():
             return
         self._runner.run_task(self._service.refresh(), owner=self,
                               on_result=lambda _rooms: self._show_rooms())
