@@ -359,3 +359,35 @@ async def test_stop_pauses_and_resume_pending_finishes(trio, tmp_path):
     (result,) = await bob.engine.resume_pending()
     assert result.ok and bob.engine.files.read(result.file_id) == data
     assert bob.engine.result(paused.transfer_id) == result
+
+
+async def test_engines_of_signed_in_sessions(open_workstation, open_server, tmp_path):
+    """The wiring the chat uses: ``TransferEngine.for_session`` on real sessions (keyring,
+    SQLCipher cache, the session's own AuditService and transport)."""
+    from tests.integration.test_chat import sign_in
+    from tests.support.clients import create_user
+
+    sessions = []
+    for name in ("dr.sess.a", "dr.sess.b"):
+        ws = open_workstation(name)
+        await sign_in(ws, create_user(open_server, name))
+        sessions.append(ws.session)
+    a, b = sessions
+    room_id = await relay_api.create_room(a.transport)
+    await relay_api.invite(a.transport, room_id, username="dr.sess.b")
+    await relay_api.join(b.transport, room_id)
+    sender, receiver = TransferEngine.for_session(a), TransferEngine.for_session(b)
+    source = tmp_path / "ecg.pdf"
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    descriptor = await sender.upload(room_id, source)
+    assert descriptor.mime.reveal() == "application/pdf"
+    known = KnownDevice(a.device.user_id, a.device.device_id, a.device.identity.ed25519)
+    file_id = await receiver.download(descriptor.to_wire(), known, room_id=room_id)
+    assert receiver.files.read(file_id) == source.read_bytes()
+    await a.audit.flush()
+    await b.audit.flush()
+    logged = {r[0] for r in server_db(open_server).connection().execute(
+        "SELECT action FROM audit_log WHERE object_id = ?", (descriptor.blob_id,))}
+    assert {"client.file.send", "client.file.download"} <= logged
+    for session in sessions:
+        await session.aclose()

@@ -51,7 +51,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from psygnal import Signal
 
@@ -92,6 +92,7 @@ from app.services.transfers.errors import (
 from app.services.transfers.progress import TransferProgress, TransferResult
 from app.services.transfers.runtime import Run
 from app.services.transfers.upload import SEND_ACTION, run_upload, stamp
+from app.storage.cache import Cache
 from app.storage.files import EncryptedFileStore
 from app.storage.transfers import (
     DONE,
@@ -103,6 +104,9 @@ from app.storage.transfers import (
     TransferRecord,
     TransferRepository,
 )
+
+if TYPE_CHECKING:
+    from app.services.session import SessionService
 
 T = TypeVar("T")
 
@@ -143,10 +147,6 @@ def download_id(descriptor: AttachmentDescriptor) -> str:
     return hashlib.sha256(b"SC-DL\n" + descriptor.signed_bytes()).hexdigest()[:32]
 
 
-def _stamp(st: os.stat_result) -> str:
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 def _clean_name(name: str) -> str:
     name = name.encode("utf-8", "replace").decode("utf-8")
     name = "".join("_" if (ord(c) < 32 or ord(c) == 127 or c in "/\\") else c for c in name)
@@ -160,7 +160,7 @@ class TransferEngine:
     finished = Signal(object)  # TransferResult: done, failed or cancelled
 
     def __init__(
-        self, cache: Any, transport: Transport | Callable[[], Transport], device: DeviceSigner,
+        self, cache: Cache, transport: Transport | Callable[[], Transport], device: DeviceSigner,
         *, audit: AuditService, files: EncryptedFileStore | None = None,
         options: TransferOptions | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -175,7 +175,7 @@ class TransferEngine:
         self._active: dict[str, asyncio.Future[TransferResult]] = {}
 
     @classmethod
-    def for_session(cls, session: Any, **kwargs: Any) -> TransferEngine:
+    def for_session(cls, session: SessionService, **kwargs: Any) -> TransferEngine:
         """The engine of a signed-in :class:`app.services.session.SessionService`."""
         device, cache, audit = session.device, session.cache, session.audit
         if device is None or cache is None or audit is None:
