@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,11 @@ FrameSink = Callable[[Party, Any], None]  # (peer, H x W x 3 uint8 RGB ndarray) 
 # (peer, decoded av.VideoFrame): for a view that converts off the event loop's thread
 RawFrameSink = Callable[[Party, Any], None]
 RefreshIce = Callable[[], Awaitable[IcePolicy]]
+# (peer, message) from the peer's control data channel: DTLS, end to end between the two
+# devices whose fingerprints were signed by their identity keys (e.g. recording consent)
+ControlHandler = Callable[[Party, dict[str, Any]], None]
+MediaTap = Callable[[Party, Any], None]  # (peer, decoded av frame, video or audio)
+CONTROL_LABEL = "sc-control"
 TrackFactory = Callable[[], MediaStreamTrack]
 
 
@@ -121,6 +127,7 @@ class PeerLink:
         self._watchdog: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self._closing = False
+        self.control: Any = None  # the RTCDataChannel of the current generation
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -157,6 +164,14 @@ class PeerLink:
         pc = RTCPeerConnection(configuration(self.call.options.ice))
         for track in self.call.local_tracks():
             pc.addTrack(track)
+        self.control = None
+        if self.offerer:
+            self._attach_control(pc.createDataChannel(CONTROL_LABEL), generation)
+
+        @pc.on("datachannel")
+        def on_channel(channel: Any) -> None:
+            if channel.label == CONTROL_LABEL and pc is self.pc:
+                self._attach_control(channel, generation)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -176,6 +191,28 @@ class PeerLink:
                 self._spawn(self._failed(f"connection {state}", generation))
 
         return pc
+
+    def _attach_control(self, channel: Any, generation: int) -> None:
+        self.control = channel
+
+        @channel.on("message")
+        def on_message(message: Any) -> None:
+            if generation != self.generation or not isinstance(message, str):
+                return
+            try:
+                data = json.loads(message)
+            except ValueError:
+                return
+            if isinstance(data, dict):
+                self.call.on_control(self.peer, data)
+
+    def send_control(self, message: dict[str, Any]) -> bool:
+        """Send ``message`` (JSON) on the control channel; False if it is not open."""
+        channel = self.control
+        if channel is None or channel.readyState != "open":
+            return False
+        channel.send(json.dumps(message, separators=(",", ":")))
+        return True
 
     # -- offer / answer --------------------------------------------------------------------
 
@@ -364,6 +401,8 @@ class PeerLink:
                 self.call.sink(self.peer, frame_to_rgb(frame))
             if self.call.frame_sink is not None and track.kind == "video":
                 self.call.frame_sink(self.peer, frame)  # no conversion here: the sink's job
+            for tap in list(self.call.taps):
+                tap(self.peer, frame)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -407,6 +446,8 @@ class Call:
         self.on_event = on_event
         self.sink = sink
         self.frame_sink = frame_sink
+        self.taps: list[MediaTap] = []  # every decoded remote frame (e.g. a recorder)
+        self.control_handlers: list[ControlHandler] = []
         self.links: dict[Party, PeerLink] = {}
         self._ice_source = ice_source
         self._relay = MediaRelay()  # one capture, one subscription per peer connection
@@ -480,6 +521,10 @@ class Call:
 
     def participants(self) -> list[Party]:
         return [self.local, *self.links]
+
+    def on_control(self, peer: Party, message: dict[str, Any]) -> None:
+        for handler in list(self.control_handlers):
+            handler(peer, message)
 
     def notify(self, what: str, link: PeerLink) -> None:
         if self.on_event is not None:

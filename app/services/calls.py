@@ -116,6 +116,10 @@ class CallsService:
         self.push_connected = asyncio.Event()
 
     @property
+    def session(self) -> SessionService:
+        return self._session
+
+    @property
     def transport(self) -> Transport:
         if self._session.transport is None:
             raise ConnectionFailed("signed out")

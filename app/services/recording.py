@@ -1,0 +1,456 @@
+"""Consent-gated call recording (Qt-free; docs/calls.md, "Recording").
+
+* The host asks every participant over each link's control data channel (DTLS, end to end
+  between the two devices whose fingerprints are signed by their identity keys -- the relay
+  never sees it). Each participant's client asks its user; the answer is a statement signed
+  with that device's identity key, checked by the host against the key its own directory
+  view holds for the device.
+* Recording starts only when every participant connected at that moment has consented (the
+  host's own click is its consent); one refusal, or no answer within ``ask_timeout_s``,
+  refuses the recording. A participant who joins later is asked at once, and their media is
+  not recorded until their consent arrives.
+* Everyone is told the state (``rec.status``): the call view shows the indicator.
+* The host's client records the decoded remote media (``app.rtc.recorder``) in memory and on
+  stop seals it into one AES-256-GCM file (``app.crypto.files`` format) in the cache's
+  ``EncryptedFileStore``: the key lives in the SQLCipher cache's secrets, never beside the
+  file. The consents are bound into the file: its plaintext begins with a metadata block
+  holding every signed consent, so it is encrypted and authenticated with the media.
+* Every step is audited (``record.start`` / ``record.stop``, identifiers only).
+
+Not done: sharing the file key in the room's E2EE channel, upload as ciphertext, retention,
+playback in the app; the host's own outgoing camera/microphone is not in the recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from psygnal import Signal
+
+from app.core.errors import SafeConsultError
+from app.crypto.identity import verify_ed25519
+from app.rtc.recorder import CallRecorder
+from app.rtc.signing import Party
+from app.services.calls import CallsService
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"SCREC1\n"
+_LEN = struct.Struct(">I")
+
+
+class RecordingRefused(SafeConsultError):
+    user_message = "The call cannot be recorded: not everyone in it agreed."
+
+
+class RecordingUnavailable(SafeConsultError):
+    user_message = "The call cannot be recorded right now."
+
+
+class RecordingState(StrEnum):
+    ASKING = "asking"
+    RECORDING = "recording"
+    REFUSED = "refused"
+    STOPPED = "stopped"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def consent_statement(*, recording_id: str, call_id: str, host: Party, party: Party,
+                      consent: bool, ts_ms: int) -> bytes:
+    """The exact bytes a participant's device signs (canonical JSON)."""
+    return json.dumps({
+        "v": 1, "type": "sc.recording.consent", "recording_id": recording_id,
+        "call_id": call_id, "host": [host.user_id, host.device_id],
+        "participant": [party.user_id, party.device_id], "consent": consent, "ts_ms": ts_ms,
+    }, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Consent:
+    party: Party
+    consent: bool
+    ts_ms: int
+    signature: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"user_id": self.party.user_id, "device_id": self.party.device_id,
+                "consent": self.consent, "ts_ms": self.ts_ms, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """Shown to a participant: ``host`` asks to record ``call_id``."""
+
+    call_id: str
+    recording_id: str
+    host: Party
+
+
+@dataclass(frozen=True)
+class RecordingStatus:
+    """For the indicator, on every side."""
+
+    call_id: str
+    recording_id: str
+    state: RecordingState
+    host: Party
+
+
+@dataclass
+class Recording:
+    recording_id: str
+    call_id: str
+    room_id: str
+    host: Party
+    state: RecordingState = RecordingState.ASKING
+    consents: dict[Party, Consent] = field(default_factory=dict)
+    asked: set[Party] = field(default_factory=set)
+    recorder: CallRecorder | None = None
+    started_ms: int | None = None
+    stopped_ms: int | None = None
+    file_id: str | None = None
+    reason: str = ""
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RecordingService:
+    consent_requested = Signal(object)  # ConsentRequest: ask the user (participant side)
+    changed = Signal(object)  # RecordingStatus: the indicator (every side)
+
+    def __init__(self, calls: CallsService, *, store: Any = None,
+                 audit: Callable[..., Any] | None = None, ask_timeout_s: float = 60.0) -> None:
+        self.calls = calls
+        self._store = store  # EncryptedFileStore; default: the session cache's
+        self._audit = audit
+        self.ask_timeout_s = ask_timeout_s
+        self.recordings: dict[str, Recording] = {}  # host side, by call id
+        self.requests: dict[str, ConsentRequest] = {}  # participant side, by call id
+        self.status: dict[str, RecordingStatus] = {}  # what each call's indicator shows
+        self._attached: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+        calls.event.connect(self._on_call_event)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from app.storage.files import EncryptedFileStore
+
+            cache = self.calls.session.cache
+            if cache is None:
+                raise RecordingUnavailable("no open cache")
+            self._store = EncryptedFileStore(cache)
+        return self._store
+
+    def _record(self, action: str, call_id: str, outcome: str = "ok", **detail: str) -> None:
+        if self._audit is not None:
+            self._audit(action, object_type="call", object_id=call_id, outcome=outcome,
+                        detail=detail)
+            return
+        audit = self.calls.session.audit
+        if audit is not None:
+            audit.record(action, object_type="call", object_id=call_id, outcome=outcome,
+                         detail=detail)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def attach(self, call_id: str) -> None:
+        """Listen on the call's control channels (idempotent; done on the call's events)."""
+        call = self.calls.calls.get(call_id)
+        if call is None or id(call) in self._attached:
+            return
+        self._attached.add(id(call))
+        call.control_handlers.append(
+            lambda peer, message: self._on_control(call_id, peer, message))
+
+    async def _send(self, call_id: str, peer: Party, message: dict[str, Any],
+                    wait_s: float = 15.0) -> bool:
+        """Send on the peer's control channel, waiting for it to open (a new link)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            call = self.calls.calls.get(call_id)
+            link = call.links.get(peer) if call is not None else None
+            if link is None:
+                return False
+            if link.send_control(message):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+
+    def _broadcast(self, rec: Recording) -> None:
+        status = RecordingStatus(rec.call_id, rec.recording_id, rec.state, rec.host)
+        self.status[rec.call_id] = status
+        self.changed.emit(status)
+        call = self.calls.calls.get(rec.call_id)
+        for peer in list(call.links) if call is not None else []:
+            self._spawn(self._send(rec.call_id, peer, {
+                "t": "rec.status", "rid": rec.recording_id, "state": rec.state.value}))
+
+    def _sign_consent(self, *, recording_id: str, call_id: str, host: Party,
+                      consent: bool) -> Consent:
+        local = self.calls.local
+        ts_ms = _now_ms()
+        statement = consent_statement(recording_id=recording_id, call_id=call_id, host=host,
+                                      party=local, consent=consent, ts_ms=ts_ms)
+        return Consent(local, consent, ts_ms, self.calls.device.identity.sign(statement))
+
+    # -- host ------------------------------------------------------------------------------
+
+    def _connected(self, call_id: str) -> list[Party]:
+        call = self.calls.calls.get(call_id)
+        if call is None:
+            return []
+        return [p for p, link in call.links.items() if link.state.value == "connected"]
+
+    async def record(self, call_id: str) -> Recording:
+        """Ask everyone; returns once recording runs. Raises RecordingRefused when anyone
+        declines or does not answer within ``ask_timeout_s`` (nothing is recorded then)."""
+        if call_id not in self.calls.calls:
+            raise RecordingUnavailable(f"no call {call_id}")
+        current = self.recordings.get(call_id)
+        if current is not None and current.state in (RecordingState.ASKING,
+                                                     RecordingState.RECORDING):
+            return current
+        peers = self._connected(call_id)
+        if not peers:
+            raise RecordingUnavailable("nobody connected yet")
+        self.attach(call_id)
+        host = self.calls.local
+        rec = Recording("rec-" + secrets.token_hex(8), call_id,
+                        self.calls.rooms.get(call_id, ""), host)
+        rec.consents[host] = self._sign_consent(recording_id=rec.recording_id,
+                                                call_id=call_id, host=host, consent=True)
+        self.recordings[call_id] = rec
+        self._record("record.start", call_id, step="consent_requested",
+                     recording_id=rec.recording_id, participants=str(len(peers) + 1))
+        self._broadcast(rec)
+        for peer in peers:
+            self._ask(rec, peer)
+        try:
+            await asyncio.wait_for(rec.decided.wait(), self.ask_timeout_s)
+        except TimeoutError:
+            self._refuse(rec, "no_answer")
+        if rec.state is not RecordingState.RECORDING:
+            raise RecordingRefused(rec.reason or "refused")
+        return rec
+
+    def _ask(self, rec: Recording, peer: Party) -> None:
+        rec.asked.add(peer)
+        self._spawn(self._send(rec.call_id, peer, {
+            "t": "rec.request", "rid": rec.recording_id,
+            "host": [rec.host.user_id, rec.host.device_id]}))
+
+    def _refuse(self, rec: Recording, reason: str) -> None:
+        if rec.state is not RecordingState.ASKING:
+            return
+        rec.state = RecordingState.REFUSED
+        rec.reason = reason
+        self._record("record.start", rec.call_id, outcome="refused", step="refused",
+                     recording_id=rec.recording_id, reason=reason)
+        self._broadcast(rec)
+        rec.decided.set()
+
+    def _begin(self, rec: Recording) -> None:
+        """Start recording; refuses unless every connected participant consented."""
+        call = self.calls.calls.get(rec.call_id)
+        needed = set(self._connected(rec.call_id)) | {rec.host}
+        missing = [p for p in needed if not (p in rec.consents and rec.consents[p].consent)]
+        if call is None or missing:
+            raise RecordingRefused("consent missing")
+        rec.recorder = CallRecorder({p for p in rec.consents if p != rec.host})
+        call.taps.append(rec.recorder.tap)
+        rec.state = RecordingState.RECORDING
+        rec.started_ms = _now_ms()
+        self._record("record.start", rec.call_id, step="started",
+                     recording_id=rec.recording_id, participants=str(len(rec.consents)))
+        self._broadcast(rec)
+        rec.decided.set()
+
+    def _on_consent(self, call_id: str, peer: Party, message: dict[str, Any]) -> None:
+        rec = self.recordings.get(call_id)
+        if rec is None or message.get("rid") != rec.recording_id or peer not in rec.asked:
+            return
+        consent, ts_ms, signature = (message.get("consent"), message.get("ts_ms"),
+                                     message.get("sig"))
+        if not (isinstance(consent, bool) and isinstance(ts_ms, int)
+                and isinstance(signature, str)):
+            return
+        key = self.calls.key_for(peer.user_id, peer.device_id)
+        statement = consent_statement(recording_id=rec.recording_id, call_id=call_id,
+                                      host=rec.host, party=peer, consent=consent, ts_ms=ts_ms)
+        if key is None or not verify_ed25519(key, statement, signature):
+            log.warning("consent signature refused", extra={
+                "event": "recording_consent_bad_signature"})
+            return
+        rec.consents[peer] = Consent(peer, consent, ts_ms, signature)
+        if not consent:
+            if rec.state is RecordingState.RECORDING and rec.recorder is not None:
+                rec.recorder.allowed.discard(peer)  # a late joiner who declined: not recorded
+                return
+            self._refuse(rec, "declined")
+            return
+        if rec.state is RecordingState.RECORDING and rec.recorder is not None:
+            rec.recorder.allowed.add(peer)  # a late joiner: recorded from now on
+            self._record("record.start", call_id, step="late_consent",
+                         recording_id=rec.recording_id)
+            return
+        if rec.state is RecordingState.ASKING:
+            needed = set(self._connected(call_id))
+            if all(p in rec.consents and rec.consents[p].consent for p in needed):
+                self._begin(rec)
+
+    async def stop(self, call_id: str) -> str | None:
+        """Stop and seal: returns the encrypted file's id in the store (None if nothing
+        was recording)."""
+        rec = self.recordings.get(call_id)
+        if rec is None or rec.state is not RecordingState.RECORDING or rec.recorder is None:
+            return None
+        recorder, rec.recorder = rec.recorder, None
+        rec.state = RecordingState.STOPPED
+        rec.stopped_ms = _now_ms()
+        call = self.calls.calls.get(call_id) or next(
+            (c for c in reversed(self.calls.finished) if c.call_id == call_id), None)
+        if call is not None:
+            with contextlib.suppress(ValueError):
+                call.taps.remove(recorder.tap)
+        self._broadcast(rec)
+        segments = await asyncio.to_thread(recorder.finish)
+        blob = pack_recording(rec, segments)
+        store = self.store
+        # On the loop's thread: the cache's SQLCipher connection (the key's home) lives here;
+        # AES-GCM runs at GB/s, a consult's recording seals in milliseconds.
+        rec.file_id = store.put(io.BytesIO(blob), len(blob))
+        del blob
+        self._record("record.stop", call_id, recording_id=rec.recording_id,
+                     file_id=rec.file_id, segments=str(len(segments)))
+        return rec.file_id
+
+    # -- participant -----------------------------------------------------------------------
+
+    def answer(self, request: ConsentRequest, consent: bool) -> None:
+        """The user's answer to ``request``, signed and sent to the host; audited."""
+        self.requests.pop(request.call_id, None)
+        signed = self._sign_consent(recording_id=request.recording_id,
+                                    call_id=request.call_id, host=request.host,
+                                    consent=consent)
+        self._record("record.start", request.call_id, outcome="ok" if consent else "refused",
+                     step="consent_given" if consent else "consent_declined",
+                     recording_id=request.recording_id)
+        self._spawn(self._send(request.call_id, request.host, {
+            "t": "rec.consent", "rid": request.recording_id, "consent": consent,
+            "ts_ms": signed.ts_ms, "sig": signed.signature}))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _on_control(self, call_id: str, peer: Party, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        rid = message.get("rid")
+        if not isinstance(rid, str) or len(rid) > 64:
+            return
+        if kind == "rec.request":
+            host = message.get("host")
+            if host != [peer.user_id, peer.device_id]:
+                return  # only the sender itself can be the host asking
+            request = ConsentRequest(call_id, rid, peer)
+            self.requests[call_id] = request
+            self.consent_requested.emit(request)
+        elif kind == "rec.consent":
+            self._on_consent(call_id, peer, message)
+        elif kind == "rec.status":
+            try:
+                state = RecordingState(message.get("state"))
+            except ValueError:
+                return
+            status = RecordingStatus(call_id, rid, state, peer)
+            self.status[call_id] = status
+            if state is not RecordingState.ASKING:
+                self.requests.pop(call_id, None)
+            self.changed.emit(status)
+
+    def _on_call_event(self, event: Any) -> None:
+        self.attach(event.call_id)
+        rec = self.recordings.get(event.call_id)
+        if rec is None:
+            return
+        if event.what == "connected" and rec.state in (RecordingState.ASKING,
+                                                       RecordingState.RECORDING):
+            if event.peer not in rec.consents and event.peer not in rec.asked:
+                self._ask(rec, event.peer)  # a late joiner: asked before being recorded
+            elif event.peer in rec.asked and event.peer not in rec.consents:
+                self._ask(rec, event.peer)  # a rebuilt link: ask again on the new channel
+        elif event.what in ("ended", "lost", "refused") and rec.state is RecordingState.ASKING:
+            needed = set(self._connected(event.call_id))
+            if needed and all(p in rec.consents and rec.consents[p].consent for p in needed):
+                self._begin(rec)
+        ended = event.call_id not in self.calls.calls or all(
+            link.state.value in ("closed", "refused")
+            for link in self.calls.calls[event.call_id].links.values())
+        if ended and rec.state is RecordingState.RECORDING:
+            self._spawn(self.stop(event.call_id))  # the call ended: seal what we have
+
+
+# -- the file --------------------------------------------------------------------------------
+
+def pack_recording(rec: Recording, segments: dict[Party, bytes]) -> bytes:
+    """``MAGIC | len | metadata JSON | segments``: the consents travel inside the encrypted
+    file, so they are authenticated with (and cannot be separated from) the media."""
+    offset = 0
+    index = []
+    for party, data in segments.items():
+        index.append({"user_id": party.user_id, "device_id": party.device_id,
+                      "offset": offset, "length": len(data), "format": "matroska"})
+        offset += len(data)
+    metadata = json.dumps({
+        "v": 1, "recording_id": rec.recording_id, "call_id": rec.call_id,
+        "room_id": rec.room_id, "host": [rec.host.user_id, rec.host.device_id],
+        "started_ms": rec.started_ms, "stopped_ms": rec.stopped_ms,
+        "consents": [c.as_json() for c in rec.consents.values()], "segments": index,
+    }, sort_keys=True).encode()
+    return b"".join([MAGIC, _LEN.pack(len(metadata)), metadata, *segments.values()])
+
+
+def unpack_recording(blob: bytes) -> tuple[dict[str, Any], dict[Party, bytes]]:
+    if not blob.startswith(MAGIC):
+        raise ValueError("not a recording")
+    (size,) = _LEN.unpack_from(blob, len(MAGIC))
+    start = len(MAGIC) + _LEN.size
+    metadata = json.loads(blob[start:start + size])
+    body = blob[start + size:]
+    segments = {Party(s["user_id"], s["device_id"]): body[s["offset"]:s["offset"] + s["length"]]
+                for s in metadata["segments"]}
+    return metadata, segments
+
+
+def verify_consents(metadata: dict[str, Any], key_for: Callable[[str, str], str | None]
+                    ) -> bool:
+    """Every consent in a recording's metadata is a yes signed by its device's key."""
+    host = Party(*metadata["host"])
+    for item in metadata["consents"]:
+        party = Party(item["user_id"], item["device_id"])
+        key = key_for(party.user_id, party.device_id)
+        statement = consent_statement(
+            recording_id=metadata["recording_id"], call_id=metadata["call_id"], host=host,
+            party=party, consent=item["consent"], ts_ms=item["ts_ms"])
+        if not item["consent"] or key is None or not verify_ed25519(
+                key, statement, item["signature"]):
+            return False
+    return True
