@@ -34,6 +34,7 @@ class CallController(QObject):
                  name_of: Callable[[str], str], state: Any = None,
                  share_window: QWidget | None = None,
                  share_factory: Callable[..., Any] = default_share,
+                 recording: Any = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.calls = calls
@@ -43,6 +44,7 @@ class CallController(QObject):
         self.app_state = state
         self.share_window = share_window
         self.share_factory = share_factory
+        self.recording = recording  # RecordingService (None: no Record button)
         self.windows: dict[str, CallWindow] = {}
         self.prompts: dict[str, IncomingCallDialog] = {}
         self._waiting: list[Any] = []  # incoming calls that rang while locked
@@ -111,9 +113,13 @@ class CallController(QObject):
     # -- the window ------------------------------------------------------------------------
 
     def _opened(self, call: Any, muted: bool, camera: bool) -> CallWindow:
+        owner = self.parent()
+        # A window of its own, but owned by the session's view: it goes with the sign-in.
         window = CallWindow(calls=self.calls, call=call, runner=self.runner, feed=self.feed,
                             name_of=self.name_of, state=self.app_state,
-                            share_window=self.share_window, share_factory=self.share_factory)
+                            share_window=self.share_window, share_factory=self.share_factory,
+                            recording=self.recording,
+                            parent=owner if isinstance(owner, QWidget) else None)
         self.windows[call.call_id] = window
         window.left.connect(lambda call_id: self.windows.pop(call_id, None))
         if muted:

@@ -82,6 +82,10 @@ class PreJoinDialog(QDialog):
                                                QDialogButtonBox.ButtonRole.RejectRole)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        _roomy(self.accept_button)
+        _roomy(self.decline_button)
+        _roomy(self.join_button)
+        _roomy(self.cancel_button)
         form = QFormLayout()
         form.addRow(translate("CallView", "Camera"), self.camera)
         form.addRow(translate("CallView", "Microphone"), self.microphone)
@@ -157,6 +161,15 @@ class IncomingCallDialog(QDialog):
         self.decline_button.setObjectName("declineCall")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        _roomy(self.accept_button)
+        _roomy(self.decline_button)
+        _roomy(self.join_button)
+        _roomy(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
+
+
+def _roomy(button) -> None:
+    """Room for the default button's bold text (it is measured before the style bolds it)."""
+    button.setMinimumWidth(button.sizeHint().width() + 28)

@@ -26,6 +26,7 @@ async def _run_calls(calls: Any) -> None:
 
 def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> CallController | None:
     from app.services.calls import CallsService
+    from app.services.recording import RecordingService
     from app.ui.chat.texts import display_name
 
     chat = getattr(workspace, "chat_service", None)
@@ -38,7 +39,7 @@ def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> Call
     controller = CallController(
         calls, runner=runner, feed=feed, state=session.state,
         name_of=lambda user_id: display_name(chat.username(user_id), user_id),
-        share_window=workspace.window(), parent=view)
+        share_window=workspace.window(), recording=RecordingService(calls), parent=view)
     runner.run_task(_run_calls(calls), owner=view, on_error=view.show_message)
     add_call_button(view, controller)
     workspace.calls_controller = controller  # tests and diagnostics

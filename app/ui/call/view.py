@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QImage
 from PySide6.QtWidgets import (
+    QDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -30,9 +31,11 @@ from PySide6.QtWidgets import (
 
 from app.rtc.signing import Party
 from app.ui.asyncbridge import TaskRunner
+from app.ui.call.consent import ConsentDialog, indicator_text
 from app.ui.call.texts import peer_line, quality
 from app.ui.call.tiles import LOCAL, FrameFeed, VideoTile
 from app.ui.i18n import fill
+from app.ui.observe import observe
 
 SPEAKING_LEVEL = 0.01  # RMS above which a participant counts as speaking
 LEVEL_FRESH_S = 1.0
@@ -47,6 +50,7 @@ class CallWindow(QWidget):
                  name_of: Callable[[str], str], state: Any = None,
                  share_window: QWidget | None = None,
                  share_factory: Callable[..., Any] | None = None,
+                 recording: Any = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         translate = QCoreApplication.translate
@@ -92,6 +96,12 @@ class CallWindow(QWidget):
         self.share_button.setObjectName("callShare")
         self.share_button.setCheckable(True)
         self.share_button.toggled.connect(self.set_sharing)
+        self.recording_service = recording
+        self.record_button = QPushButton(translate("CallView", "Record"), self)
+        self.record_button.setObjectName("callRecord")
+        self.record_button.clicked.connect(self.toggle_recording)
+        self.record_button.setVisible(recording is not None)
+        self.consent: ConsentDialog | None = None
         self.leave_button = QPushButton(translate("CallView", "Leave"), self)
         self.leave_button.setObjectName("callLeave")
         self.leave_button.setProperty("role", "danger")
@@ -99,7 +109,7 @@ class CallWindow(QWidget):
         controls = QHBoxLayout()
         controls.addStretch(1)
         for button in (self.mute_button, self.camera_button, self.share_button,
-                       self.leave_button):
+                       self.record_button, self.leave_button):
             controls.addWidget(button)
         controls.addStretch(1)
         self.message = QLabel(self)
@@ -132,6 +142,9 @@ class CallWindow(QWidget):
         self._preview = call.camera_preview()
         self._pump = runner.run_task(self._pump_preview(self._preview), owner=self,
                                      on_error=lambda _m: None)
+        if recording is not None:
+            observe(recording.changed, self._recording_changed, self)
+            observe(recording.consent_requested, self._consent_requested, self)
         self.timer = QTimer(self)
         self.timer.setInterval(500)
         self.timer.timeout.connect(self.refresh)
@@ -193,7 +206,7 @@ class CallWindow(QWidget):
             if elapsed >= 1.0 or peer not in self._frames_seen:
                 self._frames_seen[peer] = (now, stats.video_frames)
             state = link.state.value
-            tile.set_state(peer_line(state, verified=self.calls.verified(peer),
+            tile.set_state(peer_line(state, verified=self._verified(peer),
                                      route=link.route(), level=quality(fps), code=link.code))
             if link.code and state == "connected":
                 codes.append(link.code)
@@ -216,6 +229,12 @@ class CallWindow(QWidget):
         else:
             self.code.setText("")
         self.tiles[LOCAL].set_state(self._local_line())
+
+    def _verified(self, peer: Party) -> bool:
+        try:
+            return bool(self.calls.verified(peer))
+        except Exception:  # signed out under us (the cache closed): say nothing more
+            return False
 
     def _local_line(self) -> str:
         translate = QCoreApplication.translate
@@ -303,6 +322,61 @@ class CallWindow(QWidget):
         self.share_button.setText(QCoreApplication.translate("CallView", "Share screen"))
         if self.share_button.isChecked():
             self.share_button.setChecked(False)
+
+    # -- recording -------------------------------------------------------------------------
+
+    def recording_state(self) -> str:
+        status = (self.recording_service.status.get(self.call_id)
+                  if self.recording_service is not None else None)
+        return status.state.value if status is not None else ""
+
+    def toggle_recording(self) -> None:
+        service = self.recording_service
+        if service is None:
+            return
+        if self.recording_state() == "recording":
+            self.runner.run_task(service.stop(self.call_id), owner=self,
+                                 on_error=self.show_message)
+        elif self.recording_state() != "asking":
+            self.show_message("")
+            self.runner.run_task(service.record(self.call_id), owner=self,
+                                 on_error=self.show_message)
+
+    def _recording_changed(self, status: Any) -> None:
+        if status.call_id != self.call_id:
+            return
+        state = status.state.value
+        text = indicator_text(state)
+        self.recording.setText(text)
+        self.recording.setVisible(bool(text))
+        self.recording.setProperty("role", "error" if state == "recording" else "subtle")
+        self.recording.style().polish(self.recording)
+        translate = QCoreApplication.translate
+        host = status.host == self.calls.local
+        self.record_button.setText(translate("CallView", "Stop recording")
+                                   if state == "recording" and host
+                                   else translate("CallView", "Record"))
+        # Only the host stops what it records; the others see the indicator.
+        self.record_button.setEnabled(host or state not in ("asking", "recording"))
+        if state != "asking" and self.consent is not None:
+            self.consent.done(QDialog.DialogCode.Rejected)  # decided without this answer
+
+    def _consent_requested(self, request: Any) -> None:
+        if request.call_id != self.call_id or self.ended:
+            return
+        dialog = ConsentDialog(self.name_of(request.host.user_id), request, self)
+        self.consent = dialog
+        answered = [False]
+
+        def answer(agreed: bool) -> None:
+            if not answered[0]:
+                answered[0] = True
+                self.recording_service.answer(request, agreed)
+
+        dialog.accepted.connect(lambda: answer(True))
+        dialog.rejected.connect(lambda: answer(False))
+        dialog.finished.connect(lambda _c: setattr(self, "consent", None))
+        dialog.open()
 
     def leave(self) -> None:
         """Hang up (the others' links end; a two-party call ends)."""

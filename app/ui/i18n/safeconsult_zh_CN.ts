@@ -1944,6 +1944,46 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>%1 asks to record this video consult. Recording starts only if everyone in the call agrees, and everyone sees when it runs. The recording is encrypted and kept on %1&apos;s device; your agreement is signed by this device and stored with it.</source>
+        <translation>%1 请求录制此视频会诊。只有通话中的每个人都同意后才会开始录制，录制进行时所有人都能看到提示。录制内容经过加密，保存在 %1 的设备上；您的同意由本设备签名并与录制内容一起保存。</translation>
+    </message>
+    <message>
+        <source>Asking everyone for consent to record…</source>
+        <translation>正在征求所有人对录制的同意…</translation>
+    </message>
+    <message>
+        <source>Don&apos;t record</source>
+        <translation>不要录制</translation>
+    </message>
+    <message>
+        <source>I agree</source>
+        <translation>我同意</translation>
+    </message>
+    <message>
+        <source>Not recorded: not everyone agreed</source>
+        <translation>未录制：并非所有人都同意</translation>
+    </message>
+    <message>
+        <source>Record</source>
+        <translation>录制</translation>
+    </message>
+    <message>
+        <source>Recording consent</source>
+        <translation>录制同意</translation>
+    </message>
+    <message>
+        <source>Recording stopped</source>
+        <translation>录制已停止</translation>
+    </message>
+    <message>
+        <source>Stop recording</source>
+        <translation>停止录制</translation>
+    </message>
+    <message>
+        <source>● Recording — everyone in the call agreed</source>
+        <translation>● 正在录制 — 通话中的所有人均已同意</translation>
+    </message>
+    <message>
         <source>%1 is calling you to a video consult.</source>
         <translation>%1 正在邀请您参加视频会诊。</translation>
     </message>
