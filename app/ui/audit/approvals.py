@@ -3,8 +3,8 @@ policy asks for (exports, policy changes), and the audit policy itself.
 
 Separation of duties: IT admins manage users and devices but read no audit content, so
 nothing here shows an entry, an alert or a break-glass reason -- only what a request is
-(kind, who asked, when, its filters). Device approval, revocation and remote wipe have no
-HTTP route on the server yet; the page says where to do them (the admin command).
+(kind, who asked, when, its filters). Devices have their own page (app/ui/audit/devices.py);
+users are managed with the server's admin command, which the page says.
 """
 
 from __future__ import annotations
@@ -171,11 +171,11 @@ class ApprovalsPanel(QWidget):
         self.approve.setText(self.tr("&Approve"))
         self.deny.setText(self.tr("&Deny"))
         self.refresh_button.setText(self.tr("Refresh"))
-        self.devices_box.setTitle(self.tr("Devices and users"))
+        self.devices_box.setTitle(self.tr("Users"))
         self.devices_text.setText(self.tr(
-            "Approving, revoking and wiping devices, and managing users, are done with the "
-            "server's admin command (safeconsult-server admin) for now. You cannot approve "
-            "your own request, and the audit trail itself is for auditors only."))
+            "Users are added, disabled and reset with the server's admin command "
+            "(safeconsult-server admin). You cannot approve your own request, and the audit "
+            "trail itself is for auditors only."))
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:

@@ -55,5 +55,10 @@ def configure_access(workspace: Any, user: Any, *, runner: TaskRunner,
     workspace.emergency_banner = banner  # tests and diagnostics
 
     if capabilities(user.role).any:
+        from app.services.device_admin import DeviceAdminService
+
+        devices = (DeviceAdminService(transport, own_device_id=user.device_id)
+                   if user.role == "it_admin" else None)
         workspace.views["admin"].configure(
-            runner=runner, service=AccessReviewService(transport), role=user.role)
+            runner=runner, service=AccessReviewService(transport), role=user.role,
+            devices=devices)

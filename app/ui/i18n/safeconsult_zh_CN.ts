@@ -47,6 +47,18 @@
 <context>
     <name>AdminView</name>
     <message>
+        <source>Enrolled workstations: approve, log out, revoke or wipe them. Requests that need a second person: audit exports and audit policy changes.</source>
+        <translation>已注册的工作站：批准、注销、吊销或擦除。需要第二人审批的请求：审计导出和审计策略变更。</translation>
+    </message>
+    <message>
+        <source>Devices and approvals</source>
+        <translation>设备与审批</translation>
+    </message>
+    <message>
+        <source>Devices</source>
+        <translation>设备</translation>
+    </message>
+    <message>
         <source>Admin</source>
         <translation>管理</translation>
     </message>
@@ -1682,6 +1694,14 @@
 <context>
     <name>ApprovalsPanel</name>
     <message>
+        <source>Users are added, disabled and reset with the server's admin command (safeconsult-server admin). You cannot approve your own request, and the audit trail itself is for auditors only.</source>
+        <translation>用户的添加、停用和重置通过服务器的管理命令（safeconsult-server admin）完成。您不能批准自己的请求，审计记录本身仅供审计员查看。</translation>
+    </message>
+    <message>
+        <source>Users</source>
+        <translation>用户</translation>
+    </message>
+    <message>
         <source>&amp;Approve</source>
         <translation>批准(&amp;A)</translation>
     </message>
@@ -2170,6 +2190,131 @@
     <message>
         <source>You</source>
         <translation>您</translation>
+    </message>
+</context>
+<context>
+    <name>DevicesPanel</name>
+    <message>
+        <source>wipe ordered</source>
+        <translation>已下达擦除指令</translation>
+    </message>
+    <message>
+        <source>never</source>
+        <translation>从未</translation>
+    </message>
+    <message>
+        <source>log-out ordered</source>
+        <translation>已下达注销指令</translation>
+    </message>
+    <message>
+        <source>Workstation</source>
+        <translation>工作站</translation>
+    </message>
+    <message>
+        <source>Wiped</source>
+        <translation>已擦除</translation>
+    </message>
+    <message>
+        <source>Wipe ordered for %2 (%1): it runs when the device is online.</source>
+        <translation>已向 %2（%1）下达擦除指令：设备联网时执行。</translation>
+    </message>
+    <message>
+        <source>Wipe %2 (%1)? Its keys and everything it holds are destroyed as soon as it is online. This cannot be undone.</source>
+        <translation>擦除 %2（%1）？设备一联网，其密钥和所有数据即被销毁。此操作无法撤销。</translation>
+    </message>
+    <message>
+        <source>Waiting for approval</source>
+        <translation>等待批准</translation>
+    </message>
+    <message>
+        <source>User</source>
+        <translation>用户</translation>
+    </message>
+    <message>
+        <source>State</source>
+        <translation>状态</translation>
+    </message>
+    <message>
+        <source>Select a device.</source>
+        <translation>请选择一台设备。</translation>
+    </message>
+    <message>
+        <source>Revoked</source>
+        <translation>已吊销</translation>
+    </message>
+    <message>
+        <source>Revoke %2 (%1)? It can no longer sign in and deletes its data the next time it reaches the server.</source>
+        <translation>吊销 %2（%1）？该设备将无法登录，并在下次连接服务器时删除其数据。</translation>
+    </message>
+    <message>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+    <message>
+        <source>Only devices waiting for approval</source>
+        <translation>仅显示等待批准的设备</translation>
+    </message>
+    <message>
+        <source>Log-out ordered for %2 (%1).</source>
+        <translation>已向 %2（%1）下达注销指令。</translation>
+    </message>
+    <message>
+        <source>Last seen</source>
+        <translation>最后在线</translation>
+    </message>
+    <message>
+        <source>Key fingerprint</source>
+        <translation>密钥指纹</translation>
+    </message>
+    <message>
+        <source>End %1's session on %2? They can sign in again.</source>
+        <translation>结束 %1 在 %2 上的会话？之后仍可重新登录。</translation>
+    </message>
+    <message>
+        <source>Device ID</source>
+        <translation>设备 ID</translation>
+    </message>
+    <message>
+        <source>Confirm</source>
+        <translation>确认</translation>
+    </message>
+    <message>
+        <source>Active</source>
+        <translation>使用中</translation>
+    </message>
+    <message>
+        <source>&amp;Wipe…</source>
+        <translation>擦除(&amp;W)…</translation>
+    </message>
+    <message>
+        <source>&amp;Revoke</source>
+        <translation>吊销(&amp;R)</translation>
+    </message>
+    <message>
+        <source>&amp;Log out</source>
+        <translation>注销(&amp;L)</translation>
+    </message>
+    <message>
+        <source>&amp;Approve</source>
+        <translation>批准(&amp;A)</translation>
+    </message>
+    <message>
+        <source>%2 (%1) is revoked.</source>
+        <translation>%2（%1）已吊销。</translation>
+    </message>
+    <message>
+        <source>%1's %2 is approved: they can sign in now.</source>
+        <translation>%1 的 %2 已批准：现在可以登录。</translation>
+    </message>
+    <message>
+        <source>%1 · %2
+Key fingerprint: %3</source>
+        <translation>%1 · %2
+密钥指纹：%3</translation>
+    </message>
+    <message>
+        <source> (this workstation)</source>
+        <translation>（本工作站）</translation>
     </message>
 </context>
 </TS>

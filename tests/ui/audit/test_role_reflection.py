@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QWidget
 
 from app.ui.audit.approvals import ApprovalsPanel
+from app.ui.audit.devices import DevicesPanel
 from app.ui.audit.review import AccessReviewPanel
 
 AUDIT_CONTENT = ("accessReview", "auditTable", "alertTable", "breakGlassTable", "chainStatus",
@@ -16,6 +17,16 @@ AUDIT_CONTENT = ("accessReview", "auditTable", "alertTable", "breakGlassTable", 
 
 def _named(window, names) -> list[str]:
     return [w.objectName() for w in window.findChildren(QWidget) if w.objectName() in names]
+
+
+def ivan_device_listed(panel) -> bool:
+    """The IT admin's own workstation is listed, marked, and offers no action on itself."""
+    own = [d for d in panel.devices if d.device_id == panel._service.own_device_id]
+    if len(own) != 1 or own[0].username != "ivan":
+        return False
+    panel.table.selectRow(panel.devices.index(own[0]))
+    return panel.allowed(own[0]) == set() and not any(
+        b.isEnabled() for b in panel.buttons.values())
 
 
 def test_each_role_sees_what_the_server_lets_it_do(qtbot, open_server, signed_in_window):
@@ -32,8 +43,13 @@ def test_each_role_sees_what_the_server_lets_it_do(qtbot, open_server, signed_in
     ws = it_admin.workspace
     assert "admin" in ws.visible_areas()
     ws.show_area("admin")
-    panel = ws.views["admin"].panel
+    panel = ws.views["admin"].approvals_panel
     assert isinstance(panel, ApprovalsPanel)
+    devices = ws.views["admin"].devices_panel
+    assert isinstance(devices, DevicesPanel)
+    qtbot.waitUntil(lambda: devices.busy == 0 and bool(devices.devices), timeout=20_000)
+    assert not devices.error.isVisible()
+    assert ivan_device_listed(devices)
     qtbot.waitUntil(lambda: panel.busy == 0, timeout=20_000)
     assert not panel.error.isVisible()  # the server allowed everything the page asked
     assert "Audit exports need a second person's approval: no" in panel.policy_text.text()
