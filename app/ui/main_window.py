@@ -79,7 +79,8 @@ class MainWindow(QMainWindow):
         from the state's current values, and the menus have their titles but no actions yet.
         The caller then calls :meth:`finish_start_up` right after that frame, before the
         event loop runs (the composition root does; observing loads psygnal, ~30 ms of CPU,
-        and the actions bring ~50 Qt enum types of their own)."""
+        and the actions need QAction, QActionGroup and QKeySequence, whose Python types
+        PySide6 builds, enums included, at first use)."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self._state = state
@@ -101,7 +102,7 @@ class MainWindow(QMainWindow):
         self._hidden_by_lock: list[QWidget] | None = None
 
         # Built top-down, each widget made inside its parent: a finished subtree given a
-        # parent afterwards has its fonts, palette and style resolved a second time (~3 ms of
+        # parent afterwards has its fonts, palette and style resolved a second time (~2 ms of
         # CPU for the sign-in form before the first frame).
         central = QWidget(self)
         self.setCentralWidget(central)
