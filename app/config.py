@@ -41,6 +41,7 @@ class Policy:
     offline_grace_s: int = 8 * 3600  # unreachable this long: lock the cache
     offline_wipe_s: int = 72 * 3600  # unreachable this long: wipe
     retention_days: int = 30  # local chat/file cache
+    recall_window_minutes: int = 15  # a chat message may be recalled this long after sending
     crypto_suite: str = "aes-256-gcm"
     # SQLCipher's cipher_memory_security: wipes its buffers on free, at a 15-25x cost per
     # statement (docs/device-protection.md). Decrypted text also lives in ordinary Python
@@ -69,6 +70,8 @@ class Policy:
             problems.append("offline_grace_s must be positive and not above offline_wipe_s")
         if not 1 <= self.retention_days <= 3650:
             problems.append("retention_days must be between 1 and 3650")
+        if not 0 <= self.recall_window_minutes <= 7 * 24 * 60:
+            problems.append("recall_window_minutes must be between 0 and 10080")
         if self.crypto_suite not in CRYPTO_SUITES:
             problems.append(f"crypto_suite must be one of {', '.join(CRYPTO_SUITES)}")
         if problems:

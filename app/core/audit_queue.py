@@ -35,7 +35,7 @@ CLIENT_ACTIONS = frozenset({
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock",
     "session.unlock", "session.pin_set", "wipe.local", "policy.change", "image.open",
     "image.export",
-    "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot",
+    "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot", "message.recall",
 })
 OUTCOMES = frozenset({"ok", "refused", "failed"})
 

@@ -112,6 +112,9 @@ class ChatMessage:
     ts_ms: int
     body: Phi[str]
     pending: bool = False  # composed here, not yet accepted by the relay
+    reply_to: str | None = None  # the event id this message answers
+    edited: bool = False  # the author changed it (``body`` is the latest text)
+    recalled: bool = False  # the author deleted it for everyone (``body`` is empty)
 
 
 @dataclass(frozen=True, slots=True)

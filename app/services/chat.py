@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -62,10 +63,19 @@ from app.net import relay_api
 from app.net.auth_api import ProtocolError
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
+from app.services import chat_content
+from app.services.chat_content import (
+    Edit,
+    MalformedContent,
+    NotTheSender,
+    Recall,
+    RecallTooLate,
+    Text,
+)
 from app.services.session import LIVE_STATES, SessionService
 from app.storage.chat_state import SYNC_TOKEN, ChatState
 from app.storage.crypto_store import SqlCryptoStore
-from app.storage.messages import MessageRepository
+from app.storage.messages import MessageMeta, MessageRepository
 from app.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -104,6 +114,7 @@ class _Applied:
     """What one sync batch did, announced after its transaction committed."""
 
     shown: list[ChatMessage] = field(default_factory=list)
+    changed: list[ChatMessage] = field(default_factory=list)  # edited or recalled
     undecryptable: list[UndecryptedEvent] = field(default_factory=list)
     missing: list[tuple[MissingRoomKey, str]] = field(default_factory=list)  # (key, sender)
     to_device: list[Any] = field(default_factory=list)
@@ -143,6 +154,7 @@ class ChatService:
         self.state = ChatState(self.cache)
         self.outbox = Outbox(self.cache)
         self.messages_repo = MessageRepository(self.cache)
+        self.recall_window_ms = session.policy.recall_window_minutes * 60_000
         keystore = session.bindings.keystore(self.device.username, self.device.device_id)
         pickle_key = keystore.pickle_key()
         if self.store.load_account() is None:
@@ -388,11 +400,34 @@ class ChatService:
         self.state.mark_read(room_id)
         self.rooms_changed.emit()
 
-    def messages(self, room_id: str, *, limit: int = 100) -> list[ChatMessage]:
+    def messages(self, room_id: str, *, limit: int = 100,
+                 before_ts_ms: int | None = None) -> list[ChatMessage]:
+        """The room's latest ``limit`` messages (before ``before_ts_ms``: paging back),
+        oldest first, with their replies, edits and recalls applied."""
         waiting = {item.event_id for item in self.outbox.pending()}
-        return [ChatMessage(m.room_id, m.event_id, m.sender, m.ts_ms, m.body,
-                            pending=m.event_id in waiting)
-                for m in self.messages_repo.list_room(room_id, limit=limit)]
+        cached = self.messages_repo.list_room(room_id, limit=limit, before_ts_ms=before_ts_ms)
+        metas = self.messages_repo.metas(cached)
+        return [self._shown(m, metas.get(m.event_id), pending=m.event_id in waiting)
+                for m in cached]
+
+    def message_by_id(self, event_id: str) -> ChatMessage | None:
+        """One cached message as shown (a reply's quote), or None when not cached."""
+        cached = self.messages_repo.get(event_id)
+        if cached is None:
+            return None
+        return self._shown(cached, self.messages_repo.meta(cached.event_id, cached.sender))
+
+    def _shown(self, m: CachedMessage, meta: MessageMeta | None, *,
+               pending: bool = False) -> ChatMessage:
+        if meta is None:
+            return ChatMessage(m.room_id, m.event_id, m.sender, m.ts_ms, m.body,
+                               pending=pending)
+        recalled = (meta.recalled_ms is not None
+                    and meta.recalled_ms - m.ts_ms <= self.recall_window_ms)
+        return ChatMessage(m.room_id, m.event_id, m.sender, m.ts_ms,
+                           Phi("") if recalled else m.body, pending=pending,
+                           reply_to=meta.reply_to, edited=meta.edit_order is not None,
+                           recalled=recalled)
 
     def undecrypted(self, room_id: str | None = None) -> list[UndecryptedEvent]:
         return self.state.undecrypted(room_id, user_messages=_reason_texts())
@@ -508,36 +543,125 @@ class ChatService:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send_text(self, room_id: str, text: str) -> str:
+    async def send_text(self, room_id: str, text: str, *, reply_to: str | None = None) -> str:
         """Queue ``text`` (kept encrypted in the cache) and try to send it now. Returns its
-        event id. Offline, it stays queued and goes out exactly once when the relay is back."""
-        if self.state.room_state(room_id) != "joined":
-            raise SafeConsultError("not a member of this conversation",
-                                   user_message="You are not a member of this conversation.")
+        event id. Offline, it stays queued and goes out exactly once when the relay is back.
+        ``reply_to``: the event id of the message this one answers."""
+        self._check_joined(room_id)
         event_id = new_event_id()
         now = _now_ms()
         body = Phi(text)
+        content = Text(body, reply_to)
+        chat_content.parse(chat_content.to_wire(content))  # refuse here what receivers would
         async with self._lock:
-            members = self.state.members(room_id)
-            # Encrypt at once when that needs no network (the usual case): one commit for
-            # queue, echo and ciphertext. Otherwise the flush encrypts it.
-            ready = self._ready_offline(members)
             with self.cache.write():
-                self.outbox.settle()
-                seq = self.outbox.queue(room_id, event_id, body)
+                self._queue_content(room_id, event_id, content)
                 self.messages_repo.insert(
                     CachedMessage(room_id, event_id, self.user_id, now, body))
+                if reply_to is not None:
+                    self.messages_repo.set_reply(room_id, event_id, self.user_id, reply_to)
                 self.state.bump_unread(room_id, now, unread=False)
-                if ready:
-                    self._encrypt_now(seq, room_id, members, body)
-        self.message.emit(ChatMessage(room_id, event_id, self.user_id, now, body, pending=True))
+        self.message.emit(ChatMessage(room_id, event_id, self.user_id, now, body, pending=True,
+                                      reply_to=reply_to))
+        await self._after_queue()
+        return event_id
+
+    async def edit_message(self, room_id: str, event_id: str, text: str) -> str:
+        """Replace the text of our own message ``event_id`` for everyone; returns the edit's
+        event id. Only the author may edit; the latest edit (the author's order) wins."""
+        self._check_joined(room_id)
+        target = self._own_message(room_id, event_id)
+        body = Phi(text)
+        async with self._lock:
+            with self.cache.write():
+                meta = self.messages_repo.meta(event_id, self.user_id)
+                if meta is not None and meta.recalled_ms is not None:
+                    raise SafeConsultError("message recalled",
+                                           user_message="This message was recalled.")
+                last = meta.edit_order if meta is not None and meta.edit_order else 0
+                edit = Edit(event_id, body, max(_now_ms(), last + 1))
+                chat_content.parse(chat_content.to_wire(edit))
+                edit_id = new_event_id()
+                self._queue_content(room_id, edit_id, edit)
+                self.messages_repo.record_edit(room_id, event_id, self.user_id, body,
+                                               edit.order)
+                self.messages_repo.apply_changes(event_id,
+                                                 recall_window_ms=self.recall_window_ms)
+        self._emit_changed(target.event_id)
+        await self._after_queue()
+        return edit_id
+
+    async def recall_message(self, room_id: str, event_id: str) -> str:
+        """Delete our own message ``event_id`` for everyone (within the policy's recall
+        window); audited. Every member's device drops its text from the cache."""
+        self._check_joined(room_id)
+        target = self._own_message(room_id, event_id)
+        now = _now_ms()
+        if now - target.ts_ms > self.recall_window_ms:
+            self._audit_recall(event_id, "refused")
+            raise SafeConsultError("recall window passed", user_message=(
+                "This message is too old to recall."))
+        recall_id = new_event_id()
+        async with self._lock:
+            with self.cache.write():
+                self._queue_content(room_id, recall_id, Recall(event_id))
+                self.messages_repo.record_recall(room_id, event_id, self.user_id, now)
+                self.messages_repo.apply_changes(event_id,
+                                                 recall_window_ms=self.recall_window_ms)
+        self._audit_recall(event_id, "ok")
+        self._emit_changed(event_id)
+        await self._after_queue()
+        return recall_id
+
+    def _audit_recall(self, event_id: str, outcome: str) -> None:
+        audit = self._session.audit
+        if audit is None:
+            return
+        try:
+            audit.record("message.recall", object_type="message", object_id=event_id,
+                         outcome=outcome)
+        except SafeConsultError as exc:  # signed out meanwhile
+            log.warning("recall not audited", extra={"event": "chat_recall_audit_failed",
+                                                     "reason_code": exc.__class__.__name__})
+
+    def _check_joined(self, room_id: str) -> None:
+        if self.state.room_state(room_id) != "joined":
+            raise SafeConsultError("not a member of this conversation",
+                                   user_message="You are not a member of this conversation.")
+
+    def _own_message(self, room_id: str, event_id: str) -> CachedMessage:
+        target = self.messages_repo.get(event_id)
+        if target is None or target.room_id != room_id or target.sender != self.user_id:
+            raise SafeConsultError("not our message",
+                                   user_message="Only the author can change a message.")
+        return target
+
+    def _emit_changed(self, event_id: str) -> None:
+        shown = self.message_by_id(event_id)
+        if shown is not None:
+            self.message.emit(shown)
+
+    def _queue_content(self, room_id: str, event_id: str, content: chat_content.Content) -> None:
+        """Queue one content (inside the caller's transaction, holding ``_lock``); encrypt
+        it at once when that needs no network (the usual case). Otherwise the flush does."""
+        self.outbox.settle()
+        members = self.state.members(room_id)
+        if isinstance(content, Text) and content.reply_to is None:
+            body, structured = content.body, False  # plain text: the outbox as before
+        else:
+            body = Phi(json.dumps(chat_content.to_wire(content), separators=(",", ":")))
+            structured = True
+        seq = self.outbox.queue(room_id, event_id, body, structured=structured)
+        if self._ready_offline(members):
+            self._encrypt_now(seq, room_id, members, body, structured=structured)
+
+    async def _after_queue(self) -> None:
         self.outbox_changed.emit(self.outbox.count())
         try:
             await self.flush()
         except ConnectionFailed:
             self._set_online(False)
             self.wake()  # the loop retries with backoff
-        return event_id
 
     async def flush(self) -> int:
         """Send what the outbox holds, oldest first; returns how many the relay accepted.
@@ -549,7 +673,8 @@ class ChatService:
                 content = item.content
                 if content is None:
                     assert item.body is not None
-                    content = await self._encrypt(item.seq, item.room_id, item.body)
+                    content = await self._encrypt(item.seq, item.room_id, item.body,
+                                                  structured=item.structured)
                 await self._send_queued_to_device()  # room keys before the event they open
                 try:
                     result = await relay_api.post_event(self.transport, item.room_id,
@@ -582,7 +707,8 @@ class ChatService:
         return (all(self.store.user_devices(u) is not None for u in members)
                 and not self.machine.missing_sessions(members))
 
-    async def _encrypt(self, seq: int, room_id: str, body: Phi[str]) -> dict[str, Any]:
+    async def _encrypt(self, seq: int, room_id: str, body: Phi[str], *,
+                       structured: bool = False) -> dict[str, Any]:
         members = self.state.members(room_id)
         await self._ensure_device_lists(members)
         missing = self.machine.missing_sessions(members)
@@ -593,16 +719,17 @@ class ChatService:
                 log.warning("claimed keys refused", extra={"event": "chat_claim_refused",
                                                            "count": len(refused)})
         with self.cache.write():
-            return self._encrypt_now(seq, room_id, members, body)
+            return self._encrypt_now(seq, room_id, members, body, structured=structured)
 
     def _encrypt_now(self, seq: int, room_id: str, members: list[str],
-                     body: Phi[str]) -> dict[str, Any]:
+                     body: Phi[str], *, structured: bool = False) -> dict[str, Any]:
         """No I/O: the room key share, its to-device messages and the ciphertext. The caller
         holds the cache transaction, so they are committed together or not at all."""
         share = self.machine.share_room_key(room_id, members)
         self._queue_to_device(share.messages)
-        content = self.machine.encrypt_room_event(
-            room_id, members, MESSAGE_TYPE, {"msgtype": "text", "body": body.reveal()})
+        plain = json.loads(body.reveal()) if structured else {"msgtype": "text",
+                                                                "body": body.reveal()}
+        content = self.machine.encrypt_room_event(room_id, members, MESSAGE_TYPE, plain)
         self.outbox.set_encrypted(seq, content)
         if share.rotated:
             log.info("room key rotated", extra={"event": "chat_room_key_rotated",
@@ -750,21 +877,57 @@ class ChatService:
             # The key names its creator; an envelope claiming someone else is a forgery.
             self._reject(event, Misdirected("sender does not match the room key"), applied)
             return
-        content = result.content.reveal()
-        body = content.get("body")
-        if result.type != MESSAGE_TYPE or not isinstance(body, str):
+        if result.type != MESSAGE_TYPE:
             self.state.forget_undecrypted(event.event_id)
             return  # another kind of room event: not a chat message
-        text = Phi(body)
+        try:
+            content = chat_content.parse(result.content.reveal())
+        except MalformedContent as exc:
+            self._reject(event, exc, applied)
+            return
+        sender = result.sender_user
+        if isinstance(content, Text):
+            self._receive_text(event, sender, content, applied)
+        elif isinstance(content, Edit | Recall):
+            target = self.messages_repo.get(content.target)
+            if target is not None and (target.sender != sender
+                                       or target.room_id != event.room_id):
+                self._reject(event, NotTheSender("change of someone else's message"), applied)
+                return
+            if isinstance(content, Edit):
+                current = self.messages_repo.record_edit(event.room_id, content.target, sender,
+                                                         content.body, content.order)
+            else:
+                if target is not None and event.origin_ms - target.ts_ms > self.recall_window_ms:
+                    self._reject(event, RecallTooLate("recall after the window"), applied)
+                    return
+                self.messages_repo.record_recall(event.room_id, content.target, sender,
+                                                 event.origin_ms)
+                current = True
+            self.state.forget_undecrypted(event.event_id)
+            if current and target is not None:
+                self.messages_repo.apply_changes(content.target,
+                                                 recall_window_ms=self.recall_window_ms)
+                shown = self.message_by_id(content.target)
+                if shown is not None:
+                    applied.changed.append(shown)
+
+    def _receive_text(self, event: RoomEvent, sender: str, content: Text,
+                      applied: _Applied) -> None:
         new = self.messages_repo.insert(
-            CachedMessage(event.room_id, event.event_id, result.sender_user, event.origin_ms,
-                          text))
+            CachedMessage(event.room_id, event.event_id, sender, event.origin_ms, content.body))
         self.state.forget_undecrypted(event.event_id)
-        if new:
-            self.state.bump_unread(event.room_id, event.origin_ms,
-                                   unread=result.sender_user != self.user_id)
-            applied.shown.append(ChatMessage(event.room_id, event.event_id, result.sender_user,
-                                             event.origin_ms, text))
+        if not new:
+            return
+        if content.reply_to is not None:
+            self.messages_repo.set_reply(event.room_id, event.event_id, sender,
+                                         content.reply_to)
+        # An edit or recall may have come first (this message waited for its key).
+        self.messages_repo.apply_changes(event.event_id, recall_window_ms=self.recall_window_ms)
+        self.state.bump_unread(event.room_id, event.origin_ms, unread=sender != self.user_id)
+        shown = self.message_by_id(event.event_id)
+        if shown is not None:
+            applied.shown.append(shown)
 
     def _reject(self, event: RoomEvent, exc: E2EEError, applied: _Applied) -> None:
         reason = exc.__class__.__name__
@@ -778,13 +941,13 @@ class ChatService:
                 EventState.REJECTED, reason, exc.user_message))
 
     def _announce(self, applied: _Applied) -> None:
-        for message in applied.shown:
+        for message in (*applied.shown, *applied.changed):
             self.message.emit(message)
         for event in applied.undecryptable:
             self.undecryptable.emit(event)
         for item in applied.to_device:
             self.to_device.emit(item)
-        if applied.rooms_changed or applied.shown:
+        if applied.rooms_changed or applied.shown or applied.changed:
             self.rooms_changed.emit()
 
     async def _after(self, applied: _Applied) -> None:
@@ -831,8 +994,9 @@ class ChatService:
 def _reason_texts() -> dict[str, str]:
     """Reason (an error class name) -> the text a user reads about a kept event."""
     texts = {MISSING_KEY: WAITING_TEXT}
-    for name in dir(crypto_errors):
-        kind = getattr(crypto_errors, name)
-        if isinstance(kind, type) and issubclass(kind, E2EEError):
-            texts[name] = kind.user_message
+    for module in (crypto_errors, chat_content):
+        for name in dir(module):
+            kind = getattr(module, name)
+            if isinstance(kind, type) and issubclass(kind, E2EEError):
+                texts[name] = kind.user_message
     return texts

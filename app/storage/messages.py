@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from app.core.messages import CachedMessage
+from app.core.phi import Phi
 from app.storage.cache import Cache
 
 _INSERT = (
@@ -29,6 +31,15 @@ _SEARCH = {
     (False, False): _LIKE + _ORDER,
     (False, True): _LIKE + _IN_ROOM + _ORDER,
 }
+
+
+class MessageMeta(NamedTuple):
+    """What the author did to a message after writing it (patient data: ``edit_body``)."""
+
+    reply_to: str | None
+    edit_order: int | None  # set once edited
+    recalled_ms: int | None
+    edit_body: str | None
 
 
 class MessageRepository:
@@ -85,3 +96,78 @@ class MessageRepository:
         """Retention (policy.retention_days): drop messages older than ``ts_ms``."""
         with self._cache.write() as conn:
             return conn.execute("DELETE FROM messages WHERE ts_ms < ?", (ts_ms,)).rowcount
+
+    # -- replies, edits, recalls (chat_message_meta, migration 4) ---------------------------
+
+    def get(self, event_id: str) -> CachedMessage | None:
+        rows = self._cache.fetchall(
+            "SELECT room_id, event_id, sender, ts_ms, body FROM messages WHERE event_id = ?",
+            (event_id,))
+        return CachedMessage.from_rows(rows)[0] if rows else None
+
+    def set_reply(self, room_id: str, event_id: str, sender: str, reply_to: str) -> None:
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT INTO chat_message_meta (event_id, sender, room_id, reply_to) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (event_id, sender) DO UPDATE SET "
+                "reply_to = excluded.reply_to", (event_id, sender, room_id, reply_to))
+
+    def record_edit(self, room_id: str, target: str, sender: str, body: Phi[str],
+                    order: int) -> bool:
+        """Keep ``sender``'s edit of ``target`` if it is their latest (highest ``order``);
+        True when it became the current one. Applied to the message only if ``sender``
+        wrote it (:meth:`apply_changes`)."""
+        with self._cache.write() as conn:
+            row = conn.execute(
+                "SELECT edit_order, recalled_ms FROM chat_message_meta "
+                "WHERE event_id = ? AND sender = ?", (target, sender)).fetchone()
+            if row is not None and (row[1] is not None
+                                    or (row[0] is not None and row[0] >= order)):
+                return False  # recalled, or an older (or the same) edit arriving late
+            conn.execute(
+                "INSERT INTO chat_message_meta (event_id, sender, room_id, edit_body, "
+                "edit_order) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id, sender) DO UPDATE "
+                "SET edit_body = excluded.edit_body, edit_order = excluded.edit_order",
+                (target, sender, room_id, body.reveal(), order))
+        return True
+
+    def record_recall(self, room_id: str, target: str, sender: str, recalled_ms: int) -> None:
+        """Note that ``sender`` recalled ``target``; any edit text is dropped at once."""
+        with self._cache.write() as conn:
+            conn.execute(
+                "INSERT INTO chat_message_meta (event_id, sender, room_id, recalled_ms) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (event_id, sender) DO UPDATE SET "
+                "recalled_ms = excluded.recalled_ms, edit_body = NULL",
+                (target, sender, room_id, recalled_ms))
+
+    def apply_changes(self, event_id: str, *, recall_window_ms: int) -> None:
+        """Bring the cached body of ``event_id`` in line with its author's changes: the
+        latest edit's text, or nothing once recalled (within the window)."""
+        message = self.get(event_id)
+        if message is None:
+            return
+        meta = self.meta(message.event_id, message.sender)
+        if meta is None:
+            return
+        with self._cache.write() as conn:
+            if meta.recalled_ms is not None and \
+                    meta.recalled_ms - message.ts_ms <= recall_window_ms:
+                conn.execute("UPDATE messages SET body = '' WHERE event_id = ?", (event_id,))
+            elif meta.edit_body is not None:
+                conn.execute("UPDATE messages SET body = ? WHERE event_id = ?",
+                             (meta.edit_body, event_id))
+
+    def meta(self, event_id: str, sender: str) -> MessageMeta | None:
+        row = self._cache.fetchall(
+            "SELECT reply_to, edit_order, recalled_ms, edit_body FROM chat_message_meta "
+            "WHERE event_id = ? AND sender = ?", (event_id, sender))
+        return MessageMeta(*row[0]) if row else None
+
+    def metas(self, messages: Iterable[CachedMessage]) -> dict[str, MessageMeta]:
+        """The meta rows of ``messages`` written by their own authors, by event id."""
+        found: dict[str, MessageMeta] = {}
+        for message in messages:
+            meta = self.meta(message.event_id, message.sender)
+            if meta is not None:
+                found[message.event_id] = meta
+        return found

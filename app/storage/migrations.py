@@ -203,6 +203,28 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX transfers_by_state ON transfers (state)",
         ),
     ),
+    (
+        4,
+        (
+            # Replies, edits and recalls (app/services/chat_content.py). Keyed by the target
+            # event *and the sender of the change*: an edit or recall by anyone but the
+            # message's author lands under another key and is never applied. A change may
+            # arrive before its message (waiting for a key): it waits here.
+            """CREATE TABLE chat_message_meta (
+                event_id TEXT NOT NULL,
+                sender TEXT NOT NULL,
+                room_id TEXT NOT NULL,
+                reply_to TEXT,
+                edit_body TEXT,
+                edit_order INTEGER,
+                recalled_ms INTEGER,
+                PRIMARY KEY (event_id, sender)
+            ) WITHOUT ROWID""",
+            # Outbox rows whose body is the JSON of a structured content (edit, recall,
+            # reply) rather than the text of a plain message.
+            "ALTER TABLE chat_outbox ADD COLUMN structured INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

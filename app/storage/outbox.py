@@ -28,6 +28,7 @@ class OutboxItem:
     content: dict[str, Any] | None = field(repr=False)  # the ciphertext envelope, once made
     created_ms: int
     attempts: int
+    structured: bool = False  # body is the JSON of a structured content (reply, edit, recall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +53,25 @@ class Outbox:
 
     # -- room events -----------------------------------------------------------------------
 
-    def queue(self, room_id: str, event_id: str, body: Phi[str]) -> int:
-        """Queue a message; returns its sequence number."""
+    def queue(self, room_id: str, event_id: str, body: Phi[str], *,
+              structured: bool = False) -> int:
+        """Queue a message; returns its sequence number. ``structured``: ``body`` is the JSON
+        of the plaintext content (app/services/chat_content.py), not a message's text."""
         with self._cache.write() as conn:
-            cur = conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, created_ms) "
-                               "VALUES (?, ?, ?, ?)", (room_id, event_id, body.reveal(), _now()))
+            cur = conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, created_ms, "
+                               "structured) VALUES (?, ?, ?, ?, ?)",
+                               (room_id, event_id, body.reveal(), _now(), int(structured)))
             return int(cur.lastrowid)
 
     def pending(self) -> list[OutboxItem]:
         """Everything not yet accepted by the relay, oldest first (sending keeps order)."""
         with db_errors():
             rows = self._cache.conn.execute(
-                "SELECT seq, room_id, event_id, body, content, created_ms, attempts "
-                "FROM chat_outbox ORDER BY seq").fetchall()
+                "SELECT seq, room_id, event_id, body, content, created_ms, attempts, "
+                "structured FROM chat_outbox ORDER BY seq").fetchall()
         return [OutboxItem(r[0], r[1], r[2], Phi(r[3]) if r[3] is not None else None,
-                           json.loads(r[4]) if r[4] is not None else None, r[5], r[6])
+                           json.loads(r[4]) if r[4] is not None else None, r[5], r[6],
+                           bool(r[7]))
                 for r in rows if r[0] not in self._accepted]
 
     def set_encrypted(self, seq: int, content: dict[str, Any]) -> None:

@@ -28,8 +28,14 @@ class MessageEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+REPLY, EDIT = "reply", "edit"
+
+
 class Composer(QWidget):
-    """Emits ``send(text)`` with the stripped text; clears itself when the view says so."""
+    """Emits ``send(text)`` with the stripped text; clears itself when the view says so.
+
+    It may be replying to a message or editing one of ours (``mode``/``target``, shown in a
+    bar above the text with a way out); the view reads them when ``send`` comes."""
 
     send = Signal(str)
 
@@ -59,6 +65,23 @@ class Composer(QWidget):
         self.notice.setWordWrap(True)
         self.notice.setProperty("role", "subtle")
         self.notice.hide()
+        self.mode = ""  # "", REPLY or EDIT
+        self.target: str | None = None
+        self.context = QLabel()
+        self.context.setObjectName("composerContext")
+        mark_phi(self.context)  # the quoted message
+        self.context.setTextFormat(Qt.TextFormat.PlainText)
+        self.context.setProperty("role", "subtle")
+        self.cancel_context = QPushButton()
+        self.cancel_context.setObjectName("composerCancelContext")
+        self.cancel_context.setFlat(True)
+        self.cancel_context.clicked.connect(self.leave_context)
+        self.context_bar = QWidget()
+        bar = QHBoxLayout(self.context_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.context, 1)
+        bar.addWidget(self.cancel_context)
+        self.context_bar.hide()
         row = QHBoxLayout()
         row.setSpacing(8)
         row.addWidget(self.attach, 0, Qt.AlignmentFlag.AlignBottom)
@@ -68,6 +91,7 @@ class Composer(QWidget):
         column.setContentsMargins(16, 6, 16, 12)
         column.setSpacing(4)
         column.addWidget(self.notice)
+        column.addWidget(self.context_bar)
         column.addLayout(row)
         self._blocked = ""
         self.retranslate()
@@ -96,6 +120,29 @@ class Composer(QWidget):
 
     def clear(self) -> None:
         self.edit.clear()
+        self.leave_context()
+
+    def start_reply(self, event_id: str, quote: str) -> None:
+        """Answer ``event_id``; ``quote`` shows what (PHI: the composer is tagged)."""
+        self.mode, self.target = REPLY, event_id
+        self.context.setText(quote)
+        self.context_bar.show()
+        self.edit.setFocus()
+
+    def start_edit(self, event_id: str, text: str) -> None:
+        """Change our message ``event_id``, starting from its current ``text``."""
+        self.mode, self.target = EDIT, event_id
+        self.context.setText(QCoreApplication.translate("Composer", "Editing your message"))
+        self.edit.setPlainText(text)
+        self.context_bar.show()
+        self.edit.setFocus()
+
+    def leave_context(self) -> None:
+        if self.mode == EDIT:
+            self.edit.clear()
+        self.mode, self.target = "", None
+        self.context.clear()
+        self.context_bar.hide()
 
     def _sync(self) -> None:
         text = self.text()
@@ -108,4 +155,5 @@ class Composer(QWidget):
         self.edit.setAccessibleName(translate("Composer", "Message"))
         self.send_button.setText(translate("Composer", "Send"))
         self.attach.setText(translate("Composer", "Attach"))
+        self.cancel_context.setText(translate("Composer", "Cancel"))
         self.attach.setToolTip(translate("Composer", "Attachments are not available yet."))

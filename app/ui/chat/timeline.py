@@ -8,7 +8,8 @@ text (a message with "<b>" is shown as typed, never as markup).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.core.chat import ChatMessage, EventState, UndecryptedEvent
@@ -17,6 +18,21 @@ from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
 SENT, QUEUED, SENDING, FAILED = "sent", "queued", "sending", "failed"
+QUOTE_CHARS = 120  # of a replied-to message, on one line
+
+
+def quote_text(sender_name: str, message: ChatMessage | None) -> str:
+    """The line above a reply that shows what it answers."""
+    translate = QCoreApplication.translate
+    if message is None:
+        return translate("Timeline", "In reply to a message not on this device")
+    if message.recalled:
+        text = translate("Timeline", "Message recalled")
+    else:
+        text = " ".join(message.body.reveal().split())
+        if len(text) > QUOTE_CHARS:
+            text = text[:QUOTE_CHARS - 1] + "…"
+    return fill(translate("Timeline", "In reply to %1: %2"), sender_name, text)
 
 
 class MessageBubble(QFrame):
@@ -28,6 +44,20 @@ class MessageBubble(QFrame):
         self.own = own
         self.kind = ""  # "message" once shown; "undecryptable" while it cannot be
         self.delivery = ""
+        self.message: ChatMessage | None = None
+        self.quote = QLabel()
+        self.quote.setObjectName("bubbleQuote")
+        self.quote.setProperty("role", "subtle")
+        self.quote.setTextFormat(Qt.TextFormat.PlainText)
+        self.quote.setWordWrap(True)
+        self.quote.hide()
+        # Right-click (or the context-menu key): reply; edit and recall our own messages.
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.reply_action = QAction(self)
+        self.edit_action = QAction(self)
+        self.recall_action = QAction(self)
+        self.addActions([self.reply_action, self.edit_action, self.recall_action])
+        self._set_actions()
         self.setObjectName("ownBubble" if own else "bubble")
         self.sender = QLabel()
         self.sender.setObjectName("bubbleSender")
@@ -53,19 +83,47 @@ class MessageBubble(QFrame):
         column.setContentsMargins(12, 8, 12, 8)
         column.setSpacing(2)
         column.addLayout(head)
+        column.addWidget(self.quote)
         column.addWidget(self.body)
 
-    def show_message(self, message: ChatMessage, sender_name: str) -> None:
+    def _set_actions(self) -> None:
+        translate = QCoreApplication.translate
+        self.reply_action.setText(translate("Timeline", "Reply"))
+        self.edit_action.setText(translate("Timeline", "Edit"))
+        self.recall_action.setText(translate("Timeline", "Recall (delete for everyone)"))
+        shown = self.kind == "message" and self.message is not None \
+            and not self.message.recalled
+        self.reply_action.setVisible(shown)
+        self.edit_action.setVisible(shown and self.own)
+        self.recall_action.setVisible(shown and self.own)
+
+    def show_message(self, message: ChatMessage, sender_name: str,
+                     quote: str | None = None) -> None:
+        translate = QCoreApplication.translate
         self.kind = "message"
+        self.message = message
         self.sender.setText(sender_name)
-        self.time.setText(time_text(message.ts_ms))
-        self.body.setText(message.body.reveal())
-        self.body.setProperty("state", "")
+        when = time_text(message.ts_ms)
+        if message.edited and not message.recalled:
+            when = fill(translate("Timeline", "%1 · edited"), when)
+        self.time.setText(when)
+        if message.recalled:
+            self.body.setText(translate("Timeline", "Message recalled"))
+            self.body.setProperty("state", "recalled")
+        else:
+            self.body.setText(message.body.reveal())
+            self.body.setProperty("state", "")
         self._restyle(self.body)
+        self.set_quote(quote if message.reply_to is not None and not message.recalled else None)
         if self.own:
             self.set_delivery(QUEUED if message.pending else SENT)
         else:
             self.state.clear()
+        self._set_actions()
+
+    def set_quote(self, quote: str | None) -> None:
+        self.quote.setText(quote or "")
+        self.quote.setVisible(quote is not None)
 
     def show_undecryptable(self, event: UndecryptedEvent, sender_name: str) -> None:
         translate = QCoreApplication.translate
@@ -84,6 +142,7 @@ class MessageBubble(QFrame):
         self.body.setText(text)
         self._restyle(self.body)
         self.state.clear()
+        self._set_actions()
 
     def set_delivery(self, delivery: str, *, online: bool = True) -> None:
         translate = QCoreApplication.translate
@@ -106,7 +165,14 @@ class MessageBubble(QFrame):
 
 
 class Timeline(QScrollArea):
-    """The messages of one room, oldest first, kept at the bottom as new ones arrive."""
+    """The messages of one room, oldest first, kept at the bottom as new ones arrive.
+
+    Emits ``reply``/``edit``/``recall`` with an event id when the user picks that action on
+    a message."""
+
+    reply = Signal(str)
+    edit = Signal(str)
+    recall = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -130,6 +196,8 @@ class Timeline(QScrollArea):
             " border-radius: 8px; }"
             "QLabel#bubbleSender { font-weight: 600; }"
             "QLabel#bubbleBody[state=\"bad\"] { font-style: italic; }"
+            "QLabel#bubbleBody[state=\"recalled\"] { font-style: italic; color: palette(mid); }"
+            "QLabel#bubbleQuote { border-left: 3px solid palette(mid); padding-left: 6px; }"
         )
 
     def clear(self) -> None:
@@ -139,10 +207,11 @@ class Timeline(QScrollArea):
         self.bubbles.clear()
 
     def add_message(self, message: ChatMessage, sender_name: str, *, own: bool,
-                    online: bool = True) -> MessageBubble:
-        """Add ``message``, or replace what its entry showed (e.g. it decrypted)."""
+                    online: bool = True, quote: str | None = None) -> MessageBubble:
+        """Add ``message``, or replace what its entry showed (it decrypted, was edited or
+        recalled). ``quote``: the line showing the message it replies to."""
         bubble = self._bubble(message.event_id, message.ts_ms, own=own)
-        bubble.show_message(message, sender_name)
+        bubble.show_message(message, sender_name, quote)
         if bubble.own and message.pending:
             bubble.set_delivery(QUEUED, online=online)
         return bubble
@@ -176,6 +245,9 @@ class Timeline(QScrollArea):
             return existing  # an undecryptable entry that now decrypts, or a re-sync
         bubble = MessageBubble(event_id, own=own)
         bubble.setProperty("ts_ms", ts_ms)
+        bubble.reply_action.triggered.connect(lambda: self.reply.emit(event_id))
+        bubble.edit_action.triggered.connect(lambda: self.edit.emit(event_id))
+        bubble.recall_action.triggered.connect(lambda: self.recall.emit(event_id))
         # Ordered by time: a late-arriving older message goes where it belongs.
         index = self._column.count()
         while index > 1:

@@ -36,13 +36,13 @@ from app.services.app_state import AppState
 from app.services.chat import ChatService, SendFailed
 from app.services.verification import VerificationService, VerificationStatus
 from app.ui.asyncbridge import TaskRunner
-from app.ui.chat.composer import Composer
+from app.ui.chat.composer import EDIT, REPLY, Composer
 from app.ui.chat.device_banner import DeviceWarningBanner
 from app.ui.chat.members import DeviceEntry, MemberEntry, MemberPanel
 from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
-from app.ui.chat.timeline import FAILED, SENT, Timeline
+from app.ui.chat.timeline import FAILED, SENT, Timeline, quote_text
 from app.ui.chat.verification_dialog import VerificationDialog
 from app.ui.i18n import fill
 from app.ui.observe import observe
@@ -162,6 +162,9 @@ class ChatView(PlaceholderView):
         self.banner.acceptRequested.connect(self.accept_device)
         self.banner.blockRequested.connect(self.block_device)
         self.timeline = Timeline()
+        self.timeline.reply.connect(self.start_reply)
+        self.timeline.edit.connect(self.start_edit)
+        self.timeline.recall.connect(self.recall)
         self.composer = Composer()
         self.composer.send.connect(self.send)
         self.no_room = QLabel()
@@ -289,8 +292,7 @@ class ChatView(PlaceholderView):
         assert self.chat is not None
         online = self.chat.online is not False
         for message in self.chat.messages(room_id):
-            self.timeline.add_message(message, self._name(message.sender),
-                                      own=message.sender == self.chat.user_id, online=online)
+            self._show(message, online=online)
         for event in self.chat.undecrypted(room_id):
             self.timeline.add_undecryptable(event, self._name(event.sender))
         self.timeline.scroll_to_end()
@@ -350,10 +352,23 @@ class ChatView(PlaceholderView):
     def _on_message(self, message: ChatMessage) -> None:
         if self.chat is None or message.room_id != self.current_room:
             return
-        # Adds it, or replaces the "waiting for the key" entry it had until now.
+        # Adds it, or replaces what its entry showed (waiting for the key; edited, recalled).
+        self._show(message, online=self.chat.online is not False)
+        # Replies quoting it show its new text (or that it was recalled).
+        for bubble in self.timeline.bubbles.values():
+            if bubble.message is not None and bubble.message.reply_to == message.event_id \
+                    and not bubble.message.recalled:
+                bubble.set_quote(quote_text(self._name(message.sender), message))
+
+    def _show(self, message: ChatMessage, *, online: bool) -> None:
+        assert self.chat is not None
+        quote = None
+        if message.reply_to is not None:
+            quoted = self.chat.message_by_id(message.reply_to)
+            quote = quote_text(self._name(quoted.sender) if quoted else "", quoted)
         self.timeline.add_message(message, self._name(message.sender),
-                                  own=message.sender == self.chat.user_id,
-                                  online=self.chat.online is not False)
+                                  own=message.sender == self.chat.user_id, online=online,
+                                  quote=quote)
 
     def _on_undecryptable(self, event: UndecryptedEvent) -> None:
         if event.room_id == self.current_room:
@@ -393,10 +408,46 @@ class ChatView(PlaceholderView):
     def send(self, text: str) -> None:
         if self.chat is None or self.current_room is None or self.composer.blocked:
             return
+        mode, target = self.composer.mode, self.composer.target
         self.composer.clear()
         self.show_message("")
-        self._runner.run_task(self.chat.send_text(self.current_room, text), owner=self,
-                              on_error=self.show_message)
+        if mode == EDIT and target is not None:
+            work = self.chat.edit_message(self.current_room, target, text)
+        else:
+            work = self.chat.send_text(self.current_room, text,
+                                       reply_to=target if mode == REPLY else None)
+        self._runner.run_task(work, owner=self, on_error=self.show_message)
+
+    def start_reply(self, event_id: str) -> None:
+        if self.chat is None or self.composer.blocked:
+            return
+        quoted = self.chat.message_by_id(event_id)
+        if quoted is not None:
+            self.composer.start_reply(event_id, quote_text(self._name(quoted.sender), quoted))
+
+    def start_edit(self, event_id: str) -> None:
+        if self.chat is None or self.composer.blocked:
+            return
+        message = self.chat.message_by_id(event_id)
+        if message is not None and message.sender == self.chat.user_id \
+                and not message.recalled:
+            self.composer.start_edit(event_id, message.body.reveal())
+
+    def recall(self, event_id: str, *, confirm: bool = True) -> None:
+        """Delete our message ``event_id`` for everyone (within the policy's window)."""
+        if self.chat is None or self.current_room is None:
+            return
+        if confirm:
+            translate = QCoreApplication.translate
+            answer = QMessageBox.question(
+                self, translate("ChatView", "Recall this message?"),
+                translate("ChatView", "It will be deleted for everyone in this conversation, "
+                          "on every device. Recall it?"))
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.show_message("")
+        self._runner.run_task(self.chat.recall_message(self.current_room, event_id),
+                              owner=self, on_error=self.show_message)
 
     def new_room(self) -> None:
         if self.chat is None:

@@ -1,0 +1,88 @@
+"""Replying, editing and recalling from the chat view, over real services and the relay."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from app.ui.phi import phi_widgets
+from tests.integration.test_chat import room_with
+from tests.ui.chat.conftest import run
+
+
+def _bubble(view, text: str):
+    (bubble,) = [b for b in view.timeline.bubbles.values() if b.body.text() == text]
+    return bubble
+
+
+def test_reply_edit_and_recall_from_the_timeline(qtbot, people):
+    alice, bob = people("dr.ana", "dr.ben")
+    room = run(qtbot, room_with(alice.client, bob.client))
+    for person in (alice, bob):
+        person.view.refresh()
+        person.view.rooms.select(room)
+    question = run(qtbot, alice.chat.send_text(room, "Is the CT of bed 4 reported?"))
+    run(qtbot, bob.chat.sync_once())
+
+    # Bob answers the question itself: the reply shows what it quotes, on both sides.
+    incoming = _bubble(bob.view, "Is the CT of bed 4 reported?")
+    assert not incoming.edit_action.isVisible() and not incoming.recall_action.isVisible()
+    incoming.reply_action.trigger()
+    assert bob.view.composer.mode == "reply" and bob.view.composer.context_bar.isVisibleTo(
+        bob.view.composer)
+    assert bob.view.composer.context in phi_widgets(bob.view)
+    qtbot.keyClicks(bob.view.composer.edit, "Yes, no bleed.")
+    qtbot.keyClick(bob.view.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(bob.view.timeline.bubbles) == 2, timeout=10_000)
+    assert bob.view.composer.mode == "" and not bob.view.composer.context_bar.isVisible()
+    reply = _bubble(bob.view, "Yes, no bleed.")
+    assert not reply.quote.isHidden()
+    assert reply.quote.text() == "In reply to dr.ana: Is the CT of bed 4 reported?"
+    qtbot.waitUntil(lambda: reply.state.text() == "Sent", timeout=10_000)
+    run(qtbot, alice.chat.sync_once())
+    assert _bubble(alice.view, "Yes, no bleed.").quote.text() == \
+        "In reply to dr.ana: Is the CT of bed 4 reported?"
+
+    # Alice edits her question: the composer starts from its text; both see "edited", and
+    # the quote in Bob's reply follows.
+    own = _bubble(alice.view, "Is the CT of bed 4 reported?")
+    assert own.edit_action.isVisible() and own.recall_action.isVisible()
+    own.edit_action.trigger()
+    assert alice.view.composer.edit.toPlainText() == "Is the CT of bed 4 reported?"
+    alice.view.composer.edit.setPlainText("Is the CT of bed 4 (with contrast) reported?")
+    qtbot.keyClick(alice.view.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: own.body.text() == "Is the CT of bed 4 (with contrast) reported?",
+                    timeout=10_000)
+    assert own.time.text().endswith("· edited")
+    assert len(alice.view.timeline.bubbles) == 2  # changed in place, no new entry
+    run(qtbot, bob.chat.sync_once())
+    edited = bob.view.timeline.bubbles[question]
+    assert edited.body.text() == "Is the CT of bed 4 (with contrast) reported?"
+    assert edited.time.text().endswith("· edited")
+    assert reply.quote.text().endswith("(with contrast) reported?")
+
+    # Alice recalls it (after confirming): gone for both, the reply's quote says so.
+    alice.view.recall(question, confirm=False)
+    qtbot.waitUntil(lambda: own.body.text() == "Message recalled", timeout=10_000)
+    assert not own.edit_action.isVisible() and not own.reply_action.isVisible()
+    run(qtbot, bob.chat.sync_once())
+    assert bob.view.timeline.bubbles[question].body.text() == "Message recalled"
+    assert reply.quote.text() == "In reply to dr.ana: Message recalled"
+    # Reopening the room shows the same from the cache.
+    bob.view.open_room(room)
+    assert bob.view.timeline.texts() == ["Message recalled", "Yes, no bleed."]
+
+
+def test_editing_can_be_cancelled(qtbot, people):
+    (alice,) = people("dr.ada")
+    room = run(qtbot, alice.chat.create_room())
+    alice.view.refresh()
+    alice.view.rooms.select(room)
+    run(qtbot, alice.chat.send_text(room, "first draft"))
+    _bubble(alice.view, "first draft").edit_action.trigger()
+    assert alice.view.composer.edit.toPlainText() == "first draft"
+    alice.view.composer.cancel_context.click()
+    assert alice.view.composer.mode == "" and alice.view.composer.edit.toPlainText() == ""
+    qtbot.keyClicks(alice.view.composer.edit, "a new message")
+    qtbot.keyClick(alice.view.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(alice.view.timeline.bubbles) == 2, timeout=10_000)
+    assert alice.view.timeline.texts() == ["first draft", "a new message"]
