@@ -134,7 +134,8 @@ def _run_child(cfg: dict, path: Path, timeout: float) -> tuple[int, list[list[st
         elif line.startswith("D "):
             done = json.loads(line[2:])
     if proc.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(f"child failed ({proc.returncode}): {proc.stderr[-3000:]}")
+        raise AssertionError(f"child failed ({proc.returncode}) after {progress[-3:]}: "
+                             f"{proc.stderr[-3000:]}")
     return proc.returncode, progress, done
 
 
@@ -183,7 +184,7 @@ async def kill_and_resume(server, tmp_path: Path, *, size: int, kills: int, chun
     runs = 0
     while file_id is None:
         runs += 1
-        assert runs <= kills + 6, "too many runs: the transfer does not make progress"
+        assert runs <= kills + 6, f"too many runs, no progress: {killed} seed={seed}"
         side = alice if descriptor is None else bob
         target = points[len(killed)] if len(killed) < len(points) else None
         cfg = side.cfg | {"die_at": target, "descriptor": descriptor}
@@ -193,19 +194,21 @@ async def kill_and_resume(server, tmp_path: Path, *, size: int, kills: int, chun
         for phase in ("uploading", "downloading"):
             if phase in phases_seen and phase in last_reported:
                 first = next(p for p in progress if p[0] == phase)
-                assert int(first[2]) >= last_reported[phase], (phase, first, last_reported)
+                assert int(first[2]) >= last_reported[phase], (
+                    f"{phase} resumed from {first[2]} after {last_reported[phase]} had been "
+                    f"reported (seed={seed}, kills so far {killed})")
         if code == -signal.SIGKILL:
             last = progress[-1]
             killed.append((last[0], int(last[1])))
             if last[0] in ("uploading", "downloading"):
                 last_reported[last[0]] = int(last[1])
             continue
-        assert done is not None
+        assert done is not None, f"child ended without a result (seed={seed})"
         if descriptor is None:
             descriptor = done
         else:
             file_id = done["file_id"]
-    assert len(killed) == kills
+    assert len(killed) == kills, f"kills {killed} of points {points} (seed={seed})"
 
     # The receiving device's store holds exactly the sent bytes (read by this process).
     bob_keys = KeyringKeyStore.open(bob_dev.user_id, bob_dev.device_id,
