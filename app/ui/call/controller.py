@@ -49,6 +49,7 @@ class CallController(QObject):
         self.prompts: dict[str, IncomingCallDialog] = {}
         self._waiting: list[Any] = []  # incoming calls that rang while locked
         self.last_error = ""
+        self.prejoin: PreJoinDialog | None = None  # the latest pre-join dialog
         observe(calls.incoming, self._on_incoming, self)
         observe(calls.event, self._on_event, self)
         if state is not None:
@@ -68,6 +69,7 @@ class CallController(QObject):
             room_id, muted=dialog.start_muted.isChecked(),
             camera=not dialog.start_camera_off.isChecked()))
         dialog.open()
+        self.prejoin = dialog
         return dialog
 
     def place_call(self, room_id: str, *, muted: bool = False, camera: bool = True) -> None:

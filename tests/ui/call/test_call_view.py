@@ -14,8 +14,10 @@ from app.rtc.call import CallOptions
 from app.services.app_state import AppState, SignedInUser
 from app.ui.asyncbridge import TaskRunner
 from app.ui.call.controller import CallController
+from app.ui.call.setup import add_call_button
 from app.ui.call.tiles import LOCAL, FrameFeed
 from app.ui.phi import PhiLabel, phi_widgets
+from app.ui.views.chat import ChatView
 from tests.integration.test_calls import consult, new_peer
 from tests.ui.chat.conftest import run
 
@@ -79,8 +81,18 @@ def test_two_clinicians_call_mute_camera_share_lock_and_hang_up(
         prompts: list = []
         bob.controller.prompt_shown.connect(prompts.append)
 
-        # Pre-join preview: the synthetic camera, device lists, then Join.
-        dialog = alice.controller.prepare_call(room, "Bed 12 review")
+        # "Start video consult" in the chat view's room header -> the pre-join preview: the
+        # synthetic camera, device lists, then Join.
+        chat_view = ChatView()
+        qtbot.addWidget(chat_view)
+        chat_view.configure(runner=alice.runner, chat=alice_peer.chat)
+        add_call_button(chat_view, alice.controller)
+        chat_view.show()
+        chat_view.open_room(room)
+        assert chat_view.call_button.isVisible()
+        qtbot.mouseClick(chat_view.call_button, Qt.MouseButton.LeftButton)
+        dialog = alice.controller.prejoin
+        assert dialog is not None and dialog.isVisible()
         qtbot.waitUntil(lambda: dialog.preview.frames >= 3, timeout=10_000)
         assert dialog.camera.count() >= 1 and dialog.microphone.count() >= 1
         dialog.resize(520, 560)
