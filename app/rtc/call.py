@@ -480,6 +480,14 @@ class Call:
         peers' stall watchdogs see media; nothing captured leaves the machine)."""
         self._camera.enabled = on
 
+    def local_media(self) -> list[MediaStreamTrack]:
+        """Subscriptions to our own camera and microphone *as sent* (black / silent while
+        off), e.g. for the host's recording. The caller stops them."""
+        tracks = [self._relay.subscribe(self._camera, buffered=False)]
+        if self._audio is not None:
+            tracks.append(self._relay.subscribe(self._audio, buffered=False))
+        return tracks
+
     def camera_preview(self) -> MediaStreamTrack:
         """A subscription to the camera as sent (black while off), for a self view.
         The caller stops it."""

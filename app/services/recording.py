@@ -10,15 +10,17 @@
   refuses the recording. A participant who joins later is asked at once, and their media is
   not recorded until their consent arrives.
 * Everyone is told the state (``rec.status``): the call view shows the indicator.
-* The host's client records the decoded remote media (``app.rtc.recorder``) in memory and on
-  stop seals it into one AES-256-GCM file (``app.crypto.files`` format) in the cache's
+* The host's client records the decoded remote media and its own (``app.rtc.recorder``) in
+  memory and on stop seals it into one AES-256-GCM file (``app.crypto.files`` format) in the cache's
   ``EncryptedFileStore``: the key lives in the SQLCipher cache's secrets, never beside the
   file. The consents are bound into the file: its plaintext begins with a metadata block
   holding every signed consent, so it is encrypted and authenticated with the media.
 * Every step is audited (``record.start`` / ``record.stop``, identifiers only).
 
+The host's own camera and microphone are recorded as sent (black / silent while off).
+
 Not done: sharing the file key in the room's E2EE channel, upload as ciphertext, retention,
-playback in the app; the host's own outgoing camera/microphone is not in the recording.
+playback in the app.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ class Recording:
     stopped_ms: int | None = None
     file_id: str | None = None
     reason: str = ""
+    local_tracks: list[Any] = field(default_factory=list)  # the host's own media, recorded
+    pumps: list[asyncio.Task] = field(default_factory=list)
     decided: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -276,14 +280,28 @@ class RecordingService:
         missing = [p for p in needed if not (p in rec.consents and rec.consents[p].consent)]
         if call is None or missing:
             raise RecordingRefused("consent missing")
-        rec.recorder = CallRecorder({p for p in rec.consents if p != rec.host})
+        rec.recorder = CallRecorder(set(rec.consents))
         call.taps.append(rec.recorder.tap)
+        # The host's own camera and microphone, as sent (black / silent while off).
+        rec.local_tracks = call.local_media()
+        loop = asyncio.get_running_loop()
+        rec.pumps = [loop.create_task(self._pump(rec.recorder, rec.host, track))
+                     for track in rec.local_tracks]
         rec.state = RecordingState.RECORDING
         rec.started_ms = _now_ms()
         self._record("record.start", rec.call_id, step="started",
                      recording_id=rec.recording_id, participants=str(len(rec.consents)))
         self._broadcast(rec)
         rec.decided.set()
+
+    @staticmethod
+    async def _pump(recorder: CallRecorder, host: Party, track: Any) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:  # the track ended (aiortc's MediaStreamError)
+                return
+            recorder.tap(host, frame)
 
     def _on_consent(self, call_id: str, peer: Party, message: dict[str, Any]) -> None:
         rec = self.recordings.get(call_id)
@@ -332,6 +350,11 @@ class RecordingService:
         if call is not None:
             with contextlib.suppress(ValueError):
                 call.taps.remove(recorder.tap)
+        for pump in rec.pumps:
+            pump.cancel()
+        for track in rec.local_tracks:
+            track.stop()
+        rec.pumps, rec.local_tracks = [], []
         self._broadcast(rec)
         segments = await asyncio.to_thread(recorder.finish)
         blob = pack_recording(rec, segments)
