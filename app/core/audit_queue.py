@@ -36,6 +36,7 @@ CLIENT_ACTIONS = frozenset({
     "session.unlock", "session.pin_set", "wipe.local", "policy.change", "image.open",
     "image.export",
     "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot", "message.recall",
+    "update.check",
 })
 OUTCOMES = frozenset({"ok", "refused", "failed"})
 

@@ -30,6 +30,9 @@ def configure_workspace(workspace: Any, user: Any, *, runner: TaskRunner,
     from app.ui.call.setup import configure_calls
 
     configure_calls(workspace, runner=runner, session=session)
+    from app.ui.update_notice import configure_updates
+
+    configure_updates(workspace, runner=runner, session=session)
     from app.ui.audit.setup import configure_access
 
     configure_access(workspace, user, runner=runner, session=session)

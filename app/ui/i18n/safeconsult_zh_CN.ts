@@ -2317,4 +2317,23 @@ Key fingerprint: %3</source>
         <translation>（本工作站）</translation>
     </message>
 </context>
+<context>
+    <name>UpdateBanner</name>
+    <message>
+        <source>SafeConsult %1 is downloaded and its signature verified, ready for IT to install. You can keep working.</source>
+        <translation>SafeConsult %1 已下载并通过签名验证，等待 IT 安装。您可以继续工作。</translation>
+    </message>
+    <message>
+        <source>SafeConsult %1 is available. IT installs it on this shared workstation.</source>
+        <translation>SafeConsult %1 已发布。IT 将在这台共享工作站上安装。</translation>
+    </message>
+    <message>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <source>An update offered by the server did not pass its security checks and was not installed. SafeConsult keeps working. Please tell IT (the details are in the audit log).</source>
+        <translation>服务器提供的一个更新未通过安全检查，未予安装。SafeConsult 可继续正常使用。请告知 IT（详情见审计日志）。</translation>
+    </message>
+</context>
 </TS>
