@@ -109,6 +109,21 @@ class SendFailed:
     user_message: str
 
 
+@dataclass(frozen=True, slots=True)
+class RoomEventReceived:
+    """A decrypted room event that is not a chat message (``sc.study.share``, ``sc.coview``):
+    for the services that own its type. ``sender_device`` is the Megolm key's creator,
+    checked against the envelope; ``content`` is the plaintext (may hold patient data)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    sender_device: str
+    event_type: str
+    content: Phi[dict[str, Any]] = field(repr=False)
+    origin_ms: int = 0
+
+
 @dataclass
 class _Applied:
     """What one sync batch did, announced after its transaction committed."""
@@ -123,6 +138,7 @@ class _Applied:
     unknown_senders: set[str] = field(default_factory=set)
     # key requests we may answer once an Olm session with the requester exists
     unanswered: list[Any] = field(default_factory=list)
+    room_events: list[RoomEventReceived] = field(default_factory=list)  # not chat messages
 
 
 class ChatService:
@@ -135,6 +151,7 @@ class ChatService:
     send_failed = Signal(object)  # SendFailed
     online_changed = Signal(bool)
     to_device = Signal(object)  # VerificationUpdate / DecryptedToDevice for other services
+    room_event = Signal(object)  # RoomEventReceived: a room event of another type than chat
 
     def __init__(
         self, session: SessionService, *, poll_interval_s: float = 30.0,
@@ -566,6 +583,33 @@ class ChatService:
         await self._after_queue()
         return event_id
 
+    async def send_room_event(self, room_id: str, event_type: str,
+                              content: dict[str, Any]) -> str:
+        """Encrypt ``content`` as a room event of ``event_type`` (``sc.*``, not a chat
+        message) in the room's Megolm channel and send it through the outbox like a message
+        (kept encrypted, sent once, in order); it is not stored as a chat message. Returns
+        its event id. Receivers get it on :attr:`room_event`."""
+        if event_type == MESSAGE_TYPE or not event_type.startswith("sc."):
+            raise ValueError("room events are sc.* types other than chat messages")
+        self._check_joined(room_id)
+        event_id = new_event_id()
+        async with self._lock:
+            members = self.state.members(room_id)
+            await self._ensure_device_lists(members)
+            missing = self.machine.missing_sessions(members)
+            if missing:
+                claim = await relay_api.claim_keys(self.transport, [d for _, d in missing])
+                self.machine.receive_key_claim(claim)
+            with self.cache.write():
+                self.outbox.settle()
+                seq = self.outbox.queue(room_id, event_id, Phi(""), structured=True)
+                share = self.machine.share_room_key(room_id, members)
+                self._queue_to_device(share.messages)
+                self.outbox.set_encrypted(seq, self.machine.encrypt_room_event(
+                    room_id, members, event_type, content))
+        await self._after_queue()
+        return event_id
+
     async def edit_message(self, room_id: str, event_id: str, text: str) -> str:
         """Replace the text of our own message ``event_id`` for everyone; returns the edit's
         event id. Only the author may edit; the latest edit (the author's order) wins."""
@@ -879,6 +923,9 @@ class ChatService:
             return
         if result.type != MESSAGE_TYPE:
             self.state.forget_undecrypted(event.event_id)
+            applied.room_events.append(RoomEventReceived(
+                event.room_id, event.event_id, result.sender_user, result.sender_device,
+                result.type, result.content, event.origin_ms))
             return  # another kind of room event: not a chat message
         try:
             content = chat_content.parse(result.content.reveal())
@@ -947,6 +994,8 @@ class ChatService:
             self.undecryptable.emit(event)
         for item in applied.to_device:
             self.to_device.emit(item)
+        for room_event in applied.room_events:
+            self.room_event.emit(room_event)
         if applied.rooms_changed or applied.shown or applied.changed:
             self.rooms_changed.emit()
 
