@@ -1,6 +1,6 @@
-"""Helpers for the access-review and emergency-access GUI tests: awaiting a coroutine from a
-synchronous Qt test, and a main window signed in through its own sign-in form against the
-real server (the composition root's wiring, app/ui/workspace_setup.py, included)."""
+"""A main window signed in through its own sign-in form against the real server (the
+composition root's wiring, app/ui/workspace_setup.py, included), and awaiting a coroutine
+from a synchronous Qt test. The fixture is registered for tests/ui in tests/ui/conftest.py."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from app.ui.i18n import ENGLISH, LanguageSwitcher
 from app.ui.main_window import MainWindow
 from app.ui.pyside_guard import protect_none
 from app.ui.theme import ThemeController
+from tests.support.signed_in import signed_in_window  # noqa: F401 (fixture for tests/ui)
 
 # Before any test touches Qt: PySide6 6.12.0 on CPython 3.11 leaks references to None, and a
 # long test session would abort with "none_dealloc" (app/ui/pyside_guard.py).

@@ -12,7 +12,6 @@ import pytest
 
 from app.tools.updates import UpdateRepository
 from tests.support.clients import server_db
-from tests.ui.audit.conftest import signed_in_window  # noqa: F401 (fixture)
 
 VERSION = "99.0.0"  # newer than any running build
 

@@ -18,7 +18,7 @@ from app.ui.audit.review import AccessReviewPanel
 from app.ui.phi import is_phi
 from tests.server.relay_support import make_room
 from tests.support.clients import new_user_device, server_db
-from tests.ui.audit.conftest import run
+from tests.support.signed_in import run
 
 REASON = "Unresponsive patient in resus, need medication history"
 

@@ -12,7 +12,7 @@ from app.ui.phi import is_phi
 from tests.server.relay_support import make_room
 from tests.support.clients import new_user_device, server_db
 from tests.support.server import start_server
-from tests.ui.audit.conftest import run
+from tests.support.signed_in import run
 
 TTL_S = 10  # long enough for the steps below on a loaded machine
 

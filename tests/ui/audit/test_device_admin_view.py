@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.services.session import fingerprint
 from tests.support.clients import create_user, enroll, login
-from tests.ui.audit.conftest import run
+from tests.support.signed_in import run
 
 
 def _select(panel, device_id: str) -> None:
