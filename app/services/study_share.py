@@ -1,0 +1,299 @@
+"""Sharing a DICOM study into a consult room, and opening one shared there (Qt-free).
+
+Sending (:meth:`StudyShareService.share`): unless the study is de-identified already (its
+files say ``PatientIdentityRemoved`` YES) it is de-identified first (PS3.15 Annex E, the
+same code as ``safeconsult deidentify``) into a private directory under the cache, removed
+after the upload -- or, only with the user's explicit confirmation, sent identified
+(audited). Rooms are not linked to a patient yet, so every room counts as "outside the
+patient's consult room" (docs/imaging.md, "Sharing a study"). Each file is uploaded with the
+transfer engine (own key, own signed descriptor); then one ``sc.study.share`` room event
+carries the :class:`StudyManifest`, signed by this device's Ed25519 key.
+
+Receiving (:meth:`fetch`): the manifest must name the Megolm-authenticated sender device and
+verify against that device's key *from this device's device list* (never the server's word);
+every file descriptor must be that device's and verify too, the ciphertext digest is
+checked by the engine and the plaintext SHA-256 against the manifest after decryption. The
+files stay in the encrypted file store; the bytes are decrypted in memory for the viewer.
+Anything that does not check out raises :class:`StudyTampered` and nothing is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from app.core.errors import SafeConsultError
+from app.core.phi import Phi
+from app.core.study_manifest import (
+    SHARE_EVENT,
+    ManifestFile,
+    ManifestInvalid,
+    ManifestSeries,
+    StudyManifest,
+    parse_manifest,
+)
+from app.crypto.identity import verify_ed25519
+from app.crypto.store import TrustLevel
+from app.imaging.deidentify import deidentify_paths
+from app.imaging.errors import ImagingError
+from app.imaging.load import read_dataset
+from app.services.transfers import TransferEngine, TransferError
+
+log = logging.getLogger(__name__)
+
+SEND_ACTION = "file.send"
+DICOM_MIME = "application/dicom"
+VERIFIED, UNVERIFIED = "verified", "unverified"
+
+
+class StudyShareError(SafeConsultError):
+    user_message = "The study could not be shared."
+
+
+class IdentifiedShareNotConfirmed(StudyShareError):
+    user_message = ("This study is not de-identified. Share the de-identified copy, or "
+                    "confirm that the identified study may go to this room.")
+
+
+class StudyTampered(SafeConsultError):
+    code = "study_tampered"
+    user_message = ("This shared study was changed after it was sent, or its sender cannot "
+                    "be verified. It was not opened.")
+
+
+class SenderUnknown(StudyTampered):
+    code = "sender_unknown"
+    user_message = ("The device that shared this study is not in your device list, so its "
+                    "signature cannot be checked. It was not opened.")
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStudy:
+    """A study shared in a room (by someone else or by us), not yet checked."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    sender_device: str
+    manifest: StudyManifest = field(repr=False)
+
+    @property
+    def study_id(self) -> str:
+        return self.manifest.study_id
+
+
+@dataclass(slots=True)
+class OpenedStudy:
+    shared: SharedStudy
+    status: str  # VERIFIED (signed by a device this user verified/trusts) or UNVERIFIED
+    sender_name: str
+    series: dict[str, list[bytes]] = field(repr=False)  # series id -> DICOM bytes
+    file_ids: list[str] = field(default_factory=list)  # in the encrypted file store
+
+    @property
+    def label(self) -> str:
+        if self.status == VERIFIED:
+            return f"Verified · shared by {self.sender_name}'s device"
+        return f"Unverified · signed by {self.sender_name}'s device, not verified by you"
+
+
+@dataclass(slots=True)
+class ShareResult:
+    shared: SharedStudy
+    warnings: list[str]  # de-identification warnings (burned-in text), PHI-free
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _group(paths: Sequence[Path]) -> tuple[str, list[tuple[str, str, list[int]]], bool]:
+    """(study description, [(series description, modality, file indexes)], all
+    de-identified) from the files' headers."""
+    by_series: dict[str, tuple[str, str, list[int]]] = {}
+    study, removed = "", True
+    for n, path in enumerate(paths):
+        ds = read_dataset(path, stop_before_pixels=True)
+        study = study or str(ds.get("StudyDescription", "") or "")
+        removed = removed and str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
+        uid = str(ds.get("SeriesInstanceUID", "") or f"none-{n}")
+        entry = by_series.setdefault(uid, (str(ds.get("SeriesDescription", "") or ""),
+                                           str(ds.get("Modality", "") or "")[:16], []))
+        entry[2].append(n)
+    return study[:256], [(d[:256], m, i) for d, m, i in by_series.values()], removed
+
+
+def is_deidentified(paths: Sequence[Path]) -> bool:
+    """Whether every file says PatientIdentityRemoved YES (checked, not assumed)."""
+    try:
+        return bool(paths) and _group(list(paths))[2]
+    except ImagingError:
+        return False
+
+
+async def _read_store(engine: TransferEngine, file_id: str) -> bytes:
+    """Decrypt a stored file into memory: its key is read on this (the cache's) thread by
+    the first step of the generator, the rest is decrypted in a worker thread."""
+    chunks = engine.files.open(file_id)
+    first = next(chunks, b"")
+    return first + await asyncio.to_thread(lambda: b"".join(chunks))
+
+
+class StudyShareService:
+    shared = Signal(object)  # SharedStudy: a study appeared in a room
+    progress = Signal(object)  # (study_id or "", done files, total files)
+
+    def __init__(self, chat: Any, engine: TransferEngine, *, audit: Any | None,
+                 work_dir: Path, clock_ms: Callable[[], int] | None = None) -> None:
+        self.chat = chat
+        self.engine = engine
+        self.audit = audit
+        self.work_dir = Path(work_dir)
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._studies: dict[str, SharedStudy] = {}
+        chat.room_event.connect(self._on_room_event)
+
+    def close(self) -> None:
+        self.chat.room_event.disconnect(self._on_room_event)
+
+    def studies(self, room_id: str | None = None) -> list[SharedStudy]:
+        return [s for s in self._studies.values() if room_id in (None, s.room_id)]
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def share(self, room_id: str, paths: Sequence[str | Path], *,
+                    deidentify: bool = True, confirm_identified: bool = False) -> ShareResult:
+        """Share the DICOM files ``paths`` (one study) into ``room_id``."""
+        sources = [Path(p) for p in paths]
+        if not sources:
+            raise StudyShareError("nothing to share")
+        already = await asyncio.to_thread(is_deidentified, sources)
+        if not already and not deidentify and not confirm_identified:
+            raise IdentifiedShareNotConfirmed("identified study, not confirmed")
+        staging: Path | None = None
+        warnings: list[str] = []
+        try:
+            if not already and deidentify:
+                self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                staging = self.work_dir / f"share-{secrets.token_hex(8)}"
+                staging.mkdir(mode=0o700)
+                report = await asyncio.to_thread(deidentify_paths, sources, staging)
+                if report.failed or not report.written:
+                    raise StudyShareError("de-identification failed for some files")
+                warnings = sorted({w for f in report.files for w in f.warnings})
+                sources = [f.output for f in report.files if f.output is not None]
+            study_desc, groups, _ = await asyncio.to_thread(_group, sources)
+            files: list[ManifestFile] = []
+            for n, path in enumerate(sources):
+                plain = await asyncio.to_thread(_sha256_file, path)
+                desc = await self.engine.upload(room_id, path, name=f"IM{n + 1:05d}.dcm",
+                                                mime=DICOM_MIME)
+                files.append(ManifestFile(desc.to_wire(), plain))
+                self.progress.emit(("", n + 1, len(sources)))
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        signer = self.engine.device
+        unsigned = StudyManifest(
+            study_id=secrets.token_hex(12), room_id=room_id, sender_user=signer.user_id,
+            sender_device=signer.device_id, ts_ms=self._clock_ms(),
+            deidentified=already or deidentify, description=Phi(study_desc),
+            series=tuple(ManifestSeries(secrets.token_hex(8), Phi(d), m, tuple(i))
+                         for d, m, i in groups),
+            files=tuple(files))
+        manifest = parse_manifest({**unsigned.unsigned_wire(),
+                                   "signature": signer.sign(unsigned.signed_bytes())})
+        event_id = await self.chat.send_room_event(room_id, SHARE_EVENT, manifest.to_wire())
+        self._audit(SEND_ACTION, manifest.study_id, detail={
+            "kind": "study", "files": len(files), "deidentified": manifest.deidentified,
+            "identified_confirmed": bool(confirm_identified and not manifest.deidentified)})
+        shared = SharedStudy(room_id, event_id, signer.user_id, signer.device_id, manifest)
+        self._studies[manifest.study_id] = shared
+        self.shared.emit(shared)
+        return ShareResult(shared, warnings)
+
+    def _audit(self, action: str, object_id: str, *, outcome: str = "ok",
+               detail: dict[str, Any] | None = None) -> None:
+        if self.audit is not None:
+            self.audit.record(action, object_type="study", object_id=object_id,
+                              outcome=outcome, detail=detail)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _on_room_event(self, event: Any) -> None:
+        if event.event_type != SHARE_EVENT:
+            return
+        try:
+            manifest = parse_manifest(event.content.reveal())
+        except ManifestInvalid as exc:
+            log.info("shared study ignored", extra={"event": "study_share_malformed",
+                                                    "reason_code": str(exc)})
+            return
+        shared = SharedStudy(event.room_id, event.event_id, event.sender, event.sender_device,
+                             manifest)
+        self._studies.setdefault(manifest.study_id, shared)
+        self.shared.emit(shared)
+
+    async def _sender_record(self, shared: SharedStudy) -> Any:
+        for attempt in range(2):
+            for record in self.chat.devices(shared.sender):
+                if record.device_id == shared.sender_device:
+                    return record
+            if attempt == 0:
+                await self.chat.refresh_device_lists([shared.sender])
+        raise SenderUnknown("sender device not in the device list")
+
+    async def fetch(self, shared: SharedStudy) -> OpenedStudy:
+        """Download, verify and decrypt (in memory) a shared study; :class:`StudyTampered`
+        if anything does not check out."""
+        manifest = shared.manifest
+        try:
+            if (manifest.sender_user, manifest.sender_device) != (shared.sender,
+                                                                  shared.sender_device):
+                raise StudyTampered("manifest names another device than the room key")
+            if manifest.room_id != shared.room_id:
+                raise StudyTampered("manifest of another room")
+            record = await self._sender_record(shared)
+            if record.trust == TrustLevel.BLOCKED:
+                raise StudyTampered("sender device blocked")
+            if not verify_ed25519(record.ed25519, manifest.signed_bytes(), manifest.signature):
+                raise StudyTampered("manifest signature does not verify")
+            blobs: list[bytes] = []
+            file_ids: list[str] = []
+            for n, entry in enumerate(manifest.files):
+                try:
+                    file_id = await self.engine.download(entry.descriptor, record,
+                                                         room_id=shared.room_id)
+                except TransferError as exc:
+                    raise StudyTampered(f"file refused ({exc.code})") from None
+                data = await _read_store(self.engine, file_id)
+                if hashlib.sha256(data).hexdigest() != entry.plain_sha256:
+                    raise StudyTampered("file digest does not match the manifest")
+                blobs.append(data)
+                file_ids.append(file_id)
+                self.progress.emit((manifest.study_id, n + 1, len(manifest.files)))
+        except StudyTampered as exc:
+            self._audit("file.download", manifest.study_id, outcome="refused",
+                        detail={"kind": "study", "reason": exc.code})
+            raise
+        self._audit("file.download", manifest.study_id,
+                    detail={"kind": "study", "files": len(blobs)})
+        status = (VERIFIED if record.trust in (TrustLevel.VERIFIED, TrustLevel.ACCEPTED,
+                                               TrustLevel.TOFU) else UNVERIFIED)
+        name = self.chat.username(shared.sender) or shared.sender
+        series = {s.series_id: [blobs[i] for i in s.files] for s in manifest.series}
+        return OpenedStudy(shared, status, name, series, file_ids)
