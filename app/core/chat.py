@@ -135,3 +135,13 @@ class RoomSummary:
     members: tuple[str, ...]  # joined members as this device knows them
     unread: int
     last_ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How far one of our own messages got with the room's other members (receipts)."""
+
+    state: str  # "sent" | "delivered" (every other member has it) | "read" (every one read it)
+    delivered: int  # other members whose device has it
+    read: int  # other members who read it
+    others: int  # other joined members

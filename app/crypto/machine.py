@@ -269,6 +269,19 @@ class CryptoMachine:
         self._store.save_outbound_group(advanced)
         return envelope
 
+    def encrypt_to_members(
+        self, members: Iterable[str], type_: str, content: dict[str, Any],
+    ) -> list[OutgoingToDevice]:
+        """``content`` Olm-encrypted to each allowed device of ``members`` (ours excepted)
+        that already has an Olm session: best effort, no key claims (chat receipts)."""
+        out = []
+        for recipient in sorted(self._recipients(members)[0]):
+            device = self._device(recipient.user_id, recipient.device_id)
+            if self._olm.has_session(device.curve25519):
+                out.append(OutgoingToDevice(device.user_id, device.device_id, ENCRYPTED,
+                                            self._olm.encrypt(device, type_, content)))
+        return out
+
     def decrypt_room_event(
         self, room_id: str, event_id: str, content: Any,
     ) -> DecryptedRoomEvent | MissingRoomKey:

@@ -39,6 +39,7 @@ from app.core.chat import (
     MESSAGE_TYPE,
     UNREADABLE_EVENT,
     ChatMessage,
+    Delivery,
     EventState,
     RoomEvent,
     RoomSummary,
@@ -70,6 +71,7 @@ from app.services.chat_content import (
     NotTheSender,
     Recall,
     RecallTooLate,
+    Receipt,
     Text,
 )
 from app.services.session import LIVE_STATES, SessionService
@@ -88,6 +90,7 @@ PERMANENT_REFUSALS = frozenset({
 })
 MISSING_KEY = "missing_room_key"
 WAITING_TEXT = "Waiting for this message's key from the sender's device."
+_READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "remove": "left",
                     "expire": "left"}
 
@@ -130,6 +133,9 @@ class _Applied:
 
     shown: list[ChatMessage] = field(default_factory=list)
     changed: list[ChatMessage] = field(default_factory=list)  # edited or recalled
+    # the newest message of others per room: (ts_ms, event_id), to acknowledge as delivered
+    delivered: dict[str, tuple[int, str]] = field(default_factory=dict)
+    receipt_rooms: set[str] = field(default_factory=set)  # rooms whose receipts moved
     undecryptable: list[UndecryptedEvent] = field(default_factory=list)
     missing: list[tuple[MissingRoomKey, str]] = field(default_factory=list)  # (key, sender)
     to_device: list[Any] = field(default_factory=list)
@@ -152,6 +158,7 @@ class ChatService:
     online_changed = Signal(bool)
     to_device = Signal(object)  # VerificationUpdate / DecryptedToDevice for other services
     room_event = Signal(object)  # RoomEventReceived: a room event of another type than chat
+    receipts_changed = Signal(str)  # room id: another member's delivery/read receipt moved
 
     def __init__(
         self, session: SessionService, *, poll_interval_s: float = 30.0,
@@ -199,6 +206,7 @@ class ChatService:
         self._keys_low = True
         self._upload_failed = False
         self._last_version_check = 0.0
+        self._pending_receipts: dict[tuple[str, str], str] = {}  # (room, kind) -> up to
         # Signing out or a wipe closes the cache under us: stop at once, not on error.
         session.changed.connect(self._on_session)
 
@@ -414,8 +422,53 @@ class ChatService:
         return self.state.members(room_id)
 
     def mark_read(self, room_id: str) -> None:
+        """The user read the room: unread count to zero, and a read receipt for the newest
+        message of another member (sent by the loop, or :meth:`send_receipts`)."""
         self.state.mark_read(room_id)
+        latest = [m for m in self.messages_repo.list_room(room_id, limit=20)
+                  if m.sender != self.user_id]
+        if latest and self.state.room_state(room_id) == "joined":
+            up_to = latest[-1].event_id
+            if self.state.get(_READ_SENT + room_id) != up_to:
+                self._pending_receipts[(room_id, "read")] = up_to
+                self.wake()
         self.rooms_changed.emit()
+
+    async def send_receipts(self) -> None:
+        """Queue and send the receipts due (encrypted room events, through the outbox)."""
+        if not self._pending_receipts:
+            return
+        async with self._lock:
+            pending, self._pending_receipts = self._pending_receipts, {}
+            with self.cache.write():
+                for (room_id, kind), up_to in pending.items():
+                    if self.state.room_state(room_id) != "joined":
+                        continue
+                    others = [u for u in self.state.members(room_id) if u != self.user_id]
+                    wire = chat_content.receipt_to_wire(Receipt(room_id, kind, up_to))
+                    self._queue_to_device(self.machine.encrypt_to_members(
+                        others, chat_content.RECEIPT_TYPE, wire))
+                    if kind == "read":
+                        self.state.put(_READ_SENT + room_id, up_to)
+            await self._send_queued_to_device()
+
+    def delivery(self, room_id: str) -> dict[str, Delivery]:
+        """Our own messages in the room's latest 100 (by event id): how far each got with
+        the other joined members, from their receipts."""
+        others = [u for u in self.state.members(room_id) if u != self.user_id]
+        receipts = self.state.receipts(room_id)
+        got = [max(receipts.get(u, {}).values(), default=-1) for u in others]
+        read = [receipts.get(u, {}).get("read", -1) for u in others]
+        found = {}
+        for m in self.messages_repo.list_room(room_id):
+            if m.sender != self.user_id:
+                continue
+            n_got = sum(ts >= m.ts_ms for ts in got)
+            n_read = sum(ts >= m.ts_ms for ts in read)
+            state = ("read" if others and n_read == len(others)
+                     else "delivered" if others and n_got == len(others) else "sent")
+            found[m.event_id] = Delivery(state, n_got, n_read, len(others))
+        return found
 
     def messages(self, room_id: str, *, limit: int = 100,
                  before_ts_ms: int | None = None) -> list[ChatMessage]:
@@ -811,8 +864,15 @@ class ChatService:
                 shown += len(applied.shown)
                 self._announce(applied)
                 await self._after(applied)
+                for room_id, (_, event_id) in applied.delivered.items():
+                    self._pending_receipts[(room_id, "delivered")] = event_id
                 if not batch.limited:
                     break
+        try:
+            await self.send_receipts()
+        except ConnectionFailed:
+            self._set_online(False)
+            self.wake()
         return shown
 
     async def _learn_senders(self, batch: SyncBatch) -> None:
@@ -890,7 +950,32 @@ class ChatService:
             self._queue_to_device(result.outgoing)
             applied.to_device.append(result)
         elif isinstance(result, DecryptedToDevice):
-            applied.to_device.append(result)
+            if result.type == chat_content.RECEIPT_TYPE:
+                self._receive_receipt(result, applied)
+            else:
+                applied.to_device.append(result)
+
+    def _receive_receipt(self, msg: DecryptedToDevice, applied: _Applied) -> None:
+        """Another member's device has (or read) the room up to a message (Olm-authenticated
+        sender; the room and the message are checked against our own view)."""
+        try:
+            receipt = chat_content.parse_receipt(msg.content.reveal())
+        except MalformedContent as exc:
+            log.warning("receipt rejected", extra={"event": "chat_receipt_rejected",
+                                                   "reason_code": exc.__class__.__name__})
+            return
+        target = self.messages_repo.get(receipt.up_to)
+        if (msg.sender_user == self.user_id or target is None
+                or target.room_id != receipt.room_id
+                or msg.sender_user not in self.state.members(receipt.room_id)):
+            return  # another device of ours, a message we do not hold, or not a member
+        moved = self.state.record_receipt(receipt.room_id, msg.sender_user, receipt.kind,
+                                          target.ts_ms)
+        if receipt.kind == "read":  # read implies delivered
+            moved = self.state.record_receipt(receipt.room_id, msg.sender_user, "delivered",
+                                              target.ts_ms) or moved
+        if moved:
+            applied.receipt_rooms.add(receipt.room_id)
 
     def _apply_membership(self, event: RoomEvent, applied: _Applied) -> None:
         subject = event.content.get("user_id")
@@ -972,6 +1057,9 @@ class ChatService:
         # An edit or recall may have come first (this message waited for its key).
         self.messages_repo.apply_changes(event.event_id, recall_window_ms=self.recall_window_ms)
         self.state.bump_unread(event.room_id, event.origin_ms, unread=sender != self.user_id)
+        if sender != self.user_id and event.origin_ms >= applied.delivered.get(
+                event.room_id, (-1, ""))[0]:
+            applied.delivered[event.room_id] = (event.origin_ms, event.event_id)
         shown = self.message_by_id(event.event_id)
         if shown is not None:
             applied.shown.append(shown)
@@ -996,6 +1084,8 @@ class ChatService:
             self.to_device.emit(item)
         for room_event in applied.room_events:
             self.room_event.emit(room_event)
+        for room_id in sorted(applied.receipt_rooms):
+            self.receipts_changed.emit(room_id)
         if applied.rooms_changed or applied.shown or applied.changed:
             self.rooms_changed.emit()
 

@@ -18,7 +18,7 @@ from app.crypto.errors import E2EEError
 
 MAX_BODY = 32_000  # characters of a message or an edit
 # Event ids are client-chosen (app.services.chat.new_event_id) or relay-made; both fit here.
-EVENT_ID = re.compile(r"[A-Za-z0-9_\-.:]{1,128}")
+EVENT_ID = re.compile(r"[A-Za-z0-9_\-.:$!]{1,128}")
 MAX_ORDER = 2**53  # an edit's order stays an exact JSON number everywhere
 
 
@@ -60,6 +60,38 @@ class Recall:
 
 Content = Text | Edit | Recall
 
+# Receipts go to the room's members' devices as Olm to-device messages of this type (not
+# room events: a device that joins later would see every receipt as a message waiting for
+# its key). Content: {"room_id", "kind", "up_to"}.
+RECEIPT_TYPE = "sc.receipt"
+RECEIPT_KINDS = ("delivered", "read")
+ROOM_ID = EVENT_ID  # relay-made: the same alphabet
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The sender has ``room_id`` up to ``up_to`` ("delivered") or has read it ("read")."""
+
+    room_id: str
+    kind: str
+    up_to: str
+
+
+def parse_receipt(content: Any) -> Receipt:
+    """A receipt's decrypted content, validated field by field."""
+    if not isinstance(content, dict) or set(content) != {"room_id", "kind", "up_to"}:
+        raise _bad("receipt fields")
+    room_id = content["room_id"]
+    if not isinstance(room_id, str) or not ROOM_ID.fullmatch(room_id):
+        raise _bad("receipt room_id")
+    if content["kind"] not in RECEIPT_KINDS:
+        raise _bad("unknown receipt kind")
+    return Receipt(room_id, content["kind"], _event_id(content["up_to"], "up_to"))
+
+
+def receipt_to_wire(receipt: Receipt) -> dict[str, Any]:
+    return {"room_id": receipt.room_id, "kind": receipt.kind, "up_to": receipt.up_to}
+
 _FIELDS = {
     "text": ({"msgtype", "body"}, {"reply_to"}),
     "edit": ({"msgtype", "target", "body", "order"}, set()),
@@ -95,9 +127,8 @@ def parse(content: Any) -> Content:
     if not required <= keys or keys - required - optional:
         raise _bad("missing or unexpected fields")
     if kind == "text":
-        reply_to = content.get("reply_to")
-        return Text(_body(content["body"]),
-                    None if reply_to is None else _event_id(reply_to, "reply_to"))
+        return Text(_body(content["body"]), _event_id(content["reply_to"], "reply_to")
+                    if "reply_to" in content else None)
     if kind == "edit":
         order = content["order"]
         if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= MAX_ORDER:

@@ -138,3 +138,24 @@ class ChatState:
         return [UndecryptedEvent(r[0], r[1], r[2], int(r[3]), EventState(r[4]), r[5],
                                  user_messages.get(r[5], ""))
                 for r in self._all(sql + " ORDER BY origin_ms", args)]
+
+    # -- receipts (migration 4) ------------------------------------------------------------
+
+    def record_receipt(self, room_id: str, user_id: str, kind: str, up_to_ts: int) -> bool:
+        """Keep ``user_id``'s receipt if it reaches further than the one held; True if so."""
+        with self._cache.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO chat_receipts (room_id, user_id, kind, up_to_ts) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (room_id, user_id, kind) DO UPDATE SET "
+                "up_to_ts = excluded.up_to_ts WHERE excluded.up_to_ts > up_to_ts",
+                (room_id, user_id, kind, up_to_ts))
+            return cur.rowcount > 0
+
+    def receipts(self, room_id: str) -> dict[str, dict[str, int]]:
+        """``{user_id: {kind: up_to_ts}}`` for the room."""
+        found: dict[str, dict[str, int]] = {}
+        for user_id, kind, ts in self._all(
+                "SELECT user_id, kind, up_to_ts FROM chat_receipts WHERE room_id = ?",
+                (room_id,)):
+            found.setdefault(user_id, {})[kind] = ts
+        return found

@@ -223,6 +223,15 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             # Outbox rows whose body is the JSON of a structured content (edit, recall,
             # reply) rather than the text of a plain message.
             "ALTER TABLE chat_outbox ADD COLUMN structured INTEGER NOT NULL DEFAULT 0",
+            # Delivery and read receipts of other members: how far each has the room
+            # ("delivered") or has read it ("read"), as the time of the newest message named.
+            """CREATE TABLE chat_receipts (
+                room_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('delivered', 'read')),
+                up_to_ts INTEGER NOT NULL,
+                PRIMARY KEY (room_id, user_id, kind)
+            ) WITHOUT ROWID""",
         ),
     ),
 )

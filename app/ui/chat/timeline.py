@@ -18,6 +18,7 @@ from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
 SENT, QUEUED, SENDING, FAILED = "sent", "queued", "sending", "failed"
+DELIVERED, READ = "delivered", "read"  # every other member's device has it / read it
 QUOTE_CHARS = 120  # of a replied-to message, on one line
 
 
@@ -144,17 +145,20 @@ class MessageBubble(QFrame):
         self.state.clear()
         self._set_actions()
 
-    def set_delivery(self, delivery: str, *, online: bool = True) -> None:
+    def set_delivery(self, delivery: str, *, online: bool = True, detail: str = "") -> None:
         translate = QCoreApplication.translate
         self.delivery = delivery
         texts = {
             SENT: translate("Timeline", "Sent"),
+            DELIVERED: translate("Timeline", "Delivered"),
+            READ: translate("Timeline", "Read"),
             SENDING: translate("Timeline", "Sending…"),
             QUEUED: translate("Timeline", "Sending…") if online
             else translate("Timeline", "Queued: sends when you are back online"),
             FAILED: translate("Timeline", "Not sent"),
         }
         self.state.setText(texts[delivery])
+        self.state.setToolTip(detail)
         self.state.setProperty("state", "bad" if delivery == FAILED else "")
         self._restyle(self.state)
 
@@ -222,10 +226,13 @@ class Timeline(QScrollArea):
             bubble.show_undecryptable(event, sender_name)
         return bubble
 
-    def mark(self, event_id: str, delivery: str, *, online: bool = True) -> None:
+    def mark(self, event_id: str, delivery: str, *, online: bool = True,
+             detail: str = "") -> None:
         bubble = self.bubbles.get(event_id)
         if bubble is not None and bubble.own and bubble.kind == "message":
-            bubble.set_delivery(delivery, online=online)
+            if delivery in (DELIVERED, READ) and bubble.delivery not in (SENT, DELIVERED, READ):
+                return  # receipts never override "queued" or "not sent"
+            bubble.set_delivery(delivery, online=online, detail=detail)
 
     def texts(self) -> list[str]:
         """What the timeline shows, in order (tests and accessibility)."""

@@ -230,6 +230,7 @@ class ChatView(PlaceholderView):
             observe(chat.rooms_changed, self.refresh, self)
             observe(chat.device_warning, lambda _w: self._refresh_room_detail(), self)
             observe(chat.sent, self._on_sent, self)
+            observe(chat.receipts_changed, self._on_receipts, self)
             observe(chat.send_failed, self._on_send_failed, self)
             observe(chat.online_changed, self._on_online, self)
             self.stack.setCurrentIndex(1)
@@ -295,6 +296,7 @@ class ChatView(PlaceholderView):
             self._show(message, online=online)
         for event in self.chat.undecrypted(room_id):
             self.timeline.add_undecryptable(event, self._name(event.sender))
+        self._on_receipts(room_id)
         self.timeline.scroll_to_end()
 
     def _refresh_room_detail(self) -> None:
@@ -376,6 +378,20 @@ class ChatView(PlaceholderView):
 
     def _on_sent(self, event_id: str) -> None:
         self.timeline.mark(event_id, SENT)
+        if self.current_room is not None:
+            self._on_receipts(self.current_room)
+
+    def _on_receipts(self, room_id: str) -> None:
+        """Sent / Delivered / Read on our own messages, from the other members' receipts."""
+        if self.chat is None or room_id != self.current_room:
+            return
+        translate = QCoreApplication.translate
+        for event_id, delivery in self.chat.delivery(room_id).items():
+            detail = ""
+            if delivery.others > 1:
+                detail = fill(translate("Timeline", "Delivered to %1 of %2, read by %3"),
+                              str(delivery.delivered), str(delivery.others), str(delivery.read))
+            self.timeline.mark(event_id, delivery.state, detail=detail)
 
     def _on_send_failed(self, failed: SendFailed) -> None:
         self.timeline.mark(failed.event_id, FAILED)

@@ -39,6 +39,7 @@ def test_reply_edit_and_recall_from_the_timeline(qtbot, people):
     assert reply.quote.text() == "In reply to dr.ana: Is the CT of bed 4 reported?"
     qtbot.waitUntil(lambda: reply.state.text() == "Sent", timeout=10_000)
     run(qtbot, alice.chat.sync_once())
+    qtbot.waitUntil(lambda: len(alice.view.timeline.bubbles) == 2, timeout=10_000)
     assert _bubble(alice.view, "Yes, no bleed.").quote.text() == \
         "In reply to dr.ana: Is the CT of bed 4 reported?"
 
@@ -54,9 +55,11 @@ def test_reply_edit_and_recall_from_the_timeline(qtbot, people):
                     timeout=10_000)
     assert own.time.text().endswith("· edited")
     assert len(alice.view.timeline.bubbles) == 2  # changed in place, no new entry
+    qtbot.waitUntil(lambda: alice.chat.outbox.count() == 0, timeout=10_000)  # posted
     run(qtbot, bob.chat.sync_once())
     edited = bob.view.timeline.bubbles[question]
-    assert edited.body.text() == "Is the CT of bed 4 (with contrast) reported?"
+    qtbot.waitUntil(lambda: edited.body.text() == "Is the CT of bed 4 (with contrast) reported?",
+                    timeout=10_000)
     assert edited.time.text().endswith("· edited")
     assert reply.quote.text().endswith("(with contrast) reported?")
 
@@ -64,8 +67,10 @@ def test_reply_edit_and_recall_from_the_timeline(qtbot, people):
     alice.view.recall(question, confirm=False)
     qtbot.waitUntil(lambda: own.body.text() == "Message recalled", timeout=10_000)
     assert not own.edit_action.isVisible() and not own.reply_action.isVisible()
+    qtbot.waitUntil(lambda: alice.chat.outbox.count() == 0, timeout=10_000)
     run(qtbot, bob.chat.sync_once())
-    assert bob.view.timeline.bubbles[question].body.text() == "Message recalled"
+    qtbot.waitUntil(lambda: bob.view.timeline.bubbles[question].body.text()
+                    == "Message recalled", timeout=10_000)
     assert reply.quote.text() == "In reply to dr.ana: Message recalled"
     # Reopening the room shows the same from the cache.
     bob.view.open_room(room)
@@ -86,3 +91,28 @@ def test_editing_can_be_cancelled(qtbot, people):
     qtbot.keyClick(alice.view.composer.edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(alice.view.timeline.bubbles) == 2, timeout=10_000)
     assert alice.view.timeline.texts() == ["first draft", "a new message"]
+
+
+def test_own_messages_show_sent_delivered_read(qtbot, people):
+    alice, bob = people("dr.ava", "dr.bea")
+    room = run(qtbot, room_with(alice.client, bob.client))
+    alice.view.refresh()
+    alice.view.rooms.select(room)
+    bob.view.refresh()  # Bob has not opened the conversation
+    event_id = run(qtbot, alice.chat.send_text(room, "Potassium is 6.1, please call"))
+    mine = alice.view.timeline.bubbles[event_id]
+    qtbot.waitUntil(lambda: mine.state.text() == "Sent", timeout=10_000)
+
+    run(qtbot, bob.chat.sync_once())  # his device has it
+    run(qtbot, alice.chat.sync_once())
+    qtbot.waitUntil(lambda: mine.state.text() == "Delivered", timeout=10_000)
+
+    bob.view.rooms.select(room)  # he reads it
+    run(qtbot, bob.chat.send_receipts())
+    run(qtbot, alice.chat.sync_once())
+    qtbot.waitUntil(lambda: mine.state.text() == "Read", timeout=10_000)
+    # Reopening the room shows the same, from the cache.
+    alice.view.open_room(room)
+    assert alice.view.timeline.bubbles[event_id].state.text() == "Read"
+    # Bob's own bubble for Alice's message shows no delivery state.
+    assert bob.view.timeline.bubbles[event_id].state.text() == ""

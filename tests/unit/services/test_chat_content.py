@@ -3,6 +3,8 @@ validated; anything else raises MalformedContent, never another exception."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,12 +15,15 @@ from app.services.chat_content import (
     Edit,
     MalformedContent,
     Recall,
+    Receipt,
     Text,
     parse,
+    parse_receipt,
+    receipt_to_wire,
     to_wire,
 )
 
-event_ids = st.from_regex(r"\A[A-Za-z0-9_\-.:]{1,128}\Z")
+event_ids = st.from_regex(r"\A[A-Za-z0-9_\-.:$!]{1,128}\Z")
 bodies = st.text(min_size=1, max_size=200).filter(lambda t: t.strip())
 contents = st.one_of(
     st.builds(lambda b, r: Text(Phi(b), r), bodies, st.none() | event_ids),
@@ -81,9 +86,34 @@ def test_every_field_is_checked(content, data):
     {"msgtype": "recall", "target": "a/b"},
     {"msgtype": "recall"},
     {"msgtype": "poll"},
+    {"msgtype": "receipt", "kind": "read", "up_to": "a"},
     [],
     "text",
 ])
 def test_examples_of_malformed_content(content):
     with pytest.raises(MalformedContent):
         parse(content)
+
+
+@given(st.builds(Receipt, event_ids, st.sampled_from(["delivered", "read"]), event_ids))
+def test_receipts_read_back(receipt):
+    assert parse_receipt(receipt_to_wire(receipt)) == receipt
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_receipt_parser_never_crashes(value):
+    with contextlib.suppress(MalformedContent):
+        parse_receipt(value)
+
+
+@pytest.mark.parametrize("content", [
+    {"room_id": "r", "kind": "seen", "up_to": "a"},
+    {"room_id": "r", "kind": "read"},
+    {"room_id": "r r", "kind": "read", "up_to": "a"},
+    {"room_id": "r", "kind": "read", "up_to": "a", "extra": 1},
+    {"room_id": "r", "kind": "read", "up_to": 5},
+])
+def test_examples_of_malformed_receipts(content):
+    with pytest.raises(MalformedContent):
+        parse_receipt(content)
