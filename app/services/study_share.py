@@ -113,6 +113,16 @@ class ShareResult:
     warnings: list[str]  # de-identification warnings (burned-in text), PHI-free
 
 
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    """This device, as the sender of a study it shared (its own key is known first-hand)."""
+
+    user_id: str
+    device_id: str
+    ed25519: str
+    trust: TrustLevel
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as src:
@@ -158,11 +168,13 @@ class StudyShareService:
     progress = Signal(object)  # (study_id or "", done files, total files)
 
     def __init__(self, chat: Any, engine: TransferEngine, *, audit: Any | None,
-                 work_dir: Path, clock_ms: Callable[[], int] | None = None) -> None:
+                 work_dir: Path, own_ed25519: str = "",
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.chat = chat
         self.engine = engine
         self.audit = audit
         self.work_dir = Path(work_dir)
+        self._own_ed25519 = own_ed25519  # this device's key: opening our own shares
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._studies: dict[str, SharedStudy] = {}
         chat.room_event.connect(self._on_room_event)
@@ -249,6 +261,12 @@ class StudyShareService:
         self.shared.emit(shared)
 
     async def _sender_record(self, shared: SharedStudy) -> Any:
+        signer = self.engine.device
+        if (shared.sender, shared.sender_device) == (signer.user_id, signer.device_id):
+            if not self._own_ed25519:
+                raise SenderUnknown("own device key not given")
+            return KnownDevice(signer.user_id, signer.device_id, self._own_ed25519,
+                               TrustLevel.VERIFIED)
         for attempt in range(2):
             for record in self.chat.devices(shared.sender):
                 if record.device_id == shared.sender_device:

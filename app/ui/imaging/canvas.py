@@ -46,6 +46,7 @@ NAVIGATE, DISTANCE, ANGLE = "navigate", "distance", "angle"
 PRESET_ORDER = ("brain", "lung", "bone", "abdomen", "mediastinum")
 _MEASURE_COLOUR = QColor(255, 214, 10)
 _TEXT_COLOUR = QColor(235, 235, 235)
+_POINTER_COLOUR = QColor(64, 196, 255)
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ class ImageCanvas(QWidget):
     measurementAdded = Signal(object)  # MeasureItem
     painted = Signal()
     failed = Signal(str)  # a user-safe message (the frame could not be decoded)
+    pointerMoved = Signal(object)  # Point under the mouse (image pixels), None when it left
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,6 +100,7 @@ class ImageCanvas(QWidget):
         self.cine = QTimer(self)
         self.cine.timeout.connect(self._cine_step)
         self.cine_fps = 10
+        self.remote_pointer: tuple[Point, str] | None = None  # co-view: (point, who)
 
     # -- series ----------------------------------------------------------------------------
 
@@ -307,6 +310,7 @@ class ImageCanvas(QWidget):
             painter.drawImage(0, 0, self._shown.display)
             painter.restore()
             self._paint_measurements(painter)
+            self._paint_remote_pointer(painter)
             self._paint_corners(painter)
         else:
             painter.setPen(_TEXT_COLOUR)
@@ -336,6 +340,41 @@ class ImageCanvas(QWidget):
                 anchor = points[1] if item.kind == ANGLE else points[-1]
                 self._label(painter, anchor + QPointF(8, -8), self.measure_text(item.result),
                             _MEASURE_COLOUR)
+
+    def set_remote_pointer(self, point: Point | None, who: str = "") -> None:
+        """Co-viewing: the presenter's pointer (image pixels), drawn as a labelled ring."""
+        new = (point, who) if point is not None else None
+        if new != self.remote_pointer:
+            self.remote_pointer = new
+            self.update()
+
+    def _paint_remote_pointer(self, painter: QPainter) -> None:
+        if self.remote_pointer is None:
+            return
+        point, who = self.remote_pointer
+        at = self.to_widget(point)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(QColor(0, 0, 0, 170), 4))
+        painter.drawEllipse(at, 9, 9)
+        painter.setPen(QPen(_POINTER_COLOUR, 2))
+        painter.drawEllipse(at, 9, 9)
+        painter.drawLine(at + QPointF(-14, 0), at + QPointF(-5, 0))
+        painter.drawLine(at + QPointF(5, 0), at + QPointF(14, 0))
+        if who:
+            self._label(painter, at + QPointF(14, -12), who, _POINTER_COLOUR)
+
+    def apply_view(self, *, index: int, window: WindowLevel | None, zoom: float | None,
+                   pan: QPointF, rotation: int, flip_h: bool, flip_v: bool,
+                   invert: bool) -> None:
+        """Co-viewing: take a whole view state at once (one render, one stateChanged)."""
+        self.stop()
+        count = self.count()
+        self.state.index = max(0, min(index, count - 1)) if count else 0
+        self.state.window, self.state.zoom, self.state.pan = window, zoom, QPointF(pan)
+        self.state.rotation, self.state.flip_h, self.state.flip_v = rotation % 4, flip_h, flip_v
+        self.state.invert = invert
+        self._pending = None
+        self._refresh()
 
     def measure_text(self, m: Measurement) -> str:
         if m.unit == "deg":
@@ -415,6 +454,8 @@ class ImageCanvas(QWidget):
                 self._pending.points[1] = point
                 self.update()
         self._probe(pos)
+        if self._shown is not None:
+            self.pointerMoved.emit(self.to_image(pos))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pending is not None and self.tool == DISTANCE and len(self._pending.points) == 2:
@@ -506,6 +547,7 @@ class ImageCanvas(QWidget):
 
     def leaveEvent(self, event: QEvent) -> None:
         self.probeChanged.emit("")
+        self.pointerMoved.emit(None)
         super().leaveEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:

@@ -61,6 +61,7 @@ from app.ui.asyncbridge import TaskRunner
 from app.ui.i18n import fill
 from app.ui.imaging.browser import SeriesBrowser
 from app.ui.imaging.canvas import ANGLE, DISTANCE, NAVIGATE, PRESET_ORDER, ImageCanvas
+from app.ui.imaging.consult import ViewerConsultMixin
 from app.ui.imaging.pane import ViewerPane
 from app.ui.imaging.qimage import ArrayImage
 from app.ui.imaging.tags import TagPanel
@@ -85,7 +86,7 @@ def _qt_writer(pixels: np.ndarray, path: Path, fmt: str) -> None:
     tmp.replace(path)
 
 
-class ImagesView(PlaceholderView):
+class ImagesView(ViewerConsultMixin, PlaceholderView):
     def __init__(self, parent: QWidget | None = None) -> None:
         self._built = False
         super().__init__(parent)
@@ -208,6 +209,7 @@ class ImagesView(PlaceholderView):
         outer.addWidget(self.message)
         outer.addWidget(self.split, 1)
         outer.addLayout(status_row)
+        self._build_consult()  # Share to consult, Shared studies, View together
 
     def _action(self, handler, *, checkable: bool = False,  # type: ignore[no-untyped-def]
                 shortcut: str | None = None) -> QAction:
@@ -325,6 +327,7 @@ class ImagesView(PlaceholderView):
         self.deid_action.setText(self.tr("Export de-identified…"))
         self.tag_panel.retranslate()
         self.toolbar.setAccessibleName(self.tr("Image tools"))
+        self._retranslate_consult()
 
     # -- state helpers ---------------------------------------------------------------------
 
@@ -344,6 +347,8 @@ class ImagesView(PlaceholderView):
         self.print_action.setEnabled(bool(handle))
         self.deid_action.setEnabled(bool(handle))
         self.export_button.setEnabled(bool(handle))
+        if hasattr(self, "share_action"):
+            self._enable_consult()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
@@ -414,6 +419,7 @@ class ImagesView(PlaceholderView):
 
     def open_paths(self, sources: Sequence[Path | str | bytes]) -> asyncio.Future:
         """Open files, folders or in-memory objects: first image at once, then the rest."""
+        self.leave_shared_study()
         self._stop_prefetch()
         if self._open_task is not None:
             self._open_task.cancel()
@@ -747,6 +753,7 @@ class ImagesView(PlaceholderView):
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         self._stop_prefetch()
+        self.stop_coview()
         super().closeEvent(event)
 
 
