@@ -1,0 +1,157 @@
+"""Co-view state and the study manifest as they travel: round trips, the parsers'
+refusals (hypothesis: any JSON-like value is parsed or refused with a PHI-free reason, never
+an unhandled exception), the per-sender sequence gate and the send coalescer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.core.coview import (
+    FOLLOWER,
+    LEFT,
+    PRESENTER,
+    Coalescer,
+    CoviewState,
+    CoviewUpdate,
+    MalformedCoview,
+    SequenceGate,
+    SharedMeasurement,
+    parse_update,
+)
+from app.core.study_manifest import ManifestInvalid, parse_manifest
+
+STATE = CoviewState(
+    "study1", "series1", index=7, center=-600.0, width=1500.0, zoom=2.5, pan=(12.0, -3.5),
+    rotation=1, flip_h=True, invert=True, pointer=(10.5, 20.0),
+    measurements=(SharedMeasurement("distance", ((1.0, 2.0), (3.0, 4.0))),
+                  SharedMeasurement("angle", ((1.0, 2.0), (3.0, 4.0), (5.0, 1.0)))))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=30)
+
+
+def test_round_trip_through_json():
+    update = CoviewUpdate("s1", 5, PRESENTER, STATE)
+    assert parse_update(json.loads(json.dumps(update.to_wire()))) == update
+    leave = CoviewUpdate("s1", 6, LEFT, None)
+    assert parse_update(leave.to_wire()) == leave
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda w: w.update(v=2), "version"),
+    (lambda w: w.update(role="boss"), "role"),
+    (lambda w: w.update(seq=-1), "seq"),
+    (lambda w: w.update(seq=True), "seq"),
+    (lambda w: w.update(extra=1), "unknown"),
+    (lambda w: w["state"].update(index=10**9), "index"),
+    (lambda w: w["state"].update(center=float("nan")), "center"),
+    (lambda w: w["state"].update(width=None), "window"),
+    (lambda w: w["state"].update(zoom=0), "zoom"),
+    (lambda w: w["state"].update(rotation=4), "rotation"),
+    (lambda w: w["state"].update(series="../x"), "series"),
+    (lambda w: w["state"].update(pointer=[1]), "pointer"),
+    (lambda w: w["state"].update(measurements=[{"kind": "angle", "points": [[0, 0]]}]),
+     "measurement"),
+    (lambda w: w["state"].update(patient="DOE^JOHN"), "unknown"),
+])
+def test_malformed_updates_are_refused_with_a_reason(change, reason):
+    wire = CoviewUpdate("s1", 5, PRESENTER, STATE).to_wire()
+    change(wire)
+    with pytest.raises(MalformedCoview, match=reason):
+        parse_update(wire)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_any_value_is_parsed_or_refused(value):
+    try:
+        parse_update(value)
+    except MalformedCoview as exc:
+        assert "DOE" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(CoviewState("a", "b").to_wire())), json_values,
+                       max_size=13))
+def test_any_state_fields_are_parsed_or_refused(fields):
+    wire = {"v": 1, "session": "s", "seq": 1, "role": FOLLOWER,
+            "state": {**CoviewState("a", "b").to_wire(), **fields}}
+    try:
+        update = parse_update(wire)
+    except MalformedCoview:
+        return
+    assert parse_update(update.to_wire()) == update  # what is accepted is re-sent as is
+
+
+def test_sequence_gate_last_writer_wins_per_sender():
+    gate = SequenceGate()
+    up = lambda seq, session="s": CoviewUpdate(session, seq, PRESENTER, STATE)  # noqa: E731
+    assert gate.accept("a", "D1", up(1))
+    assert not gate.accept("a", "D1", up(1))  # replay
+    assert gate.accept("a", "D1", up(3))
+    assert not gate.accept("a", "D1", up(2))  # late
+    assert gate.accept("a", "D2", up(1))  # another device of the same user
+    assert gate.accept("a", "D1", up(1, "s2"))  # a new session starts over
+
+
+def test_coalescer_sends_at_most_one_per_interval_and_the_newest():
+    c = Coalescer(0.1)
+    first = CoviewState("a", "b", index=1)
+    assert c.offer(first, 0.0) == first
+    assert c.offer(CoviewState("a", "b", index=2), 0.03) is None
+    assert c.offer(CoviewState("a", "b", index=3), 0.06) is None
+    assert c.due() == pytest.approx(0.1)
+    assert c.take(0.08) is None
+    assert c.take(0.1) == CoviewState("a", "b", index=3)
+    assert c.take(0.3) is None
+
+
+MANIFEST = {
+    "type": "sc.study.v1", "study_id": "st1", "room_id": "room1", "sender_user": "u1",
+    "sender_device": "D1", "ts_ms": 1, "deidentified": True, "description": "CT HEAD",
+    "series": [{"series_id": "se1", "description": "AX", "modality": "CT", "files": [0, 1]}],
+    "files": [{"descriptor": {"type": "sc.file.v1"}, "plain_sha256": "ab" * 32}] * 2,
+    "counts": {"series": 1, "files": 2}, "signature": "A" * 86 + "==",
+}
+
+
+def test_manifest_round_trip_and_signed_bytes_exclude_the_signature():
+    manifest = parse_manifest(MANIFEST)
+    assert manifest.to_wire() == MANIFEST
+    assert "CT HEAD" not in repr(manifest)  # descriptions are PHI
+    assert b"signature" not in manifest.signed_bytes()
+    assert manifest.signed_bytes().startswith(b"SC-STUDY-v1\n")
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(counts={"series": 1, "files": 3}),
+    lambda m: m.update(series=[{**m["series"][0], "files": [0, 0]}]),
+    lambda m: m.update(series=[{**m["series"][0], "files": [5]}]),
+    lambda m: m.update(deidentified="yes"),
+    lambda m: m.update(type="sc.study.v2"),
+    lambda m: m.update(extra=1),
+    lambda m: m.update(files=[]),
+])
+def test_malformed_manifests_are_refused(change):
+    wire = json.loads(json.dumps(MANIFEST))
+    change(wire)
+    with pytest.raises(ManifestInvalid):
+        parse_manifest(wire)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(MANIFEST)), json_values)
+def test_any_manifest_field_value_is_parsed_or_refused(name, value):
+    try:
+        manifest = parse_manifest({**MANIFEST, name: value})
+    except ManifestInvalid as exc:
+        assert "CT HEAD" not in str(exc)
+        return
+    assert parse_manifest(manifest.to_wire()) == manifest
