@@ -225,32 +225,3 @@ class SequenceGate:
         self._last[key] = update.seq
         return True
 
-
-class Coalescer:
-    """At most one send per ``interval_s``: the newest state wins, the rest are dropped.
-
-    ``offer(state, now)`` returns the state to send now, or None (then ``due(now)`` says when
-    the held one is to go, and ``take(now)`` returns it once due)."""
-
-    def __init__(self, interval_s: float = 0.1) -> None:
-        self.interval_s = interval_s
-        self._last_sent = -math.inf
-        self._held: CoviewState | None = None
-
-    def offer(self, state: CoviewState, now: float) -> CoviewState | None:
-        if now - self._last_sent >= self.interval_s:
-            self._last_sent = now
-            self._held = None
-            return state
-        self._held = state
-        return None
-
-    def due(self) -> float | None:
-        return None if self._held is None else self._last_sent + self.interval_s
-
-    def take(self, now: float) -> CoviewState | None:
-        if self._held is None or now < self._last_sent + self.interval_s:
-            return None
-        held, self._held = self._held, None
-        self._last_sent = now
-        return held

@@ -93,6 +93,18 @@ async def test_coview_state_from_the_presenter_is_applied_at_the_follower(open_s
         # Each side knows the other: A sees B following, B sees A presenting.
         assert b.presenter() is not None and b.presenter().user_id == alice.user_id
         assert [p.role for p in a.participants()] == [FOLLOWER]
+        # Malformed or replayed updates are ignored with a PHI-free reason.
+        reasons = []
+        b.ignored.connect(reasons.append)
+        await alice.chat.send_room_event(room_id, COVIEW_EVENT, {
+            "v": 1, "session": a.session, "seq": 10**6, "role": "presenter",
+            "state": {"study": "studyMARK9f", "series": "series1", "patient": "DOE^JOHN"}})
+        await alice.chat.send_room_event(room_id, COVIEW_EVENT, {
+            "v": 1, "session": a.session, "seq": 1, "role": "presenter",
+            "state": final.to_wire()})
+        await bob.chat.sync_once()
+        assert reasons == ["state has unknown fields", "out of order"]
+        assert seen[-1].state == final
         # A leaves: B no longer has a presenter.
         await a.stop()
         await bob.chat.sync_once()

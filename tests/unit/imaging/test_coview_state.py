@@ -14,7 +14,6 @@ from app.core.coview import (
     FOLLOWER,
     LEFT,
     PRESENTER,
-    Coalescer,
     CoviewState,
     CoviewUpdate,
     MalformedCoview,
@@ -99,18 +98,6 @@ def test_sequence_gate_last_writer_wins_per_sender():
     assert not gate.accept("a", "D1", up(2))  # late
     assert gate.accept("a", "D2", up(1))  # another device of the same user
     assert gate.accept("a", "D1", up(1, "s2"))  # a new session starts over
-
-
-def test_coalescer_sends_at_most_one_per_interval_and_the_newest():
-    c = Coalescer(0.1)
-    first = CoviewState("a", "b", index=1)
-    assert c.offer(first, 0.0) == first
-    assert c.offer(CoviewState("a", "b", index=2), 0.03) is None
-    assert c.offer(CoviewState("a", "b", index=3), 0.06) is None
-    assert c.due() == pytest.approx(0.1)
-    assert c.take(0.08) is None
-    assert c.take(0.1) == CoviewState("a", "b", index=3)
-    assert c.take(0.3) is None
 
 
 MANIFEST = {
