@@ -55,3 +55,18 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     view.destroyed.connect(lambda *_: verification.close())
     runner.run_task(chat.run(), owner=view, on_error=view.show_message)
     workspace.chat_service = chat  # tests and diagnostics
+    configure_study_sharing(workspace, chat, service)
+
+
+def configure_study_sharing(workspace: Any, chat: Any, service: Any) -> None:
+    """Images: share studies into the session's rooms, open shared ones, view together."""
+    from app.services.study_share import StudyShareService
+    from app.services.transfers import TransferEngine
+
+    images = workspace.views["images"]
+    sharing = StudyShareService(
+        chat, TransferEngine.for_session(service), audit=service.audit,
+        work_dir=service.cache.directory / "share", own_ed25519=service.device.identity.ed25519)
+    images.configure_consult(chat=chat, sharing=sharing, device_id=service.device.device_id)
+    images.destroyed.connect(lambda *_: sharing.close())
+    workspace.study_sharing = sharing  # tests and diagnostics
