@@ -224,9 +224,10 @@ class ViewerConsultMixin:
         self._series_by_id: dict[str, SeriesHandle] = {}
         self._device_id = ""
         bar = self.toolbar
-        bar.addSeparator()
+        # Beside Open files/folder: where a consult starts, and never behind the overflow.
+        after_open = bar.actions()[2] if len(bar.actions()) > 2 else None
         self.share_action = self._action(lambda: self.share_to_consult())
-        bar.addAction(self.share_action)
+        bar.insertAction(after_open, self.share_action)
         self.coview_menu = QMenu(self)
         self.present_action = self._action(lambda: self.start_coview(PRESENTER))
         self.follow_action = self._action(lambda: self.start_coview(FOLLOWER))
@@ -237,7 +238,7 @@ class ViewerConsultMixin:
         self.coview_button.setObjectName("coviewButton")
         self.coview_button.setMenu(self.coview_menu)
         self.coview_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        bar.addWidget(self.coview_button)
+        bar.insertWidget(after_open, self.coview_button)
         self.shared_panel = SharedStudiesPanel()
         self.shared_panel.openRequested.connect(self.open_shared_study)
         self.shared_panel.names = self._name_of

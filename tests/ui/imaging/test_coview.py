@@ -73,7 +73,7 @@ def test_view_together_b_follows_a(qtbot, readers, tmp_path, save_screenshot):
     row.setContentsMargins(0, 0, 0, 0)
     row.addWidget(a.view)
     row.addWidget(b.view)
-    host.resize(1800, 700)
+    host.resize(2640, 760)
     host.show()
     qtbot.waitExposed(host)
 
