@@ -115,6 +115,8 @@ class ChatMessage:
     reply_to: str | None = None  # the event id this message answers
     edited: bool = False  # the author changed it (``body`` is the latest text)
     recalled: bool = False  # the author deleted it for everyone (``body`` is empty)
+    urgent: bool = False  # re-notifies until acknowledged
+    acknowledged: bool = False  # urgent and acknowledged by us (another's) / by anyone (ours)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +147,14 @@ class Delivery:
     delivered: int  # other members whose device has it
     read: int  # other members who read it
     others: int  # other joined members
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A message of another member that should get the user's attention now."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    urgent: bool
+    repeat: bool = False  # an urgent message not acknowledged yet, notified again

@@ -41,6 +41,7 @@ from app.core.chat import (
     ChatMessage,
     Delivery,
     EventState,
+    Notification,
     RoomEvent,
     RoomSummary,
     SyncBatch,
@@ -90,6 +91,9 @@ PERMANENT_REFUSALS = frozenset({
 })
 MISSING_KEY = "missing_room_key"
 WAITING_TEXT = "Waiting for this message's key from the sender's device."
+URGENT_RENOTIFY_S = 60.0  # an urgent message not acknowledged notifies again this often
+PRESENCE_KEY = "presence"  # chat_state row: our own status
+PEER_PRESENCE = "presence:"  # chat_state row per user: their status as they sent it
 _READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "remove": "left",
                     "expire": "left"}
@@ -136,6 +140,7 @@ class _Applied:
     # the newest message of others per room: (ts_ms, event_id), to acknowledge as delivered
     delivered: dict[str, tuple[int, str]] = field(default_factory=dict)
     receipt_rooms: set[str] = field(default_factory=set)  # rooms whose receipts moved
+    presence: set[str] = field(default_factory=set)  # users whose status changed
     undecryptable: list[UndecryptedEvent] = field(default_factory=list)
     missing: list[tuple[MissingRoomKey, str]] = field(default_factory=list)  # (key, sender)
     to_device: list[Any] = field(default_factory=list)
@@ -159,11 +164,14 @@ class ChatService:
     to_device = Signal(object)  # VerificationUpdate / DecryptedToDevice for other services
     room_event = Signal(object)  # RoomEventReceived: a room event of another type than chat
     receipts_changed = Signal(str)  # room id: another member's delivery/read receipt moved
+    notify = Signal(object)  # Notification: a message of another member wants attention
+    presence_changed = Signal(str)  # user id (ours too) whose status changed
 
     def __init__(
         self, session: SessionService, *, poll_interval_s: float = 30.0,
         one_time_keys: int = 50, trust_policy: TrustPolicy = TrustPolicy.TOFU,
         rotation: RotationPolicy | None = None, sync_limit: int = 100,
+        renotify_s: float = URGENT_RENOTIFY_S,
     ) -> None:
         if session.cache is None or session.device is None:
             raise SafeConsultError("chat needs a signed-in session")
@@ -174,6 +182,7 @@ class ChatService:
         self.poll_interval_s = poll_interval_s
         self.one_time_keys = one_time_keys
         self.sync_limit = sync_limit
+        self.renotify_s = renotify_s
         self.store = SqlCryptoStore(self.cache)
         self.state = ChatState(self.cache)
         self.outbox = Outbox(self.cache)
@@ -233,7 +242,8 @@ class ChatService:
         if background:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._sync_loop()),
-                           loop.create_task(self._push_loop())]
+                           loop.create_task(self._push_loop()),
+                           loop.create_task(self._urgent_loop())]
 
     async def run(self) -> None:
         """:meth:`start`, then the loops, for a caller that owns one task for the whole chat
@@ -248,7 +258,8 @@ class ChatService:
                     "reason_code": getattr(exc, "code", "") or exc.__class__.__name__})
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._sync_loop()),
-                           loop.create_task(self._push_loop())]
+                           loop.create_task(self._push_loop()),
+                           loop.create_task(self._urgent_loop())]
             await asyncio.gather(*self._tasks)
         finally:
             await self.stop()
@@ -440,6 +451,8 @@ class ChatService:
             return
         async with self._lock:
             pending, self._pending_receipts = self._pending_receipts, {}
+            await self._ensure_sessions({u for room_id, _ in pending
+                                         for u in self.state.members(room_id)})
             with self.cache.write():
                 for (room_id, kind), up_to in pending.items():
                     if self.state.room_state(room_id) != "joined":
@@ -452,15 +465,105 @@ class ChatService:
                         self.state.put(_READ_SENT + room_id, up_to)
             await self._send_queued_to_device()
 
-    def delivery(self, room_id: str) -> dict[str, Delivery]:
-        """Our own messages in the room's latest 100 (by event id): how far each got with
-        the other joined members, from their receipts."""
+    # -- urgent messages and presence -----------------------------------------------------
+
+    def unacknowledged(self) -> list[ChatMessage]:
+        """Urgent messages of others we have not acknowledged, oldest first."""
+        return [self._shown(m, self.messages_repo.meta(m.event_id, m.sender))
+                for m in self.messages_repo.unacknowledged_urgent(self.user_id)]
+
+    def renotify(self) -> list[Notification]:
+        """Notify again of every urgent message not acknowledged (also under do not
+        disturb); the urgent loop calls this every ``renotify_s``."""
+        due = [Notification(m.room_id, m.event_id, m.sender, True, repeat=True)
+               for m in self.unacknowledged()]
+        for notification in due:
+            self.notify.emit(notification)
+        return due
+
+    async def _urgent_loop(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.renotify_s)
+            with contextlib.suppress(SafeConsultError):  # the cache closed under us
+                self.renotify()
+
+    async def acknowledge(self, room_id: str, event_id: str) -> None:
+        """We saw the urgent message ``event_id``: no more re-notifying, and its author
+        learns it (an ``ack`` receipt)."""
+        message = self.messages_repo.get(event_id)
+        if message is None or message.room_id != room_id:
+            raise SafeConsultError("unknown message", user_message="This message is gone.")
+        async with self._lock:
+            await self._ensure_sessions([message.sender])
+            with self.cache.write():
+                self.messages_repo.acknowledge(event_id, self.user_id, _now_ms())
+                if self.state.room_state(room_id) == "joined" and message.sender != self.user_id:
+                    wire = chat_content.receipt_to_wire(Receipt(room_id, "ack", event_id))
+                    self._queue_to_device(self.machine.encrypt_to_members(
+                        [message.sender], chat_content.RECEIPT_TYPE, wire))
+        self._emit_changed(event_id)
+        try:
+            await self._send_queued_to_device()
+        except ConnectionFailed:
+            self._set_online(False)
+            self.wake()
+
+    async def _ensure_sessions(self, users: Iterable[str]) -> None:
+        """Olm sessions with the allowed devices of ``users`` (claiming one-time keys), for
+        the to-device messages of receipts and status. Best effort: offline, the devices
+        with a session get them."""
+        users = [u for u in dict.fromkeys(users) if u != self.user_id]
+        try:
+            await self._ensure_device_lists(users)
+            missing = self.machine.missing_sessions(users)
+            if missing:
+                self.machine.receive_key_claim(
+                    await relay_api.claim_keys(self.transport, [d for _, d in missing]))
+        except ConnectionFailed:
+            self._set_online(False)
+
+    def acknowledged_by(self, event_id: str) -> list[str]:
+        """Who acknowledged (our own urgent) ``event_id``, first first."""
+        return self.messages_repo.acks(event_id)
+
+    @property
+    def presence(self) -> str:
+        """Our own status: "available" or "dnd" (do not disturb)."""
+        return self.state.get(PRESENCE_KEY) or "available"
+
+    def peer_presence(self, user_id: str) -> str:
+        return self.state.get(PEER_PRESENCE + user_id) or "available"
+
+    async def set_presence(self, status: str) -> None:
+        """Set our status and tell the members of our rooms (Olm to-device). Under "dnd"
+        only urgent messages notify."""
+        if status not in chat_content.PRESENCE:
+            raise SafeConsultError("unknown status", user_message="Unknown status.")
+        others = [u for u in self.state.all_member_ids() if u != self.user_id]
+        async with self._lock:
+            await self._ensure_sessions(others)
+            with self.cache.write():
+                self.state.put(PRESENCE_KEY, status)
+                if others:
+                    self._queue_to_device(self.machine.encrypt_to_members(
+                        others, chat_content.PRESENCE_TYPE, {"status": status}))
+        self.presence_changed.emit(self.user_id)
+        try:
+            await self._send_queued_to_device()
+        except ConnectionFailed:
+            self._set_online(False)
+            self.wake()
+
+    def delivery(self, room_id: str, *, limit: int = 100,
+                 before_ts_ms: int | None = None) -> dict[str, Delivery]:
+        """Our own messages among the room's latest ``limit`` (before ``before_ts_ms``), by
+        event id: how far each got with the other joined members, from their receipts."""
         others = [u for u in self.state.members(room_id) if u != self.user_id]
         receipts = self.state.receipts(room_id)
         got = [max(receipts.get(u, {}).values(), default=-1) for u in others]
         read = [receipts.get(u, {}).get("read", -1) for u in others]
         found = {}
-        for m in self.messages_repo.list_room(room_id):
+        for m in self.messages_repo.list_room(room_id, limit=limit, before_ts_ms=before_ts_ms):
             if m.sender != self.user_id:
                 continue
             n_got = sum(ts >= m.ts_ms for ts in got)
@@ -494,10 +597,15 @@ class ChatService:
                                pending=pending)
         recalled = (meta.recalled_ms is not None
                     and meta.recalled_ms - m.ts_ms <= self.recall_window_ms)
+        acknowledged = False
+        if meta.urgent:
+            acks = self.messages_repo.acks(m.event_id)
+            acknowledged = bool(acks) if m.sender == self.user_id else self.user_id in acks
         return ChatMessage(m.room_id, m.event_id, m.sender, m.ts_ms,
                            Phi("") if recalled else m.body, pending=pending,
                            reply_to=meta.reply_to, edited=meta.edit_order is not None,
-                           recalled=recalled)
+                           recalled=recalled, urgent=bool(meta.urgent),
+                           acknowledged=acknowledged)
 
     def undecrypted(self, room_id: str | None = None) -> list[UndecryptedEvent]:
         return self.state.undecrypted(room_id, user_messages=_reason_texts())
@@ -613,7 +721,8 @@ class ChatService:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send_text(self, room_id: str, text: str, *, reply_to: str | None = None) -> str:
+    async def send_text(self, room_id: str, text: str, *, reply_to: str | None = None,
+                        urgent: bool = False) -> str:
         """Queue ``text`` (kept encrypted in the cache) and try to send it now. Returns its
         event id. Offline, it stays queued and goes out exactly once when the relay is back.
         ``reply_to``: the event id of the message this one answers."""
@@ -621,18 +730,19 @@ class ChatService:
         event_id = new_event_id()
         now = _now_ms()
         body = Phi(text)
-        content = Text(body, reply_to)
+        content = Text(body, reply_to, urgent)
         chat_content.parse(chat_content.to_wire(content))  # refuse here what receivers would
         async with self._lock:
             with self.cache.write():
                 self._queue_content(room_id, event_id, content)
                 self.messages_repo.insert(
                     CachedMessage(room_id, event_id, self.user_id, now, body))
-                if reply_to is not None:
-                    self.messages_repo.set_reply(room_id, event_id, self.user_id, reply_to)
+                if reply_to is not None or urgent:
+                    self.messages_repo.set_reply(room_id, event_id, self.user_id, reply_to,
+                                                 urgent=urgent)
                 self.state.bump_unread(room_id, now, unread=False)
         self.message.emit(ChatMessage(room_id, event_id, self.user_id, now, body, pending=True,
-                                      reply_to=reply_to))
+                                      reply_to=reply_to, urgent=urgent))
         await self._after_queue()
         return event_id
 
@@ -743,7 +853,7 @@ class ChatService:
         it at once when that needs no network (the usual case). Otherwise the flush does."""
         self.outbox.settle()
         members = self.state.members(room_id)
-        if isinstance(content, Text) and content.reply_to is None:
+        if isinstance(content, Text) and content.reply_to is None and not content.urgent:
             body, structured = content.body, False  # plain text: the outbox as before
         else:
             body = Phi(json.dumps(chat_content.to_wire(content), separators=(",", ":")))
@@ -952,8 +1062,24 @@ class ChatService:
         elif isinstance(result, DecryptedToDevice):
             if result.type == chat_content.RECEIPT_TYPE:
                 self._receive_receipt(result, applied)
+            elif result.type == chat_content.PRESENCE_TYPE:
+                self._receive_presence(result, applied)
             else:
                 applied.to_device.append(result)
+
+    def _receive_presence(self, msg: DecryptedToDevice, applied: _Applied) -> None:
+        try:
+            status = chat_content.parse_presence(msg.content.reveal())
+        except MalformedContent as exc:
+            log.warning("presence rejected", extra={"event": "chat_presence_rejected",
+                                                    "reason_code": exc.__class__.__name__})
+            return
+        if msg.sender_user == self.user_id or \
+                msg.sender_user not in self.state.all_member_ids():
+            return  # only the people we share a room with
+        if self.state.get(PEER_PRESENCE + msg.sender_user) != status:
+            self.state.put(PEER_PRESENCE + msg.sender_user, status)
+            applied.presence.add(msg.sender_user)
 
     def _receive_receipt(self, msg: DecryptedToDevice, applied: _Applied) -> None:
         """Another member's device has (or read) the room up to a message (Olm-authenticated
@@ -969,6 +1095,12 @@ class ChatService:
                 or target.room_id != receipt.room_id
                 or msg.sender_user not in self.state.members(receipt.room_id)):
             return  # another device of ours, a message we do not hold, or not a member
+        if receipt.kind == "ack":
+            if self.messages_repo.acknowledge(target.event_id, msg.sender_user, _now_ms()):
+                shown = self.message_by_id(target.event_id)
+                if shown is not None:
+                    applied.changed.append(shown)
+            return
         moved = self.state.record_receipt(receipt.room_id, msg.sender_user, receipt.kind,
                                           target.ts_ms)
         if receipt.kind == "read":  # read implies delivered
@@ -1051,9 +1183,9 @@ class ChatService:
         self.state.forget_undecrypted(event.event_id)
         if not new:
             return
-        if content.reply_to is not None:
+        if content.reply_to is not None or content.urgent:
             self.messages_repo.set_reply(event.room_id, event.event_id, sender,
-                                         content.reply_to)
+                                         content.reply_to, urgent=content.urgent)
         # An edit or recall may have come first (this message waited for its key).
         self.messages_repo.apply_changes(event.event_id, recall_window_ms=self.recall_window_ms)
         self.state.bump_unread(event.room_id, event.origin_ms, unread=sender != self.user_id)
@@ -1078,6 +1210,13 @@ class ChatService:
     def _announce(self, applied: _Applied) -> None:
         for message in (*applied.shown, *applied.changed):
             self.message.emit(message)
+        quiet = self.presence == "dnd"
+        for message in applied.shown:
+            if message.sender != self.user_id and (message.urgent or not quiet):
+                self.notify.emit(Notification(message.room_id, message.event_id,
+                                              message.sender, message.urgent))
+        for user_id in sorted(applied.presence):
+            self.presence_changed.emit(user_id)
         for event in applied.undecryptable:
             self.undecryptable.emit(event)
         for item in applied.to_device:

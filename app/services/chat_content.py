@@ -44,6 +44,7 @@ class RecallTooLate(E2EEError):
 class Text:
     body: Phi[str]
     reply_to: str | None = None
+    urgent: bool = False  # re-notifies the readers until each acknowledges it
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ Content = Text | Edit | Recall
 # room events: a device that joins later would see every receipt as a message waiting for
 # its key). Content: {"room_id", "kind", "up_to"}.
 RECEIPT_TYPE = "sc.receipt"
-RECEIPT_KINDS = ("delivered", "read")
+RECEIPT_KINDS = ("delivered", "read", "ack")  # ack: of one urgent message (``up_to``)
 ROOM_ID = EVENT_ID  # relay-made: the same alphabet
 
 
@@ -89,11 +90,23 @@ def parse_receipt(content: Any) -> Receipt:
     return Receipt(room_id, content["kind"], _event_id(content["up_to"], "up_to"))
 
 
+# Presence: the user's own status, sent to the members of their rooms (to-device, Olm).
+PRESENCE_TYPE = "sc.presence"
+PRESENCE = ("available", "dnd")  # dnd: do not disturb (only urgent messages notify)
+
+
+def parse_presence(content: Any) -> str:
+    if not isinstance(content, dict) or set(content) != {"status"} \
+            or content["status"] not in PRESENCE:
+        raise _bad("presence")
+    return str(content["status"])
+
+
 def receipt_to_wire(receipt: Receipt) -> dict[str, Any]:
     return {"room_id": receipt.room_id, "kind": receipt.kind, "up_to": receipt.up_to}
 
 _FIELDS = {
-    "text": ({"msgtype", "body"}, {"reply_to"}),
+    "text": ({"msgtype", "body"}, {"reply_to", "urgent"}),
     "edit": ({"msgtype", "target", "body", "order"}, set()),
     "recall": ({"msgtype", "target"}, set()),
 }
@@ -127,8 +140,10 @@ def parse(content: Any) -> Content:
     if not required <= keys or keys - required - optional:
         raise _bad("missing or unexpected fields")
     if kind == "text":
+        if "urgent" in content and content["urgent"] is not True:
+            raise _bad("urgent is not true")
         return Text(_body(content["body"]), _event_id(content["reply_to"], "reply_to")
-                    if "reply_to" in content else None)
+                    if "reply_to" in content else None, "urgent" in content)
     if kind == "edit":
         order = content["order"]
         if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= MAX_ORDER:
@@ -143,6 +158,8 @@ def to_wire(content: Content) -> dict[str, Any]:
         wire: dict[str, Any] = {"msgtype": "text", "body": content.body.reveal()}
         if content.reply_to is not None:
             wire["reply_to"] = content.reply_to
+        if content.urgent:
+            wire["urgent"] = True
         return wire
     if isinstance(content, Edit):
         return {"msgtype": "edit", "target": content.target, "body": content.body.reveal(),

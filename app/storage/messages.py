@@ -40,6 +40,7 @@ class MessageMeta(NamedTuple):
     edit_order: int | None  # set once edited
     recalled_ms: int | None
     edit_body: str | None
+    urgent: int
 
 
 class MessageRepository:
@@ -105,12 +106,36 @@ class MessageRepository:
             (event_id,))
         return CachedMessage.from_rows(rows)[0] if rows else None
 
-    def set_reply(self, room_id: str, event_id: str, sender: str, reply_to: str) -> None:
+    def set_reply(self, room_id: str, event_id: str, sender: str, reply_to: str | None,
+                  *, urgent: bool = False) -> None:
+        """What the message itself said besides its text: what it answers, whether urgent."""
         with self._cache.write() as conn:
             conn.execute(
-                "INSERT INTO chat_message_meta (event_id, sender, room_id, reply_to) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (event_id, sender) DO UPDATE SET "
-                "reply_to = excluded.reply_to", (event_id, sender, room_id, reply_to))
+                "INSERT INTO chat_message_meta (event_id, sender, room_id, reply_to, urgent) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id, sender) DO UPDATE SET "
+                "reply_to = excluded.reply_to, urgent = excluded.urgent",
+                (event_id, sender, room_id, reply_to, int(urgent)))
+
+    def acknowledge(self, event_id: str, user_id: str, acked_ms: int) -> bool:
+        """``user_id`` acknowledged the urgent ``event_id``; False if already known."""
+        with self._cache.write() as conn:
+            return conn.execute(
+                "INSERT OR IGNORE INTO chat_acks (event_id, user_id, acked_ms) VALUES (?, ?, ?)",
+                (event_id, user_id, acked_ms)).rowcount > 0
+
+    def acks(self, event_id: str) -> list[str]:
+        return [r[0] for r in self._cache.fetchall(
+            "SELECT user_id FROM chat_acks WHERE event_id = ? ORDER BY acked_ms", (event_id,))]
+
+    def unacknowledged_urgent(self, user_id: str) -> list[CachedMessage]:
+        """Urgent messages of others that ``user_id`` (we) did not acknowledge, oldest first
+        (recalled ones excluded: their body is gone)."""
+        return CachedMessage.from_rows(self._cache.fetchall(
+            "SELECT m.room_id, m.event_id, m.sender, m.ts_ms, m.body FROM messages m "
+            "JOIN chat_message_meta c ON c.event_id = m.event_id AND c.sender = m.sender "
+            "WHERE c.urgent = 1 AND c.recalled_ms IS NULL AND m.sender != ? AND NOT EXISTS "
+            "(SELECT 1 FROM chat_acks a WHERE a.event_id = m.event_id AND a.user_id = ?) "
+            "ORDER BY m.ts_ms", (user_id, user_id)))
 
     def record_edit(self, room_id: str, target: str, sender: str, body: Phi[str],
                     order: int) -> bool:
@@ -159,7 +184,7 @@ class MessageRepository:
 
     def meta(self, event_id: str, sender: str) -> MessageMeta | None:
         row = self._cache.fetchall(
-            "SELECT reply_to, edit_order, recalled_ms, edit_body FROM chat_message_meta "
+            "SELECT reply_to, edit_order, recalled_ms, edit_body, urgent FROM chat_message_meta "
             "WHERE event_id = ? AND sender = ?", (event_id, sender))
         return MessageMeta(*row[0]) if row else None
 

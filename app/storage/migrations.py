@@ -218,7 +218,16 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 edit_body TEXT,
                 edit_order INTEGER,
                 recalled_ms INTEGER,
+                urgent INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (event_id, sender)
+            ) WITHOUT ROWID""",
+            # Acknowledgements of urgent messages: ours (user_id = us: stop re-notifying)
+            # and, for our own urgent messages, the other members'.
+            """CREATE TABLE chat_acks (
+                event_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                acked_ms INTEGER NOT NULL,
+                PRIMARY KEY (event_id, user_id)
             ) WITHOUT ROWID""",
             # Outbox rows whose body is the JSON of a structured content (edit, recall,
             # reply) rather than the text of a plain message.

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.ui.phi import mark_phi
 
@@ -60,6 +68,8 @@ class Composer(QWidget):
             "QPushButton:disabled { background: palette(button); color: palette(mid); "
             "font-weight: 600; }")
         self.send_button.clicked.connect(self.submit)
+        self.urgent = QCheckBox()
+        self.urgent.setObjectName("composerUrgent")
         self.notice = QLabel()
         self.notice.setObjectName("composerNotice")
         self.notice.setWordWrap(True)
@@ -86,7 +96,12 @@ class Composer(QWidget):
         row.setSpacing(8)
         row.addWidget(self.attach, 0, Qt.AlignmentFlag.AlignBottom)
         row.addWidget(self.edit, 1)
-        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        actions = QVBoxLayout()
+        actions.setSpacing(2)
+        actions.addStretch(1)
+        actions.addWidget(self.urgent)
+        actions.addWidget(self.send_button)
+        row.addLayout(actions)
         column = QVBoxLayout(self)
         column.setContentsMargins(16, 6, 16, 12)
         column.setSpacing(4)
@@ -120,6 +135,7 @@ class Composer(QWidget):
 
     def clear(self) -> None:
         self.edit.clear()
+        self.urgent.setChecked(False)
         self.leave_context()
 
     def start_reply(self, event_id: str, quote: str) -> None:
@@ -156,4 +172,7 @@ class Composer(QWidget):
         self.send_button.setText(translate("Composer", "Send"))
         self.attach.setText(translate("Composer", "Attach"))
         self.cancel_context.setText(translate("Composer", "Cancel"))
+        self.urgent.setText(translate("Composer", "Urgent"))
+        self.urgent.setToolTip(translate("Composer", "Notify again until each reader "
+                                         "acknowledges it, even under do not disturb"))
         self.attach.setToolTip(translate("Composer", "Attachments are not available yet."))

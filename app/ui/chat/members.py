@@ -45,6 +45,7 @@ class MemberEntry:
     state: str  # joined | invited
     is_self: bool
     devices: tuple[DeviceEntry, ...]
+    status: str = ""  # their presence as the list shows it ("" when available)
 
 
 _STATE_COLOURS = {"ok": "#1e7b34", "bad": "#b3261e"}
@@ -104,6 +105,8 @@ class MemberPanel(QWidget):
                 label = fill(translate("MemberPanel", "%1 (you)"), member.name)
             if member.state == "invited":
                 label = fill(translate("MemberPanel", "%1 (invited)"), label)
+            if member.status:
+                label = fill(translate("MemberPanel", "%1 · %2"), label, member.status)
             top = QTreeWidgetItem([label])
             font = top.font(0)
             font.setWeight(QFont.Weight.DemiBold)

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.chat import ChatMessage, EventState, UndecryptedEvent
 from app.ui.chat.texts import time_text
@@ -74,11 +82,19 @@ class MessageBubble(QFrame):
         self.state = QLabel()
         self.state.setObjectName("bubbleState")
         self.state.setProperty("role", "subtle")
+        self.urgent = QLabel()
+        self.urgent.setObjectName("bubbleUrgent")
+        self.urgent.hide()
+        self.ack_button = QPushButton()
+        self.ack_button.setObjectName("bubbleAcknowledge")
+        self.ack_button.hide()
         head = QHBoxLayout()
         head.setSpacing(8)
         head.addWidget(self.sender)
         head.addWidget(self.time)
+        head.addWidget(self.urgent)
         head.addStretch(1)
+        head.addWidget(self.ack_button)
         head.addWidget(self.state)
         column = QVBoxLayout(self)
         column.setContentsMargins(12, 8, 12, 8)
@@ -116,6 +132,15 @@ class MessageBubble(QFrame):
             self.body.setProperty("state", "")
         self._restyle(self.body)
         self.set_quote(quote if message.reply_to is not None and not message.recalled else None)
+        urgent = message.urgent and not message.recalled
+        self.urgent.setVisible(urgent)
+        if urgent:
+            self.urgent.setText(translate("Timeline", "Urgent · acknowledged") if
+                                message.acknowledged else translate("Timeline", "Urgent"))
+            self.urgent.setStyleSheet("" if message.acknowledged
+                                      else "color: #b3261e; font-weight: 600;")
+        self.ack_button.setText(translate("Timeline", "Acknowledge"))
+        self.ack_button.setVisible(urgent and not self.own and not message.acknowledged)
         if self.own:
             self.set_delivery(QUEUED if message.pending else SENT)
         else:
@@ -177,6 +202,8 @@ class Timeline(QScrollArea):
     reply = Signal(str)
     edit = Signal(str)
     recall = Signal(str)
+    acknowledge = Signal(str)
+    older = Signal()  # scrolled to the top: the view may load earlier messages
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -193,6 +220,11 @@ class Timeline(QScrollArea):
         self._column.addStretch(1)
         self.setWidget(self._content)
         self.bubbles: dict[str, MessageBubble] = {}
+        self.verticalScrollBar().valueChanged.connect(self._scrolled)
+        self._keep_from_bottom: int | None = None
+        self._follow = False  # keep at the end while the content grows (until the user scrolls)
+        self.verticalScrollBar().rangeChanged.connect(self._range_changed)
+        self.verticalScrollBar().actionTriggered.connect(self._user_scrolled)
         self.setStyleSheet(
             "QWidget#timelineContent { background: palette(base); }"
             "QFrame#bubble { background: palette(alternate-base); border-radius: 8px; }"
@@ -205,6 +237,7 @@ class Timeline(QScrollArea):
         )
 
     def clear(self) -> None:
+        self._keep_from_bottom = None
         for bubble in self.bubbles.values():
             self._column.removeWidget(bubble)
             bubble.deleteLater()
@@ -255,6 +288,7 @@ class Timeline(QScrollArea):
         bubble.reply_action.triggered.connect(lambda: self.reply.emit(event_id))
         bubble.edit_action.triggered.connect(lambda: self.edit.emit(event_id))
         bubble.recall_action.triggered.connect(lambda: self.recall.emit(event_id))
+        bubble.ack_button.clicked.connect(lambda: self.acknowledge.emit(event_id))
         # Ordered by time: a late-arriving older message goes where it belongs.
         index = self._column.count()
         while index > 1:
@@ -265,10 +299,34 @@ class Timeline(QScrollArea):
         self._column.insertWidget(index, bubble)
         self.bubbles[event_id] = bubble
         at_bottom = self.verticalScrollBar().value() >= self.verticalScrollBar().maximum() - 40
-        if at_bottom or own:
+        if (at_bottom or own) and self._keep_from_bottom is None:
             QTimer.singleShot(0, self.scroll_to_end)
         return bubble
 
+    def _scrolled(self, value: int) -> None:
+        if value == 0 and self.bubbles and self.verticalScrollBar().maximum() > 0:
+            self.older.emit()
+
+    def oldest_ts(self) -> int | None:
+        order = self._order()
+        return int(self.bubbles[order[0]].property("ts_ms")) if order else None
+
+    def keep_position(self) -> None:
+        """Call before adding older messages above: what the user looks at stays put."""
+        bar = self.verticalScrollBar()
+        self._keep_from_bottom = bar.maximum() - bar.value()
+
+    def _range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._keep_from_bottom is not None:
+            self.verticalScrollBar().setValue(maximum - self._keep_from_bottom)
+            self._keep_from_bottom = None
+        elif self._follow:
+            self.verticalScrollBar().setValue(maximum)
+
+    def _user_scrolled(self, _action: int) -> None:
+        self._follow = False
+
     def scroll_to_end(self) -> None:
+        self._follow = True
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())

@@ -18,6 +18,7 @@ from __future__ import annotations
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QInputDialog,
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.chat import ChatMessage, UndecryptedEvent
+from app.core.chat import ChatMessage, Notification, UndecryptedEvent
 from app.services.app_state import AppState
 from app.services.chat import ChatService, SendFailed
 from app.services.verification import VerificationService, VerificationStatus
@@ -43,10 +44,13 @@ from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
 from app.ui.chat.timeline import FAILED, SENT, Timeline, quote_text
+from app.ui.chat.urgent import PresenceBox, UrgentBanner, presence_text
 from app.ui.chat.verification_dialog import VerificationDialog
 from app.ui.i18n import fill
 from app.ui.observe import observe
 from app.ui.views.placeholder import PlaceholderView
+
+HISTORY_PAGE = 100  # messages shown when a room opens, and loaded per scroll to the top
 
 
 class ChatView(PlaceholderView):
@@ -121,6 +125,9 @@ class ChatView(PlaceholderView):
         left_column.addWidget(self.rooms_heading)
         left_column.addWidget(self.left_stack, 1)
         left_column.addWidget(self.new_room_button)
+        self.presence_box = PresenceBox()
+        self.presence_box.chosen.connect(self.set_presence)
+        left_column.addWidget(self.presence_box)
 
         # Middle: the open conversation.
         self.room_title = QLabel()
@@ -165,6 +172,13 @@ class ChatView(PlaceholderView):
         self.timeline.reply.connect(self.start_reply)
         self.timeline.edit.connect(self.start_edit)
         self.timeline.recall.connect(self.recall)
+        self.timeline.acknowledge.connect(self._acknowledge_current)
+        self.timeline.older.connect(self.load_older)
+        self._history_done = False  # the open room's oldest cached message is shown
+        self.urgent = UrgentBanner()
+        self.urgent.open.connect(lambda room_id, _event_id: self.open_room(room_id))
+        self.urgent.acknowledge.connect(self.acknowledge)
+        self.alerts = 0  # notifications this view passed on (the window's taskbar entry)
         self.composer = Composer()
         self.composer.send.connect(self.send)
         self.no_room = QLabel()
@@ -203,6 +217,7 @@ class ChatView(PlaceholderView):
         self.stack = QStackedWidget()
         self.stack.addWidget(waiting)
         self.stack.addWidget(self.split)
+        outer.addWidget(self.urgent)
         outer.addWidget(self.stack)
 
         for keys, slot in (("Ctrl+F", self.focus_search), ("Ctrl+N", self.new_room),
@@ -231,6 +246,10 @@ class ChatView(PlaceholderView):
             observe(chat.device_warning, lambda _w: self._refresh_room_detail(), self)
             observe(chat.sent, self._on_sent, self)
             observe(chat.receipts_changed, self._on_receipts, self)
+            observe(chat.notify, self._on_notify, self)
+            observe(chat.presence_changed, self._on_presence, self)
+            self.presence_box.set_status(chat.presence)
+            self._refresh_urgent()
             observe(chat.send_failed, self._on_send_failed, self)
             observe(chat.online_changed, self._on_online, self)
             self.stack.setCurrentIndex(1)
@@ -292,7 +311,8 @@ class ChatView(PlaceholderView):
     def _load_timeline(self, room_id: str) -> None:
         assert self.chat is not None
         online = self.chat.online is not False
-        for message in self.chat.messages(room_id):
+        self._history_done = False
+        for message in self.chat.messages(room_id, limit=HISTORY_PAGE):
             self._show(message, online=online)
         for event in self.chat.undecrypted(room_id):
             self.timeline.add_undecryptable(event, self._name(event.sender))
@@ -317,9 +337,11 @@ class ChatView(PlaceholderView):
             devices = tuple(DeviceEntry(r.user_id, r.device_id, r.ed25519, r.trust,
                                         chat.may_receive_keys(r))
                             for r in chat.devices(user_id))
+            status = chat.presence if user_id == chat.user_id else chat.peer_presence(user_id)
             entries.append(MemberEntry(user_id, self._name(user_id),
                                        "joined" if user_id in members else "invited",
-                                       user_id == chat.user_id, devices))
+                                       user_id == chat.user_id, devices,
+                                       presence_text(status)))
         entries.sort(key=lambda m: (not m.is_self, m.name))
         self.members.set_members(entries)
         flagged = chat.flagged_devices(room_id) if state == "joined" else []
@@ -386,7 +408,8 @@ class ChatView(PlaceholderView):
         if self.chat is None or room_id != self.current_room:
             return
         translate = QCoreApplication.translate
-        for event_id, delivery in self.chat.delivery(room_id).items():
+        for event_id, delivery in self.chat.delivery(
+                room_id, limit=max(HISTORY_PAGE, len(self.timeline.bubbles))).items():
             detail = ""
             if delivery.others > 1:
                 detail = fill(translate("Timeline", "Delivered to %1 of %2, read by %3"),
@@ -425,14 +448,80 @@ class ChatView(PlaceholderView):
         if self.chat is None or self.current_room is None or self.composer.blocked:
             return
         mode, target = self.composer.mode, self.composer.target
+        urgent = self.composer.urgent.isChecked()
         self.composer.clear()
         self.show_message("")
         if mode == EDIT and target is not None:
             work = self.chat.edit_message(self.current_room, target, text)
         else:
             work = self.chat.send_text(self.current_room, text,
-                                       reply_to=target if mode == REPLY else None)
+                                       reply_to=target if mode == REPLY else None,
+                                       urgent=urgent)
         self._runner.run_task(work, owner=self, on_error=self.show_message)
+
+    # -- urgent messages and status ---------------------------------------------------------
+
+    def _on_notify(self, notification: Notification) -> None:
+        """A message of another member wants attention (the service already applied do not
+        disturb): flash the window's taskbar entry; urgent ones also hold the banner."""
+        self.alerts += 1
+        window = self.window()
+        if window is not None and window.isVisible():
+            QApplication.alert(window, 0)
+        if notification.urgent:
+            self._refresh_urgent()
+
+    def _refresh_urgent(self) -> None:
+        if self.chat is None:
+            return
+        waiting = self.chat.unacknowledged()
+        if not waiting:
+            self.urgent.clear()
+            return
+        first = waiting[0]
+        self.urgent.show_urgent(first.room_id, first.event_id, self._name(first.sender),
+                                " ".join(first.body.reveal().split()), len(waiting))
+
+    def _acknowledge_current(self, event_id: str) -> None:
+        if self.current_room is not None:
+            self.acknowledge(self.current_room, event_id)
+
+    def acknowledge(self, room_id: str, event_id: str) -> None:
+        if self.chat is None:
+            return
+        self._runner.run_task(self.chat.acknowledge(room_id, event_id), owner=self,
+                              on_result=lambda _r: self._refresh_urgent(),
+                              on_error=self.show_message)
+
+    def set_presence(self, status: str) -> None:
+        if self.chat is None:
+            return
+        self._runner.run_task(self.chat.set_presence(status), owner=self,
+                              on_error=self.show_message)
+
+    def _on_presence(self, _user_id: str) -> None:
+        if self.chat is not None:
+            self.presence_box.set_status(self.chat.presence)
+        self._refresh_room_detail()
+
+    def load_older(self) -> int:
+        """Scrolled to the top: show the page of cached messages before the oldest shown
+        (the cache holds history beyond the first page). Returns how many were added."""
+        oldest = self.timeline.oldest_ts()
+        if self.chat is None or self.current_room is None or oldest is None \
+                or self._history_done:
+            return 0
+        older = self.chat.messages(self.current_room, limit=HISTORY_PAGE,
+                                   before_ts_ms=oldest)
+        if len(older) < HISTORY_PAGE:
+            self._history_done = True
+        if older:
+            self.timeline.keep_position()
+            online = self.chat.online is not False
+            for message in older:
+                self._show(message, online=online)
+            self._on_receipts(self.current_room)
+        return len(older)
 
     def start_reply(self, event_id: str) -> None:
         if self.chat is None or self.composer.blocked:
@@ -643,7 +732,8 @@ class ChatView(PlaceholderView):
         self.no_room.setText(translate("ChatView", "Choose a conversation on the left, or "
                                        "start a new consult room."))
         self.rooms.setAccessibleName(translate("ChatView", "Conversations"))
-        for widget in (self.composer, self.members, self.banner, self.search):
+        for widget in (self.composer, self.members, self.banner, self.search, self.urgent,
+                       self.presence_box):
             widget.retranslate()
         if self.chat is not None:
             self.refresh()

@@ -116,3 +116,90 @@ def test_own_messages_show_sent_delivered_read(qtbot, people):
     assert alice.view.timeline.bubbles[event_id].state.text() == "Read"
     # Bob's own bubble for Alice's message shows no delivery state.
     assert bob.view.timeline.bubbles[event_id].state.text() == ""
+
+
+def test_urgent_banner_until_acknowledged_and_do_not_disturb(qtbot, people):
+    alice, bob = people("dr.ula", "dr.udo")
+    room = run(qtbot, room_with(alice.client, bob.client))
+    for person in (alice, bob):
+        person.view.refresh()
+    alice.view.rooms.select(room)
+    assert not bob.view.urgent.isVisibleTo(bob.view)
+
+    # Bob chooses "Do not disturb": routine messages no longer alert; Alice sees his status.
+    bob.view.presence_box.set_status("dnd")
+    bob.view.set_presence("dnd")
+    qtbot.waitUntil(lambda: bob.chat.presence == "dnd" and not bob.chat.outbox.to_device(),
+                    timeout=10_000)
+    run(qtbot, alice.chat.sync_once())
+    qtbot.waitUntil(lambda: any("Do not disturb" in alice.view.members.tree.topLevelItem(i)
+                                .text(0) for i in range(alice.view.members.tree
+                                                        .topLevelItemCount())),
+                    timeout=10_000)
+    before = bob.view.alerts
+    run(qtbot, alice.chat.send_text(room, "routine: discharge letter drafted"))
+    run(qtbot, bob.chat.sync_once())
+    assert bob.view.alerts == before
+
+    # Alice writes an urgent message from the composer.
+    alice.view.composer.urgent.setChecked(True)
+    qtbot.keyClicks(alice.view.composer.edit, "Bed 3 desaturating, come now")
+    qtbot.keyClick(alice.view.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: alice.chat.outbox.count() == 0 and len(
+        alice.view.timeline.bubbles) == 2, timeout=10_000)
+    assert not alice.view.composer.urgent.isChecked()
+    urgent_id = next(e for e, b in alice.view.timeline.bubbles.items()
+                 if b.body.text() == "Bed 3 desaturating, come now")
+    mine = alice.view.timeline.bubbles[urgent_id]
+    assert mine.urgent.text() == "Urgent" and mine.ack_button.isHidden()
+
+    run(qtbot, bob.chat.sync_once())  # under DND, urgent still alerts and holds the banner
+    assert bob.view.alerts == before + 1
+    assert bob.view.urgent.isVisibleTo(bob.view)
+    assert bob.view.urgent.text.text() == "Urgent from dr.ula: Bed 3 desaturating, come now"
+    assert bob.view.urgent.text in phi_widgets(bob.view)
+    bob.chat.renotify()  # the interval passed, not acknowledged: again
+    assert bob.view.alerts == before + 2
+
+    # Open shows the conversation; the message has an Acknowledge button there too.
+    bob.view.urgent.open_button.click()
+    assert bob.view.current_room == room
+    theirs = bob.view.timeline.bubbles[urgent_id]
+    assert not theirs.ack_button.isHidden()
+    bob.view.urgent.ack_button.click()
+    qtbot.waitUntil(lambda: not bob.view.urgent.isVisibleTo(bob.view), timeout=10_000)
+    assert theirs.ack_button.isHidden() and theirs.urgent.text() == "Urgent · acknowledged"
+    assert bob.chat.renotify() == []
+    run(qtbot, alice.chat.sync_once())
+    qtbot.waitUntil(lambda: mine.urgent.text() == "Urgent · acknowledged", timeout=10_000)
+
+
+def test_scrolling_up_loads_older_history_from_the_cache(qtbot, people):
+    from app.core.messages import CachedMessage
+    from app.core.phi import Phi
+
+    (alice,) = people("dr.hist")
+    room = run(qtbot, alice.chat.create_room())
+    base = 1_700_000_000_000
+    alice.chat.messages_repo.insert_many(
+        CachedMessage(room, f"sc_hist{i:04d}", alice.user_id, base + i * 1000, Phi(f"note {i}"))
+        for i in range(250))
+    alice.view.refresh()
+    alice.view.rooms.select(room)
+    timeline = alice.view.timeline
+    assert timeline.texts() == [f"note {i}" for i in range(150, 250)]
+    qtbot.waitUntil(lambda: timeline.verticalScrollBar().value() > 0, timeout=5_000)
+
+    first_shown = timeline.bubbles["sc_hist0150"]
+    timeline.verticalScrollBar().setValue(0)  # the user scrolls to the top
+    qtbot.waitUntil(lambda: len(timeline.bubbles) == 200, timeout=5_000)
+    assert timeline.texts() == [f"note {i}" for i in range(50, 250)]
+    # What the user was looking at stays in view (not thrown to the top or bottom).
+    qtbot.waitUntil(lambda: timeline.verticalScrollBar().value() > 0, timeout=5_000)
+    top = first_shown.mapTo(timeline.widget(), first_shown.rect().topLeft()).y()
+    assert abs(top - timeline.verticalScrollBar().value()) < 50
+
+    timeline.verticalScrollBar().setValue(0)
+    qtbot.waitUntil(lambda: len(timeline.bubbles) == 250, timeout=5_000)
+    assert timeline.texts()[:2] == ["note 0", "note 1"]
+    assert alice.view.load_older() == 0  # the start of the history

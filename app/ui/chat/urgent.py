@@ -1,0 +1,111 @@
+"""Urgent messages and the user's status.
+
+``UrgentBanner`` stands above the conversation while an urgent message of another member is
+not acknowledged (the chat service re-notifies until it is): who, the text (PHI-tagged),
+*Open* and *Acknowledge*. ``PresenceBox`` sets the user's status; under *Do not disturb*
+only urgent messages notify.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from app.ui.i18n import fill
+from app.ui.phi import mark_phi
+
+PRESENCE_STATES = ("available", "dnd")
+
+
+class UrgentBanner(QFrame):
+    """Emits ``open(room_id, event_id)`` and ``acknowledge(room_id, event_id)``."""
+
+    open = Signal(str, str)
+    acknowledge = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("urgentBanner")
+        self.setStyleSheet("QFrame#urgentBanner { border: 2px solid #b3261e; "
+                           "border-radius: 6px; }")
+        self.text = QLabel()
+        self.text.setObjectName("urgentText")
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        mark_phi(self.text)
+        self.open_button = QPushButton()
+        self.open_button.clicked.connect(lambda: self._emit(self.open))
+        self.ack_button = QPushButton()
+        self.ack_button.setObjectName("urgentAcknowledge")
+        self.ack_button.clicked.connect(lambda: self._emit(self.acknowledge))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(12, 8, 12, 8)
+        row.addWidget(self.text, 1)
+        row.addWidget(self.open_button)
+        row.addWidget(self.ack_button)
+        self.target: tuple[str, str] | None = None
+        self.count = 0
+        self.hide()
+        self.retranslate()
+
+    def show_urgent(self, room_id: str, event_id: str, sender_name: str, text: str,
+                    count: int) -> None:
+        """The oldest unacknowledged urgent message, and how many wait in all."""
+        translate = QCoreApplication.translate
+        self.target = (room_id, event_id)
+        self.count = count
+        line = fill(translate("UrgentBanner", "Urgent from %1: %2"), sender_name, text)
+        if count > 1:
+            line = fill(translate("UrgentBanner", "%1 (and %2 more)"), line, str(count - 1))
+        self.text.setText(line)
+        self.show()
+
+    def clear(self) -> None:
+        self.target = None
+        self.count = 0
+        self.text.clear()
+        self.hide()
+
+    def _emit(self, signal: Signal) -> None:
+        if self.target is not None:
+            signal.emit(*self.target)
+
+    def retranslate(self) -> None:
+        translate = QCoreApplication.translate
+        self.open_button.setText(translate("UrgentBanner", "Open"))
+        self.ack_button.setText(translate("UrgentBanner", "Acknowledge"))
+
+
+class PresenceBox(QComboBox):
+    """The user's status; emits ``chosen(status)`` when the user changes it."""
+
+    chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("presence")
+        for status in PRESENCE_STATES:
+            self.addItem("", status)
+        self.retranslate()
+        self.activated.connect(lambda index: self.chosen.emit(self.itemData(index)))
+
+    def set_status(self, status: str) -> None:
+        index = self.findData(status)
+        if index >= 0:
+            self.setCurrentIndex(index)
+
+    def status(self) -> str:
+        return str(self.currentData())
+
+    def retranslate(self) -> None:
+        translate = QCoreApplication.translate
+        self.setItemText(0, translate("PresenceBox", "Available"))
+        self.setItemText(1, translate("PresenceBox", "Do not disturb (only urgent messages)"))
+        self.setAccessibleName(translate("PresenceBox", "Your status"))
+
+
+def presence_text(status: str) -> str:
+    """Another member's status as the member list shows it ("" when available)."""
+    if status == "dnd":
+        return QCoreApplication.translate("PresenceBox", "Do not disturb")
+    return ""
