@@ -755,6 +755,22 @@
 <context>
     <name>SafeConsultError</name>
     <message>
+        <source>The study could not be shared.</source>
+        <translation>无法共享该检查。</translation>
+    </message>
+    <message>
+        <source>This study is not de-identified. Share the de-identified copy, or confirm that the identified study may go to this room.</source>
+        <translation>此检查尚未去标识。请共享去标识副本，或确认含身份信息的检查可以发送到此会诊室。</translation>
+    </message>
+    <message>
+        <source>This shared study was changed after it was sent, or its sender cannot be verified. It was not opened.</source>
+        <translation>此共享检查在发送后被更改，或无法验证其发送者。未打开该检查。</translation>
+    </message>
+    <message>
+        <source>The device that shared this study is not in your device list, so its signature cannot be checked. It was not opened.</source>
+        <translation>共享此检查的设备不在您的设备列表中，无法检查其签名。未打开该检查。</translation>
+    </message>
+    <message>
         <source>Something went wrong.</source>
         <translation>出现了问题。</translation>
     </message>
@@ -2334,6 +2350,107 @@ Key fingerprint: %3</source>
     <message>
         <source>An update offered by the server did not pass its security checks and was not installed. SafeConsult keeps working. Please tell IT (the details are in the audit log).</source>
         <translation>服务器提供的一个更新未通过安全检查，未予安装。SafeConsult 可继续正常使用。请告知 IT（详情见审计日志）。</translation>
+    </message>
+</context>
+<context>
+    <name>CoviewBinding</name>
+    <message>
+        <source>Following %1</source>
+        <translation>正在跟随 %1</translation>
+    </message>
+    <message>
+        <source>Presenting · %1 following</source>
+        <translation>正在演示 · %1 人跟随</translation>
+    </message>
+    <message>
+        <source>Waiting for a presenter…</source>
+        <translation>等待演示者…</translation>
+    </message>
+</context>
+<context>
+    <name>SharedStudiesPanel</name>
+    <message>
+        <source>%1 · %2 image(s) · from %3</source>
+        <translation>%1 · %2 幅图像 · 来自 %3</translation>
+    </message>
+    <message>
+        <source>Shared studies</source>
+        <translation>共享的检查</translation>
+    </message>
+    <message>
+        <source>Studies shared in your consult rooms</source>
+        <translation>在您的会诊室中共享的检查</translation>
+    </message>
+    <message>
+        <source>Study</source>
+        <translation>检查</translation>
+    </message>
+    <message>
+        <source>de-identified</source>
+        <translation>已去标识</translation>
+    </message>
+</context>
+<context>
+    <name>ViewerConsultMixin</name>
+    <message>
+        <source>Consult room:</source>
+        <translation>会诊室：</translation>
+    </message>
+    <message>
+        <source>Downloading %v / %m</source>
+        <translation>正在下载 %v / %m</translation>
+    </message>
+    <message>
+        <source>Follow the presenter</source>
+        <translation>跟随演示者</translation>
+    </message>
+    <message>
+        <source>Join a consult room first.</source>
+        <translation>请先加入一个会诊室。</translation>
+    </message>
+    <message>
+        <source>Only studies opened from files can be shared.</source>
+        <translation>只能共享从文件打开的检查。</translation>
+    </message>
+    <message>
+        <source>Present to the room</source>
+        <translation>向会诊室演示</translation>
+    </message>
+    <message>
+        <source>Share de-identified copy</source>
+        <translation>共享去标识副本</translation>
+    </message>
+    <message>
+        <source>Share identified (recorded in the audit trail)</source>
+        <translation>共享含身份信息的检查（记入审计日志）</translation>
+    </message>
+    <message>
+        <source>Share to consult</source>
+        <translation>共享到会诊</translation>
+    </message>
+    <message>
+        <source>Share to consult…</source>
+        <translation>共享到会诊…</translation>
+    </message>
+    <message>
+        <source>Sharing %v / %m</source>
+        <translation>正在共享 %v / %m</translation>
+    </message>
+    <message>
+        <source>Stop viewing together</source>
+        <translation>停止共同查看</translation>
+    </message>
+    <message>
+        <source>The study was shared in the room.</source>
+        <translation>检查已在会诊室中共享。</translation>
+    </message>
+    <message>
+        <source>This study is not de-identified. Rooms are not linked to a patient, so a de-identified copy is shared unless you confirm that the identified study may go to this room.</source>
+        <translation>此检查尚未去标识。会诊室未与患者关联，因此将共享去标识副本，除非您确认含身份信息的检查可以发送到此会诊室。</translation>
+    </message>
+    <message>
+        <source>View together</source>
+        <translation>共同查看</translation>
     </message>
 </context>
 </TS>
