@@ -50,7 +50,9 @@ class SharedStudiesPanel(QWidget):
         column = QVBoxLayout(self)
         column.setContentsMargins(6, 6, 6, 6)
         self.heading = QLabel()
-        self.heading.setProperty("role", "heading")
+        font = self.heading.font()
+        font.setBold(True)
+        self.heading.setFont(font)
         self.list = QListWidget()
         self.list.setObjectName("sharedStudyList")
         mark_phi(self.list)  # study descriptions are patient data
@@ -422,7 +424,7 @@ class ViewerConsultMixin:
 
     def _set_share_status(self, text: str, *, ok: bool) -> None:
         self.share_status.setText(text)
-        self.share_status.setProperty("role", "success" if ok else "warning")
+        self.share_status.setProperty("role", "" if ok else "error")
         self.share_status.style().unpolish(self.share_status)
         self.share_status.style().polish(self.share_status)
         self.share_status.setVisible(bool(text))

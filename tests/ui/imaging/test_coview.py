@@ -141,3 +141,30 @@ def test_the_signed_in_workspace_wires_sharing_into_the_viewer(
     assert images.sharing.chat is window.workspace.chat_service
     assert not images.share_action.isEnabled()  # nothing open yet
     assert not images.coview_button.isEnabled()  # no shared study open
+
+
+def test_a_tampered_shared_study_is_refused_in_the_viewer(qtbot, readers, open_server,
+                                                          tmp_path, save_screenshot):
+    a, b, room_id = readers
+    for reader in (a, b):
+        qtbot.addWidget(reader.view)
+    b.view.resize(1300, 600)
+    b.view.show()
+    run(qtbot, a.sharing.share(room_id, write_ct_series(tmp_path / "ct", 2, rows=48, cols=48)))
+    qtbot.waitUntil(lambda: bool(b.view.shared_panel.studies()), timeout=20_000)
+    (shared,) = b.view.shared_panel.studies()
+    # The server (or anyone with its disk) changes one bit of a stored file.
+    chunk = (open_server.settings.blob_dir / shared.manifest.files[1].descriptor["blob_id"]
+             / "00000000")
+    raw = bytearray(chunk.read_bytes())
+    raw[100] ^= 0x01
+    chunk.write_bytes(bytes(raw))
+    future = b.view.open_shared_study(shared)
+    qtbot.waitUntil(future.done, timeout=20_000)
+    assert b.view.share_status.isVisible()
+    assert b.view.share_status.text() == (
+        "This shared study was changed after it was sent, or its sender cannot be verified. "
+        "It was not opened.")
+    assert b.canvas.handle is None and b.view.shared_open is None
+    assert not b.view.coview_button.isEnabled()
+    save_screenshot(b.view, "imaging-shared-refused.png")
