@@ -67,6 +67,7 @@ from app.net.events import Closed, push_frames
 from app.net.transport import Transport
 from app.services import chat_content
 from app.services.chat_content import (
+    Disappear,
     Edit,
     MalformedContent,
     NotTheSender,
@@ -94,6 +95,8 @@ WAITING_TEXT = "Waiting for this message's key from the sender's device."
 URGENT_RENOTIFY_S = 60.0  # an urgent message not acknowledged notifies again this often
 PRESENCE_KEY = "presence"  # chat_state row: our own status
 PEER_PRESENCE = "presence:"  # chat_state row per user: their status as they sent it
+RETENTION_SWEEP_S = 30.0  # how often retention and disappearing messages are applied
+DISAPPEAR = "disappear:"  # chat_state row per room: "<after_s>:<origin_ms of the setting>"
 _READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "remove": "left",
                     "expire": "left"}
@@ -141,6 +144,7 @@ class _Applied:
     delivered: dict[str, tuple[int, str]] = field(default_factory=dict)
     receipt_rooms: set[str] = field(default_factory=set)  # rooms whose receipts moved
     presence: set[str] = field(default_factory=set)  # users whose status changed
+    settings: set[str] = field(default_factory=set)  # rooms whose disappearing setting moved
     undecryptable: list[UndecryptedEvent] = field(default_factory=list)
     missing: list[tuple[MissingRoomKey, str]] = field(default_factory=list)  # (key, sender)
     to_device: list[Any] = field(default_factory=list)
@@ -166,6 +170,8 @@ class ChatService:
     receipts_changed = Signal(str)  # room id: another member's delivery/read receipt moved
     notify = Signal(object)  # Notification: a message of another member wants attention
     presence_changed = Signal(str)  # user id (ours too) whose status changed
+    purged = Signal(object)  # set of room ids whose messages retention removed
+    room_settings_changed = Signal(str)  # room id: disappearing messages set or changed
 
     def __init__(
         self, session: SessionService, *, poll_interval_s: float = 30.0,
@@ -188,6 +194,7 @@ class ChatService:
         self.outbox = Outbox(self.cache)
         self.messages_repo = MessageRepository(self.cache)
         self.recall_window_ms = session.policy.recall_window_minutes * 60_000
+        self.retention_ms = session.policy.retention_days * 86_400_000
         keystore = session.bindings.keystore(self.device.username, self.device.device_id)
         pickle_key = keystore.pickle_key()
         if self.store.load_account() is None:
@@ -243,7 +250,8 @@ class ChatService:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._sync_loop()),
                            loop.create_task(self._push_loop()),
-                           loop.create_task(self._urgent_loop())]
+                           loop.create_task(self._urgent_loop()),
+                           loop.create_task(self._retention_loop())]
 
     async def run(self) -> None:
         """:meth:`start`, then the loops, for a caller that owns one task for the whole chat
@@ -259,7 +267,8 @@ class ChatService:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._sync_loop()),
                            loop.create_task(self._push_loop()),
-                           loop.create_task(self._urgent_loop())]
+                           loop.create_task(self._urgent_loop()),
+                           loop.create_task(self._retention_loop())]
             await asyncio.gather(*self._tasks)
         finally:
             await self.stop()
@@ -464,6 +473,67 @@ class ChatService:
                     if kind == "read":
                         self.state.put(_READ_SENT + room_id, up_to)
             await self._send_queued_to_device()
+
+    # -- retention and disappearing messages ---------------------------------------------
+
+    def disappearing(self, room_id: str) -> int:
+        """Seconds after which the room's messages disappear (0: they do not)."""
+        value = self.state.get(DISAPPEAR + room_id)
+        return int(value.split(":")[0]) if value else 0
+
+    def _set_disappear(self, room_id: str, after_s: int, origin_ms: int) -> bool:
+        """Keep the newest setting (by the relay's time); True if it changed."""
+        value = self.state.get(DISAPPEAR + room_id)
+        if value and int(value.split(":")[1]) > origin_ms:
+            return False  # an older setting arriving late
+        self.state.put(DISAPPEAR + room_id, f"{after_s}:{origin_ms}")
+        return not value or int(value.split(":")[0]) != after_s
+
+    async def set_disappearing(self, room_id: str, after_s: int) -> str:
+        """Make the room's messages disappear ``after_s`` seconds after sending on every
+        member's device (0: off). An encrypted room event; returns its event id."""
+        self._check_joined(room_id)
+        setting = Disappear(after_s)
+        chat_content.parse(chat_content.to_wire(setting))
+        event_id = new_event_id()
+        async with self._lock:
+            with self.cache.write():
+                self._queue_content(room_id, event_id, setting)
+                self._set_disappear(room_id, after_s, _now_ms())
+        self.room_settings_changed.emit(room_id)
+        self.purge_expired()
+        await self._after_queue()
+        return event_id
+
+    def purge_expired(self, now_ms: int | None = None) -> set[str]:
+        """Remove from the cache what retention (``Policy.retention_days``) and each room's
+        disappearing setting no longer allow; returns the rooms that lost messages."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        rooms: set[str] = set()
+        with self.cache.write():
+            retention_cutoff = now_ms - self.retention_ms
+            if self.messages_repo.delete_older_than(retention_cutoff):
+                rooms.update(r[0] for r in self.state.rooms())  # any room may have lost some
+            self.state.delete_undecrypted_older_than(retention_cutoff)
+            for room_id, *_ in self.state.rooms():
+                after_s = self.disappearing(room_id)
+                if after_s:
+                    cutoff = now_ms - after_s * 1000
+                    if self.messages_repo.delete_room_older_than(room_id, cutoff):
+                        rooms.add(room_id)
+                    self.state.delete_undecrypted_older_than(cutoff, room_id)
+            if rooms:
+                self.messages_repo.forget_orphan_meta()
+        if rooms:
+            log.info("chat cache purged", extra={"event": "chat_purged", "count": len(rooms)})
+            self.purged.emit(rooms)
+        return rooms
+
+    async def _retention_loop(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(SafeConsultError):  # the cache closed under us
+                self.purge_expired()
+            await asyncio.sleep(RETENTION_SWEEP_S)
 
     # -- urgent messages and presence -----------------------------------------------------
 
@@ -1152,6 +1222,10 @@ class ChatService:
         sender = result.sender_user
         if isinstance(content, Text):
             self._receive_text(event, sender, content, applied)
+        elif isinstance(content, Disappear):
+            self.state.forget_undecrypted(event.event_id)
+            if self._set_disappear(event.room_id, content.after_s, event.origin_ms):
+                applied.settings.add(event.room_id)
         elif isinstance(content, Edit | Recall):
             target = self.messages_repo.get(content.target)
             if target is not None and (target.sender != sender
@@ -1217,6 +1291,8 @@ class ChatService:
                                               message.sender, message.urgent))
         for user_id in sorted(applied.presence):
             self.presence_changed.emit(user_id)
+        for room_id in sorted(applied.settings):
+            self.room_settings_changed.emit(room_id)
         for event in applied.undecryptable:
             self.undecryptable.emit(event)
         for item in applied.to_device:

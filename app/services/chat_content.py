@@ -59,7 +59,18 @@ class Recall:
     target: str
 
 
-Content = Text | Edit | Recall
+DISAPPEAR_MIN_S, DISAPPEAR_MAX_S = 60, 365 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Disappear:
+    """Room setting: messages disappear ``after_s`` seconds after they were sent, on every
+    member's device (0: off). The latest setting (relay order) wins; any member may set it."""
+
+    after_s: int
+
+
+Content = Text | Edit | Recall | Disappear
 
 # Receipts go to the room's members' devices as Olm to-device messages of this type (not
 # room events: a device that joins later would see every receipt as a message waiting for
@@ -109,6 +120,7 @@ _FIELDS = {
     "text": ({"msgtype", "body"}, {"reply_to", "urgent"}),
     "edit": ({"msgtype", "target", "body", "order"}, set()),
     "recall": ({"msgtype", "target"}, set()),
+    "disappear": ({"msgtype", "after_s"}, set()),
 }
 
 
@@ -149,6 +161,12 @@ def parse(content: Any) -> Content:
         if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= MAX_ORDER:
             raise _bad("order is not a non-negative integer")
         return Edit(_event_id(content["target"], "target"), _body(content["body"]), order)
+    if kind == "disappear":
+        after = content["after_s"]
+        if isinstance(after, bool) or not isinstance(after, int) or not (
+                after == 0 or DISAPPEAR_MIN_S <= after <= DISAPPEAR_MAX_S):
+            raise _bad("after_s is not 0 or 60 s to a year")
+        return Disappear(after)
     return Recall(_event_id(content["target"], "target"))
 
 
@@ -164,4 +182,6 @@ def to_wire(content: Content) -> dict[str, Any]:
     if isinstance(content, Edit):
         return {"msgtype": "edit", "target": content.target, "body": content.body.reveal(),
                 "order": content.order}
+    if isinstance(content, Disappear):
+        return {"msgtype": "disappear", "after_s": content.after_s}
     return {"msgtype": "recall", "target": content.target}

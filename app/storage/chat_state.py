@@ -159,3 +159,12 @@ class ChatState:
                 (room_id,)):
             found.setdefault(user_id, {})[kind] = ts
         return found
+
+    def delete_undecrypted_older_than(self, ts_ms: int, room_id: str | None = None) -> int:
+        """Retention also covers the ciphertexts kept for events not shown."""
+        with self._cache.write() as conn:
+            if room_id is None:
+                return conn.execute("DELETE FROM chat_undecrypted WHERE origin_ms < ?",
+                                    (ts_ms,)).rowcount
+            return conn.execute("DELETE FROM chat_undecrypted WHERE room_id = ? AND "
+                                "origin_ms < ?", (room_id, ts_ms)).rowcount

@@ -196,3 +196,18 @@ class MessageRepository:
             if meta is not None:
                 found[message.event_id] = meta
         return found
+
+    def delete_room_older_than(self, room_id: str, ts_ms: int) -> int:
+        """Disappearing messages: drop the room's messages older than ``ts_ms``."""
+        with self._cache.write() as conn:
+            return conn.execute("DELETE FROM messages WHERE room_id = ? AND ts_ms < ?",
+                                (room_id, ts_ms)).rowcount
+
+    def forget_orphan_meta(self) -> None:
+        """Edit texts, replies and acknowledgements of messages no longer cached go too
+        (so does a change still waiting for its message: it waited past retention)."""
+        with self._cache.write() as conn:
+            conn.execute("DELETE FROM chat_message_meta WHERE event_id NOT IN "
+                         "(SELECT event_id FROM messages)")
+            conn.execute("DELETE FROM chat_acks WHERE event_id NOT IN "
+                         "(SELECT event_id FROM messages)")

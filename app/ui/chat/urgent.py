@@ -104,6 +104,42 @@ class PresenceBox(QComboBox):
         self.setAccessibleName(translate("PresenceBox", "Your status"))
 
 
+DISAPPEAR_CHOICES = (0, 3600, 86_400, 7 * 86_400)
+
+
+class DisappearBox(QComboBox):
+    """A room's disappearing-messages setting; emits ``chosen(seconds)`` (0: off)."""
+
+    chosen = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("disappearing")
+        for seconds in DISAPPEAR_CHOICES:
+            self.addItem("", seconds)
+        self.retranslate()
+        self.activated.connect(lambda index: self.chosen.emit(int(self.itemData(index))))
+
+    def set_seconds(self, seconds: int) -> None:
+        index = self.findData(seconds)
+        if index < 0:  # set elsewhere to another value: shown as it is
+            self.addItem(fill(QCoreApplication.translate("DisappearBox", "After %1 s"),
+                              str(seconds)), seconds)
+            index = self.count() - 1
+        self.setCurrentIndex(index)
+
+    def retranslate(self) -> None:
+        translate = QCoreApplication.translate
+        texts = (translate("DisappearBox", "Messages stay"),
+                 translate("DisappearBox", "Disappear after 1 hour"),
+                 translate("DisappearBox", "Disappear after 1 day"),
+                 translate("DisappearBox", "Disappear after 7 days"))
+        for index, text in enumerate(texts):
+            self.setItemText(index, text)
+        self.setToolTip(translate("DisappearBox", "Messages of this conversation are removed "
+                                  "from every member's device this long after sending"))
+
+
 def presence_text(status: str) -> str:
     """Another member's status as the member list shows it ("" when available)."""
     if status == "dnd":

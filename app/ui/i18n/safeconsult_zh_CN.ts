@@ -185,6 +185,14 @@
         <source>Choose a conversation on the left, or start a new consult room.</source>
         <translation>请在左侧选择一个会话，或新建会诊室。</translation>
     </message>
+    <message>
+        <source>It will be deleted for everyone in this conversation, on every device. Recall it?</source>
+        <translation>它将从此对话中所有人的每台设备上删除。要撤回吗？</translation>
+    </message>
+    <message>
+        <source>Recall this message?</source>
+        <translation>撤回此消息？</translation>
+    </message>
 </context>
 <context>
     <name>ConsultsView</name>
@@ -1261,6 +1269,22 @@
         <source>Attachments are not available yet.</source>
         <translation>暂不支持附件。</translation>
     </message>
+    <message>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <source>Editing your message</source>
+        <translation>正在编辑您的消息</translation>
+    </message>
+    <message>
+        <source>Notify again until each reader acknowledges it, even under do not disturb</source>
+        <translation>在每位读者确认之前反复提醒，即使对方处于免打扰状态</translation>
+    </message>
+    <message>
+        <source>Urgent</source>
+        <translation>紧急</translation>
+    </message>
 </context>
 <context>
     <name>DeviceWarning</name>
@@ -1343,6 +1367,10 @@
         <source>Never send messages to this device</source>
         <translation>永不向此设备发送消息</translation>
     </message>
+    <message>
+        <source>%1 · %2</source>
+        <translation>%1 · %2</translation>
+    </message>
 </context>
 <context>
     <name>RoomList</name>
@@ -1384,6 +1412,58 @@
     <message>
         <source>Not sent</source>
         <translation>未发送</translation>
+    </message>
+    <message>
+        <source>%1 · edited</source>
+        <translation>%1 · 已编辑</translation>
+    </message>
+    <message>
+        <source>Acknowledge</source>
+        <translation>确认收到</translation>
+    </message>
+    <message>
+        <source>Delivered</source>
+        <translation>已送达</translation>
+    </message>
+    <message>
+        <source>Delivered to %1 of %2, read by %3</source>
+        <translation>已送达 %1/%2 人，%3 人已读</translation>
+    </message>
+    <message>
+        <source>Edit</source>
+        <translation>编辑</translation>
+    </message>
+    <message>
+        <source>In reply to %1: %2</source>
+        <translation>回复 %1：%2</translation>
+    </message>
+    <message>
+        <source>In reply to a message not on this device</source>
+        <translation>回复一条不在此设备上的消息</translation>
+    </message>
+    <message>
+        <source>Message recalled</source>
+        <translation>消息已撤回</translation>
+    </message>
+    <message>
+        <source>Read</source>
+        <translation>已读</translation>
+    </message>
+    <message>
+        <source>Recall (delete for everyone)</source>
+        <translation>撤回（为所有人删除）</translation>
+    </message>
+    <message>
+        <source>Reply</source>
+        <translation>回复</translation>
+    </message>
+    <message>
+        <source>Urgent</source>
+        <translation>紧急</translation>
+    </message>
+    <message>
+        <source>Urgent · acknowledged</source>
+        <translation>紧急 · 已确认</translation>
     </message>
 </context>
 <context>
@@ -2451,6 +2531,71 @@ Key fingerprint: %3</source>
     <message>
         <source>View together</source>
         <translation>共同查看</translation>
+    </message>
+</context>
+<context>
+    <name>DisappearBox</name>
+    <message>
+        <source>After %1 s</source>
+        <translation>%1 秒后</translation>
+    </message>
+    <message>
+        <source>Disappear after 1 day</source>
+        <translation>1 天后消失</translation>
+    </message>
+    <message>
+        <source>Disappear after 1 hour</source>
+        <translation>1 小时后消失</translation>
+    </message>
+    <message>
+        <source>Disappear after 7 days</source>
+        <translation>7 天后消失</translation>
+    </message>
+    <message>
+        <source>Messages of this conversation are removed from every member&apos;s device this long after sending</source>
+        <translation>此对话的消息在发送后经过这段时间，将从每位成员的设备上删除</translation>
+    </message>
+    <message>
+        <source>Messages stay</source>
+        <translation>消息保留</translation>
+    </message>
+</context>
+<context>
+    <name>PresenceBox</name>
+    <message>
+        <source>Available</source>
+        <translation>在线</translation>
+    </message>
+    <message>
+        <source>Do not disturb</source>
+        <translation>免打扰</translation>
+    </message>
+    <message>
+        <source>Do not disturb (only urgent messages)</source>
+        <translation>免打扰（仅紧急消息）</translation>
+    </message>
+    <message>
+        <source>Your status</source>
+        <translation>您的状态</translation>
+    </message>
+</context>
+<context>
+    <name>UrgentBanner</name>
+    <message>
+        <source>%1 (and %2 more)</source>
+        <translation>%1（另有 %2 条）</translation>
+    </message>
+    <message>
+        <source>Acknowledge</source>
+        <translation>确认收到</translation>
+    </message>
+    <message>
+        <source>Open</source>
+        <translation>打开</translation>
+    </message>
+    <message>
+        <source>Urgent from %1: %2</source>
+        <translation>来自 %1 的紧急消息：%2</translation>
     </message>
 </context>
 </TS>

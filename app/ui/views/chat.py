@@ -44,7 +44,7 @@ from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
 from app.ui.chat.timeline import FAILED, SENT, Timeline, quote_text
-from app.ui.chat.urgent import PresenceBox, UrgentBanner, presence_text
+from app.ui.chat.urgent import DisappearBox, PresenceBox, UrgentBanner, presence_text
 from app.ui.chat.verification_dialog import VerificationDialog
 from app.ui.i18n import fill
 from app.ui.observe import observe
@@ -155,7 +155,10 @@ class ChatView(PlaceholderView):
         title_column.addWidget(self.room_title)
         title_column.addWidget(self.connection)
         header.addLayout(title_column, 1)
-        for button in (self.join_button, self.invite_button, self.members_button):
+        self.disappear_box = DisappearBox()
+        self.disappear_box.chosen.connect(self.set_disappearing)
+        for button in (self.disappear_box, self.join_button, self.invite_button,
+                       self.members_button):
             header.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
         self.room_header = header  # other features add room actions (the call view's "Start")
         self.message = QLabel()
@@ -248,6 +251,8 @@ class ChatView(PlaceholderView):
             observe(chat.receipts_changed, self._on_receipts, self)
             observe(chat.notify, self._on_notify, self)
             observe(chat.presence_changed, self._on_presence, self)
+            observe(chat.purged, self._on_purged, self)
+            observe(chat.room_settings_changed, self._on_room_settings, self)
             self.presence_box.set_status(chat.presence)
             self._refresh_urgent()
             observe(chat.send_failed, self._on_send_failed, self)
@@ -331,6 +336,8 @@ class ChatView(PlaceholderView):
         invited = state == "invited"
         self.join_button.setVisible(invited)
         self.invite_button.setVisible(state == "joined")
+        self.disappear_box.setVisible(state == "joined")
+        self.disappear_box.set_seconds(chat.disappearing(room_id))
         entries = []
         invitees = chat.state.members(room_id, "invited")
         for user_id in [*members, *[u for u in invitees if u not in members]]:
@@ -492,6 +499,23 @@ class ChatView(PlaceholderView):
         self._runner.run_task(self.chat.acknowledge(room_id, event_id), owner=self,
                               on_result=lambda _r: self._refresh_urgent(),
                               on_error=self.show_message)
+
+    def set_disappearing(self, seconds: int) -> None:
+        if self.chat is None or self.current_room is None:
+            return
+        self._runner.run_task(self.chat.set_disappearing(self.current_room, seconds),
+                              owner=self, on_error=self.show_message)
+
+    def _on_room_settings(self, room_id: str) -> None:
+        if self.chat is not None and room_id == self.current_room:
+            self.disappear_box.set_seconds(self.chat.disappearing(room_id))
+
+    def _on_purged(self, rooms: set[str]) -> None:
+        """Retention or disappearing messages removed messages: show what is left."""
+        if self.chat is not None and self.current_room in rooms:
+            self.timeline.clear()
+            self._load_timeline(self.current_room)
+        self._refresh_urgent()
 
     def set_presence(self, status: str) -> None:
         if self.chat is None:
@@ -733,7 +757,7 @@ class ChatView(PlaceholderView):
                                        "start a new consult room."))
         self.rooms.setAccessibleName(translate("ChatView", "Conversations"))
         for widget in (self.composer, self.members, self.banner, self.search, self.urgent,
-                       self.presence_box):
+                       self.presence_box, self.disappear_box):
             widget.retranslate()
         if self.chat is not None:
             self.refresh()

@@ -203,3 +203,24 @@ def test_scrolling_up_loads_older_history_from_the_cache(qtbot, people):
     qtbot.waitUntil(lambda: len(timeline.bubbles) == 250, timeout=5_000)
     assert timeline.texts()[:2] == ["note 0", "note 1"]
     assert alice.view.load_older() == 0  # the start of the history
+
+
+def test_disappearing_messages_setting_and_purge_in_the_view(qtbot, people):
+    import time
+
+    alice, bob = people("dr.dia", "dr.dov")
+    room = run(qtbot, room_with(alice.client, bob.client))
+    for person in (alice, bob):
+        person.view.refresh()
+        person.view.rooms.select(room)
+    assert alice.view.disappear_box.currentText() == "Messages stay"
+    run(qtbot, alice.chat.send_text(room, "handover: bed 9 stable"))
+    alice.view.disappear_box.chosen.emit(3600)  # the user picks "after 1 hour"
+    qtbot.waitUntil(lambda: alice.chat.disappearing(room) == 3600
+                    and alice.chat.outbox.count() == 0, timeout=10_000)
+    run(qtbot, bob.chat.sync_once())
+    qtbot.waitUntil(lambda: bob.view.disappear_box.currentText() == "Disappear after 1 hour",
+                    timeout=10_000)
+    assert bob.view.timeline.texts() == ["handover: bed 9 stable"]
+    bob.chat.purge_expired(int(time.time() * 1000) + 3_601_000)  # an hour later
+    qtbot.waitUntil(lambda: bob.view.timeline.texts() == [], timeout=10_000)

@@ -227,10 +227,17 @@ def test_a_consult_conversation_as_the_screenshot_shows_it(qtbot, people, save_s
         (lindqvist, "Seen it. Start the ACS pathway, I can take him to the cath lab at 16:00."),
         (okafor, "Agreed. Consent done, I will call the family."),
     ]
-    for person, text in script:
-        run(qtbot, person.chat.send_text(consult, text))
+    sent = []
+    for index, (person, text) in enumerate(script):
+        if index == 4:  # the others have read the conversation so far
+            for reader in (lindqvist, chen):
+                reader.chat.mark_read(consult)
+                run(qtbot, reader.chat.send_receipts())
+        reply_to = sent[2] if index == 3 else None  # Lindqvist answers the ECG message
+        sent.append(run(qtbot, person.chat.send_text(consult, text, reply_to=reply_to)))
         for other in (okafor, lindqvist, chen):
             run(qtbot, other.chat.sync_once())
+    run(qtbot, okafor.chat.sync_once())  # the delivery receipts of the last message
     for text in ("Are you free for the 17:00 handover?", "Two new admissions on ward 7."):
         run(qtbot, lindqvist.chat.send_text(direct, text))
     run(qtbot, okafor.chat.sync_once())
@@ -240,6 +247,10 @@ def test_a_consult_conversation_as_the_screenshot_shows_it(qtbot, people, save_s
     assert okafor.view.rooms.room_ids()[0] == invitation  # invitations first
     assert okafor.view.room_title.text() == "dr.lindqvist, nurse.chen"
     assert len(okafor.view.timeline.bubbles) == 5
+    bubbles = okafor.view.timeline.bubbles
+    assert bubbles[sent[3]].quote.text().startswith("In reply to nurse.chen: New ST")
+    assert bubbles[sent[1]].state.text() == "Read"
+    assert bubbles[sent[4]].state.text() == "Delivered"
     okafor.view.members.select_device(lindqvist.user_id, lindqvist.device_id)
     okafor.view.composer.edit.setPlainText("Cath lab confirmed for 16:00")
     qtbot.wait(50)

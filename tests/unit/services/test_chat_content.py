@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from app.core.phi import Phi
 from app.services.chat_content import (
     MAX_BODY,
+    Disappear,
     Edit,
     MalformedContent,
     Recall,
@@ -30,6 +31,7 @@ contents = st.one_of(
     st.builds(lambda t, b, o: Edit(t, Phi(b), o), event_ids, bodies,
               st.integers(0, 2**53)),
     st.builds(Recall, event_ids),
+    st.builds(Disappear, st.just(0) | st.integers(60, 365 * 24 * 3600)),
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -85,6 +87,9 @@ def test_every_field_is_checked(content, data):
     {"msgtype": "edit", "target": "a", "body": "hi", "order": 1.5},
     {"msgtype": "recall", "target": "a/b"},
     {"msgtype": "recall"},
+    {"msgtype": "disappear", "after_s": 59},
+    {"msgtype": "disappear", "after_s": True},
+    {"msgtype": "disappear", "after_s": 10**9},
     {"msgtype": "poll"},
     {"msgtype": "receipt", "kind": "read", "up_to": "a"},
     [],
