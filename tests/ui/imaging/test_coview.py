@@ -20,7 +20,6 @@ from app.ui.asyncbridge import TaskRunner
 from app.ui.views.images import ImagesView
 from tests.integration.test_chat import new_client, room_with
 from tests.support.dicom_gen import write_ct_series
-from tests.support.signed_in import signed_in_window  # noqa: F401 (fixture)
 from tests.ui.chat.conftest import run
 from tests.ui.imaging.test_viewer import drag, send_mouse, wheel
 
@@ -133,8 +132,8 @@ def test_view_together_b_follows_a(qtbot, readers, tmp_path, save_screenshot):
     b.view.stop_coview()
 
 
-def test_the_signed_in_workspace_wires_sharing_into_the_viewer(
-        qtbot, signed_in_window, open_server):  # noqa: F811 (the imported fixture)
+def test_the_signed_in_workspace_wires_sharing_into_the_viewer(qtbot, signed_in_window,
+                                                               open_server):
     window = signed_in_window(open_server, "dr.wire", "physician")
     images = window.workspace.views["images"]
     assert images.sharing is window.workspace.study_sharing
