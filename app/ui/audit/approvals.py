@@ -25,19 +25,18 @@ from PySide6.QtWidgets import (
 
 from app.services.access_review import AccessReviewService, ApprovalRequest, AuditPolicy
 from app.ui.asyncbridge import TaskRunner
+from app.ui.audit.requests import PageRequests
 from app.ui.audit.texts import timestamp
-from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
 
-class ApprovalsPanel(QWidget):
+class ApprovalsPanel(PageRequests, QWidget):
     def __init__(self, service: AccessReviewService, runner: TaskRunner,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("approvals")
         self._service, self._runner = service, runner
-        self._inflight = 0
         self.requests: list[ApprovalRequest] = []
         self.policy_box = QGroupBox()
         self.policy_text = QLabel()
@@ -93,24 +92,6 @@ class ApprovalsPanel(QWidget):
         self._selected()
         self.retranslate()
 
-    @property
-    def busy(self) -> int:
-        """Requests of this page still under way."""
-        return self._inflight
-
-    def _run(self, coro, done, on_error=None) -> None:
-        show_form_error(self.error, "")
-        self._inflight += 1
-
-        def result(value) -> None:
-            self._inflight -= 1
-            done(value)
-
-        def error(message: str) -> None:
-            self._inflight -= 1
-            (on_error or (lambda m: show_form_error(self.error, m)))(message)
-
-        self._runner.run_task(coro, owner=self, on_result=result, on_error=error)
 
     def load_all(self) -> None:
         self._run(self._service.policy(), self._show_policy)

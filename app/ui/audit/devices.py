@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 from app.services.device_admin import DeviceAction, DeviceAdminService, ManagedDevice
 from app.services.session import fingerprint
 from app.ui.asyncbridge import TaskRunner
+from app.ui.audit.requests import PageRequests
 from app.ui.audit.texts import timestamp
-from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
 
 Confirm = Callable[[QWidget, str, str], bool]
@@ -43,13 +43,12 @@ def ask(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-class DevicesPanel(QWidget):
+class DevicesPanel(PageRequests, QWidget):
     def __init__(self, service: DeviceAdminService, runner: TaskRunner, *,
                  confirm: Confirm = ask, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("deviceAdmin")
         self._service, self._runner, self._confirm = service, runner, confirm
-        self._inflight = 0
         self.devices: list[ManagedDevice] = []
 
         self.pending_only = QCheckBox()
@@ -107,24 +106,10 @@ class DevicesPanel(QWidget):
         self.retranslate()
         self._selected()
 
-    @property
-    def busy(self) -> int:
-        return self._inflight
 
-    def _run(self, coro, done) -> None:
-        show_form_error(self.error, "")
-        self._inflight += 1
-
-        def result(value) -> None:
-            self._inflight -= 1
-            done(value)
-
-        def error(message: str) -> None:
-            self._inflight -= 1
-            show_form_error(self.error, message)
-            self._selected()
-
-        self._runner.run_task(coro, owner=self, on_result=result, on_error=error)
+    def _request_failed(self, message: str) -> None:
+        super()._request_failed(message)
+        self._selected()  # the buttons come back for another try
 
     def load_all(self) -> None:
         self._run(self._service.devices(pending_only=self.pending_only.isChecked()), self._show)
@@ -182,7 +167,7 @@ class DevicesPanel(QWidget):
         device = self.selected()
         allowed = self.allowed(device)
         for action, button in self.buttons.items():
-            button.setEnabled(action in allowed and not self._inflight)
+            button.setEnabled(action in allowed and not self.busy)
         if device is None:
             self.selection_text.setText(self.tr("Select a device."))
         else:

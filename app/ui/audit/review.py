@@ -45,6 +45,7 @@ from app.services.access_review import (
     review_decision,
 )
 from app.ui.asyncbridge import TaskRunner
+from app.ui.audit.requests import PageRequests
 from app.ui.audit.texts import clock_time, fit_bold, timestamp
 from app.ui.form_error import show_form_error
 from app.ui.i18n import fill
@@ -224,7 +225,7 @@ class FilterForm(QWidget):
         self.clear.setText(self.tr("Clear"))
 
 
-class AccessReviewPanel(QWidget):
+class AccessReviewPanel(PageRequests, QWidget):
     """The auditor's page in the Admin area."""
 
     def __init__(self, service: AccessReviewService, runner: TaskRunner,
@@ -232,7 +233,6 @@ class AccessReviewPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("accessReview")
         self._service, self._runner = service, runner
-        self._inflight = 0
         self.entries: list[LogEntry] = []
         self.alerts: list[Alert] = []
         self.queue: list[BreakGlassEntry] = []
@@ -392,24 +392,6 @@ class AccessReviewPanel(QWidget):
         self.load_break_glass()
         self.load_policy()
 
-    @property
-    def busy(self) -> int:
-        """Requests of this page still under way."""
-        return self._inflight
-
-    def _run(self, coro, done, on_error=None) -> None:
-        show_form_error(self.error, "")
-        self._inflight += 1
-
-        def result(value) -> None:
-            self._inflight -= 1
-            done(value)
-
-        def error(message: str) -> None:
-            self._inflight -= 1
-            (on_error or (lambda m: show_form_error(self.error, m)))(message)
-
-        self._runner.run_task(coro, owner=self, on_result=result, on_error=error)
 
     def check_chain(self) -> None:
         self._run(self._service.chain(), self.chain.show_report)
