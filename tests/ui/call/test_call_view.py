@@ -97,10 +97,15 @@ def test_two_clinicians_call_mute_camera_share_lock_and_hang_up(
         assert dialog.camera.count() >= 1 and dialog.microphone.count() >= 1
         dialog.resize(520, 560)
         save_screenshot(dialog, "call-prejoin.png")
+        bob.controller.app_state.locked = True  # Bob's session is locked when it rings
         qtbot.mouseClick(dialog.join_button, Qt.MouseButton.LeftButton)
 
-        # Bob is asked; he accepts.
-        qtbot.waitUntil(lambda: bool(prompts), timeout=20_000)
+        # No prompt over a lock screen: it waits for the unlock. Then Bob accepts.
+        qtbot.waitUntil(lambda: bool(bob_peer.calls.pending), timeout=20_000)
+        qtbot.wait(200)
+        assert prompts == []
+        bob.controller.app_state.locked = False
+        qtbot.waitUntil(lambda: bool(prompts), timeout=5_000)
         prompt = prompts[0]
         assert "dr.alice" in prompt.message.text()
         save_screenshot(prompt, "call-incoming.png")
