@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from app.core.phi import Phi
-from app.net.auth_api import ProtocolError, response_field
+from app.net.auth_api import ProtocolError, optional_field, response_field
 from app.net.transport import Transport
 
 # -- client events ---------------------------------------------------------------------------
@@ -41,13 +41,7 @@ def _int(data: Any, name: str) -> int:
     return int(response_field(data, name, int))
 
 
-def _opt(data: Any, name: str, kind: type) -> Any:
-    value = data.get(name) if isinstance(data, dict) else None
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ProtocolError(f"response field {name!r} is not {kind.__name__}")
-    return value
+_opt = optional_field
 
 
 def _objects(data: Any, name: str) -> list[dict[str, Any]]:

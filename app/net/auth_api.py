@@ -29,6 +29,16 @@ def response_field(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
     return data[name]
 
 
+def optional_field(data: Any, name: str, kind: type) -> Any:
+    """``data[name]`` when present and not null (then of ``kind``), else None."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(f"response field {name!r} is not {kind.__name__}")
+    return value
+
+
 def parse_tokens(data: Any) -> Tokens:
     return Tokens(
         session_id=response_field(data, "session_id", str),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from app.net.auth_api import ProtocolError, response_field
+from app.net.auth_api import ProtocolError, optional_field, response_field
 from app.net.transport import Transport
 
 DeviceAction = Literal["approve", "revoke", "wipe", "logout"]
@@ -45,15 +45,6 @@ def _choice(data: Any, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _opt_int(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ProtocolError(f"response field {name!r} is not int")
-    return value
-
-
 def _device(data: Any) -> ManagedDevice:
     if not isinstance(data, dict):
         raise ProtocolError("a device must be an object")
@@ -66,8 +57,8 @@ def _device(data: Any) -> ManagedDevice:
         order=_choice(data, "order", ORDERS),
         ed25519=response_field(data, "ed25519", str),
         created_ms=int(response_field(data, "created_ms", int)),
-        approved_ms=_opt_int(data, "approved_ms"),
-        last_seen_ms=_opt_int(data, "last_seen_ms"),
+        approved_ms=optional_field(data, "approved_ms", int),
+        last_seen_ms=optional_field(data, "last_seen_ms", int),
     )
 
 
@@ -85,5 +76,5 @@ async def act(transport: Transport, device_id: str, action: DeviceAction) -> Dev
         device_id=response_field(data, "device_id", str),
         state=_choice(data, "state", STATES),
         order=_choice(data, "order", ORDERS),
-        order_id=data.get("order_id") if isinstance(data.get("order_id"), str) else None,
+        order_id=optional_field(data, "order_id", str),
     )
