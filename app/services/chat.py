@@ -21,11 +21,10 @@ One machine per device, used by one task at a time (``_lock``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
-import secrets
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from app.core.chat import (
     MESSAGE_TYPE,
     UNREADABLE_EVENT,
     ChatMessage,
-    Delivery,
     EventState,
     Notification,
     RoomEvent,
@@ -73,9 +71,11 @@ from app.services.chat_content import (
     NotTheSender,
     Recall,
     RecallTooLate,
-    Receipt,
     Text,
+    new_event_id,
+    now_ms,
 )
+from app.services.chat_features import RECEIPT_INTERVAL_S, URGENT_RENOTIFY_S, ChatFeatures
 from app.services.session import LIVE_STATES, SessionService
 from app.storage.chat_state import SYNC_TOKEN, ChatState
 from app.storage.crypto_store import SqlCryptoStore
@@ -92,23 +92,11 @@ PERMANENT_REFUSALS = frozenset({
 })
 MISSING_KEY = "missing_room_key"
 WAITING_TEXT = "Waiting for this message's key from the sender's device."
-URGENT_RENOTIFY_S = 60.0  # an urgent message not acknowledged notifies again this often
-PRESENCE_KEY = "presence"  # chat_state row: our own status
-PEER_PRESENCE = "presence:"  # chat_state row per user: their status as they sent it
-RETENTION_SWEEP_S = 30.0  # how often retention and disappearing messages are applied
-DISAPPEAR = "disappear:"  # chat_state row per room: "<after_s>:<origin_ms of the setting>"
-_READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "remove": "left",
                     "expire": "left"}
 
 
-def new_event_id() -> str:
-    """Client-chosen event id: 128 random bits, so ids leak nothing and never collide."""
-    return "sc_" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+_now_ms = now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +144,7 @@ class _Applied:
     room_events: list[RoomEventReceived] = field(default_factory=list)  # not chat messages
 
 
-class ChatService:
+class ChatService(ChatFeatures):
     message = Signal(object)  # ChatMessage: new in a room (also our own, as composed)
     undecryptable = Signal(object)  # UndecryptedEvent: kept, not shown (waiting or rejected)
     device_warning = Signal(object)  # DeviceWarning: a contact's device appeared or changed
@@ -177,7 +165,7 @@ class ChatService:
         self, session: SessionService, *, poll_interval_s: float = 30.0,
         one_time_keys: int = 50, trust_policy: TrustPolicy = TrustPolicy.TOFU,
         rotation: RotationPolicy | None = None, sync_limit: int = 100,
-        renotify_s: float = URGENT_RENOTIFY_S,
+        renotify_s: float = URGENT_RENOTIFY_S, receipt_interval_s: float = RECEIPT_INTERVAL_S,
     ) -> None:
         if session.cache is None or session.device is None:
             raise SafeConsultError("chat needs a signed-in session")
@@ -189,6 +177,8 @@ class ChatService:
         self.one_time_keys = one_time_keys
         self.sync_limit = sync_limit
         self.renotify_s = renotify_s
+        self.receipt_interval_s = receipt_interval_s
+        self._receipts_sent_at = -math.inf
         self.store = SqlCryptoStore(self.cache)
         self.state = ChatState(self.cache)
         self.outbox = Outbox(self.cache)
@@ -327,6 +317,9 @@ class ChatService:
                 log.error("chat sync crashed", extra={"event": "chat_sync_failed",
                                                       "reason_code": exc.__class__.__name__})
                 timeout, retry = retry, min(retry * 2, self.poll_interval_s)
+            if self._pending_receipts:  # held back by the interval: send them when it ends
+                timeout = min(timeout, max(0.0, self._receipts_sent_at
+                                           + self.receipt_interval_s - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -440,208 +433,6 @@ class ChatService:
 
     def members(self, room_id: str) -> list[str]:
         return self.state.members(room_id)
-
-    def mark_read(self, room_id: str) -> None:
-        """The user read the room: unread count to zero, and a read receipt for the newest
-        message of another member (sent by the loop, or :meth:`send_receipts`)."""
-        self.state.mark_read(room_id)
-        latest = [m for m in self.messages_repo.list_room(room_id, limit=20)
-                  if m.sender != self.user_id]
-        if latest and self.state.room_state(room_id) == "joined":
-            up_to = latest[-1].event_id
-            if self.state.get(_READ_SENT + room_id) != up_to:
-                self._pending_receipts[(room_id, "read")] = up_to
-                self.wake()
-        self.rooms_changed.emit()
-
-    async def send_receipts(self) -> None:
-        """Queue and send the receipts due (encrypted room events, through the outbox)."""
-        if not self._pending_receipts:
-            return
-        async with self._lock:
-            pending, self._pending_receipts = self._pending_receipts, {}
-            await self._ensure_sessions({u for room_id, _ in pending
-                                         for u in self.state.members(room_id)})
-            with self.cache.write():
-                for (room_id, kind), up_to in pending.items():
-                    if self.state.room_state(room_id) != "joined":
-                        continue
-                    others = [u for u in self.state.members(room_id) if u != self.user_id]
-                    wire = chat_content.receipt_to_wire(Receipt(room_id, kind, up_to))
-                    self._queue_to_device(self.machine.encrypt_to_members(
-                        others, chat_content.RECEIPT_TYPE, wire))
-                    if kind == "read":
-                        self.state.put(_READ_SENT + room_id, up_to)
-            await self._send_queued_to_device()
-
-    # -- retention and disappearing messages ---------------------------------------------
-
-    def disappearing(self, room_id: str) -> int:
-        """Seconds after which the room's messages disappear (0: they do not)."""
-        value = self.state.get(DISAPPEAR + room_id)
-        return int(value.split(":")[0]) if value else 0
-
-    def _set_disappear(self, room_id: str, after_s: int, origin_ms: int) -> bool:
-        """Keep the newest setting (by the relay's time); True if it changed."""
-        value = self.state.get(DISAPPEAR + room_id)
-        if value and int(value.split(":")[1]) > origin_ms:
-            return False  # an older setting arriving late
-        self.state.put(DISAPPEAR + room_id, f"{after_s}:{origin_ms}")
-        return not value or int(value.split(":")[0]) != after_s
-
-    async def set_disappearing(self, room_id: str, after_s: int) -> str:
-        """Make the room's messages disappear ``after_s`` seconds after sending on every
-        member's device (0: off). An encrypted room event; returns its event id."""
-        self._check_joined(room_id)
-        setting = Disappear(after_s)
-        chat_content.parse(chat_content.to_wire(setting))
-        event_id = new_event_id()
-        async with self._lock:
-            with self.cache.write():
-                self._queue_content(room_id, event_id, setting)
-                self._set_disappear(room_id, after_s, _now_ms())
-        self.room_settings_changed.emit(room_id)
-        self.purge_expired()
-        await self._after_queue()
-        return event_id
-
-    def purge_expired(self, now_ms: int | None = None) -> set[str]:
-        """Remove from the cache what retention (``Policy.retention_days``) and each room's
-        disappearing setting no longer allow; returns the rooms that lost messages."""
-        now_ms = _now_ms() if now_ms is None else now_ms
-        rooms: set[str] = set()
-        with self.cache.write():
-            retention_cutoff = now_ms - self.retention_ms
-            if self.messages_repo.delete_older_than(retention_cutoff):
-                rooms.update(r[0] for r in self.state.rooms())  # any room may have lost some
-            self.state.delete_undecrypted_older_than(retention_cutoff)
-            for room_id, *_ in self.state.rooms():
-                after_s = self.disappearing(room_id)
-                if after_s:
-                    cutoff = now_ms - after_s * 1000
-                    if self.messages_repo.delete_room_older_than(room_id, cutoff):
-                        rooms.add(room_id)
-                    self.state.delete_undecrypted_older_than(cutoff, room_id)
-            if rooms:
-                self.messages_repo.forget_orphan_meta()
-        if rooms:
-            log.info("chat cache purged", extra={"event": "chat_purged", "count": len(rooms)})
-            self.purged.emit(rooms)
-        return rooms
-
-    async def _retention_loop(self) -> None:
-        while not self._closing:
-            with contextlib.suppress(SafeConsultError):  # the cache closed under us
-                self.purge_expired()
-            await asyncio.sleep(RETENTION_SWEEP_S)
-
-    # -- urgent messages and presence -----------------------------------------------------
-
-    def unacknowledged(self) -> list[ChatMessage]:
-        """Urgent messages of others we have not acknowledged, oldest first."""
-        return [self._shown(m, self.messages_repo.meta(m.event_id, m.sender))
-                for m in self.messages_repo.unacknowledged_urgent(self.user_id)]
-
-    def renotify(self) -> list[Notification]:
-        """Notify again of every urgent message not acknowledged (also under do not
-        disturb); the urgent loop calls this every ``renotify_s``."""
-        due = [Notification(m.room_id, m.event_id, m.sender, True, repeat=True)
-               for m in self.unacknowledged()]
-        for notification in due:
-            self.notify.emit(notification)
-        return due
-
-    async def _urgent_loop(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.renotify_s)
-            with contextlib.suppress(SafeConsultError):  # the cache closed under us
-                self.renotify()
-
-    async def acknowledge(self, room_id: str, event_id: str) -> None:
-        """We saw the urgent message ``event_id``: no more re-notifying, and its author
-        learns it (an ``ack`` receipt)."""
-        message = self.messages_repo.get(event_id)
-        if message is None or message.room_id != room_id:
-            raise SafeConsultError("unknown message", user_message="This message is gone.")
-        async with self._lock:
-            await self._ensure_sessions([message.sender])
-            with self.cache.write():
-                self.messages_repo.acknowledge(event_id, self.user_id, _now_ms())
-                if self.state.room_state(room_id) == "joined" and message.sender != self.user_id:
-                    wire = chat_content.receipt_to_wire(Receipt(room_id, "ack", event_id))
-                    self._queue_to_device(self.machine.encrypt_to_members(
-                        [message.sender], chat_content.RECEIPT_TYPE, wire))
-        self._emit_changed(event_id)
-        try:
-            await self._send_queued_to_device()
-        except ConnectionFailed:
-            self._set_online(False)
-            self.wake()
-
-    async def _ensure_sessions(self, users: Iterable[str]) -> None:
-        """Olm sessions with the allowed devices of ``users`` (claiming one-time keys), for
-        the to-device messages of receipts and status. Best effort: offline, the devices
-        with a session get them."""
-        users = [u for u in dict.fromkeys(users) if u != self.user_id]
-        try:
-            await self._ensure_device_lists(users)
-            missing = self.machine.missing_sessions(users)
-            if missing:
-                self.machine.receive_key_claim(
-                    await relay_api.claim_keys(self.transport, [d for _, d in missing]))
-        except ConnectionFailed:
-            self._set_online(False)
-
-    def acknowledged_by(self, event_id: str) -> list[str]:
-        """Who acknowledged (our own urgent) ``event_id``, first first."""
-        return self.messages_repo.acks(event_id)
-
-    @property
-    def presence(self) -> str:
-        """Our own status: "available" or "dnd" (do not disturb)."""
-        return self.state.get(PRESENCE_KEY) or "available"
-
-    def peer_presence(self, user_id: str) -> str:
-        return self.state.get(PEER_PRESENCE + user_id) or "available"
-
-    async def set_presence(self, status: str) -> None:
-        """Set our status and tell the members of our rooms (Olm to-device). Under "dnd"
-        only urgent messages notify."""
-        if status not in chat_content.PRESENCE:
-            raise SafeConsultError("unknown status", user_message="Unknown status.")
-        others = [u for u in self.state.all_member_ids() if u != self.user_id]
-        async with self._lock:
-            await self._ensure_sessions(others)
-            with self.cache.write():
-                self.state.put(PRESENCE_KEY, status)
-                if others:
-                    self._queue_to_device(self.machine.encrypt_to_members(
-                        others, chat_content.PRESENCE_TYPE, {"status": status}))
-        self.presence_changed.emit(self.user_id)
-        try:
-            await self._send_queued_to_device()
-        except ConnectionFailed:
-            self._set_online(False)
-            self.wake()
-
-    def delivery(self, room_id: str, *, limit: int = 100,
-                 before_ts_ms: int | None = None) -> dict[str, Delivery]:
-        """Our own messages among the room's latest ``limit`` (before ``before_ts_ms``), by
-        event id: how far each got with the other joined members, from their receipts."""
-        others = [u for u in self.state.members(room_id) if u != self.user_id]
-        receipts = self.state.receipts(room_id)
-        got = [max(receipts.get(u, {}).values(), default=-1) for u in others]
-        read = [receipts.get(u, {}).get("read", -1) for u in others]
-        found = {}
-        for m in self.messages_repo.list_room(room_id, limit=limit, before_ts_ms=before_ts_ms):
-            if m.sender != self.user_id:
-                continue
-            n_got = sum(ts >= m.ts_ms for ts in got)
-            n_read = sum(ts >= m.ts_ms for ts in read)
-            state = ("read" if others and n_read == len(others)
-                     else "delivered" if others and n_got == len(others) else "sent")
-            found[m.event_id] = Delivery(state, n_got, n_read, len(others))
-        return found
 
     def messages(self, room_id: str, *, limit: int = 100,
                  before_ts_ms: int | None = None) -> list[ChatMessage]:
@@ -1048,11 +839,12 @@ class ChatService:
                     self._pending_receipts[(room_id, "delivered")] = event_id
                 if not batch.limited:
                     break
-        try:
-            await self.send_receipts()
-        except ConnectionFailed:
-            self._set_online(False)
-            self.wake()
+        if time.monotonic() - self._receipts_sent_at >= self.receipt_interval_s:
+            try:  # otherwise the loop sends them when the interval ends
+                await self.send_receipts()
+            except ConnectionFailed:
+                self._set_online(False)
+                self.wake()
         return shown
 
     async def _learn_senders(self, batch: SyncBatch) -> None:
@@ -1137,48 +929,6 @@ class ChatService:
             else:
                 applied.to_device.append(result)
 
-    def _receive_presence(self, msg: DecryptedToDevice, applied: _Applied) -> None:
-        try:
-            status = chat_content.parse_presence(msg.content.reveal())
-        except MalformedContent as exc:
-            log.warning("presence rejected", extra={"event": "chat_presence_rejected",
-                                                    "reason_code": exc.__class__.__name__})
-            return
-        if msg.sender_user == self.user_id or \
-                msg.sender_user not in self.state.all_member_ids():
-            return  # only the people we share a room with
-        if self.state.get(PEER_PRESENCE + msg.sender_user) != status:
-            self.state.put(PEER_PRESENCE + msg.sender_user, status)
-            applied.presence.add(msg.sender_user)
-
-    def _receive_receipt(self, msg: DecryptedToDevice, applied: _Applied) -> None:
-        """Another member's device has (or read) the room up to a message (Olm-authenticated
-        sender; the room and the message are checked against our own view)."""
-        try:
-            receipt = chat_content.parse_receipt(msg.content.reveal())
-        except MalformedContent as exc:
-            log.warning("receipt rejected", extra={"event": "chat_receipt_rejected",
-                                                   "reason_code": exc.__class__.__name__})
-            return
-        target = self.messages_repo.get(receipt.up_to)
-        if (msg.sender_user == self.user_id or target is None
-                or target.room_id != receipt.room_id
-                or msg.sender_user not in self.state.members(receipt.room_id)):
-            return  # another device of ours, a message we do not hold, or not a member
-        if receipt.kind == "ack":
-            if self.messages_repo.acknowledge(target.event_id, msg.sender_user, _now_ms()):
-                shown = self.message_by_id(target.event_id)
-                if shown is not None:
-                    applied.changed.append(shown)
-            return
-        moved = self.state.record_receipt(receipt.room_id, msg.sender_user, receipt.kind,
-                                          target.ts_ms)
-        if receipt.kind == "read":  # read implies delivered
-            moved = self.state.record_receipt(receipt.room_id, msg.sender_user, "delivered",
-                                              target.ts_ms) or moved
-        if moved:
-            applied.receipt_rooms.add(receipt.room_id)
-
     def _apply_membership(self, event: RoomEvent, applied: _Applied) -> None:
         subject = event.content.get("user_id")
         state = MEMBERSHIP_STATE.get(str(event.content.get("membership")))
@@ -1257,15 +1007,22 @@ class ChatService:
         self.state.forget_undecrypted(event.event_id)
         if not new:
             return
+        # An edit or recall may have come first (this message waited for its key): one
+        # lookup, and the usual case (none) costs nothing more.
+        earlier = self.messages_repo.meta(event.event_id, sender)
         if content.reply_to is not None or content.urgent:
             self.messages_repo.set_reply(event.room_id, event.event_id, sender,
                                          content.reply_to, urgent=content.urgent)
-        # An edit or recall may have come first (this message waited for its key).
-        self.messages_repo.apply_changes(event.event_id, recall_window_ms=self.recall_window_ms)
         self.state.bump_unread(event.room_id, event.origin_ms, unread=sender != self.user_id)
         if sender != self.user_id and event.origin_ms >= applied.delivered.get(
                 event.room_id, (-1, ""))[0]:
             applied.delivered[event.room_id] = (event.origin_ms, event.event_id)
+        if earlier is None:
+            applied.shown.append(ChatMessage(event.room_id, event.event_id, sender,
+                                             event.origin_ms, content.body,
+                                             reply_to=content.reply_to, urgent=content.urgent))
+            return
+        self.messages_repo.apply_changes(event.event_id, recall_window_ms=self.recall_window_ms)
         shown = self.message_by_id(event.event_id)
         if shown is not None:
             applied.shown.append(shown)

@@ -9,7 +9,10 @@ reason, it never shows half of it. Pure functions, no I/O: tested with hypothesi
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,15 @@ MAX_BODY = 32_000  # characters of a message or an edit
 # Event ids are client-chosen (app.services.chat.new_event_id) or relay-made; both fit here.
 EVENT_ID = re.compile(r"[A-Za-z0-9_\-.:$!]{1,128}")
 MAX_ORDER = 2**53  # an edit's order stays an exact JSON number everywhere
+
+
+def new_event_id() -> str:
+    """Client-chosen event id: 128 random bits, so ids leak nothing and never collide."""
+    return "sc_" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MalformedContent(E2EEError):

@@ -3,14 +3,41 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from app.services.chat_content import RECEIPT_TYPE
 from tests.integration.test_chat import new_client, room_with
 
 
+async def test_delivery_receipts_of_a_burst_go_out_once_per_interval(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice.r3", receipt_interval_s=0)
+    bob = await new_client(open_server, tmp_path, "dr.bob.r3", receipt_interval_s=0.5)
+    try:
+        room_id = await room_with(alice, bob)
+        first = await alice.chat.send_text(room_id, "one")
+        await bob.chat.sync_once()  # the first goes at once
+        second = await alice.chat.send_text(room_id, "two")
+        await bob.chat.sync_once()  # within the interval: held back
+        assert bob.chat._pending_receipts
+        await alice.chat.sync_once()
+        delivery = alice.chat.delivery(room_id)
+        assert (delivery[first].state, delivery[second].state) == ("delivered", "sent")
+        await asyncio.sleep(0.6)
+        await bob.chat.sync_once()  # the interval passed: the newest one goes
+        await alice.chat.sync_once()
+        assert alice.chat.delivery(room_id)[second].state == "delivered"
+    finally:
+        await alice.close()
+        await bob.close()
+
+
 async def test_sent_delivered_read_with_three_clients(open_server, tmp_path):
-    alice = await new_client(open_server, tmp_path, "dr.alice.r")
-    bob = await new_client(open_server, tmp_path, "dr.bob.r")
-    carol = await new_client(open_server, tmp_path, "dr.carol.r")
+    alice = await new_client(open_server, tmp_path, "dr.alice.r",
+                               receipt_interval_s=0)
+    bob = await new_client(open_server, tmp_path, "dr.bob.r",
+                               receipt_interval_s=0)
+    carol = await new_client(open_server, tmp_path, "dr.carol.r",
+                               receipt_interval_s=0)
     changed: list[str] = []
     alice.chat.receipts_changed.connect(changed.append)
     try:
@@ -62,8 +89,10 @@ async def test_sent_delivered_read_with_three_clients(open_server, tmp_path):
 
 
 async def test_a_receipt_naming_a_message_from_elsewhere_is_ignored(open_server, tmp_path):
-    alice = await new_client(open_server, tmp_path, "dr.alice.r2")
-    bob = await new_client(open_server, tmp_path, "dr.bob.r2")
+    alice = await new_client(open_server, tmp_path, "dr.alice.r2",
+                               receipt_interval_s=0)
+    bob = await new_client(open_server, tmp_path, "dr.bob.r2",
+                               receipt_interval_s=0)
     try:
         room_id = await room_with(alice, bob)
         other = await room_with(alice, bob)

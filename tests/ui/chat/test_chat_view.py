@@ -215,7 +215,8 @@ def _member_names(person: Person) -> list[str]:
 
 def test_a_consult_conversation_as_the_screenshot_shows_it(qtbot, people, save_screenshot):
     """Synthetic content only (no real patient): three colleagues, two rooms, an invitation."""
-    okafor, lindqvist, chen = people("dr.okafor", "dr.lindqvist", "nurse.chen")
+    okafor, lindqvist, chen = people("dr.okafor", "dr.lindqvist", "nurse.chen",
+                                     receipt_interval_s=0)
     consult = run(qtbot, room_with(okafor.client, lindqvist.client, chen.client))
     direct = run(qtbot, room_with(lindqvist.client, okafor.client))
     invitation = run(qtbot, chen.chat.create_room())
