@@ -115,6 +115,9 @@ class Cache:
     def __init__(self, directory: Path, conn: sqlcipher3.Connection, keys: CacheKeys) -> None:
         self.directory = directory
         self._conn = conn
+        # One cursor kept for hot reads: making a cursor per query costs ~5 us, as much as
+        # turning 50 rows into messages (measured in tests/bench/test_cache_bench.py).
+        self._reader = conn.cursor()
         self._keys = keys
         self._depth = 0
         self._wrote = False  # this session has bumped the generation already
@@ -264,7 +267,7 @@ class Cache:
         error, where the context manager costs a generator per call.
         """
         try:
-            return self._conn.execute(sql, args).fetchall()
+            return self._reader.execute(sql, args).fetchall()
         except sqlcipher3.IntegrityError:
             raise
         except sqlcipher3.DatabaseError as exc:

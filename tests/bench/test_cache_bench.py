@@ -81,6 +81,19 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, object], repeat: int) -> dict[str, float]:
+    """Median time of each function, the functions taking turns in every round: a change
+    in the machine's load (other work on 2 shared cores) then weighs on all of them alike,
+    which a 5 % goal needs."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 @pytest.mark.timeout(600)
 def test_wipe_one_gigabyte(tmp_path):
     """Wipe a 1 GB cache: a real SQLCipher file grown with 4 MiB encrypted secrets."""
@@ -158,13 +171,14 @@ def test_open_insert_search(tmp_path):
     for label, keyword, expect in (("rare", "hyperkalaemia", 100), ("common", "troponin", 50)):
         repo.search(keyword)
         ref.execute(sql, (f'"{keyword}"', 50)).fetchall()
-        results[f"search {label} cache"] = median_time(lambda k=keyword: repo.search(k), repeat)
-        results[f"search {label} cache raw SQL"] = median_time(
-            lambda k=keyword: cache.conn.execute(sql, (f'"{k}"', 50)).fetchall(), repeat,
-        )
-        results[f"search {label} sqlite3"] = median_time(
-            lambda k=keyword: ref.execute(sql, (f'"{k}"', 50)).fetchall(), repeat,
-        )
+        medians = interleaved_medians({
+            "cache": lambda k=keyword: repo.search(k),
+            "cache raw SQL": lambda k=keyword: cache.conn.execute(
+                sql, (f'"{k}"', 50)).fetchall(),
+            "sqlite3": lambda k=keyword: ref.execute(sql, (f'"{k}"', 50)).fetchall(),
+        }, repeat * (5 if label == "rare" else 1))
+        for name, value in medians.items():
+            results[f"search {label} {name}"] = value
         assert len(repo.search(keyword, limit=1000)) >= expect
     ref.close()
     cache.close()
