@@ -1,11 +1,14 @@
-"""Recording a call's decoded remote media into memory, encoded off the event loop.
+"""Recording a call's decoded remote media, encoded off the event loop, streamed to disk
+sealed.
 
-One Matroska segment per recorded participant (video VP8, audio PCM), built in a
-``BytesIO`` by a worker thread fed through a queue: the event loop only enqueues frames.
-Nothing is written to disk here -- the service seals the finished segments into an encrypted
-file (``app.crypto.files`` via ``app.storage.files.EncryptedFileStore``), so no plaintext
-media ever touches the disk. Memory grows with the recording's length (a streaming sealed
-writer is the next step for long recordings; docs/calls.md).
+One Matroska segment per recorded participant (video VP8, audio PCM, written live: no
+seeking back), muxed by a worker thread fed through a queue: the event loop only enqueues
+frames. Each segment streams into a :class:`SealedSpool`: every ``SPOOL_CHUNK`` bytes of
+Matroska are sealed at once as one SCF1 record (``app.crypto.files``, AES-256-GCM) under the
+recording's spool key -- which the service keeps in the cache's secrets table, never beside
+the spool -- and appended to the spool file. Memory stays at about one chunk per participant
+whatever the call's length; a crash mid-recording leaves ciphertext only. On stop the service
+streams the spools, decrypted chunk by chunk, into the one sealed recording file.
 
 Only participants in :attr:`CallRecorder.allowed` are recorded: a late joiner's frames are
 dropped until their consent arrives.
@@ -16,26 +19,96 @@ from __future__ import annotations
 import fractions
 import io
 import logging
+import os
 import queue
+import struct
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import av
 from av import AudioFrame, VideoFrame
 
+from app.crypto.files import FileTampered, decrypt_bytes, encrypt_bytes, read_header
 from app.rtc.signing import Party
 
 log = logging.getLogger(__name__)
 
 VIDEO_RATE = 90_000
+SPOOL_CHUNK = 256 * 1024
+SPOOL_SUFFIX = ".spool"
+_RECORD = struct.Struct(">I")
 _STOP = object()
 
 
+class SealedSpool:
+    """An append-only file of sealed records: ``len:u32 | SCF1(key, chunk)`` each. Record
+    ``i`` carries the file id ``spool_id | i`` (checked on reading), so records cannot be
+    reordered, dropped or mixed in from another spool without :class:`FileTampered`."""
+
+    def __init__(self, path: Path, key: bytes, spool_id: bytes,
+                 chunk: int = SPOOL_CHUNK) -> None:
+        if len(spool_id) != 8:
+            raise ValueError("spool id must be 8 bytes")
+        self.path, self._key, self.spool_id, self._chunk = path, key, spool_id, chunk
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o600)
+        self._out = os.fdopen(fd, "wb")
+        self._pending = bytearray()
+        self.records = 0
+        self.length = 0  # plaintext bytes sealed so far
+
+    def write(self, data: Any) -> int:
+        self._pending += data
+        while len(self._pending) >= self._chunk:
+            self._seal(bytes(self._pending[:self._chunk]))
+            del self._pending[:self._chunk]
+        return len(data)
+
+    def _seal(self, plain: bytes) -> None:
+        file_id = self.spool_id + self.records.to_bytes(8, "big")
+        blob = encrypt_bytes(plain, self._key, file_id=file_id)
+        self._out.write(_RECORD.pack(len(blob)) + blob)
+        self._out.flush()
+        self.records += 1
+        self.length += len(plain)
+
+    def close(self) -> None:
+        if self._out.closed:
+            return
+        if self._pending:
+            self._seal(bytes(self._pending))
+            self._pending.clear()
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+
+    @staticmethod
+    def read(path: Path, key: bytes, spool_id: bytes, records: int) -> Iterator[bytes]:
+        """The plaintext, record by record (one record in memory at a time)."""
+        with open(path, "rb") as src:
+            for index in range(records):
+                size_bytes = src.read(_RECORD.size)
+                if len(size_bytes) != _RECORD.size:
+                    raise FileTampered("spool truncated")
+                (size,) = _RECORD.unpack(size_bytes)
+                blob = src.read(size)
+                if len(blob) != size:
+                    raise FileTampered("spool truncated")
+                header = read_header(io.BytesIO(blob))
+                if header.file_id != spool_id + index.to_bytes(8, "big"):
+                    raise FileTampered("spool record out of place")
+                yield decrypt_bytes(blob, key)
+            if src.read(1):
+                raise FileTampered("data after the spool's last record")
+
+
 class _Segment:
-    def __init__(self, started: float) -> None:
-        self.buffer = io.BytesIO()
-        self.container = av.open(self.buffer, mode="w", format="matroska")
+    def __init__(self, started: float, spool: SealedSpool) -> None:
+        self.spool = spool
+        self.container = av.open(spool, mode="w", format="matroska")
         self.video: Any = None
         self.audio: Any = None
         self.started = started
@@ -83,21 +156,27 @@ class _Segment:
         for packet in self.audio.encode(out):
             self.container.mux(packet)
 
-    def finish(self) -> bytes:
-        for stream in (self.video, self.audio):
-            if stream is not None:
-                for packet in stream.encode(None):
-                    self.container.mux(packet)
-        self.container.close()
-        return self.buffer.getvalue()
+    def finish(self) -> SealedSpool:
+        try:
+            for stream in (self.video, self.audio):
+                if stream is not None:
+                    for packet in stream.encode(None):
+                        self.container.mux(packet)
+            self.container.close()
+        finally:
+            self.spool.close()
+        return self.spool
 
 
 class CallRecorder:
     """``tap(peer, frame)`` is a :attr:`app.rtc.call.Call.taps` entry; :meth:`finish` returns
-    ``{party: Matroska bytes}`` for the participants that were recorded."""
+    ``{party: closed SealedSpool}`` (one Matroska segment each) for the participants that
+    were recorded. ``spool_dir`` holds the spools, sealed with ``key``."""
 
-    def __init__(self, allowed: set[Party] | None = None, *, max_queue: int = 240) -> None:
+    def __init__(self, allowed: set[Party] | None = None, *, spool_dir: Path, key: bytes,
+                 spool_id: bytes, max_queue: int = 240) -> None:
         self.allowed: set[Party] = set(allowed or ())
+        self.spool_dir, self.key, self.spool_id = Path(spool_dir), key, spool_id
         self._queue: queue.Queue = queue.Queue(max_queue)
         self._segments: dict[Party, _Segment] = {}
         self._started = time.monotonic()
@@ -123,7 +202,11 @@ class CallRecorder:
             try:
                 segment = self._segments.get(peer)
                 if segment is None:
-                    segment = self._segments[peer] = _Segment(at)
+                    n = len(self._segments)
+                    spool = SealedSpool(
+                        self.spool_dir / f"{self.spool_id.hex()}-{n}{SPOOL_SUFFIX}", self.key,
+                        self.spool_id[:7] + bytes([n]))
+                    segment = self._segments[peer] = _Segment(at, spool)
                 if isinstance(frame, VideoFrame):
                     segment.add_video(frame, at)
                 elif isinstance(frame, AudioFrame):
@@ -133,11 +216,11 @@ class CallRecorder:
                 log.warning("recording frame dropped", extra={
                     "event": "recording_frame_failed", "reason_code": self.error})
 
-    def finish(self, timeout: float = 10.0) -> dict[Party, bytes]:
-        """Stop (blocking: call it from a worker thread) and return the segments."""
+    def finish(self, timeout: float = 10.0) -> dict[Party, SealedSpool]:
+        """Stop (blocking: call it from a worker thread) and return the closed spools."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
-        out: dict[Party, bytes] = {}
+        out: dict[Party, SealedSpool] = {}
         for peer, segment in self._segments.items():
             try:
                 out[peer] = segment.finish()

@@ -10,30 +10,46 @@
   refuses the recording. A participant who joins later is asked at once, and their media is
   not recorded until their consent arrives.
 * Everyone is told the state (``rec.status``): the call view shows the indicator.
-* The host's client records the decoded remote media and its own (``app.rtc.recorder``) in
-  memory and on stop seals it into one AES-256-GCM file (``app.crypto.files`` format) in the cache's
-  ``EncryptedFileStore``: the key lives in the SQLCipher cache's secrets, never beside the
-  file. The consents are bound into the file: its plaintext begins with a metadata block
-  holding every signed consent, so it is encrypted and authenticated with the media.
-* Every step is audited (``record.start`` / ``record.stop``, identifiers only).
+* The host's client records the decoded remote media and its own (``app.rtc.recorder``),
+  streamed to disk sealed: each participant's Matroska segment goes, 256 KiB at a time, into
+  a spool of AES-256-GCM records whose key waits in the cache's secrets table (memory stays
+  bounded; a crash leaves ciphertext only, removed by :meth:`RecordingService.purge`). On
+  stop the spools are streamed, decrypted chunk by chunk, into one AES-256-GCM file
+  (``app.crypto.files`` format) in the cache's ``EncryptedFileStore``: its key lives in the
+  SQLCipher cache's secrets, never beside the file. The consents are bound into the file:
+  its plaintext begins with a metadata block holding every signed consent, so it is
+  encrypted and authenticated with the media.
+* Sharing (:meth:`RecordingService.share`): the sealed file is uploaded *as it is*
+  (ciphertext) by the transfer engine, which encrypts it once more under its own key; one
+  ``sc.recording`` room event, Megolm-encrypted, carries the engine's signed descriptor and
+  the recording's own key, so both keys travel only inside the room's E2EE channel.
+* Receiving (:meth:`RecordingService.fetch`): the descriptor's signature is checked against
+  the sender device this device knows, the engine checks every chunk and the digest; the
+  recording is then re-sealed into this device's store under a new key of its own (streamed,
+  no plaintext on disk) and :meth:`RecordingService.load` opens it in memory for playback,
+  checking every consent signature.
+* Retention (:meth:`RecordingService.purge`): recordings older than
+  ``Policy.retention_days`` are removed, key first, then file.
+* Every step is audited, identifiers only: ``record.start`` / ``record.stop`` (also
+  ``step=retention_purged``), ``file.send`` (``step=recording_shared``, and the engine's
+  upload), ``file.download`` (``step=recording_fetch`` / ``recording_play``, and the
+  engine's download).
 
 The host's own camera and microphone are recorded as sent (black / silent while off).
-
-Not done: sharing the file key in the room's E2EE channel, upload as ciphertext, retention,
-playback in the app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import io
+import itertools
 import json
 import logging
 import secrets
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,8 +57,9 @@ from typing import Any
 from psygnal import Signal
 
 from app.core.errors import SafeConsultError
+from app.crypto.files import HEADER_SIZE, FileHeader, decrypt_chunks, new_file_key
 from app.crypto.identity import verify_ed25519
-from app.rtc.recorder import CallRecorder
+from app.rtc.recorder import SPOOL_SUFFIX, CallRecorder, SealedSpool
 from app.rtc.signing import Party
 from app.services.calls import CallsService
 
@@ -50,6 +67,10 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"SCREC1\n"
 _LEN = struct.Struct(">I")
+RECORDING_EVENT = "sc.recording"
+SPOOL_DIR = "recording-spool"
+_SPOOL_KEY = "recording-spool:"  # secrets: the spool key of a recording in progress
+_INDEX = "recording:"  # secrets: one entry per stored recording (ids and times only)
 
 
 class RecordingRefused(SafeConsultError):
@@ -58,6 +79,11 @@ class RecordingRefused(SafeConsultError):
 
 class RecordingUnavailable(SafeConsultError):
     user_message = "The call cannot be recorded right now."
+
+
+class RecordingTampered(SafeConsultError):
+    user_message = ("This recording was changed after it was made, or its sender or its "
+                    "consents cannot be verified, so it was not opened.")
 
 
 class RecordingState(StrEnum):
@@ -126,6 +152,7 @@ class Recording:
     stopped_ms: int | None = None
     file_id: str | None = None
     reason: str = ""
+    spool_id: bytes = b""
     local_tracks: list[Any] = field(default_factory=list)  # the host's own media, recorded
     pumps: list[asyncio.Task] = field(default_factory=list)
     decided: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,10 +162,20 @@ class RecordingService:
     consent_requested = Signal(object)  # ConsentRequest: ask the user (participant side)
     changed = Signal(object)  # RecordingStatus: the indicator (every side)
 
+    shared = Signal(object)  # SharedRecording: a recording was shared in a room (any side)
+
     def __init__(self, calls: CallsService, *, store: Any = None,
-                 audit: Callable[..., Any] | None = None, ask_timeout_s: float = 60.0) -> None:
+                 audit: Callable[..., Any] | None = None, ask_timeout_s: float = 60.0,
+                 chat: Any = None, engine: Any = None,
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.calls = calls
         self._store = store  # EncryptedFileStore; default: the session cache's
+        self.chat = chat  # ChatService: sc.recording room events (share / receive)
+        self.engine = engine  # TransferEngine: the upload / download of the sealed file
+        self._clock_ms = clock_ms or _now_ms
+        self.available: dict[str, SharedRecording] = {}  # shared in rooms, by recording id
+        if chat is not None:
+            chat.room_event.connect(self._on_room_event)
         self._audit = audit
         self.ask_timeout_s = ask_timeout_s
         self.recordings: dict[str, Recording] = {}  # host side, by call id
@@ -161,15 +198,29 @@ class RecordingService:
             self._store = EncryptedFileStore(cache)
         return self._store
 
-    def _record(self, action: str, call_id: str, outcome: str = "ok", **detail: str) -> None:
+    @property
+    def cache(self) -> Any:
+        cache = self.calls.session.cache
+        if cache is None:
+            raise RecordingUnavailable("no open cache")
+        return cache
+
+    @property
+    def _secrets(self) -> Any:
+        from app.storage.secrets import SecretRepository
+
+        return SecretRepository(self.cache)
+
+    def _record(self, action: str, call_id: str, outcome: str = "ok",
+                object_type: str = "call", **detail: str) -> None:
         if self._audit is not None:
-            self._audit(action, object_type="call", object_id=call_id, outcome=outcome,
+            self._audit(action, object_type=object_type, object_id=call_id, outcome=outcome,
                         detail=detail)
             return
         audit = self.calls.session.audit
         if audit is not None:
-            audit.record(action, object_type="call", object_id=call_id, outcome=outcome,
-                         detail=detail)
+            audit.record(action, object_type=object_type, object_id=call_id,
+                         outcome=outcome, detail=detail)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -280,7 +331,14 @@ class RecordingService:
         missing = [p for p in needed if not (p in rec.consents and rec.consents[p].consent)]
         if call is None or missing:
             raise RecordingRefused("consent missing")
-        rec.recorder = CallRecorder(set(rec.consents))
+        # The spool key goes into the cache's secrets first (never beside the spools).
+        key, rec.spool_id = new_file_key(), secrets.token_bytes(8)
+        spool_dir = self.cache.directory / SPOOL_DIR
+        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._secrets.put(_SPOOL_KEY + rec.spool_id.hex(), key)
+        rec.recorder = CallRecorder(set(rec.consents), spool_dir=spool_dir, key=key,
+                                    spool_id=rec.spool_id)
+        del key
         call.taps.append(rec.recorder.tap)
         # The host's own camera and microphone, as sent (black / silent while off).
         rec.local_tracks = call.local_media()
@@ -356,16 +414,221 @@ class RecordingService:
             track.stop()
         rec.pumps, rec.local_tracks = [], []
         self._broadcast(rec)
-        segments = await asyncio.to_thread(recorder.finish)
-        blob = pack_recording(rec, segments)
+        spools = await asyncio.to_thread(recorder.finish)
+        header = pack_header(rec, {party: spool.length for party, spool in spools.items()})
+        parts: list[Iterable[bytes]] = [[header]]
+        parts += [SealedSpool.read(spool.path, recorder.key, spool.spool_id, spool.records)
+                  for spool in spools.values()]
+        length = len(header) + sum(spool.length for spool in spools.values())
         store = self.store
-        # On the loop's thread: the cache's SQLCipher connection (the key's home) lives here;
-        # AES-GCM runs at GB/s, a consult's recording seals in milliseconds.
-        rec.file_id = store.put(io.BytesIO(blob), len(blob))
-        del blob
+        # On the loop's thread: the cache's SQLCipher connection (the key's home) lives here.
+        # Streamed: one spool record (256 KiB) in memory at a time; AES-GCM runs at GB/s.
+        try:
+            rec.file_id = store.put(ChainReader(itertools.chain(*parts)), length)
+        finally:
+            self._drop_spool(rec.spool_id.hex())
+        self._index_put(rec.recording_id, {
+            "file_id": rec.file_id, "room_id": rec.room_id, "call_id": rec.call_id,
+            "started_ms": rec.started_ms, "stopped_ms": rec.stopped_ms,
+            "host": [rec.host.user_id, rec.host.device_id], "stored_ms": self._clock_ms()})
         self._record("record.stop", call_id, recording_id=rec.recording_id,
-                     file_id=rec.file_id, segments=str(len(segments)))
+                     file_id=rec.file_id, segments=str(len(spools)))
         return rec.file_id
+
+    def _drop_spool(self, spool_hex: str) -> None:
+        """Key first (crypto-erase), then the spool files."""
+        self._secrets.delete(_SPOOL_KEY + spool_hex)
+        spool_dir = self.cache.directory / SPOOL_DIR
+        for path in spool_dir.glob(f"{spool_hex}-*{SPOOL_SUFFIX}"):
+            path.unlink(missing_ok=True)
+
+    # -- the local index (ids and times only, in the SQLCipher cache) ----------------------
+
+    def _index_put(self, recording_id: str, entry: dict[str, Any]) -> None:
+        self._secrets.put(_INDEX + recording_id, json.dumps(entry, sort_keys=True).encode())
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """This device's recordings (made here or fetched), by recording id."""
+        repo = self._secrets
+        out = {}
+        for name in repo.names(_INDEX):
+            raw = repo.get(name)
+            if raw is not None:
+                out[name[len(_INDEX):]] = json.loads(raw)
+        return out
+
+    # -- share / receive -------------------------------------------------------------------
+
+    def _need_room_channel(self) -> None:
+        if self.chat is None or self.engine is None:
+            raise RecordingUnavailable("sharing needs the chat service and transfer engine")
+
+    async def share(self, recording_id: str) -> str:
+        """Upload the sealed recording (as ciphertext) into its consult's room and announce
+        it with one ``sc.recording`` room event; returns the event id."""
+        self._need_room_channel()
+        entry = self.stored().get(recording_id)
+        if entry is None or not entry.get("room_id"):
+            raise RecordingUnavailable("no such recording here")
+        file_id = entry["file_id"]
+        key = self.store.key(file_id)
+        if key is None:
+            raise RecordingUnavailable("recording key gone")
+        desc = await self.engine.upload(entry["room_id"], self.store.sealed_path(file_id),
+                                        name="recording.scf", mime="application/octet-stream")
+        metadata = self._metadata(file_id)
+        content = {
+            "v": 1, "recording_id": recording_id, "call_id": entry["call_id"],
+            "descriptor": desc.to_wire(), "key": base64.b64encode(key).decode(),
+            "host": entry["host"], "started_ms": entry["started_ms"],
+            "duration_ms": max(0, (entry["stopped_ms"] or 0) - (entry["started_ms"] or 0)),
+            "consents": [[c["user_id"], c["device_id"]] for c in metadata["consents"]],
+        }
+        event_id = await self.chat.send_room_event(entry["room_id"], RECORDING_EVENT, content)
+        entry["shared_event"] = event_id
+        self._index_put(recording_id, entry)
+        self._record("file.send", entry["call_id"], step="recording_shared",
+                     recording_id=recording_id,
+                     room_id=entry["room_id"], blob_id=desc.blob_id)
+        return event_id
+
+    def _metadata(self, file_id: str) -> dict[str, Any]:
+        chunks = self.store.open(file_id)
+        try:
+            head = next(chunks)
+            if not head.startswith(MAGIC):
+                raise RecordingTampered("not a recording")
+            (size,) = _LEN.unpack_from(head, len(MAGIC))
+            start = len(MAGIC) + _LEN.size
+            body = head
+            for more in chunks:
+                if len(body) >= start + size:
+                    break
+                body += more
+            return json.loads(body[start:start + size])
+        finally:
+            chunks.close()
+
+    def _on_room_event(self, event: Any) -> None:
+        if event.event_type != RECORDING_EVENT:
+            return
+        content = event.content.reveal()
+        rid = content.get("recording_id") if isinstance(content, dict) else None
+        if not (isinstance(rid, str) and 0 < len(rid) <= 64
+                and isinstance(content.get("descriptor"), dict)
+                and isinstance(content.get("key"), str)):
+            log.info("recording event ignored", extra={"event": "recording_event_malformed"})
+            return
+        shared = SharedRecording(event.room_id, event.event_id, event.sender,
+                                 event.sender_device, rid, content)
+        self.available.setdefault(rid, shared)
+        self.shared.emit(shared)
+
+    def _sender_record(self, shared: SharedRecording) -> Any:
+        for record in self.chat.devices(shared.sender):
+            if record.device_id == shared.sender_device:
+                return record
+        raise RecordingTampered("sender device not in the device list")
+
+    def _key_for(self, user_id: str, device_id: str) -> str | None:
+        if (user_id, device_id) == (self.calls.local.user_id, self.calls.local.device_id):
+            return self.calls.device.identity.ed25519
+        if self.chat is not None:
+            for record in self.chat.devices(user_id):
+                if record.device_id == device_id:
+                    return record.ed25519
+        return self.calls.key_for(user_id, device_id)
+
+    async def fetch(self, recording_id: str) -> str:
+        """Download, verify and re-seal a shared recording into this device's store;
+        returns its file id here (the same again if already fetched)."""
+        self._need_room_channel()
+        have = self.stored().get(recording_id)
+        if have is not None:
+            return have["file_id"]
+        shared = self.available.get(recording_id)
+        if shared is None:
+            raise RecordingUnavailable("no such recording shared")
+        content = shared.content
+        try:
+            if content["host"] != [shared.sender, shared.sender_device]:
+                raise RecordingTampered("event names another device than the room key")
+            record = self._sender_record(shared)
+            try:
+                outer = await self.engine.download(content["descriptor"], record,
+                                                   room_id=shared.room_id)
+            except SafeConsultError as exc:
+                raise RecordingTampered(f"file refused ({getattr(exc, 'code', 'error')})") from None
+            key = base64.b64decode(content["key"], validate=True)
+            files = self.engine.files
+            chunks = files.open(outer)
+            try:
+                first = next(chunks)
+                header = FileHeader.unpack(first[:HEADER_SIZE])
+                plain = decrypt_chunks(ChainReader(itertools.chain([first], chunks)), key)
+                file_id = self.store.put(ChainReader(plain), header.length)
+            except (ValueError, SafeConsultError):
+                raise RecordingTampered("recording does not decrypt") from None
+            finally:
+                chunks.close()
+                files.delete(outer)  # the outer layer's copy: re-sealed under our own key
+            metadata = self._metadata(file_id)
+            if (metadata.get("recording_id") != recording_id
+                    or metadata.get("room_id") != shared.room_id
+                    or not verify_consents(metadata, self._key_for)):
+                self.store.delete(file_id)
+                raise RecordingTampered("consents do not verify")
+        except RecordingTampered as exc:
+            self._record("file.download", recording_id, outcome="refused",
+                         object_type="recording", step="recording_fetch",
+                         reason=str(exc)[:60])
+            raise
+        self._index_put(recording_id, {
+            "file_id": file_id, "room_id": shared.room_id, "call_id": metadata["call_id"],
+            "started_ms": metadata["started_ms"], "stopped_ms": metadata["stopped_ms"],
+            "host": metadata["host"], "stored_ms": self._clock_ms()})
+        self._record("file.download", recording_id, object_type="recording",
+                     step="recording_fetch", room_id=shared.room_id, file_id=file_id)
+        return file_id
+
+    def load(self, recording_id: str) -> tuple[dict[str, Any], dict[Party, bytes]]:
+        """A stored recording, decrypted in memory, its consents checked (for playback)."""
+        entry = self.stored().get(recording_id)
+        if entry is None:
+            raise RecordingUnavailable("no such recording here")
+        metadata, segments = unpack_recording(self.store.read(entry["file_id"]))
+        if not verify_consents(metadata, self._key_for):
+            raise RecordingTampered("consents do not verify")
+        self._record("file.download", recording_id, object_type="recording",
+                     step="recording_play", file_id=entry["file_id"])
+        return metadata, segments
+
+    # -- retention -------------------------------------------------------------------------
+
+    def purge(self, *, now_ms: int | None = None) -> int:
+        """Remove recordings older than ``Policy.retention_days`` (key first, then file)
+        and the spools a crash left behind; returns how many recordings went."""
+        now = self._clock_ms() if now_ms is None else now_ms
+        limit = self.calls.session.policy.retention_days * 86_400_000
+        repo = self._secrets
+        removed = 0
+        for recording_id, entry in self.stored().items():
+            if now - int(entry.get("stored_ms") or 0) <= limit:
+                continue
+            self.store.delete(entry["file_id"])  # its key first, then the ciphertext
+            repo.delete(_INDEX + recording_id)
+            removed += 1
+            self._record("record.stop", entry.get("call_id") or recording_id,
+                         step="retention_purged", recording_id=recording_id)
+        active = {rec.spool_id.hex() for rec in self.recordings.values()
+                  if rec.state is RecordingState.RECORDING}
+        stale = {name[len(_SPOOL_KEY):] for name in repo.names(_SPOOL_KEY)}
+        spool_dir = self.cache.directory / SPOOL_DIR
+        if spool_dir.exists():
+            stale |= {p.name.split("-", 1)[0] for p in spool_dir.glob(f"*{SPOOL_SUFFIX}")}
+        for spool_hex in stale - active:
+            self._drop_spool(spool_hex)
+        return removed
 
     # -- participant -----------------------------------------------------------------------
 
@@ -431,24 +694,73 @@ class RecordingService:
             self._spawn(self.stop(event.call_id))  # the call ended: seal what we have
 
 
+@dataclass(frozen=True)
+class SharedRecording:
+    """A ``sc.recording`` room event: ``content`` holds the descriptor and the file key."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    sender_device: str
+    recording_id: str
+    content: dict[str, Any] = field(repr=False)
+
+    @property
+    def duration_ms(self) -> int:
+        value = self.content.get("duration_ms")
+        return value if isinstance(value, int) else 0
+
+    @property
+    def started_ms(self) -> int:
+        value = self.content.get("started_ms")
+        return value if isinstance(value, int) else 0
+
+
+class ChainReader:
+    """A read-only file over an iterator of byte strings (one piece in memory at a time)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = iter(pieces)
+        self._buf = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buf += piece
+        if size < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+
 # -- the file --------------------------------------------------------------------------------
 
-def pack_recording(rec: Recording, segments: dict[Party, bytes]) -> bytes:
-    """``MAGIC | len | metadata JSON | segments``: the consents travel inside the encrypted
-    file, so they are authenticated with (and cannot be separated from) the media."""
+def pack_header(rec: Recording, lengths: dict[Party, int]) -> bytes:
+    """``MAGIC | len | metadata JSON``; the segments follow in ``lengths``' order. The
+    consents travel inside the encrypted file, so they are authenticated with (and cannot
+    be separated from) the media."""
     offset = 0
     index = []
-    for party, data in segments.items():
+    for party, length in lengths.items():
         index.append({"user_id": party.user_id, "device_id": party.device_id,
-                      "offset": offset, "length": len(data), "format": "matroska"})
-        offset += len(data)
+                      "offset": offset, "length": length, "format": "matroska"})
+        offset += length
     metadata = json.dumps({
         "v": 1, "recording_id": rec.recording_id, "call_id": rec.call_id,
         "room_id": rec.room_id, "host": [rec.host.user_id, rec.host.device_id],
         "started_ms": rec.started_ms, "stopped_ms": rec.stopped_ms,
         "consents": [c.as_json() for c in rec.consents.values()], "segments": index,
     }, sort_keys=True).encode()
-    return b"".join([MAGIC, _LEN.pack(len(metadata)), metadata, *segments.values()])
+    return b"".join([MAGIC, _LEN.pack(len(metadata)), metadata])
+
+
+def pack_recording(rec: Recording, segments: dict[Party, bytes]) -> bytes:
+    """The whole file in memory (small recordings, tests)."""
+    lengths = {party: len(data) for party, data in segments.items()}
+    return pack_header(rec, lengths) + b"".join(segments.values())
 
 
 def unpack_recording(blob: bytes) -> tuple[dict[str, Any], dict[Party, bytes]]:

@@ -76,6 +76,14 @@ class EncryptedFileStore:
     def read(self, file_id: str) -> bytes:
         return b"".join(self.open(file_id))
 
+    def sealed_path(self, file_id: str) -> Path:
+        """Where the file's ciphertext lives (e.g. to upload it sealed as it is)."""
+        return self._path(file_id)
+
+    def key(self, file_id: str) -> bytes | None:
+        """The file's key (for sharing it inside an end-to-end encrypted channel only)."""
+        return self._secrets.get(_PREFIX + file_id)
+
     def delete(self, file_id: str) -> None:
         self._secrets.delete(_PREFIX + file_id)  # crypto-erase first
         self._path(file_id).unlink(missing_ok=True)

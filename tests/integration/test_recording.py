@@ -9,8 +9,9 @@ import secrets
 import pytest
 
 from app.crypto.files import FileTampered, decrypt_bytes
-from app.rtc.recorder import CallRecorder
+from app.rtc.recorder import SPOOL_CHUNK, CallRecorder
 from app.services.recording import (
+    SPOOL_DIR,
     RecordingRefused,
     RecordingService,
     RecordingState,
@@ -55,7 +56,19 @@ async def test_recording_with_everyones_consent_is_sealed_with_the_consents(
                        and services[1].status[call.call_id].state is RecordingState.RECORDING)
         await wait_for(lambda: host.calls.calls[call.call_id].links[bob.party]
                        .stats.video_frames > 60, 10)
+        # Streamed to disk while recording, sealed: what a crash now would leave behind is
+        # ciphertext only, and its key is in the cache's secrets, not beside it.
+        spool_dir = host.ws.session.cache.directory / SPOOL_DIR
+        await wait_for(lambda: sum(p.stat().st_size for p in spool_dir.glob("*.spool"))
+                       > 16_384, 10)
+        spooled = b"".join(path.read_bytes() for path in spool_dir.glob("*.spool"))
+        assert len(spooled) > 16_384  # some sealed 256 KiB records already written
+        assert b"\x1a\x45\xdf\xa3" not in spooled and b"V_VP8" not in spooled
+        assert rec.recorder is not None
+        assert all(len(seg.spool._pending) < SPOOL_CHUNK  # memory: under one chunk each
+                   for seg in rec.recorder._segments.values())
         file_id = await services[0].stop(call.call_id)
+        assert list(spool_dir.glob("*.spool")) == []  # spools and their key gone after sealing
         assert file_id is not None and rec.state is RecordingState.STOPPED
         await wait_for(lambda: services[1].status[call.call_id].state
                        is RecordingState.STOPPED)
