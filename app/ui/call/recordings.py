@@ -1,0 +1,243 @@
+"""Recordings of a consult's calls: the list of those shared in the room and a simple player
+(docs/calls.md, "Recording").
+
+The player decodes one participant's Matroska segment with PyAV straight from memory (the
+recording was decrypted into memory by :meth:`RecordingService.load`): no plaintext file is
+ever written. Video frames are shown at their own timestamps; the slider seeks by decoding
+forward from the start (the segments are written live, without a seek index; a consult's
+recording decodes at many times real time).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui.i18n import fill
+
+VIDEO_SIZE = (480, 360)
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("RecordingPlayer", text)
+
+
+def _clock(ms: int) -> str:
+    seconds = max(0, ms) // 1000
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class _Decoder:
+    """Video frames of one in-memory segment as ``(ms, QImage)``, in order."""
+
+    def __init__(self, segment: bytes) -> None:
+        import av
+
+        self._segment = segment
+        self.duration_ms = 0
+        with av.open(io.BytesIO(segment), mode="r") as container:
+            for packet in container.demux(video=0):
+                if packet.pts is not None and packet.time_base is not None:
+                    self.duration_ms = max(self.duration_ms,
+                                           int(packet.pts * packet.time_base * 1000))
+        self._frames: Iterator[tuple[int, QImage]] | None = None
+
+    def _iterate(self) -> Iterator[tuple[int, QImage]]:
+        import av
+
+        with av.open(io.BytesIO(self._segment), mode="r") as container:
+            for frame in container.decode(video=0):
+                ms = int(frame.time * 1000) if frame.time is not None else 0
+                rgb = frame.to_ndarray(format="rgb24")
+                height, width = rgb.shape[:2]
+                image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+                yield ms, image.copy()  # own the pixels: the array goes away
+
+    def restart(self) -> None:
+        self._frames = self._iterate()
+
+    def next(self) -> tuple[int, QImage] | None:
+        if self._frames is None:
+            self.restart()
+        assert self._frames is not None
+        return next(self._frames, None)
+
+    def seek(self, ms: int) -> tuple[int, QImage] | None:
+        """The first frame at or after ``ms`` (the last one if ``ms`` is past the end)."""
+        self.restart()
+        last = None
+        while (item := self.next()) is not None:
+            last = item
+            if item[0] >= ms:
+                break
+        return last
+
+
+class RecordingPlayer(QWidget):
+    """Plays a loaded recording: ``segments`` maps a participant (``Party``) to its
+    Matroska segment, ``names`` gives each one's shown name."""
+
+    def __init__(self, segments: dict[Any, bytes], names: dict[Any, str] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recordingPlayer")
+        self._segments = segments
+        self._decoder: _Decoder | None = None
+        self.position_ms = 0
+        self.current_image: QImage | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(33)
+        self._timer.timeout.connect(self._tick)
+
+        self.who = QComboBox()
+        for party in segments:
+            self.who.addItem((names or {}).get(party, getattr(party, "user_id", str(party))),
+                             party)
+        self.who.currentIndexChanged.connect(self._choose)
+        self.video = QLabel()
+        self.video.setObjectName("recordingVideo")
+        self.video.setMinimumSize(*VIDEO_SIZE)
+        self.video.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.video.setStyleSheet("background: black;")
+        self.play_button = QPushButton(_tr("Play"))
+        self.play_button.clicked.connect(self.toggle)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setObjectName("recordingPosition")
+        self.slider.sliderMoved.connect(self.seek)
+        self.time_label = QLabel()
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.play_button)
+        controls.addWidget(self.slider, 1)
+        controls.addWidget(self.time_label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.who)
+        layout.addWidget(self.video, 1)
+        layout.addLayout(controls)
+        layout.addWidget(QLabel(_tr("Played from memory; nothing is written to disk.")))
+        self._choose()
+
+    @property
+    def duration_ms(self) -> int:
+        return self._decoder.duration_ms if self._decoder is not None else 0
+
+    @property
+    def playing(self) -> bool:
+        return self._timer.isActive()
+
+    def _choose(self, *_: object) -> None:
+        party = self.who.currentData()
+        self._timer.stop()
+        self._decoder = _Decoder(self._segments[party]) if party is not None else None
+        self.slider.setRange(0, self.duration_ms)
+        self.seek(0)
+
+    def _show(self, item: tuple[int, QImage] | None) -> None:
+        if item is None:
+            return
+        self.position_ms, image = item
+        self.current_image = image  # the frame as decoded, before scaling to the label
+        self.video.setPixmap(QPixmap.fromImage(image).scaled(
+            self.video.size(), Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation))
+        self.slider.blockSignals(True)
+        self.slider.setValue(self.position_ms)
+        self.slider.blockSignals(False)
+        self.time_label.setText(fill(_tr("%1 / %2"), _clock(self.position_ms),
+                                     _clock(self.duration_ms)))
+
+    def seek(self, ms: int) -> None:
+        if self._decoder is not None:
+            self._show(self._decoder.seek(ms))
+
+    def toggle(self) -> None:
+        if self.playing:
+            self._timer.stop()
+            self.play_button.setText(_tr("Play"))
+        else:
+            if self.position_ms >= self.duration_ms and self._decoder is not None:
+                self._decoder.restart()
+            self._timer.start()
+            self.play_button.setText(_tr("Pause"))
+
+    def _tick(self) -> None:
+        item = self._decoder.next() if self._decoder is not None else None
+        if item is None:
+            self._timer.stop()
+            self.play_button.setText(_tr("Play"))
+            return
+        self._show(item)
+
+
+class RecordingsPanel(QWidget):
+    """The recordings shared in a room (``RecordingService.available``): opening one
+    fetches, verifies and loads it (through ``runner``) and shows a player."""
+
+    def __init__(self, service: Any, runner: Any, room_id: str,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recordingsPanel")
+        self.service, self.runner, self.room_id = service, runner, room_id
+        self.player: RecordingPlayer | None = None
+        self.list = QListWidget()
+        self.open_button = QPushButton(_tr("Open recording"))
+        self.open_button.clicked.connect(self.open_selected)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(_tr("Recordings of this consult")))
+        layout.addWidget(self.list)
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.status)
+        service.shared.connect(lambda _shared: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.list.clear()
+        for rid, shared in sorted(self.service.available.items(),
+                                  key=lambda kv: kv[1].started_ms):
+            if shared.room_id != self.room_id:
+                continue
+            item = QListWidgetItem(fill(_tr("Recording by %1 · %2"), shared.sender,
+                                        _clock(shared.duration_ms)))
+            item.setData(Qt.ItemDataRole.UserRole, rid)
+            self.list.addItem(item)
+        if self.list.count() and self.list.currentRow() < 0:
+            self.list.setCurrentRow(0)
+
+    def open_selected(self) -> None:
+        item = self.list.currentItem()
+        if item is None:
+            return
+        rid = item.data(Qt.ItemDataRole.UserRole)
+        self.status.setText(_tr("Downloading and verifying…"))
+
+        async def fetch_and_load() -> tuple[dict[str, Any], dict[Any, bytes]]:
+            await self.service.fetch(rid)
+            return self.service.load(rid)
+
+        self.runner.run_task(fetch_and_load(), owner=self, on_result=self._opened,
+                             on_error=self.status.setText)
+
+    def _opened(self, loaded: tuple[dict[str, Any], dict[Any, bytes]]) -> None:
+        _metadata, segments = loaded
+        self.status.setText(_tr("Verified: every participant's signed consent is inside."))
+        if self.player is not None:
+            self.player.deleteLater()
+        self.player = RecordingPlayer(segments, parent=self)
+        self.layout().addWidget(self.player)
