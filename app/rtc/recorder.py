@@ -239,3 +239,23 @@ class CallRecorder:
                     kind = "video" if isinstance(frame, VideoFrame) else "audio"
                     counts[kind] += 1
         return counts
+
+
+class SegmentReader:
+    """Playback of one finished segment held in memory (no file): its video duration and
+    its video frames as ``(ms, RGB array)``, decoded on demand."""
+
+    def __init__(self, segment: bytes) -> None:
+        self._segment = segment
+        self.duration_ms = 0
+        with av.open(io.BytesIO(segment), mode="r") as container:
+            for packet in container.demux(video=0):
+                if packet.pts is not None and packet.time_base is not None:
+                    self.duration_ms = max(self.duration_ms,
+                                           int(packet.pts * packet.time_base * 1000))
+
+    def frames(self) -> Iterator[tuple[int, Any]]:
+        with av.open(io.BytesIO(self._segment), mode="r") as container:
+            for frame in container.decode(video=0):
+                ms = int(frame.time * 1000) if frame.time is not None else 0
+                yield ms, frame.to_ndarray(format="rgb24")

@@ -10,7 +10,6 @@ recording decodes at many times real time).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.rtc.recorder import SegmentReader
 from app.ui.i18n import fill
 
 VIDEO_SIZE = (480, 360)
@@ -46,27 +46,15 @@ class _Decoder:
     """Video frames of one in-memory segment as ``(ms, QImage)``, in order."""
 
     def __init__(self, segment: bytes) -> None:
-        import av
-
-        self._segment = segment
-        self.duration_ms = 0
-        with av.open(io.BytesIO(segment), mode="r") as container:
-            for packet in container.demux(video=0):
-                if packet.pts is not None and packet.time_base is not None:
-                    self.duration_ms = max(self.duration_ms,
-                                           int(packet.pts * packet.time_base * 1000))
+        self._reader = SegmentReader(segment)
+        self.duration_ms = self._reader.duration_ms
         self._frames: Iterator[tuple[int, QImage]] | None = None
 
     def _iterate(self) -> Iterator[tuple[int, QImage]]:
-        import av
-
-        with av.open(io.BytesIO(self._segment), mode="r") as container:
-            for frame in container.decode(video=0):
-                ms = int(frame.time * 1000) if frame.time is not None else 0
-                rgb = frame.to_ndarray(format="rgb24")
-                height, width = rgb.shape[:2]
-                image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
-                yield ms, image.copy()  # own the pixels: the array goes away
+        for ms, rgb in self._reader.frames():
+            height, width = rgb.shape[:2]
+            image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+            yield ms, image.copy()  # own the pixels: the array goes away
 
     def restart(self) -> None:
         self._frames = self._iterate()
