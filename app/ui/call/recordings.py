@@ -10,7 +10,7 @@ recording decodes at many times real time).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
@@ -176,10 +176,12 @@ class RecordingsPanel(QWidget):
     """The recordings shared in a room (``RecordingService.available``): opening one
     fetches, verifies and loads it (through ``runner``) and shows a player."""
 
-    def __init__(self, service: Any, runner: Any, room_id: str,
+    def __init__(self, service: Any, runner: Any, room_id: str, *,
+                 name_of: Callable[[str], str] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("recordingsPanel")
+        self.name_of = name_of or (lambda user_id: user_id)
         self.service, self.runner, self.room_id = service, runner, room_id
         self.player: RecordingPlayer | None = None
         self.list = QListWidget()
@@ -201,7 +203,7 @@ class RecordingsPanel(QWidget):
                                   key=lambda kv: kv[1].started_ms):
             if shared.room_id != self.room_id:
                 continue
-            item = QListWidgetItem(fill(_tr("Recording by %1 · %2"), shared.sender,
+            item = QListWidgetItem(fill(_tr("Recording by %1 · %2"), self.name_of(shared.sender),
                                         _clock(shared.duration_ms)))
             item.setData(Qt.ItemDataRole.UserRole, rid)
             self.list.addItem(item)
@@ -227,5 +229,6 @@ class RecordingsPanel(QWidget):
         self.status.setText(_tr("Verified: every participant's signed consent is inside."))
         if self.player is not None:
             self.player.deleteLater()
-        self.player = RecordingPlayer(segments, parent=self)
+        names = {party: self.name_of(party.user_id) for party in segments}
+        self.player = RecordingPlayer(segments, names, parent=self)
         self.layout().addWidget(self.player)
