@@ -115,6 +115,9 @@ class DisappearBox(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("disappearing")
+        # Narrow in the room header (the popup still shows the whole texts).
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(12)
         for seconds in DISAPPEAR_CHOICES:
             self.addItem("", seconds)
         self.retranslate()
