@@ -396,7 +396,8 @@ class RecordingService:
 
     async def stop(self, call_id: str) -> str | None:
         """Stop and seal: returns the encrypted file's id in the store (None if nothing
-        was recording)."""
+        was recording). With the chat service and transfer engine given, the recording is
+        then shared in the consult's room (:meth:`share`)."""
         rec = self.recordings.get(call_id)
         if rec is None or rec.state is not RecordingState.RECORDING or rec.recorder is None:
             return None
@@ -433,6 +434,14 @@ class RecordingService:
             "host": [rec.host.user_id, rec.host.device_id], "stored_ms": self._clock_ms()})
         self._record("record.stop", call_id, recording_id=rec.recording_id,
                      file_id=rec.file_id, segments=str(len(spools)))
+        if self.chat is not None and self.engine is not None and rec.room_id:
+            try:  # shared in the consult's room at once; kept here (share() again) on failure
+                await self.share(rec.recording_id)
+            except SafeConsultError as exc:
+                log.warning("recording not shared", extra={
+                    "event": "recording_share_failed", "reason_code": exc.__class__.__name__})
+                self._record("file.send", call_id, outcome="failed",
+                             step="recording_shared", recording_id=rec.recording_id)
         return rec.file_id
 
     def _drop_spool(self, spool_hex: str) -> None:

@@ -17,6 +17,7 @@ from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -232,3 +233,31 @@ class RecordingsPanel(QWidget):
         names = {party: self.name_of(party.user_id) for party in segments}
         self.player = RecordingPlayer(segments, names, parent=self)
         self.layout().addWidget(self.player)
+
+
+def add_recordings_button(view: Any, service: Any, runner: Any, *,
+                          name_of: Callable[[str], str]) -> QPushButton:
+    """"Recordings" in the chat view's room header: the current room's recordings in a
+    small window (a panel per opening; closing it drops the decrypted media)."""
+    button = QPushButton(_tr("Recordings"))
+    button.setObjectName("roomRecordings")
+
+    def show() -> None:
+        room_id = view.current_room
+        if room_id is None:
+            return
+        dialog = QDialog(view.window())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setWindowTitle(_tr("Recordings of this consult"))
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(RecordingsPanel(service, runner, room_id, name_of=name_of,
+                                         parent=dialog))
+        dialog.resize(560, 640)
+        dialog.show()
+        view.recordings_dialog = dialog  # tests and diagnostics
+
+    button.clicked.connect(show)
+    header = view.room_header
+    header.insertWidget(header.indexOf(view.members_button), button)
+    view.recordings_button = button
+    return button

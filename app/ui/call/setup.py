@@ -27,6 +27,7 @@ async def _run_calls(calls: Any) -> None:
 def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> CallController | None:
     from app.services.calls import CallsService
     from app.services.recording import RecordingService
+    from app.services.transfers import TransferEngine
     from app.ui.chat.texts import display_name
 
     chat = getattr(workspace, "chat_service", None)
@@ -36,12 +37,18 @@ def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> Call
     view = workspace.views["chat"]
     feed = FrameFeed(runner, view)
     calls = CallsService(service, chat, frame_sink=feed)
+    # Recordings are shared in the consult's room after stop (docs/calls.md, "Recording").
+    recording = RecordingService(calls, chat=chat, engine=TransferEngine.for_session(service))
     controller = CallController(
         calls, runner=runner, feed=feed, state=session.state,
         name_of=lambda user_id: display_name(chat.username(user_id), user_id),
-        share_window=workspace.window(), recording=RecordingService(calls), parent=view)
+        share_window=workspace.window(), recording=recording, parent=view)
     runner.run_task(_run_calls(calls), owner=view, on_error=view.show_message)
     add_call_button(view, controller)
+    from app.ui.call.recordings import add_recordings_button
+
+    add_recordings_button(view, recording, runner,
+                          name_of=lambda user_id: display_name(chat.username(user_id), user_id))
     workspace.calls_controller = controller  # tests and diagnostics
     return controller
 
