@@ -293,6 +293,8 @@ def make_policy_verifier(
             sig = base64.b64decode(signature, validate=True)
         except (binascii.Error, ValueError):
             sig = b""
+        if base64.b64encode(sig).decode("ascii") != signature:
+            sig = b""  # only the one canonical spelling: unused low bits may not vary
         try:
             if len(sig) != 64:
                 raise InvalidSignature

@@ -112,6 +112,8 @@ def _check_signature(
         doc = json.loads(signature_file)
         sig_b64, signer = doc["signature"], doc["key"]
         sig = base64.b64decode(sig_b64, validate=True)
+        if base64.b64encode(sig).decode("ascii") != sig_b64:
+            raise ValueError("not the canonical base64 spelling")  # unused bits varied
     except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
         return "the signature file is malformed (not a SafeConsult release signature)"
     expected = key_fingerprint(public_key)

@@ -245,3 +245,19 @@ def test_system_policy_verifier_with_trusted_keys_accepts(tmp_path, signed, trus
 )
 def test_hostile_json_is_a_policy_error_not_a_crash(trusted, raw):
     assert "not valid JSON" in refusal(raw, trusted)
+
+
+def test_a_signature_spelled_differently_is_refused(signed, trusted):
+    # The last base64 character before "==" carries 4 unused bits: "...Q==" and "...R=="
+    # decode to the same 64 bytes. Only the spelling the signing tool wrote is accepted, so a
+    # changed byte anywhere in the file is refused (the hypothesis test above found this).
+    envelope = json.loads(signed)
+    sig = envelope["signature"]
+    assert sig.endswith("==")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(sig[-3])
+    twin = sig[:-3] + alphabet[last ^ 1] + "=="
+    assert base64.b64decode(twin) == base64.b64decode(sig)
+    changed = signed.replace(sig.encode(), twin.encode())
+    with pytest.raises(PolicyError):
+        verifier(trusted)(changed)

@@ -155,3 +155,15 @@ def test_planted_links_are_extra_files(release, key, tmp_path):
     (release[0] / "dangling").unlink()
     with pytest.raises(ValueError, match="link to a directory"):
         make_manifest(release[0])
+
+
+def test_a_signature_spelled_differently_is_refused(release, key):
+    # "...Q==" and "...R==" decode to the same 64 bytes (4 unused bits before the padding):
+    # a changed byte in the signature file must still fail.
+    doc = json.loads(release[2].read_bytes())
+    sig = doc["signature"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    doc["signature"] = sig[:-3] + alphabet[alphabet.index(sig[-3]) ^ 1] + "=="
+    release[2].write_text(json.dumps(doc))
+    report = check(release, key)
+    assert not report.ok and "malformed" in report.message
