@@ -2598,4 +2598,47 @@ Key fingerprint: %3</source>
         <translation>来自 %1 的紧急消息：%2</translation>
     </message>
 </context>
+<context>
+    <name>RecordingPlayer</name>
+    <message>
+        <source>Play</source>
+        <translation>播放</translation>
+    </message>
+    <message>
+        <source>Pause</source>
+        <translation>暂停</translation>
+    </message>
+    <message>
+        <source>Played from memory; nothing is written to disk.</source>
+        <translation>在内存中播放，不写入磁盘。</translation>
+    </message>
+    <message>
+        <source>%1 / %2</source>
+        <translation>%1 / %2</translation>
+    </message>
+    <message>
+        <source>Open recording</source>
+        <translation>打开录制</translation>
+    </message>
+    <message>
+        <source>Recordings of this consult</source>
+        <translation>本次会诊的录制</translation>
+    </message>
+    <message>
+        <source>Recording by %1 · %2</source>
+        <translation>%1 的录制 · %2</translation>
+    </message>
+    <message>
+        <source>Downloading and verifying…</source>
+        <translation>正在下载并验证…</translation>
+    </message>
+    <message>
+        <source>Verified: every participant&apos;s signed consent is inside.</source>
+        <translation>已验证：包含每位参与者签名的同意。</translation>
+    </message>
+    <message>
+        <source>Recordings</source>
+        <translation>录制</translation>
+    </message>
+</context>
 </TS>
