@@ -13,11 +13,13 @@ import base64
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.phi import Phi
 from app.crypto.errors import E2EEError
+from app.services.transfers.descriptor import AttachmentDescriptor, parse_descriptor
+from app.services.transfers.errors import DescriptorInvalid
 
 MAX_BODY = 32_000  # characters of a message or an edit
 # Event ids are client-chosen (app.services.chat.new_event_id) or relay-made; both fit here.
@@ -82,7 +84,28 @@ class Disappear:
     after_s: int
 
 
-Content = Text | Edit | Recall | Disappear
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent in the room: the signed transfer descriptor (docs/e2ee.md,
+    "Attachments") and, for display, its name, size and type -- which must be the
+    descriptor's own (the receiver verifies the descriptor's signature before downloading)."""
+
+    descriptor: AttachmentDescriptor = field(repr=False)
+
+    @property
+    def name(self) -> Phi[str]:
+        return self.descriptor.name
+
+    @property
+    def mime(self) -> Phi[str]:
+        return self.descriptor.mime
+
+    @property
+    def size(self) -> int:
+        return self.descriptor.size
+
+
+Content = Text | Edit | Recall | Disappear | Attachment
 
 # Receipts go to the room's members' devices as Olm to-device messages of this type (not
 # room events: a device that joins later would see every receipt as a message waiting for
@@ -133,6 +156,7 @@ _FIELDS = {
     "edit": ({"msgtype", "target", "body", "order"}, set()),
     "recall": ({"msgtype", "target"}, set()),
     "disappear": ({"msgtype", "after_s"}, set()),
+    "attachment": ({"msgtype", "file", "name", "size", "mime"}, set()),
 }
 
 
@@ -179,7 +203,22 @@ def parse(content: Any) -> Content:
                 after == 0 or DISAPPEAR_MIN_S <= after <= DISAPPEAR_MAX_S):
             raise _bad("after_s is not 0 or 60 s to a year")
         return Disappear(after)
+    if kind == "attachment":
+        return _attachment(content)
     return Recall(_event_id(content["target"], "target"))
+
+
+def _attachment(content: dict[str, Any]) -> Attachment:
+    try:
+        descriptor = parse_descriptor(content["file"])
+    except DescriptorInvalid:
+        raise _bad("file is not an attachment descriptor") from None
+    size = content["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size != descriptor.size:
+        raise _bad("size is not the file's")
+    if content["name"] != descriptor.name.reveal() or content["mime"] != descriptor.mime.reveal():
+        raise _bad("name or type is not the file's")
+    return Attachment(descriptor)
 
 
 def to_wire(content: Content) -> dict[str, Any]:
@@ -196,4 +235,8 @@ def to_wire(content: Content) -> dict[str, Any]:
                 "order": content.order}
     if isinstance(content, Disappear):
         return {"msgtype": "disappear", "after_s": content.after_s}
+    if isinstance(content, Attachment):
+        return {"msgtype": "attachment", "file": content.descriptor.to_wire(),
+                "name": content.name.reveal(), "size": content.size,
+                "mime": content.mime.reveal()}
     return {"msgtype": "recall", "target": content.target}
