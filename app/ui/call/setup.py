@@ -47,10 +47,29 @@ def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> Call
     add_call_button(view, controller)
     from app.ui.call.recordings import add_recordings_button
 
+    # Retention (Policy.retention_days): at sign-in and whenever the chat's sweep runs.
+    sweep = _recording_sweep(recording)
+    sweep()
+    chat.purged.connect(lambda _rooms: sweep())
     add_recordings_button(view, recording, runner,
                           name_of=lambda user_id: display_name(chat.username(user_id), user_id))
     workspace.calls_controller = controller  # tests and diagnostics
     return controller
+
+
+def _recording_sweep(recording: Any) -> Any:
+    import logging
+
+    from app.core.errors import SafeConsultError
+
+    def sweep() -> None:
+        try:
+            recording.purge()
+        except (SafeConsultError, OSError) as exc:  # retried at the next sweep
+            logging.getLogger(__name__).warning("recording retention sweep failed", extra={
+                "event": "recording_purge_failed", "reason_code": exc.__class__.__name__})
+
+    return sweep
 
 
 def add_call_button(view: Any, controller: CallController) -> QPushButton:
