@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from app.core.phi import Phi
 from app.crypto import errors as crypto_errors
 from app.crypto.devices import DeviceWarning, TrustPolicy, may_receive_keys
 from app.crypto.errors import E2EEError, MalformedPayload, Misdirected, UnknownSenderDevice
+from app.crypto.files import decrypt_chunks
 from app.crypto.identity import DeviceIdentity
 from app.crypto.machine import CryptoMachine, DecryptedToDevice
 from app.crypto.megolm import MissingRoomKey, RotationPolicy
@@ -65,6 +67,7 @@ from app.net.events import Closed, push_frames
 from app.net.transport import Transport
 from app.services import chat_content
 from app.services.chat_content import (
+    Attachment,
     Disappear,
     Edit,
     MalformedContent,
@@ -77,8 +80,16 @@ from app.services.chat_content import (
 )
 from app.services.chat_features import RECEIPT_INTERVAL_S, URGENT_RENOTIFY_S, ChatFeatures
 from app.services.session import LIVE_STATES, SessionService
+from app.services.transfers.descriptor import (
+    AttachmentDescriptor,
+    KnownDevice,
+    SenderDevice,
+    parse_descriptor,
+)
+from app.services.transfers.errors import ManifestSignatureInvalid
 from app.storage.chat_state import SYNC_TOKEN, ChatState
 from app.storage.crypto_store import SqlCryptoStore
+from app.storage.files import EncryptedFileStore
 from app.storage.messages import MessageMeta, MessageRepository
 from app.storage.outbox import Outbox
 
@@ -120,6 +131,34 @@ class RoomEventReceived:
     event_type: str
     content: Phi[dict[str, Any]] = field(repr=False)
     origin_ms: int = 0
+
+
+ATTACHMENT_KEY = "attachment:"  # + event id: a received or sent file's descriptor (chat_state)
+EXPORT_ACTION = "file.export"  # an attachment saved, decrypted, to a place the user chose
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """A file message: its signed descriptor and the device it came from (the Megolm
+    sender, checked against the envelope). ``name`` and ``mime`` are patient data."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    sender_device: str
+    descriptor: AttachmentDescriptor = field(repr=False)
+
+    @property
+    def name(self) -> Phi[str]:
+        return self.descriptor.name
+
+    @property
+    def mime(self) -> Phi[str]:
+        return self.descriptor.mime
+
+    @property
+    def size(self) -> int:
+        return self.descriptor.size
 
 
 @dataclass
@@ -607,6 +646,90 @@ class ChatService(ChatFeatures):
         await self._after_queue()
         return event_id
 
+    async def send_attachment(self, room_id: str, descriptor: AttachmentDescriptor) -> str:
+        """Send an uploaded file (the engine's signed descriptor) as a message of the room:
+        through the outbox like a text, Megolm-encrypted. Returns its event id; the message
+        shows the file's name (kept encrypted in the cache like any message)."""
+        self._check_joined(room_id)
+        if descriptor.room_id != room_id or descriptor.sender_device != self.device.device_id:
+            raise SafeConsultError("descriptor of another room or device")
+        content = Attachment(descriptor)
+        chat_content.parse(chat_content.to_wire(content))
+        event_id = new_event_id()
+        now = _now_ms()
+        async with self._lock:
+            with self.cache.write():
+                self._queue_content(room_id, event_id, content)
+                self._keep_attachment(event_id, descriptor, self.device.device_id)
+                self.messages_repo.insert(
+                    CachedMessage(room_id, event_id, self.user_id, now, descriptor.name))
+                self.state.bump_unread(room_id, now, unread=False)
+        self.message.emit(ChatMessage(room_id, event_id, self.user_id, now, descriptor.name,
+                                      pending=True))
+        await self._after_queue()
+        return event_id
+
+    def _keep_attachment(self, event_id: str, descriptor: AttachmentDescriptor,
+                         device_id: str) -> None:
+        self.state.put(ATTACHMENT_KEY + event_id,
+                       json.dumps({"file": descriptor.to_wire(), "device": device_id}))
+
+    def attachment(self, event_id: str) -> AttachmentInfo | None:
+        """The file of message ``event_id``, or None when it is not a file message."""
+        raw = self.state.get(ATTACHMENT_KEY + event_id)
+        message = self.messages_repo.get(event_id) if raw is not None else None
+        if raw is None or message is None:
+            return None
+        data = json.loads(raw)
+        return AttachmentInfo(message.room_id, event_id, message.sender, data["device"],
+                              parse_descriptor(data["file"]))
+
+    def attachment_sender(self, info: AttachmentInfo) -> SenderDevice:
+        """The sending device as *this* device knows it, to check the descriptor against."""
+        if info.sender == self.user_id and info.sender_device == self.device.device_id:
+            return KnownDevice(self.user_id, self.device.device_id,
+                               self.device.identity.ed25519)
+        for record in self.devices(info.sender):
+            if record.device_id == info.sender_device:
+                return record
+        raise ManifestSignatureInvalid("the sending device is not known here")
+
+    async def export_attachment(self, files: EncryptedFileStore, file_id: str,
+                                info: AttachmentInfo, path: str) -> None:
+        """Decrypt a downloaded (verified) file from the encrypted store to ``path``, the
+        place the user chose -- the only plaintext copy -- and audit it (``file.export``)."""
+
+        key = files.key(file_id)  # on the loop's thread: the cache connection is not shared
+        if key is None:
+            raise SafeConsultError("file not downloaded", user_message=(
+                "This file is no longer on this workstation. Download it again."))
+        sealed = files.sealed_path(file_id)
+
+        def write() -> None:
+            try:
+                with open(sealed, "rb") as src, open(path, "wb") as out:
+                    for chunk in decrypt_chunks(src, key):
+                        out.write(chunk)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
+
+        outcome = "failed"
+        try:
+            await asyncio.to_thread(write)
+            outcome = "ok"
+        except OSError:
+            raise SafeConsultError("export failed", user_message=(
+                "The file could not be saved there. Choose another place.")) from None
+        finally:
+            audit = self._session.audit
+            if audit is not None:
+                with contextlib.suppress(SafeConsultError):
+                    audit.record(EXPORT_ACTION, object_type="blob",
+                                 object_id=info.descriptor.blob_id, outcome=outcome,
+                                 detail={"room_id": info.room_id[:128], "size": info.size})
+
     async def send_room_event(self, room_id: str, event_type: str,
                               content: dict[str, Any]) -> str:
         """Encrypt ``content`` as a room event of ``event_type`` (``sc.*``, not a chat
@@ -972,6 +1095,15 @@ class ChatService(ChatFeatures):
         sender = result.sender_user
         if isinstance(content, Text):
             self._receive_text(event, sender, content, applied)
+        elif isinstance(content, Attachment):
+            desc = content.descriptor
+            if (desc.room_id, desc.sender_user, desc.sender_device) != (
+                    event.room_id, sender, result.sender_device):
+                self._reject(event, Misdirected("attachment of another room or sender"),
+                             applied)
+                return
+            self._keep_attachment(event.event_id, desc, result.sender_device)
+            self._receive_text(event, sender, Text(desc.name), applied)
         elif isinstance(content, Disappear):
             self.state.forget_undecrypted(event.event_id)
             if self._set_disappear(event.room_id, content.after_s, event.origin_ms):
