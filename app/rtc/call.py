@@ -29,7 +29,9 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from app.rtc.ice import IcePolicy, configuration
 from app.rtc.signing import (
@@ -64,6 +66,41 @@ RefreshIce = Callable[[], Awaitable[IcePolicy]]
 ControlHandler = Callable[[Party, dict[str, Any]], None]
 MediaTap = Callable[[Party, Any], None]  # (peer, decoded av frame, video or audio)
 CONTROL_LABEL = "sc-control"
+
+
+class PromptJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, but a frame goes to the decoder as soon as its last
+    packet (RTP marker bit, set by the sender on a frame's last packet) is in and every packet
+    before it is contiguous from the buffer's origin -- stock aiortc waits for the first packet
+    of the *next* frame, about one frame interval of receive delay. Anything else (a gap, a
+    lost marker) falls back to the stock rule."""
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is None:  # the marker may be in already and a late packet fill the gap
+            frame = self._complete_frame()
+        return pli_flag, frame
+
+    def _complete_frame(self) -> JitterFrame | None:
+        if self._origin is None:
+            return None
+        packets: list[Any] = []
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self.capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets),
+                                   timestamp=packets[0].timestamp)
+        return None
+
+
+def prompt_video(receiver: RTCRtpReceiver) -> None:
+    """Give a video receiver the :class:`PromptJitterBuffer` (before its media flows)."""
+    receiver._RTCRtpReceiver__jitter_buffer = PromptJitterBuffer(  # type: ignore[attr-defined]
+        capacity=512, is_video=True)
 TrackFactory = Callable[[], MediaStreamTrack]
 
 
@@ -101,6 +138,7 @@ class CallOptions:
     connect_timeout_s: float = 10.0
     max_backoff_s: float = 8.0
     give_up_s: float = 120.0  # no connection for this long: the link ends ("lost")
+    prompt_video: bool = True  # decode a video frame once its last packet is in: PromptJitterBuffer
 
 
 class PeerLink:
@@ -175,6 +213,10 @@ class PeerLink:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and self.call.options.prompt_video:
+                for transceiver in pc.getTransceivers():
+                    if transceiver.receiver.track is track:
+                        prompt_video(transceiver.receiver)
             self._spawn(self._consume(track, generation))
 
         @pc.on("connectionstatechange")

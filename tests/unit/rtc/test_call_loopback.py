@@ -7,8 +7,10 @@ import asyncio
 import re
 
 import pytest
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtp import RtpPacket
 
-from app.rtc.call import LinkState
+from app.rtc.call import LinkState, PromptJitterBuffer
 from app.rtc.signing import FingerprintMismatch, SignatureInvalid
 
 
@@ -166,9 +168,50 @@ async def test_a_peer_that_vanishes_is_given_up(devices, wire):
         await wait_for(lambda: link.stats.stamped_frames >= 5)
         del wire.calls[bob.party]  # Bob's machine crashes: no hang-up, no answers any more
         await cb.links[alice.party].pc.close()
-        await wait_for(lambda: link.state is LinkState.CLOSED, 10)
+        # The watchdog closes the link (state CLOSED at once, then the peer connection's
+        # close is awaited) and only then reports "lost": wait for the report, not the state.
+        await wait_for(lambda: "lost" in events, 10)
         assert events[0] == "connected" and "rebuilding" in events and events[-1] == "lost"
+        assert link.state is LinkState.CLOSED
         assert link.rebuilds >= 1 and link.pc is None
+    finally:
+        await ca.hangup()
+        await cb.hangup()
+
+
+def _packet(seq: int, timestamp: int, data: bytes, *, marker: bool = False) -> RtpPacket:
+    packet = RtpPacket(payload_type=96, marker=int(marker), sequence_number=seq,
+                       timestamp=timestamp)
+    packet._data = data  # what the receiver's depayloader leaves for the jitter buffer
+    return packet
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_a_video_frame_is_released_once_its_last_packet_is_in(prompt):
+    buffer = (PromptJitterBuffer if prompt else JitterBuffer)(capacity=64, is_video=True)
+    released = []
+    for packet in (_packet(10, 3000, b"a"),
+                   _packet(12, 3000, b"c", marker=True),  # 11 still missing
+                   _packet(11, 3000, b"b"),  # late: the frame is whole now
+                   _packet(13, 6000, b"d", marker=True),
+                   _packet(14, 9000, b"e", marker=True)):
+        _, frame = buffer.add(packet)
+        released.append(None if frame is None else (frame.data, frame.timestamp))
+    if prompt:
+        assert released == [None, None, (b"abc", 3000), (b"d", 6000), (b"e", 9000)]
+    else:  # aiortc's own: a frame goes out only when the next one starts
+        assert released == [None, None, None, (b"abc", 3000), (b"d", 6000)]
+
+
+async def test_links_decode_video_through_the_prompt_jitter_buffer(devices, wire):
+    alice, bob = devices[:2]
+    ca, cb = wire.call_for(alice), wire.call_for(bob)
+    try:
+        link = await ca.connect(bob.party, offerer=True)
+        await wait_for(lambda: link.stats.stamped_frames >= 10)
+        buffers = [t.receiver._RTCRtpReceiver__jitter_buffer
+                   for t in link.pc.getTransceivers() if t.kind == "video"]
+        assert buffers and all(isinstance(b, PromptJitterBuffer) for b in buffers)
     finally:
         await ca.hangup()
         await cb.hangup()
