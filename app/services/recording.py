@@ -30,8 +30,8 @@
   checking every consent signature.
 * Retention (:meth:`RecordingService.purge`): recordings older than
   ``Policy.retention_days`` are removed, key first, then file.
-* Every step is audited, identifiers only: ``record.start`` / ``record.stop`` (also
-  ``step=retention_purged``), ``file.send`` (``step=recording_shared``, and the engine's
+* Every step is audited, identifiers only: ``record.start`` / ``record.stop``,
+  ``record.purge`` (retention), ``file.send`` (``step=recording_shared``, and the engine's
   upload), ``file.download`` (``step=recording_fetch`` / ``recording_play``, and the
   engine's download).
 
@@ -627,7 +627,7 @@ class RecordingService:
             self.store.delete(entry["file_id"])  # its key first, then the ciphertext
             repo.delete(_INDEX + recording_id)
             removed += 1
-            self._record("record.stop", entry.get("call_id") or recording_id,
+            self._record("record.purge", entry.get("call_id") or recording_id,
                          step="retention_purged", recording_id=recording_id)
         active = {rec.spool_id.hex() for rec in self.recordings.values()
                   if rec.state is RecordingState.RECORDING}

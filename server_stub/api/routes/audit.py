@@ -75,7 +75,7 @@ CLIENT_ACTIONS = (
     "screen.share.start", "screen.share.stop", "break_glass", "session.lock", "session.unlock",
     "session.pin_set",
     "wipe.local", "policy.change", "image.open", "kiosk.attest", "image.export",
-    "cache.rebuilt", "device.verify", "snapshot", "message.recall", "update.check",
+    "cache.rebuilt", "device.verify", "snapshot", "message.recall", "update.check", "record.purge",
 )
 ShortText = Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
