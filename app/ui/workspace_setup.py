@@ -46,26 +46,29 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     service = session.service
     if service is None or service.cache is None or service.device is None:
         return
+    from app.services.transfers import TransferEngine
+
     chat = ChatService(service)
     verification = VerificationService(chat, audit=service.audit)
+    engine = TransferEngine.for_session(service)  # one per session: chat files and studies
     view = workspace.views["chat"]
     view.unreadChanged.connect(lambda count: workspace.set_badge("chat", count))
     view.configure(runner=runner, chat=chat, verification=verification,
-                   app_state=session.state)
+                   app_state=session.state, transfers=engine)
     view.destroyed.connect(lambda *_: verification.close())
     runner.run_task(chat.run(), owner=view, on_error=view.show_message)
     workspace.chat_service = chat  # tests and diagnostics
-    configure_study_sharing(workspace, chat, service)
+    workspace.transfer_engine = engine  # tests and diagnostics
+    configure_study_sharing(workspace, chat, service, engine)
 
 
-def configure_study_sharing(workspace: Any, chat: Any, service: Any) -> None:
+def configure_study_sharing(workspace: Any, chat: Any, service: Any, engine: Any) -> None:
     """Images: share studies into the session's rooms, open shared ones, view together."""
     from app.services.study_share import StudyShareService
-    from app.services.transfers import TransferEngine
 
     images = workspace.views["images"]
     sharing = StudyShareService(
-        chat, TransferEngine.for_session(service), audit=service.audit,
+        chat, engine, audit=service.audit,
         work_dir=service.cache.directory / "share", own_ed25519=service.device.identity.ed25519)
     images.configure_consult(chat=chat, sharing=sharing, device_id=service.device.device_id)
     images.destroyed.connect(lambda *_: sharing.close())

@@ -1,8 +1,9 @@
 """Writing a message: Enter sends, Shift+Enter starts a new line.
 
 What is typed is patient data: the composer is PHI-tagged (hidden by the lock, redacted from a
-shared screen). Attachments come with the file-transfer work; the button is there, disabled,
-so nobody looks for it elsewhere.
+shared screen). *Attach* asks the view for a file (enabled once the view has a transfer
+engine); uploads in progress show as rows above the text with bytes, speed, time left and
+Cancel (app/ui/chat/transfers.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.chat.transfers import TransferRow
 from app.ui.phi import mark_phi
 
 MAX_LENGTH = 16_000  # characters; a consult note, not a document (files go as attachments)
@@ -46,6 +48,8 @@ class Composer(QWidget):
     bar above the text with a way out); the view reads them when ``send`` comes."""
 
     send = Signal(str)
+    attach_requested = Signal()
+    cancel_upload = Signal(str)  # transfer id
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +64,15 @@ class Composer(QWidget):
         self.attach = QPushButton()
         self.attach.setObjectName("composerAttach")
         self.attach.setEnabled(False)
+        self.attach.clicked.connect(self.attach_requested)
+        self._attach_available = False
+        self.uploads: dict[str, TransferRow] = {}
+        self.upload_area = QWidget()
+        self.upload_area.setObjectName("composerUploads")
+        self._upload_column = QVBoxLayout(self.upload_area)
+        self._upload_column.setContentsMargins(0, 0, 0, 0)
+        self._upload_column.setSpacing(4)
+        self.upload_area.hide()
         self.send_button = QPushButton()
         self.send_button.setObjectName("composerSend")
         self.send_button.setDefault(True)
@@ -107,10 +120,34 @@ class Composer(QWidget):
         column.setSpacing(4)
         column.addWidget(self.notice)
         column.addWidget(self.context_bar)
+        column.addWidget(self.upload_area)
         column.addLayout(row)
         self._blocked = ""
         self.retranslate()
         self._sync()
+
+    def set_attach_available(self, available: bool) -> None:
+        """Files can be sent (the view has a transfer engine)."""
+        self._attach_available = available
+        self._sync()
+        self.retranslate()
+
+    def add_upload(self, transfer_id: str, name: str) -> TransferRow:
+        """A row for an upload in progress (``name``: the file's, PHI: the composer is
+        tagged); the view routes the engine's progress to it."""
+        row = TransferRow(transfer_id, name)
+        row.cancel.connect(self.cancel_upload)
+        self.uploads[transfer_id] = row
+        self._upload_column.addWidget(row)
+        self.upload_area.show()
+        return row
+
+    def remove_upload(self, transfer_id: str) -> None:
+        row = self.uploads.pop(transfer_id, None)
+        if row is not None:
+            self._upload_column.removeWidget(row)
+            row.deleteLater()
+        self.upload_area.setVisible(bool(self.uploads))
 
     def text(self) -> str:
         return self.edit.toPlainText().strip()
@@ -163,6 +200,7 @@ class Composer(QWidget):
     def _sync(self) -> None:
         text = self.text()
         self.send_button.setEnabled(bool(text) and not self._blocked and len(text) <= MAX_LENGTH)
+        self.attach.setEnabled(self._attach_available and not self._blocked)
 
     def retranslate(self) -> None:
         translate = QCoreApplication.translate
@@ -175,4 +213,8 @@ class Composer(QWidget):
         self.urgent.setText(translate("Composer", "Urgent"))
         self.urgent.setToolTip(translate("Composer", "Notify again until each reader "
                                          "acknowledges it, even under do not disturb"))
-        self.attach.setToolTip(translate("Composer", "Attachments are not available yet."))
+        self.attach.setToolTip(
+            translate("Composer", "Send a file, end-to-end encrypted") if self._attach_available
+            else translate("Composer", "Attachments are not available yet."))
+        for row in self.uploads.values():
+            row.retranslate()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.core.chat import ChatMessage, EventState, UndecryptedEvent
 from app.ui.chat.texts import time_text
+from app.ui.chat.transfers import AttachmentBox
 from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
@@ -54,6 +55,7 @@ class MessageBubble(QFrame):
         self.kind = ""  # "message" once shown; "undecryptable" while it cannot be
         self.delivery = ""
         self.message: ChatMessage | None = None
+        self.attachment: AttachmentBox | None = None  # a file message's file
         self.quote = QLabel()
         self.quote.setObjectName("bubbleQuote")
         self.quote.setProperty("role", "subtle")
@@ -102,6 +104,16 @@ class MessageBubble(QFrame):
         column.addLayout(head)
         column.addWidget(self.quote)
         column.addWidget(self.body)
+        self._column = column
+
+    def set_attachment(self, name: str, size: int) -> AttachmentBox:
+        """Show this message as a file (``name`` is PHI: the timeline is tagged)."""
+        if self.attachment is None:
+            self.attachment = AttachmentBox()
+            self._column.addWidget(self.attachment)
+        self.attachment.show_file(name, size)
+        self.body.hide()
+        return self.attachment
 
     def _set_actions(self) -> None:
         translate = QCoreApplication.translate
@@ -127,6 +139,9 @@ class MessageBubble(QFrame):
         if message.recalled:
             self.body.setText(translate("Timeline", "Message recalled"))
             self.body.setProperty("state", "recalled")
+            self.body.show()
+            if self.attachment is not None:
+                self.attachment.hide()
         else:
             self.body.setText(message.body.reveal())
             self.body.setProperty("state", "")
@@ -203,6 +218,10 @@ class Timeline(QScrollArea):
     edit = Signal(str)
     recall = Signal(str)
     acknowledge = Signal(str)
+    download = Signal(str)  # event id of a file message: fetch and verify its file
+    open_file = Signal(str)
+    save_file = Signal(str)
+    cancel_transfer = Signal(str)  # transfer id
     older = Signal()  # scrolled to the top: the view may load earlier messages
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -244,11 +263,22 @@ class Timeline(QScrollArea):
         self.bubbles.clear()
 
     def add_message(self, message: ChatMessage, sender_name: str, *, own: bool,
-                    online: bool = True, quote: str | None = None) -> MessageBubble:
+                    online: bool = True, quote: str | None = None,
+                    attachment: tuple[str, int] | None = None) -> MessageBubble:
         """Add ``message``, or replace what its entry showed (it decrypted, was edited or
-        recalled). ``quote``: the line showing the message it replies to."""
+        recalled). ``quote``: the line showing the message it replies to; ``attachment``:
+        (name, size) when the message is a file."""
         bubble = self._bubble(message.event_id, message.ts_ms, own=own)
         bubble.show_message(message, sender_name, quote)
+        if attachment is not None and not message.recalled:
+            new = bubble.attachment is None
+            box = bubble.set_attachment(*attachment)
+            if new:
+                event_id = message.event_id
+                box.download.connect(lambda: self.download.emit(event_id))
+                box.open.connect(lambda: self.open_file.emit(event_id))
+                box.save.connect(lambda: self.save_file.emit(event_id))
+                box.cancel.connect(self.cancel_transfer)
         if bubble.own and message.pending:
             bubble.set_delivery(QUEUED, online=online)
         return bubble

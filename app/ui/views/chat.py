@@ -11,14 +11,24 @@ TaskRunner, the signed-in session's :class:`~app.services.chat.ChatService` and
 :class:`~app.services.verification.VerificationService`. Until then the view shows what will
 appear here. Messages, the composer and search results are PHI-tagged: the lock hides them
 and screen sharing paints over them.
+
+Files: with the session's :class:`~app.services.transfers.TransferEngine` (one per session,
+shared with study sharing) *Attach* uploads a file and sends it as an attachment message;
+a file message offers Download, and once the engine has verified it (signature against the
+sending device's key as this device knows it, digest) Open -- an in-app preview from
+memory -- and Save as... (decrypted only to the chosen path, audited as ``file.export``).
 """
 
 from __future__ import annotations
+
+import secrets
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QInputDialog,
@@ -34,7 +44,8 @@ from PySide6.QtWidgets import (
 
 from app.core.chat import ChatMessage, Notification, UndecryptedEvent
 from app.services.app_state import AppState
-from app.services.chat import ChatService, SendFailed
+from app.services.chat import AttachmentInfo, ChatService, SendFailed
+from app.services.transfers import TransferEngine, TransferProgress, download_id
 from app.services.verification import VerificationService, VerificationStatus
 from app.ui.asyncbridge import TaskRunner
 from app.ui.chat.composer import EDIT, REPLY, Composer
@@ -44,6 +55,7 @@ from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
 from app.ui.chat.timeline import FAILED, SENT, Timeline, quote_text
+from app.ui.chat.transfers import AttachmentBox, preview_dialog
 from app.ui.chat.urgent import DisappearBox, PresenceBox, UrgentBanner, presence_text
 from app.ui.chat.verification_dialog import VerificationDialog
 from app.ui.i18n import fill
@@ -65,6 +77,9 @@ class ChatView(PlaceholderView):
         self.dialogs: dict[str, VerificationDialog] = {}
         self._app_state: AppState | None = None
         self._deferred: list[VerificationStatus] = []
+        self.transfers: TransferEngine | None = None
+        self._downloads: dict[str, str] = {}  # transfer id -> event id (running downloads)
+        self._files: dict[str, str] = {}  # event id -> file id (downloaded and verified)
         self._build()
         self.retranslate()
 
@@ -177,6 +192,10 @@ class ChatView(PlaceholderView):
         self.timeline.recall.connect(self.recall)
         self.timeline.acknowledge.connect(self._acknowledge_current)
         self.timeline.older.connect(self.load_older)
+        self.timeline.download.connect(self.download_attachment)
+        self.timeline.open_file.connect(self.open_attachment)
+        self.timeline.save_file.connect(self.save_attachment)
+        self.timeline.cancel_transfer.connect(self.cancel_transfer)
         self._history_done = False  # the open room's oldest cached message is shown
         self.urgent = UrgentBanner()
         self.urgent.open.connect(lambda room_id, _event_id: self.open_room(room_id))
@@ -184,6 +203,8 @@ class ChatView(PlaceholderView):
         self.alerts = 0  # notifications this view passed on (the window's taskbar entry)
         self.composer = Composer()
         self.composer.send.connect(self.send)
+        self.composer.attach_requested.connect(self.attach)
+        self.composer.cancel_upload.connect(self.cancel_transfer)
         self.no_room = QLabel()
         self.no_room.setObjectName("noRoom")
         self.no_room.setWordWrap(True)
@@ -233,7 +254,12 @@ class ChatView(PlaceholderView):
 
     def configure(self, *, runner: TaskRunner | None = None, chat: ChatService | None = None,
                   verification: VerificationService | None = None,
-                  app_state: AppState | None = None) -> None:
+                  app_state: AppState | None = None,
+                  transfers: TransferEngine | None = None) -> None:
+        if transfers is not None:
+            self.transfers = transfers
+            observe(transfers.progress, self._on_transfer_progress, self)
+            self.composer.set_attach_available(True)
         if app_state is not None:
             # A verification request arriving while the window is locked waits for the
             # unlock: no dialog over the lock screen, no accepting without the password.
@@ -397,9 +423,152 @@ class ChatView(PlaceholderView):
         if message.reply_to is not None:
             quoted = self.chat.message_by_id(message.reply_to)
             quote = quote_text(self._name(quoted.sender) if quoted else "", quoted)
-        self.timeline.add_message(message, self._name(message.sender),
-                                  own=message.sender == self.chat.user_id, online=online,
-                                  quote=quote)
+        info = self.chat.attachment(message.event_id)
+        bubble = self.timeline.add_message(
+            message, self._name(message.sender), own=message.sender == self.chat.user_id,
+            online=online, quote=quote,
+            attachment=(info.name.reveal(), info.size) if info is not None else None)
+        if info is not None and bubble.attachment is not None:
+            self._attachment_state(info, bubble.attachment)
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _attachment_state(self, info: AttachmentInfo, box: AttachmentBox) -> None:
+        """What a (re)shown file box offers: running download, verified file, or Download."""
+        if self.transfers is None or box.state != "available":
+            return
+        transfer_id = download_id(info.descriptor)
+        if self._downloads.get(transfer_id) == info.event_id:
+            box.start(transfer_id)
+            return
+        file_id = self._files.get(info.event_id)
+        if file_id is None:
+            result = self.transfers.result(transfer_id)
+            file_id = result.file_id if result is not None else None
+        if file_id is not None and file_id in self.transfers.files.ids():
+            self._files[info.event_id] = file_id
+            box.set_ready()
+
+    def attach(self) -> None:
+        """*Attach*: pick a file, then :meth:`attach_file`."""
+        if self.transfers is None or self.current_room is None or self.composer.blocked:
+            return
+        path, _filter = QFileDialog.getOpenFileName(
+            self, QCoreApplication.translate("ChatView", "Send a file"))
+        if path:
+            self.attach_file(path)
+
+    def attach_file(self, path: str) -> str | None:
+        """Encrypt and upload ``path`` (a progress row in the composer, with Cancel), then
+        send it as an attachment message. Returns the upload's transfer id."""
+        if self.chat is None or self.transfers is None or self.current_room is None \
+                or self.composer.blocked:
+            return None
+        chat, engine, room_id = self.chat, self.transfers, self.current_room
+        transfer_id = secrets.token_hex(16)
+        self.composer.add_upload(transfer_id, Path(path).name)
+        self.show_message("")
+
+        async def run() -> str:
+            descriptor = await engine.upload(room_id, path, transfer_id=transfer_id)
+            return await chat.send_attachment(room_id, descriptor)
+
+        def failed(text: str) -> None:
+            self.composer.remove_upload(transfer_id)
+            self.show_message(text)
+
+        self._runner.run_task(run(), owner=self,
+                              on_result=lambda _e: self.composer.remove_upload(transfer_id),
+                              on_error=failed)
+        return transfer_id
+
+    def download_attachment(self, event_id: str) -> str | None:
+        """Fetch, verify and store the file of message ``event_id`` (progress with Cancel in
+        its box; a refusal shows the engine's words). Returns the transfer id."""
+        if self.chat is None or self.transfers is None:
+            return None
+        info = self.chat.attachment(event_id)
+        bubble = self.timeline.bubbles.get(event_id)
+        if info is None:
+            return None
+        chat, engine = self.chat, self.transfers
+        transfer_id = download_id(info.descriptor)
+        self._downloads[transfer_id] = event_id
+        if bubble is not None and bubble.attachment is not None:
+            bubble.attachment.start(transfer_id)
+
+        async def run() -> str:
+            return await engine.download(info.descriptor.to_wire(),
+                                         chat.attachment_sender(info), room_id=info.room_id)
+
+        def done(file_id: str) -> None:
+            self._downloads.pop(transfer_id, None)
+            self._files[event_id] = file_id
+            box = self._box(event_id)
+            if box is not None:
+                box.set_ready()
+
+        def failed(text: str) -> None:
+            self._downloads.pop(transfer_id, None)
+            box = self._box(event_id)
+            if box is not None:
+                box.set_failed(text)
+
+        self._runner.run_task(run(), owner=self, on_result=done, on_error=failed)
+        return transfer_id
+
+    def _box(self, event_id: str) -> AttachmentBox | None:
+        bubble = self.timeline.bubbles.get(event_id)
+        return bubble.attachment if bubble is not None else None
+
+    def cancel_transfer(self, transfer_id: str) -> None:
+        if self.transfers is not None:
+            self.transfers.cancel(transfer_id)
+
+    def _on_transfer_progress(self, progress: TransferProgress) -> None:
+        row = self.composer.uploads.get(progress.transfer_id)
+        if row is None:
+            box = self._box(self._downloads.get(progress.transfer_id, ""))
+            row = box.row if box is not None else None
+        if row is not None and row.transfer_id == progress.transfer_id:
+            row.update_progress(progress)
+
+    def open_attachment(self, event_id: str) -> None:
+        """Open a verified file inside the app (decrypted in memory, never to disk)."""
+        file_id = self._files.get(event_id)
+        if self.chat is None or self.transfers is None or file_id is None:
+            return
+        info = self.chat.attachment(event_id)
+        if info is None:
+            return
+        dialog = preview_dialog(self, info.name.reveal(), info.mime.reveal(),
+                                self.transfers.files.read(file_id))
+        dialog.show()
+        self.preview = dialog  # tests
+
+    def save_attachment(self, event_id: str) -> None:
+        """*Save as...*: the user picks where the decrypted copy goes."""
+        info = self.chat.attachment(event_id) if self.chat is not None else None
+        if info is None or event_id not in self._files:
+            return
+        path, _filter = QFileDialog.getSaveFileName(
+            self, QCoreApplication.translate("ChatView", "Save the file as"),
+            info.name.reveal())
+        if path:
+            self.save_attachment_to(event_id, path)
+
+    def save_attachment_to(self, event_id: str, path: str) -> None:
+        file_id = self._files.get(event_id)
+        info = self.chat.attachment(event_id) if self.chat is not None else None
+        if self.chat is None or self.transfers is None or info is None or file_id is None:
+            return
+        translate = QCoreApplication.translate
+        self._runner.run_task(
+            self.chat.export_attachment(self.transfers.files, file_id, info, path),
+            owner=self, on_result=lambda _r: self.show_message(
+                translate("ChatView", "File saved. That copy is not encrypted: keep it where "
+                          "patient data may be kept.")),
+            on_error=self.show_message)
 
     def _on_undecryptable(self, event: UndecryptedEvent) -> None:
         if event.room_id == self.current_room:
