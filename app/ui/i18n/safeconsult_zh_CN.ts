@@ -193,6 +193,18 @@
         <source>Recall this message?</source>
         <translation>撤回此消息？</translation>
     </message>
+    <message>
+        <source>Send a file</source>
+        <translation>发送文件</translation>
+    </message>
+    <message>
+        <source>Save the file as</source>
+        <translation>文件另存为</translation>
+    </message>
+    <message>
+        <source>File saved. That copy is not encrypted: keep it where patient data may be kept.</source>
+        <translation>文件已保存。该副本未加密：请存放在允许保存患者数据的位置。</translation>
+    </message>
 </context>
 <context>
     <name>ConsultsView</name>
@@ -922,6 +934,22 @@
         <source>The file could not be de-identified; it was not exported.</source>
         <translation>无法对该文件去标识化；未导出。</translation>
     </message>
+    <message>
+        <source>The file could not be saved there. Choose another place.</source>
+        <translation>文件无法保存到该位置。请选择其他位置。</translation>
+    </message>
+    <message>
+        <source>This file is no longer on this workstation. Download it again.</source>
+        <translation>此文件已不在本工作站上。请重新下载。</translation>
+    </message>
+    <message>
+        <source>The file transfer was cancelled.</source>
+        <translation>文件传输已取消。</translation>
+    </message>
+    <message>
+        <source>This file was damaged or tampered with on the way, so it was not opened and nothing was kept. Ask the sender to send it again; tell IT if it happens again.</source>
+        <translation>此文件在传输途中已损坏或被篡改，因此未打开，也未保留任何内容。请让发送者重新发送；如再次发生，请告知 IT。</translation>
+    </message>
 </context>
 <context>
     <name>SeriesCard</name>
@@ -1284,6 +1312,10 @@
     <message>
         <source>Urgent</source>
         <translation>紧急</translation>
+    </message>
+    <message>
+        <source>Send a file, end-to-end encrypted</source>
+        <translation>发送文件（端到端加密）</translation>
     </message>
 </context>
 <context>
@@ -2639,6 +2671,97 @@ Key fingerprint: %3</source>
     <message>
         <source>Recordings</source>
         <translation>录制</translation>
+    </message>
+</context>
+<context>
+    <name>Transfers</name>
+    <message>
+        <source>%1 s</source>
+        <translation>%1 秒</translation>
+    </message>
+    <message>
+        <source>%1 min %2 s</source>
+        <translation>%1 分 %2 秒</translation>
+    </message>
+    <message>
+        <source>%1 h %2 min</source>
+        <translation>%1 小时 %2 分</translation>
+    </message>
+    <message>
+        <source>under 1 s</source>
+        <translation>不到 1 秒</translation>
+    </message>
+    <message>
+        <source>Encrypting… %1 of %2</source>
+        <translation>正在加密… %1 / %2</translation>
+    </message>
+    <message>
+        <source>Verifying the file…</source>
+        <translation>正在验证文件…</translation>
+    </message>
+    <message>
+        <source>Paused: resumes when the connection is back</source>
+        <translation>已暂停：连接恢复后继续</translation>
+    </message>
+    <message>
+        <source>Done</source>
+        <translation>完成</translation>
+    </message>
+    <message>
+        <source>Cancelled</source>
+        <translation>已取消</translation>
+    </message>
+    <message>
+        <source>Failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <source>%1 of %2</source>
+        <translation>%1 / %2</translation>
+    </message>
+    <message>
+        <source>%1/s</source>
+        <translation>%1/秒</translation>
+    </message>
+    <message>
+        <source>%1 left</source>
+        <translation>剩余 %1</translation>
+    </message>
+    <message>
+        <source>Starting…</source>
+        <translation>正在开始…</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <source>Verified: signed by the sender&apos;s device, intact.</source>
+        <translation>已验证：由发送者的设备签名，文件完整。</translation>
+    </message>
+    <message>
+        <source>Download</source>
+        <translation>下载</translation>
+    </message>
+    <message>
+        <source>Open</source>
+        <translation>打开</translation>
+    </message>
+    <message>
+        <source>Save as…</source>
+        <translation>另存为…</translation>
+    </message>
+    <message>
+        <source>Attached file</source>
+        <translation>附件</translation>
+    </message>
+    <message>
+        <source>This type of file cannot be shown here. Use Save as… to open it with another program.</source>
+        <translation>此类文件无法在此显示。请使用“另存为…”后用其他程序打开。</translation>
+    </message>
+    <message>
+        <source>Close</source>
+        <translation>关闭</translation>
     </message>
 </context>
 </TS>
