@@ -29,6 +29,14 @@ from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
 MAX_TEXT_PREVIEW = 2_000_000  # characters
+MAX_PREVIEW_BYTES = 64 * 1024 * 1024  # a file larger than this is not read into memory to show
+_TEXT_TYPES = ("application/json",)
+
+
+def previewable(mime: str, size: int) -> bool:
+    """Whether *Open* shows this file in the app (else it says to use Save as...)."""
+    return size <= MAX_PREVIEW_BYTES and (
+        mime.startswith(("image/", "text/")) or mime in _TEXT_TYPES)
 
 _UNITS = ("B", "KB", "MB", "GB", "TB")
 
@@ -248,9 +256,9 @@ def preview_dialog(parent: QWidget, name: str, mime: str, data: bytes) -> QDialo
     dialog.setWindowTitle(name)
     mark_phi(dialog)
     column = QVBoxLayout(dialog)
-    image = QImage.fromData(data) if mime.startswith("image/") else QImage()
+    image = QImage.fromData(data) if data and mime.startswith("image/") else QImage()
     text: str | None = None
-    if image.isNull() and (mime.startswith("text/") or mime in ("application/json",)):
+    if image.isNull() and data and (mime.startswith("text/") or mime in _TEXT_TYPES):
         text = data.decode("utf-8", "replace")[:MAX_TEXT_PREVIEW]
     if not image.isNull():
         label = QLabel()

@@ -55,7 +55,7 @@ from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
 from app.ui.chat.timeline import FAILED, SENT, Timeline, quote_text
-from app.ui.chat.transfers import AttachmentBox, preview_dialog
+from app.ui.chat.transfers import AttachmentBox, preview_dialog, previewable
 from app.ui.chat.urgent import DisappearBox, PresenceBox, UrgentBanner, presence_text
 from app.ui.chat.verification_dialog import VerificationDialog
 from app.ui.i18n import fill
@@ -541,8 +541,9 @@ class ChatView(PlaceholderView):
         info = self.chat.attachment(event_id)
         if info is None:
             return
-        dialog = preview_dialog(self, info.name.reveal(), info.mime.reveal(),
-                                self.transfers.files.read(file_id))
+        mime = info.mime.reveal()
+        data = self.transfers.files.read(file_id) if previewable(mime, info.size) else b""
+        dialog = preview_dialog(self, info.name.reveal(), mime, data)
         dialog.show()
         self.preview = dialog  # tests
 
