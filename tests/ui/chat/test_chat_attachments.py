@@ -5,6 +5,7 @@ blob refused in the engine's words; Cancel stops an upload and a download. Synth
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from PySide6.QtCore import Qt
@@ -170,3 +171,32 @@ def test_cancel_an_upload_and_a_download(qtbot, people, tmp_path):
     qtbot.waitUntil(lambda: "cancelled" in box.status.text(), timeout=30_000)
     assert _shown(box.download_button) and box.row is None
     assert bob_engine.files.ids() == []
+
+
+def test_the_signed_in_workspace_gives_the_chat_the_sessions_one_engine(
+        qtbot, qapp, qloop, open_server, tmp_path):
+    from app.config import Paths, Policy, Settings
+    from app.main import _build_window
+    from tests.support.clients import create_user, next_totp_code
+
+    creds = create_user(open_server, "dr.wiref", role="physician")
+    policy = Policy(server_url=open_server.url, pinned_ca_pem=open_server.ca_pem)
+    window = _build_window(qapp, policy, "", Paths.under(tmp_path / "c"), Settings(),
+                           keys_in_memory=True)
+    qtbot.addWidget(window)
+    window.observe_state()
+    window.show()
+    code = run(qtbot, next_totp_code(open_server, creds.username, creds.totp_secret))
+    window.login.username.setText(creds.username)
+    window.login.password.setText(creds.password)
+    window.login.totp.setText(code)
+    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
+    try:
+        view = window.workspace.views["chat"]
+        engine = window.workspace.transfer_engine
+        assert view.transfers is engine and window.workspace.study_sharing.engine is engine
+        assert view.composer._attach_available
+    finally:
+        closing = asyncio.ensure_future(window.shutdown())
+        qtbot.waitUntil(closing.done, timeout=10_000)
