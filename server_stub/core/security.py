@@ -41,7 +41,13 @@ B64_RE = re.compile(r"^[A-Za-z0-9+/]+$")
 
 
 def new_id() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    """128 random bits, unpadded URL-safe base64: unguessable, so ids leak nothing. Never
+    starting with ``-``: IT types ids into the admin command line, where that reads as an
+    option."""
+    while True:
+        value = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 def new_token() -> str:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server_stub.crud.rooms import WRITER_ROLES, Refused, new_id, require_member
+from server_stub.core.security import new_id
+from server_stub.crud.rooms import WRITER_ROLES, Refused, require_member
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{22}$")

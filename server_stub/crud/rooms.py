@@ -8,13 +8,13 @@ event to the timeline: that event is how member devices learn to rotate their Me
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import secrets
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from server_stub.core.security import new_id
 
 MEMBER_EVENT_TYPE = "sc.room.member"
 ROLES = ("owner", "member", "observer")
@@ -42,9 +42,6 @@ class GrantExpired(Refused):
         self.user_id = user_id
 
 
-def new_id() -> str:
-    """128 random bits, unpadded URL-safe base64: unguessable, so ids leak nothing."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
 @dataclass(frozen=True)

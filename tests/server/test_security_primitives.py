@@ -135,3 +135,14 @@ def test_source_limiter_counts_per_address():
         limiter.record_failure("10.0.0.1", 60)
     assert limiter.retry_after_s("10.0.0.1", 3, 60) >= 1
     assert limiter.retry_after_s("10.0.0.2", 3, 60) == 0
+
+
+def test_ids_never_start_with_a_dash_and_match_the_id_pattern():
+    # IT types ids into `admin grant add --room ID`: a leading dash reads as an option there.
+    import re
+
+    from server_stub.core.security import new_id
+
+    ids = {new_id() for _ in range(3000)}
+    assert len(ids) == 3000
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", i) for i in ids)
