@@ -47,6 +47,22 @@ class Coturn:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        """Start on this port; on the first start, a port that turns out to be taken (another
+        coturn's relay range, a parallel run) is swapped for a fresh one, up to three tries.
+        A restart keeps its port: the recovery test needs the same address back."""
+        first = self.process is None and not getattr(self, "_started_once", False)
+        for attempt in range(3 if first else 1):
+            try:
+                self._start_once()
+                self._started_once = True
+                return
+            except TimeoutError:
+                self.stop()
+                if attempt == 2 or not first:
+                    raise
+                self.port = _free_port()
+
+    def _start_once(self) -> None:
         self.process = subprocess.Popen(
             ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
              f"--listening-port={self.port}", "--use-auth-secret",
@@ -56,6 +72,8 @@ class Coturn:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TimeoutError(f"coturn exited ({self.process.returncode}) on {self.port}")
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
