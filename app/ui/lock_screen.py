@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from app.core.pin import PIN_MAX_FAILURES, PIN_MAX_LENGTH, PinOffer, PinProblem, PinRefused
 from app.ui.asyncbridge import TaskRunner
-from app.ui.form_error import show_form_error
+from app.ui.form_error import form_error_label, show_form_error
 from app.ui.i18n import fill
 
 Unlock = Callable[[str], Awaitable["int | None"]]
@@ -138,11 +138,7 @@ class LockScreen(QWidget):
         self.pin.returnPressed.connect(self._submit)
         self.switch_button = link_button("unlockSwitch")
         self.switch_button.clicked.connect(self._switch_mode)
-        self.error = QLabel()
-        self.error.setObjectName("unlockError")
-        self.error.setProperty("role", "error")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("unlockError")
         self.unlock_button = QPushButton()
         self.unlock_button.setObjectName("unlock")
         self.unlock_button.setDefault(True)
@@ -347,11 +343,7 @@ class SetPinDialog(QDialog):
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setProperty("role", "subtle")
-        self.error = QLabel()
-        self.error.setObjectName("setPinError")
-        self.error.setProperty("role", "error")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("setPinError")
         self.skip_button = QPushButton()
         self.skip_button.setObjectName("skipPin")
         self.skip_button.setAutoDefault(False)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.asyncbridge import TaskRunner
-from app.ui.form_error import show_form_error
+from app.ui.form_error import form_error_label, show_form_error
 from app.ui.i18n import fill
 
 if TYPE_CHECKING:
@@ -86,11 +86,7 @@ class LoginView(QWidget):
         self.totp_label = QLabel()
         self.totp_label.setBuddy(self.totp)
 
-        self.error = QLabel()
-        self.error.setObjectName("loginError")
-        self.error.setProperty("role", "error")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("loginError")
 
         self.submit = QPushButton()
         self.submit.setObjectName("signIn")

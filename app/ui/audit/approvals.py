@@ -27,6 +27,7 @@ from app.services.access_review import AccessReviewService, ApprovalRequest, Aud
 from app.ui.asyncbridge import TaskRunner
 from app.ui.audit.requests import PageRequests
 from app.ui.audit.texts import timestamp
+from app.ui.form_error import form_error_label
 from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
@@ -79,10 +80,7 @@ class ApprovalsPanel(PageRequests, QWidget):
         self.devices_text.setWordWrap(True)
         QVBoxLayout(self.devices_box).addWidget(self.devices_text)
 
-        self.error = QLabel()
-        self.error.setObjectName("formError")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("formError")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.error)

@@ -31,7 +31,7 @@ from app.services.access_review import (
 )
 from app.ui.asyncbridge import TaskRunner
 from app.ui.audit.texts import fit_bold
-from app.ui.form_error import show_form_error
+from app.ui.form_error import form_error_label, show_form_error
 from app.ui.i18n import fill
 from app.ui.phi import mark_phi
 
@@ -64,10 +64,7 @@ class BreakGlassDialog(QDialog):
         mark_phi(self.reason)
         self.count = QLabel()
         self.count.setProperty("role", "subtle")
-        self.error = QLabel()
-        self.error.setObjectName("formError")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("formError")
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.submit = self.buttons.button(QDialogButtonBox.StandardButton.Ok)

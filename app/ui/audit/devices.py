@@ -31,6 +31,7 @@ from app.services.session import fingerprint
 from app.ui.asyncbridge import TaskRunner
 from app.ui.audit.requests import PageRequests
 from app.ui.audit.texts import timestamp
+from app.ui.form_error import form_error_label
 from app.ui.i18n import fill
 
 Confirm = Callable[[QWidget, str, str], bool]
@@ -88,10 +89,7 @@ class DevicesPanel(PageRequests, QWidget):
             self.buttons[action] = button
             row.addWidget(button)
 
-        self.error = QLabel()
-        self.error.setObjectName("formError")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("formError")
         self.done_text = QLabel()
         self.done_text.setObjectName("deviceDone")
         self.done_text.setWordWrap(True)

@@ -47,7 +47,7 @@ from app.services.access_review import (
 from app.ui.asyncbridge import TaskRunner
 from app.ui.audit.requests import PageRequests
 from app.ui.audit.texts import clock_time, fit_bold, timestamp
-from app.ui.form_error import show_form_error
+from app.ui.form_error import form_error_label, show_form_error
 from app.ui.i18n import fill
 from app.ui.phi import PhiLabel, mark_phi
 
@@ -242,10 +242,7 @@ class AccessReviewPanel(PageRequests, QWidget):
         self.verify_button = QPushButton()
         self.verify_button.setObjectName("verifyChain")
         self.verify_button.clicked.connect(self.check_chain)
-        self.error = QLabel()
-        self.error.setObjectName("formError")
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = form_error_label("formError")
         top = QHBoxLayout()
         top.addWidget(self.chain, 1)
         top.addWidget(self.verify_button)
