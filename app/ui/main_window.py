@@ -39,7 +39,7 @@ from app.services.app_state import AppState, DeviceState, SignedInUser
 from app.ui.about_info import AboutInfo
 from app.ui.asyncbridge import TaskRunner
 from app.ui.banner import SharedDeviceBanner
-from app.ui.i18n import LANGUAGES, LanguageSwitcher
+from app.ui.i18n import LANGUAGES, LanguageSwitcher, fill
 from app.ui.login_view import LoginView, SignIn
 from app.ui.notify import NotificationArea
 from app.ui.observe import observe
@@ -165,6 +165,16 @@ class MainWindow(QMainWindow):
         self._sync_page()
         self._show_fingerprint()
         self._show_lock_seconds(state.lock_seconds_left)
+        self._show_policy_problem()
+
+    def _show_policy_problem(self) -> None:
+        """A refused machine policy is said on the sign-in form, not only in About: with the
+        safe defaults this computer may not reach the server at all (app/ui/policy_notice.py
+        repeats it after sign-in and audits it)."""
+        if self._state.policy_problem:
+            self.login.show_error(fill(self.tr(
+                "This computer's machine policy was refused, so SafeConsult runs on its safe "
+                "defaults: %1 Please tell IT."), self._state.policy_problem))
 
     # -- pages -------------------------------------------------------------------------------
 

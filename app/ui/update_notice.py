@@ -15,67 +15,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QWidget
 
 from app.ui.asyncbridge import TaskRunner
 from app.ui.i18n import fill
+from app.ui.notice_banner import NoticeBanner
 from app.ui.session_link import SessionLink
 
 
-class UpdateBanner(QFrame):
+class UpdateBanner(NoticeBanner):
     """One line about an update; the user may close it (it comes back at the next sign-in
     while the situation lasts)."""
 
-    dismissed = Signal()
-
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("updateBanner")
-        self.kind = ""
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.close_button = QToolButton()
-        self.close_button.setText("×")
-        self.close_button.setAutoRaise(True)
-        self.close_button.clicked.connect(self._close)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(12, 6, 6, 6)
-        row.addWidget(self.label, 1)
-        row.addWidget(self.close_button)
-        self.hide()
+        super().__init__("updateBanner", parent)
 
     def show_result(self, status: str, version: str) -> None:
         if status == "staged":
-            self.kind = "ready"
-            self.label.setText(fill(self.tr(
+            self.show_notice("ready", fill(self.tr(
                 "SafeConsult %1 is downloaded and its signature verified, ready for IT to "
-                "install. You can keep working."), version))
+                "install. You can keep working."), version), warning=False)
         elif status == "refused":
-            self.kind = "refused"
-            self.label.setText(self.tr(
+            self.show_notice("refused", self.tr(
                 "An update offered by the server did not pass its security checks and was "
                 "not installed. SafeConsult keeps working. Please tell IT (the details are in "
-                "the audit log)."))
+                "the audit log)."), warning=True)
         elif status == "available":
-            self.kind = "available"
-            self.label.setText(fill(self.tr(
+            self.show_notice("available", fill(self.tr(
                 "SafeConsult %1 is available. IT installs it on this shared workstation."),
-                version))
+                version), warning=False)
         else:
-            self.kind = ""
-            self.hide()
-            return
-        # Information for a ready update; a refused one is drawn like other warnings.
-        accent = "#a3241a" if self.kind == "refused" else "palette(highlight)"
-        self.setStyleSheet(f"QFrame#updateBanner {{ border: 1px solid {accent}; "
-                           "border-left: 6px solid " + accent + "; border-radius: 4px; }")
-        self.close_button.setToolTip(self.tr("Close"))
-        self.show()
-
-    def _close(self) -> None:
-        self.hide()
-        self.dismissed.emit()
+            self.clear()
 
 
 def _outcome(status: str) -> str:

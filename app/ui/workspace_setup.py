@@ -30,8 +30,10 @@ def configure_workspace(workspace: Any, user: Any, *, runner: TaskRunner,
     from app.ui.call.setup import configure_calls
 
     configure_calls(workspace, runner=runner, session=session)
+    from app.ui.policy_notice import configure_policy_notice
     from app.ui.update_notice import configure_updates
 
+    configure_policy_notice(workspace, session=session)
     configure_updates(workspace, runner=runner, session=session)
     from app.ui.audit.setup import configure_access
 

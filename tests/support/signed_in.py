@@ -28,10 +28,11 @@ def signed_in_window(qtbot, qapp, qloop, tmp_path):
 
     windows = []
 
-    def open_window(server, username: str, role: str):
+    def open_window(server, username: str, role: str, *, policy_problem: str = ""):
         creds = create_user(server, username, role=role)
         policy = Policy(server_url=server.url, pinned_ca_pem=server.ca_pem)
-        window = _build_window(qapp, policy, "", Paths.under(tmp_path / username), Settings(),
+        window = _build_window(qapp, policy, policy_problem, Paths.under(tmp_path / username),
+                               Settings(),
                                keys_in_memory=True)
         qtbot.addWidget(window)
         window.observe_state()

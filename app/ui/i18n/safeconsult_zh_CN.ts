@@ -701,6 +701,10 @@
 <context>
     <name>MainWindow</name>
     <message>
+        <source>This computer's machine policy was refused, so SafeConsult runs on its safe defaults: %1 Please tell IT.</source>
+        <translation>本机的机器策略被拒绝，SafeConsult 正以安全默认设置运行：%1 请告知 IT。</translation>
+    </message>
+    <message>
         <source>This language is not installed. Run the set-up script again, or contact IT.</source>
         <translation>此语言尚未安装。请重新运行安装脚本，或联系信息科。</translation>
     </message>
@@ -2762,6 +2766,20 @@ Key fingerprint: %3</source>
     <message>
         <source>Close</source>
         <translation>关闭</translation>
+    </message>
+</context>
+<context>
+    <name>NoticeBanner</name>
+    <message>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+</context>
+<context>
+    <name>PolicyNotice</name>
+    <message>
+        <source>This computer's machine policy was refused, so SafeConsult runs on its safe defaults: %1 Please tell IT.</source>
+        <translation>本机的机器策略被拒绝，SafeConsult 正以安全默认设置运行：%1 请告知 IT。</translation>
     </message>
 </context>
 </TS>
