@@ -138,7 +138,7 @@ EXPORT_ACTION = "file.export"  # an attachment saved, decrypted, to a place the 
 
 
 @dataclass(frozen=True, slots=True)
-class AttachmentInfo:
+class AttachmentInfo(chat_content.DescribedFile):
     """A file message: its signed descriptor and the device it came from (the Megolm
     sender, checked against the envelope). ``name`` and ``mime`` are patient data."""
 
@@ -147,18 +147,6 @@ class AttachmentInfo:
     sender: str
     sender_device: str
     descriptor: AttachmentDescriptor = field(repr=False)
-
-    @property
-    def name(self) -> Phi[str]:
-        return self.descriptor.name
-
-    @property
-    def mime(self) -> Phi[str]:
-        return self.descriptor.mime
-
-    @property
-    def size(self) -> int:
-        return self.descriptor.size
 
 
 @dataclass

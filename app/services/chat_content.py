@@ -84,13 +84,12 @@ class Disappear:
     after_s: int
 
 
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file sent in the room: the signed transfer descriptor (docs/e2ee.md,
-    "Attachments") and, for display, its name, size and type -- which must be the
-    descriptor's own (the receiver verifies the descriptor's signature before downloading)."""
+class DescribedFile:
+    """Name, type and size of a file message, read from its signed descriptor (one place for
+    the wire content and the chat service's cached view)."""
 
-    descriptor: AttachmentDescriptor = field(repr=False)
+    __slots__ = ()
+    descriptor: AttachmentDescriptor
 
     @property
     def name(self) -> Phi[str]:
@@ -103,6 +102,15 @@ class Attachment:
     @property
     def size(self) -> int:
         return self.descriptor.size
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment(DescribedFile):
+    """A file sent in the room: the signed transfer descriptor (docs/e2ee.md,
+    "Attachments") and, for display, its name, size and type -- which must be the
+    descriptor's own (the receiver verifies the descriptor's signature before downloading)."""
+
+    descriptor: AttachmentDescriptor = field(repr=False)
 
 
 Content = Text | Edit | Recall | Disappear | Attachment
