@@ -106,7 +106,9 @@ class DemoServer:
     # -- what the client needs ------------------------------------------------------------
 
     def policy(self) -> Policy:
-        return Policy(server_url=self.url, pinned_ca_pem=self.ca_pem,
+        # The demo shows what IT may switch on: a PIN for quick unlocks is offered after
+        # sign-in (skippable); everything else stays at the safe defaults.
+        return Policy(server_url=self.url, pinned_ca_pem=self.ca_pem, allow_pin_unlock=True,
                       source=f"demo ({self.root})")
 
     def client_paths(self, name: str | None = None) -> Paths:

@@ -68,3 +68,13 @@ async def test_two_demo_clinicians_chat_and_verify_each_other(tmp_path):
             await chat.stop()
             await ws.session.aclose()
         demo.stop()
+
+
+def test_the_demo_policy_offers_a_pin_and_pins_its_own_ca(tmp_path):
+    demo = DemoServer.start(tmp_path / "demo")
+    try:
+        policy = demo.policy()
+        assert policy.allow_pin_unlock and policy.pinned_ca_pem == demo.ca_pem
+        assert not policy.kiosk
+    finally:
+        demo.stop()
