@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -22,6 +23,9 @@ from app.crypto.machine import DecryptedToDevice
 from app.net import relay_api
 from app.services import chat_content
 from app.services.chat_content import Disappear, MalformedContent, Receipt, new_event_id, now_ms
+from app.services.transfers.descriptor import parse_descriptor
+from app.services.transfers.errors import DescriptorInvalid
+from app.services.transfers.retention import PurgedTransfers, purge_transfers
 
 if TYPE_CHECKING:
     from app.services.chat import _Applied
@@ -34,6 +38,7 @@ PEER_PRESENCE = "presence:"  # chat_state row per user: their status as they sen
 RECEIPT_INTERVAL_S = 1.0  # delivery receipts go out at most this often (a burst: one each)
 RETENTION_SWEEP_S = 30.0  # how often retention and disappearing messages are applied
 DISAPPEAR = "disappear:"  # chat_state row per room: "<after_s>:<origin_ms of the setting>"
+ATTACHMENT_PREFIX = "attachment:"  # chat_state row per file message (ChatService.ATTACHMENT_KEY)
 _READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 _now_ms = now_ms
 
@@ -139,10 +144,40 @@ class ChatFeatures:
                     self.state.delete_undecrypted_older_than(cutoff, room_id)
             if rooms:
                 self.messages_repo.forget_orphan_meta()
+            files = self._purge_files(retention_cutoff, {
+                room_id: now_ms - after_s * 1000 for room_id, *_ in self.state.rooms()
+                if (after_s := self.disappearing(room_id))})
+        if files:
+            log.info("chat files purged", extra={"event": "chat_files_purged",
+                                                 "count": files.transfers})
         if rooms:
             log.info("chat cache purged", extra={"event": "chat_purged", "count": len(rooms)})
             self.purged.emit(rooms)
         return rooms
+
+    def _purge_files(self, retention_cutoff: int,
+                     room_cutoffs: dict[str, int]) -> PurgedTransfers:
+        """The files of the messages just purged: each file message's descriptor row, and
+        the transfers of its blob (upload or download: the row with the file key and name,
+        a partial download's staging file, the downloaded copy in the encrypted file store);
+        transfers idle for longer than the retention or the room's disappearing time too."""
+        gone: set[str] = set()
+        kept: set[str] = set()
+        for name, value in self.state.named(ATTACHMENT_PREFIX):
+            event_id = name[len(ATTACHMENT_PREFIX):]
+            try:
+                blob_id = parse_descriptor(json.loads(value)["file"]).blob_id
+            except (ValueError, KeyError, TypeError, DescriptorInvalid):
+                blob_id = None
+            if self.messages_repo.get(event_id) is not None:
+                if blob_id is not None:
+                    kept.add(blob_id)
+                continue
+            self.state.delete(name)
+            if blob_id is not None:
+                gone.add(blob_id)
+        return purge_transfers(self.cache, blob_ids=gone - kept, older_than_ms=retention_cutoff,
+                               room_cutoffs=room_cutoffs)
 
     async def _retention_loop(self) -> None:
         while not self._closing:

@@ -31,6 +31,16 @@ class ChatState:
             conn.execute("INSERT INTO chat_state (name, value) VALUES (?, ?) ON CONFLICT (name) "
                          "DO UPDATE SET value = excluded.value", (name, value))
 
+    def named(self, prefix: str) -> list[tuple[str, str]]:
+        """Every (name, value) whose name starts with ``prefix`` (e.g. ``attachment:``)."""
+        return [(r[0], r[1]) for r in self._all(
+            "SELECT name, value FROM chat_state WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix))]
+
+    def delete(self, name: str) -> None:
+        with self._cache.write() as conn:
+            conn.execute("DELETE FROM chat_state WHERE name = ?", (name,))
+
     # -- rooms and members -----------------------------------------------------------------
 
     def set_room(self, room_id: str, state: str) -> None:

@@ -13,7 +13,7 @@ from app.crypto.files import HEADER_SIZE, ChunkCipher, FileTampered, decrypt_chu
 from app.net import blob_api
 from app.services.transfers import progress as phases
 from app.services.transfers.descriptor import AttachmentDescriptor, parse_descriptor
-from app.services.transfers.errors import TransferTampered
+from app.services.transfers.errors import TransferCancelled, TransferTampered
 from app.services.transfers.fileio import PositionalFile
 from app.services.transfers.runtime import Run, in_thread
 from app.storage.transfers import DONE, DOWNLOADING, VERIFYING
@@ -77,6 +77,11 @@ async def run_download(engine: TransferEngine, run: Run) -> str:
     if digest != desc.sha256:
         raise TransferTampered("ciphertext digest does not match the descriptor")
     file_id = _store(engine, path, desc)
+    if engine._repo.get(record.transfer_id) is None:
+        # Retention removed the transfer (its message) while it ran: keep nothing.
+        engine._files.delete(file_id)
+        path.unlink(missing_ok=True)
+        raise TransferCancelled("the message of this file was removed by retention")
     with engine._repo.transaction():
         engine._repo.update(record.transfer_id, state=DONE, file_id=file_id, descriptor=None)
         engine._record(RECEIVE_ACTION, desc.blob_id, room_id=desc.room_id, size=desc.size)

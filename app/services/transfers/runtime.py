@@ -83,7 +83,11 @@ class Run:
         self.engine._emit(self)
 
     def commit(self) -> None:
-        self.engine._repo.update(self.transfer_id, done=self.done)
+        try:
+            self.engine._repo.update(self.transfer_id, done=self.done)
+        except KeyError:  # the row is gone: retention removed this transfer's message
+            self.cancel_requested = True
+            raise TransferCancelled("removed by retention") from None
         self.last_commit = self.engine._clock()
 
     def check(self) -> None:
