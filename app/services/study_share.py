@@ -20,6 +20,7 @@ Anything that does not check out raises :class:`StudyTampered` and nothing is op
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -44,16 +45,17 @@ from app.core.study_manifest import (
 )
 from app.crypto.identity import verify_ed25519
 from app.crypto.store import TrustLevel
-from app.imaging.deidentify import deidentify_paths
+from app.imaging.deidentify import Deidentifier, DeidOptions, deidentify_bytes, deidentify_paths
 from app.imaging.errors import ImagingError
 from app.imaging.load import read_dataset
 from app.services.transfers import TransferEngine, TransferError
+from app.storage.shared_studies import SharedStudyRepository
 
 log = logging.getLogger(__name__)
 
 SEND_ACTION = "file.send"
 DICOM_MIME = "application/dicom"
-VERIFIED, UNVERIFIED = "verified", "unverified"
+VERIFIED, UNVERIFIED, REFUSED = "verified", "unverified", "refused"
 
 
 class StudyShareError(SafeConsultError):
@@ -63,6 +65,12 @@ class StudyShareError(SafeConsultError):
 class IdentifiedShareNotConfirmed(StudyShareError):
     user_message = ("This study is not de-identified. Share the de-identified copy, or "
                     "confirm that the identified study may go to this room.")
+
+
+class ReshareRefused(StudyShareError):
+    code = "reshare_refused"
+    user_message = ("Only a shared study that you opened and that checked out as verified "
+                    "can be shared on, and only into another room you are a member of.")
 
 
 class StudyTampered(SafeConsultError):
@@ -165,11 +173,13 @@ async def _read_store(engine: TransferEngine, file_id: str) -> bytes:
 
 class StudyShareService:
     shared = Signal(object)  # SharedStudy: a study appeared in a room
+    removed = Signal(object)  # list of study ids that retention removed
     progress = Signal(object)  # (study_id or "", done files, total files)
 
     def __init__(self, chat: Any, engine: TransferEngine, *, audit: Any | None,
                  work_dir: Path, own_ed25519: str = "",
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None,
+                 repo: SharedStudyRepository | None = None) -> None:
         self.chat = chat
         self.engine = engine
         self.audit = audit
@@ -177,18 +187,115 @@ class StudyShareService:
         self._own_ed25519 = own_ed25519  # this device's key: opening our own shares
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._studies: dict[str, SharedStudy] = {}
+        self._received: dict[str, int] = {}  # study id -> when it arrived (relay time)
+        self._status: dict[str, str] = {}  # study id -> VERIFIED/UNVERIFIED/REFUSED, once opened
+        cache = getattr(chat, "cache", None)
+        self._repo = repo if repo is not None else (
+            SharedStudyRepository(cache) if cache is not None else None)
+        self._load()
         chat.room_event.connect(self._on_room_event)
+        purged = getattr(chat, "purged", None)
+        if purged is not None:
+            purged.connect(self._on_purged)
+        self.purge_expired()
 
     def close(self) -> None:
         self.chat.room_event.disconnect(self._on_room_event)
+        purged = getattr(self.chat, "purged", None)
+        if purged is not None:
+            with contextlib.suppress(Exception):
+                purged.disconnect(self._on_purged)
 
     def studies(self, room_id: str | None = None) -> list[SharedStudy]:
         return [s for s in self._studies.values() if room_id in (None, s.room_id)]
 
+    def status(self, study_id: str) -> str | None:
+        """How the study checked out when last opened here (None: not opened yet)."""
+        return self._status.get(study_id)
+
+    # -- kept in the encrypted cache ---------------------------------------------------------
+
+    def _load(self) -> None:
+        """The studies kept from earlier sessions (the cache survives a restart; a wipe or a
+        kiosk session's end takes it along)."""
+        if self._repo is None:
+            return
+        for row in self._repo.all():
+            try:
+                manifest = parse_manifest(row.manifest)
+            except ManifestInvalid:
+                self._repo.delete(row.study_id)
+                continue
+            self._studies[row.study_id] = SharedStudy(row.room_id, row.event_id, row.sender,
+                                                      row.sender_device, manifest)
+            self._received[row.study_id] = row.received_ms
+            if row.status:
+                self._status[row.study_id] = row.status
+
+    def _keep(self, shared: SharedStudy, received_ms: int) -> bool:
+        """Remember a study (first one under an id wins); True if it is new."""
+        if shared.study_id in self._studies:
+            return False
+        self._studies[shared.study_id] = shared
+        self._received[shared.study_id] = received_ms
+        if self._repo is not None:
+            with contextlib.suppress(SafeConsultError):  # closed cache: kept in memory only
+                self._repo.add(shared.study_id, shared.room_id, shared.event_id, shared.sender,
+                               shared.sender_device, shared.manifest.to_wire(),
+                               received_ms=received_ms)
+        return True
+
+    def _opened(self, study_id: str, status: str, file_ids: list[str]) -> None:
+        self._status[study_id] = status
+        if self._repo is not None:
+            with contextlib.suppress(SafeConsultError):
+                self._repo.set_opened(study_id, status, file_ids)
+
+    def _on_purged(self, _rooms: object) -> None:
+        self.purge_expired()
+
+    def purge_expired(self, now_ms: int | None = None) -> list[str]:
+        """Forget the studies that retention (``Policy.retention_days``) or their room's
+        disappearing setting no longer allow, with their files in the encrypted store, as
+        chat does with messages; returns their ids."""
+        now_ms = self._clock_ms() if now_ms is None else now_ms
+        retention_ms = getattr(self.chat, "retention_ms", 0) or 0
+        disappearing = getattr(self.chat, "disappearing", None)
+        gone = []
+        for study_id, shared in list(self._studies.items()):
+            received = self._received.get(study_id, now_ms)
+            limits = [retention_ms] if retention_ms > 0 else []
+            after_s = disappearing(shared.room_id) if disappearing is not None else 0
+            if after_s:
+                limits.append(after_s * 1000)
+            if limits and now_ms - received > min(limits):
+                gone.append(study_id)
+        for study_id in gone:
+            self._forget(study_id)
+        if gone:
+            log.info("shared studies purged", extra={"event": "study_share_purged",
+                                                     "count": len(gone)})
+            self.removed.emit(gone)
+        return gone
+
+    def _forget(self, study_id: str) -> None:
+        self._studies.pop(study_id, None)
+        self._received.pop(study_id, None)
+        self._status.pop(study_id, None)
+        if self._repo is None:
+            return
+        with contextlib.suppress(SafeConsultError):
+            row = next((r for r in self._repo.all() if r.study_id == study_id), None)
+            for file_id in row.file_ids if row is not None else ():
+                with contextlib.suppress(ValueError, OSError):
+                    self.engine.files.delete(file_id)
+            self._repo.delete(study_id)
+
     # -- sending -----------------------------------------------------------------------------
 
     async def share(self, room_id: str, paths: Sequence[str | Path], *,
-                    deidentify: bool = True, confirm_identified: bool = False) -> ShareResult:
+                    deidentify: bool = True, confirm_identified: bool = False,
+                    _reshare_of: str = "") -> ShareResult:
         """Share the DICOM files ``paths`` (one study) into ``room_id``."""
         sources = [Path(p) for p in paths]
         if not sources:
@@ -200,9 +307,7 @@ class StudyShareService:
         warnings: list[str] = []
         try:
             if not already and deidentify:
-                self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                staging = self.work_dir / f"share-{secrets.token_hex(8)}"
-                staging.mkdir(mode=0o700)
+                staging = self._staging()
                 report = await asyncio.to_thread(deidentify_paths, sources, staging)
                 if report.failed or not report.written:
                     raise StudyShareError("de-identification failed for some files")
@@ -230,13 +335,76 @@ class StudyShareService:
         manifest = parse_manifest({**unsigned.unsigned_wire(),
                                    "signature": signer.sign(unsigned.signed_bytes())})
         event_id = await self.chat.send_room_event(room_id, SHARE_EVENT, manifest.to_wire())
-        self._audit(SEND_ACTION, manifest.study_id, detail={
+        detail: dict[str, Any] = {
             "kind": "study", "files": len(files), "deidentified": manifest.deidentified,
-            "identified_confirmed": bool(confirm_identified and not manifest.deidentified)})
+            "identified_confirmed": bool(confirm_identified and not manifest.deidentified)}
+        if _reshare_of:
+            detail["reshared_from"] = _reshare_of  # a random study id, never a DICOM UID
+        self._audit(SEND_ACTION, manifest.study_id, detail=detail)
         shared = SharedStudy(room_id, event_id, signer.user_id, signer.device_id, manifest)
-        self._studies[manifest.study_id] = shared
+        self._keep(shared, manifest.ts_ms)
+        self._opened(manifest.study_id, VERIFIED, [])
         self.shared.emit(shared)
         return ShareResult(shared, warnings)
+
+    def _staging(self) -> Path:
+        """A private directory under the cache for a de-identified copy on its way out
+        (removed right after the upload; the cache's directory goes with a wipe)."""
+        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = self.work_dir / f"share-{secrets.token_hex(8)}"
+        staging.mkdir(mode=0o700)
+        return staging
+
+    async def reshare(self, opened: OpenedStudy, room_id: str) -> ShareResult:
+        """Share a received study on, into another room this user is a member of.
+
+        Only a study opened here that checked out as verified; the same check as any share
+        outside its patient's consult room: the files themselves must say
+        PatientIdentityRemoved YES, else they are de-identified (PS3.15 Basic Profile, one
+        UID mapping across the study) in memory -- identified bytes never touch the disk.
+        The new manifest is signed by this device, and the share audited (``file.send``,
+        ``reshared_from`` the original study id)."""
+        source = opened.shared
+        if opened.status != VERIFIED or self._status.get(source.study_id) != VERIFIED:
+            self._audit(SEND_ACTION, source.study_id, outcome="refused",
+                        detail={"kind": "study", "reason": "not_verified"})
+            raise ReshareRefused("study not verified")
+        joined = {r.room_id for r in self.chat.rooms() if r.state == "joined"}
+        if room_id == source.room_id or room_id not in joined:
+            self._audit(SEND_ACTION, source.study_id, outcome="refused",
+                        detail={"kind": "study", "reason": "not_a_member"})
+            raise ReshareRefused("not another room of this user")
+        blobs = [data for s in source.manifest.series for data in opened.series[s.series_id]]
+
+        def prepare() -> tuple[list[bytes], list[str]]:
+            tool = Deidentifier(DeidOptions())
+            out, notes = [], set()
+            for data in blobs:
+                ds = read_dataset(data, stop_before_pixels=True)
+                if str(ds.get("PatientIdentityRemoved", "")).upper() == "YES":
+                    out.append(data)
+                    continue
+                clean, found = deidentify_bytes(data, tool)
+                out.append(clean)
+                notes.update(found)
+            return out, sorted(notes)
+
+        try:
+            cleaned, warnings = await asyncio.to_thread(prepare)
+        except (ImagingError, ValueError) as exc:
+            raise StudyShareError(f"de-identification failed ({type(exc).__name__})") from None
+        staging = self._staging()
+        try:
+            paths = []
+            for n, data in enumerate(cleaned):
+                path = staging / f"IM{n + 1:05d}.dcm"
+                await asyncio.to_thread(path.write_bytes, data)
+                paths.append(path)
+            result = await self.share(room_id, paths, deidentify=True,
+                                      _reshare_of=source.study_id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return ShareResult(result.shared, sorted({*warnings, *result.warnings}))
 
     def _audit(self, action: str, object_id: str, *, outcome: str = "ok",
                detail: dict[str, Any] | None = None) -> None:
@@ -257,8 +425,8 @@ class StudyShareService:
             return
         shared = SharedStudy(event.room_id, event.event_id, event.sender, event.sender_device,
                              manifest)
-        self._studies.setdefault(manifest.study_id, shared)
-        self.shared.emit(shared)
+        if self._keep(shared, event.origin_ms or self._clock_ms()):
+            self.shared.emit(shared)
 
     async def _sender_record(self, shared: SharedStudy) -> Any:
         signer = self.engine.device
@@ -305,6 +473,7 @@ class StudyShareService:
                 file_ids.append(file_id)
                 self.progress.emit((manifest.study_id, n + 1, len(manifest.files)))
         except StudyTampered as exc:
+            self._opened(manifest.study_id, REFUSED, [])
             self._audit("file.download", manifest.study_id, outcome="refused",
                         detail={"kind": "study", "reason": exc.code})
             raise
@@ -312,6 +481,7 @@ class StudyShareService:
                     detail={"kind": "study", "files": len(blobs)})
         status = (VERIFIED if record.trust in (TrustLevel.VERIFIED, TrustLevel.ACCEPTED,
                                                TrustLevel.TOFU) else UNVERIFIED)
+        self._opened(manifest.study_id, status, file_ids)
         name = self.chat.username(shared.sender) or shared.sender
         series = {s.series_id: [blobs[i] for i in s.files] for s in manifest.series}
         return OpenedStudy(shared, status, name, series, file_ids)

@@ -243,6 +243,30 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        5,
+        (
+            # Studies shared into consult rooms (app/storage/shared_studies.py,
+            # app/services/study_share.py), kept so the list survives a restart. The
+            # manifest is the signed wire as received: its file descriptors hold the blob ids
+            # and the per-file keys, and its descriptions are patient data -- kept only here,
+            # in the cache. ``status`` is NULL until opened, then "verified", "unverified"
+            # or "refused"; ``file_ids`` (JSON) name the decrypted-on-read files of the
+            # encrypted file store.
+            """CREATE TABLE shared_studies (
+                study_id TEXT PRIMARY KEY,
+                room_id TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                sender TEXT NOT NULL,
+                sender_device TEXT NOT NULL,
+                manifest TEXT NOT NULL,
+                status TEXT,
+                file_ids TEXT,
+                received_ms INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX shared_studies_by_room ON shared_studies (room_id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

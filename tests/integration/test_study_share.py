@@ -13,8 +13,10 @@ import pytest
 from app.core.study_manifest import StudyManifest
 from app.services.imaging import ImagingService
 from app.services.study_share import (
+    UNVERIFIED,
     VERIFIED,
     IdentifiedShareNotConfirmed,
+    ReshareRefused,
     SharedStudy,
     StudyShareService,
     StudyTampered,
@@ -151,3 +153,173 @@ async def test_a_tampered_file_is_refused(pair, open_server, tmp_path):
     with pytest.raises(StudyTampered) as caught:
         await bob.share.fetch(shared)
     assert "was not opened" in caught.value.user_message
+
+
+# -- kept across restarts, retention and wipe ------------------------------------------------
+
+
+async def _restart(sharer: Sharer) -> Sharer:
+    """The workstation signs out and in again: new session, chat and sharing services over
+    the same (reopened) encrypted cache."""
+    from app.services.chat import ChatService
+    from tests.integration.test_chat import sign_in
+
+    client = sharer.client
+    sharer.share.close()
+    await client.chat.stop()
+    await client.ws.session.sign_out()
+    await sign_in(client.ws, client.creds)
+    client.chat = ChatService(client.ws.session)
+    await client.chat.start(background=False)
+    session = client.ws.session
+    return Sharer(client, StudyShareService(
+        client.chat, TransferEngine.for_session(session), audit=session.audit,
+        work_dir=session.cache.directory / "share"))
+
+
+async def test_shared_studies_are_listed_again_after_a_restart_and_open_from_the_cache(
+        pair, open_server, tmp_path):
+    alice, bob, room_id = pair
+    await alice.share.share(room_id, _series(tmp_path))
+    shared = await _received(bob)
+    first = await bob.share.fetch(shared)
+    assert bob.share.status(shared.study_id) == VERIFIED
+    # Nothing readable on Bob's disk: no DICOM, no description, no file key in the clear.
+    key_b64 = shared.manifest.files[0].descriptor["key"].encode()
+    needles = [b"DICM", key_b64, shared.manifest.series[0].series_id.encode()]
+    assert raw_files_containing(bob.client.ws.paths.data, needles) == {}
+
+    bob = await _restart(bob)
+    (again,) = bob.share.studies()
+    assert again == shared  # same room, event, sender device and signed manifest
+    assert bob.share.status(shared.study_id) == VERIFIED
+    # Opening it again after the restart needs no download: the files come from the
+    # encrypted store, checked again (signature, digests) and decrypted into memory.
+    fetched_before = len(list(open_server.settings.blob_dir.rglob("*")))
+    opened = await bob.share.fetch(again)
+    assert opened.status == VERIFIED and opened.series == first.series
+    assert opened.file_ids == first.file_ids
+    assert len(list(open_server.settings.blob_dir.rglob("*"))) == fetched_before
+    assert raw_files_containing(bob.client.ws.paths.data, needles) == {}
+    bob.share.close()
+
+
+async def test_retention_removes_shared_studies_and_their_files(pair, tmp_path):
+    alice, bob, room_id = pair
+    await alice.share.share(room_id, _series(tmp_path))
+    shared = await _received(bob)
+    opened = await bob.share.fetch(shared)
+    files = bob.share.engine.files
+    assert set(opened.file_ids) <= set(files.ids())
+    removed = []
+    bob.share.removed.connect(removed.append)
+    now = bob.share._received[shared.study_id]
+    # Within the retention period: kept. Beyond it: gone with its decrypted-on-read files.
+    assert bob.share.purge_expired(now + 1000) == []
+    retention = bob.client.chat.retention_ms
+    assert bob.share.purge_expired(now + retention + 1) == [shared.study_id]
+    assert removed == [[shared.study_id]] and bob.share.studies() == []
+    assert not set(opened.file_ids) & set(files.ids())
+    # ... and it stays gone after a restart.
+    bob = await _restart(bob)
+    assert bob.share.studies() == []
+    bob.share.close()
+
+
+async def test_a_room_with_disappearing_messages_lets_its_studies_disappear(pair, tmp_path):
+    alice, bob, room_id = pair
+    await alice.share.share(room_id, _series(tmp_path))
+    shared = await _received(bob)
+    await alice.client.chat.set_disappearing(room_id, 60)
+    await bob.client.chat.sync_once()
+    now = bob.share._received[shared.study_id]
+    assert bob.share.purge_expired(now + 30_000) == []
+    assert bob.share.purge_expired(now + 61_000) == [shared.study_id]
+
+
+async def test_a_kiosk_session_keeps_no_shared_study_after_sign_out(open_server, tmp_path):
+    from app.services.chat import ChatService
+    from tests.integration.test_chat import Client
+    from tests.integration.test_kiosk_session import Kiosk
+    from tests.support.clients import create_user, next_totp_code
+
+    alice = await _sharer(open_server, tmp_path, "dr.alice.k")
+    creds = create_user(open_server, "nurse.cart.k")
+    kiosk = Kiosk(open_server, tmp_path / "cart")
+    code = await next_totp_code(open_server, creds.username, creds.totp_secret)
+    await kiosk.session.sign_in(creds.username, creds.password, code)
+    chat = ChatService(kiosk.session)
+    await chat.start(background=False)
+    cart = Client(creds, kiosk, chat)
+    session = kiosk.session
+    share = StudyShareService(chat, TransferEngine.for_session(session), audit=session.audit,
+                              work_dir=session.cache.directory / "share")
+    try:
+        room_id = await room_with(alice.client, cart)
+        await alice.share.share(room_id, _series(tmp_path))
+        await chat.sync_once()
+        (shared,) = share.studies()
+        assert (await share.fetch(shared)).status == VERIFIED
+        share.close()
+        await chat.stop()
+        await session.sign_out()
+        assert [p for p in kiosk.paths.data.rglob("*") if p.is_file()] == []
+    finally:
+        await alice.client.close()
+
+
+# -- re-sharing a received study -------------------------------------------------------------
+
+
+async def test_a_received_verified_study_is_reshared_deidentified_signed_by_the_resharer(
+        pair, open_server, tmp_path):
+    alice, bob, room_id = pair
+    carol = await _sharer(open_server, tmp_path, "dr.carol")
+    try:
+        # Alice shares the *identified* study into the patient's room (confirmed).
+        await alice.share.share(room_id, _series(tmp_path), deidentify=False,
+                                confirm_identified=True)
+        shared = await _received(bob)
+        opened = await bob.share.fetch(shared)
+        assert any(b"SYN-0001" in b for b in next(iter(opened.series.values())))
+        second = await room_with(bob.client, carol.client)
+
+        # Not into the same room, not into a room Bob is not in, not an unverified one.
+        for target in (room_id, "not-a-room-of-bob"):
+            with pytest.raises(ReshareRefused):
+                await bob.share.reshare(opened, target)
+        with pytest.raises(ReshareRefused):
+            await bob.share.reshare(dataclasses.replace(opened, status=UNVERIFIED), second)
+
+        result = await bob.share.reshare(opened, second)
+        manifest = result.shared.manifest
+        assert manifest.deidentified and manifest.room_id == second
+        assert (manifest.sender_user, manifest.sender_device) == (
+            bob.client.user_id, bob.client.ws.session.device.device_id)
+        # Carol gets it, signed by Bob's device, and it holds no identity.
+        await carol.client.chat.sync_once()
+        (theirs,) = carol.share.studies()
+        assert theirs.sender == bob.client.user_id
+        got = await carol.share.fetch(theirs)
+        assert got.status == VERIFIED and got.label.startswith("Verified · shared by dr.bob")
+        blobs = [b for series in got.series.values() for b in series]
+        assert len(blobs) == 3
+        assert not any(b"SYNTHETIC^PATIENT" in b or b"SYN-0001" in b for b in blobs)
+        imaging = ImagingService()
+        before = (await imaging.open(next(iter(opened.series.values())))).series[0]
+        after = (await imaging.open(blobs)).series[0]
+        for i in range(3):
+            assert np.array_equal(before.render(i), after.render(i))
+        # Nothing identified was written to Bob's disk on the way, and the staging is gone.
+        assert raw_files_containing(bob.client.ws.paths.data,
+                                    [b"SYNTHETIC^PATIENT", b"SYN-0001", b"DICM"]) == {}
+        # Audited on Bob's device: the refusals and the share, naming the source study.
+        rows = await bob.audit(open_server)
+        sent = _has(rows, "file.send", "ok")
+        assert sent["detail"]["reshared_from"] == shared.study_id
+        assert sent["detail"]["deidentified"] is True
+        reasons = [r["detail"]["reason"] for r in rows
+                   if (r["action"], r["outcome"]) == ("file.send", "refused")]
+        assert reasons == ["not_a_member", "not_a_member", "not_verified"]
+    finally:
+        await carol.client.close()
