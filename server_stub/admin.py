@@ -382,7 +382,8 @@ def export_audit(db: Database, fmt: str, flt, out, *, approval: int | None = Non
     return count
 
 
-def sign_off_break_glass(db: Database, entry_id: int, auditor: str, note: str | None) -> None:
+def sign_off_break_glass(db: Database, entry_id: int, auditor: str, note: str | None, *,
+                         decision: str) -> None:
     """The CLI's sign-off of a break-glass entry (the API's POST /v1/break_glass/{id}/review
     does the same for a signed-in auditor): only a user with the auditor role."""
     from server_stub.crud import grants as grants_crud
@@ -393,13 +394,13 @@ def sign_off_break_glass(db: Database, entry_id: int, auditor: str, note: str | 
         if user.role != "auditor" or user.disabled:
             raise AdminRefused(f"{user.username} is not an enabled auditor")
         try:
-            grants_crud.review_break_glass(conn, entry_id, reviewer=user.id, note=note,
-                                           now_ms=_now())
+            grants_crud.review_break_glass(conn, entry_id, reviewer=user.id,
+                                           decision=decision, note=note, now_ms=_now())
         except Refused as exc:
             raise AdminRefused(str(exc)) from None
         append_audit(conn, actor_user_id=user.id, device_id=None, action="break_glass.review",
                      object_type="break_glass", object_id=str(entry_id), outcome="ok",
-                     source=SOURCE)
+                     source=SOURCE, detail={"decision": decision})
 
 
 def _now() -> int:
@@ -431,6 +432,8 @@ def add_audit_commands(sub: argparse._SubParsersAction) -> None:
     sign = asub.add_parser("sign-off", help="sign off a break-glass entry as an auditor")
     sign.add_argument("entry_id", type=int)
     sign.add_argument("--as", dest="auditor", required=True, help="the auditor's username")
+    sign.add_argument("--decision", required=True, choices=("approved", "flagged"),
+                      help="approved: the access was justified; flagged: follow it up")
     sign.add_argument("--note", help="review note (no patient data)")
     alerts = asub.add_parser("alerts", help="anomaly alerts for a period (rules: "
                                             "docs/admin-guide.md)")
@@ -508,7 +511,7 @@ def _run_audit(db: Database, args: argparse.Namespace) -> int:
 
             for e in grants_crud.list_break_glass(conn, unreviewed_only=not args.all,
                                                   limit=args.limit):
-                state = (f"reviewed {iso_utc(e.reviewed_ms)} by "
+                state = (f"{(e.decision or 'reviewed').upper()} {iso_utc(e.reviewed_ms)} by "
                          f"{names.get(e.reviewed_by or '', '?')}" if e.reviewed_ms
                          else "AWAITING REVIEW")
                 print(f"#{e.id} {iso_utc(e.created_ms)} {names.get(e.user_id, e.user_id)} "
@@ -524,8 +527,10 @@ def _run_audit(db: Database, args: argparse.Namespace) -> int:
                   f"{e['outcome']:<7} {e['source']} {detail}")
         return 0
     if cmd == "sign-off":
-        sign_off_break_glass(db, args.entry_id, args.auditor, args.note)
-        print(f"break-glass entry {args.entry_id} signed off by {args.auditor}")
+        sign_off_break_glass(db, args.entry_id, args.auditor, args.note,
+                             decision=args.decision)
+        print(f"break-glass entry {args.entry_id} signed off as {args.decision} "
+              f"by {args.auditor}")
         return 0
     if cmd == "alerts":
         found = find_alerts(conn, from_ms=_when(args.from_) if args.from_ else None,

@@ -296,6 +296,9 @@ class BreakGlassEntry:
     reviewed_ms: int | None
     reviewed_by: str | None
     review_note: Phi[str] | None
+    # The auditor's sign-off: "approved" / "flagged"; None while waiting, and for an entry
+    # reviewed (by an older CLI) without one.
+    decision: str | None = None
 
 
 def parse_break_glass(data: Any) -> BreakGlassEntry:
@@ -306,7 +309,18 @@ def parse_break_glass(data: Any) -> BreakGlassEntry:
         reason=Phi(response_field(data, "reason", str)), created_ms=_int(data, "created_ms"),
         expires_ms=_int(data, "expires_ms"), reviewed_ms=_opt(data, "reviewed_ms", int),
         reviewed_by=_opt(data, "reviewed_by", str),
-        review_note=Phi(note) if note is not None else None)
+        review_note=Phi(note) if note is not None else None,
+        decision=_decision(data))
+
+
+REVIEW_DECISIONS = ("approved", "flagged")
+
+
+def _decision(data: Any) -> str | None:
+    decision = _opt(data, "decision", str)
+    if decision is not None and decision not in REVIEW_DECISIONS:
+        raise ProtocolError("break-glass entry: unknown decision")
+    return decision
 
 
 async def break_glass_queue(transport: Transport, *, unreviewed_only: bool = True,
@@ -317,9 +331,14 @@ async def break_glass_queue(transport: Transport, *, unreviewed_only: bool = Tru
     return [parse_break_glass(e) for e in _objects(data, "entries")]
 
 
-async def review_break_glass(transport: Transport, entry_id: int, note: Phi[str] | None
-                             ) -> BreakGlassEntry:
-    body = {"note": note.reveal()} if note is not None else {}
+async def review_break_glass(transport: Transport, entry_id: int, decision: str,
+                             note: Phi[str] | None) -> BreakGlassEntry:
+    """Sign an entry off as ``approved`` or ``flagged`` (``409 already_reviewed``)."""
+    if decision not in REVIEW_DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    body: dict[str, str] = {"decision": decision}
+    if note is not None:
+        body["note"] = note.reveal()
     return parse_break_glass(await transport.post_json(
         f"/v1/break_glass/{_seg(entry_id)}/review", body))
 

@@ -119,25 +119,22 @@ class ChainReport:
         return [d for d in self.devices if not d.ok]
 
 
-# The server keeps the reviewer's note as given; the decision is its first word, so that the
-# queue (and the compliance report) show it without a schema change.
-DECISIONS = {"approved": "[approved]", "flagged": "[flagged]"}
+# The auditor's sign-off decisions; the server stores the decision in its own field
+# (docs/protocol.md, "Break-glass review"), the note is free text beside it.
+DECISIONS = ("approved", "flagged")
 MAX_NOTE_CHARS = 500
 
 
 def review_decision(entry: BreakGlassEntry) -> tuple[str, Phi[str] | None]:
-    """(``"approved"``/``"flagged"``/``"reviewed"``/``"pending"``, the note without its tag)."""
+    """(``"approved"``/``"flagged"``/``"reviewed"``/``"pending"``, the note). ``reviewed``:
+    signed off before the server kept a decision, without one."""
     if entry.reviewed_ms is None:
         return "pending", entry.review_note
-    note = entry.review_note.reveal() if entry.review_note is not None else ""
-    for decision, tag in DECISIONS.items():
-        if note.startswith(tag):
-            return decision, Phi(note[len(tag):].strip())
-    return "reviewed", entry.review_note
+    return entry.decision or "reviewed", entry.review_note
 
 
 class NoteRefused(SafeConsultError):
-    user_message = "The note is too long: keep it under 480 characters."
+    user_message = "The note is too long: keep it to 500 characters."
 
 
 class AccessReviewService:
@@ -257,14 +254,13 @@ class AccessReviewService:
         """Sign a break-glass entry off as ``approved`` (justified) or ``flagged`` (follow
         up). Raises ValueError for an unknown decision, :class:`NoteRefused` for a note that
         does not fit."""
-        tag = DECISIONS.get(decision)
-        if tag is None:
+        if decision not in DECISIONS:
             raise ValueError(f"unknown decision {decision!r}")
         text = " ".join(note.split())
-        full = f"{tag} {text}".strip()
-        if len(full) > MAX_NOTE_CHARS or not full.isprintable():
+        if len(text) > MAX_NOTE_CHARS or not text.isprintable():
             raise NoteRefused("note length or characters")
-        return await audit_api.review_break_glass(self._t(), entry_id, Phi(full))
+        return await audit_api.review_break_glass(self._t(), entry_id, decision,
+                                                  Phi(text) if text else None)
 
     # -- exports and approvals ---------------------------------------------------------------
 

@@ -104,12 +104,14 @@ def gather(db: Database, data_dir: Path, from_ms: int, to_ms: int,
         failures[(names.get(actor, actor) if actor else "(unknown name)", e["source"])] += 1
     data.failed_total = sum(failures.values())
     data.failed_logins = [[u, s, str(n)] for (u, s), n in failures.most_common(30)]
-    for r in conn.execute("SELECT id, room_id, user_id, created_ms, reviewed_ms, reviewed_by"
-                          " FROM break_glass WHERE created_ms >= ? AND created_ms < ?"
+    for r in conn.execute("SELECT id, room_id, user_id, created_ms, reviewed_ms, reviewed_by,"
+                          " decision FROM break_glass WHERE created_ms >= ? AND created_ms < ?"
                           " ORDER BY id", (from_ms, to_ms)):
+        # A row reviewed before the decision field (migration 5) without a tag: "reviewed".
+        decision = (r[6] or "reviewed") if r[4] else "-"
         data.break_glass.append([str(r[0]), r[1][:14], names.get(r[2], "?"), _day(r[3]),
                                  _day(r[4]) if r[4] else "NOT REVIEWED",
-                                 names.get(r[5] or "", "-")])
+                                 names.get(r[5] or "", "-"), decision])
     data.alerts = find_alerts(conn, from_ms=from_ms, to_ms=to_ms)
     for dev in verify_devices(conn):
         if dev.ok:
@@ -187,8 +189,9 @@ def render_pdf(data: ReportData) -> bytes:
             [28, 30, 40, 18, 32, 32], data.devices, "no devices")
     section("Grants and membership changes", ["Time", "Action", "By", "Room", "User", "Outcome"],
             [32, 36, 30, 30, 32, 20], data.grants)
-    section("Break-glass access", ["Id", "Room", "User", "Time", "Reviewed", "Reviewer"],
-            [12, 32, 32, 32, 36, 36], data.break_glass)
+    section("Break-glass access",
+            ["Id", "Room", "User", "Time", "Reviewed", "Reviewer", "Decision"],
+            [12, 28, 28, 30, 30, 30, 22], data.break_glass)
     section("Wipes", ["Time", "Action", "Device", "By", "Outcome"], [34, 40, 40, 40, 26],
             data.wipes)
     section("Failed logins (by user and source)", ["User", "Source", "Count"], [70, 70, 40],

@@ -3,7 +3,7 @@
 (Nothing has shipped yet: migrations 2 and 3 are still being written.)
 """
 
-from server_stub.core import schema_auth, schema_relay, schema_watch
+from server_stub.core import schema_auth, schema_relay, schema_review, schema_watch
 
 MIGRATIONS: list[str] = [
     # 1: server identity
@@ -19,4 +19,6 @@ MIGRATIONS: list[str] = [
     schema_relay.SQL,
     # 4: the relay watch's change counter (bumped by triggers)
     schema_watch.SQL,
+    # 5: the break-glass sign-off's decision (approved / flagged), no longer in the note
+    schema_review.SQL,
 ]

@@ -133,6 +133,9 @@ class BreakGlass:
     reviewed_ms: int | None
     reviewed_by: Any
     review_note: str | None
+    # "approved" / "flagged"; None while waiting, and for a row reviewed before migration 5
+    # without a decision tag in its note.
+    decision: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -140,6 +143,7 @@ class BreakGlass:
             "device_id": self.device_id, "reason": self.reason, "created_ms": self.created_ms,
             "expires_ms": self.expires_ms, "reviewed_ms": self.reviewed_ms,
             "reviewed_by": self.reviewed_by, "review_note": self.review_note,
+            "decision": self.decision,
         }
 
 
@@ -148,7 +152,7 @@ def _break_glass_from_row(row: sqlite3.Row) -> BreakGlass:
         id=row["id"], room_id=row["room_id"], user_id=row["user_id"], device_id=row["device_id"],
         reason=row["reason"], created_ms=row["created_ms"], expires_ms=row["expires_ms"],
         reviewed_ms=row["reviewed_ms"], reviewed_by=row["reviewed_by"],
-        review_note=row["review_note"],
+        review_note=row["review_note"], decision=row["decision"],
     )
 
 
@@ -192,9 +196,17 @@ def list_break_glass(
     return [_break_glass_from_row(row) for row in rows]
 
 
+REVIEW_DECISIONS = ("approved", "flagged")
+
+
 def review_break_glass(
-    conn: sqlite3.Connection, bg_id: int, *, reviewer: Any, note: str | None, now_ms: int,
+    conn: sqlite3.Connection, bg_id: int, *, reviewer: Any, decision: str, note: str | None,
+    now_ms: int,
 ) -> BreakGlass:
+    """The auditor's sign-off: ``approved`` (the access was justified) or ``flagged``
+    (follow up), with an optional note. Once per entry."""
+    if decision not in REVIEW_DECISIONS:
+        raise Refused(400, "malformed", "the decision must be approved or flagged")
     row = conn.execute("SELECT * FROM break_glass WHERE id = ?", (bg_id,)).fetchone()
     if row is None:
         raise Refused(404, "not_found", "no such break-glass entry")
@@ -204,8 +216,9 @@ def review_break_glass(
                              or any(not ch.isprintable() for ch in note)):
         raise Refused(400, "malformed", "the note must be printable text of at most 500 characters")
     conn.execute(
-        "UPDATE break_glass SET reviewed_ms = ?, reviewed_by = ?, review_note = ? WHERE id = ?",
-        (now_ms, reviewer, note, bg_id),
+        "UPDATE break_glass SET reviewed_ms = ?, reviewed_by = ?, review_note = ?, decision = ?"
+        " WHERE id = ?",
+        (now_ms, reviewer, note, decision, bg_id),
     )
     return _break_glass_from_row(
         conn.execute("SELECT * FROM break_glass WHERE id = ?", (bg_id,)).fetchone()

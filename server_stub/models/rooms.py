@@ -48,4 +48,7 @@ class BreakGlass(_Strict):
 
 
 class Review(_Strict):
+    """An auditor's break-glass sign-off: the decision, and an optional note."""
+
+    decision: Literal["approved", "flagged"]
     note: str | None = Field(default=None, max_length=500)

@@ -114,8 +114,9 @@ async def test_break_glass_is_audited_reviewed_and_signed_off(open_server, open_
         assert review_decision(done)[0] == "flagged"
         with pytest.raises(ValueError):
             await review.sign_off(entry.id, "maybe", "")
+        assert done.decision == "flagged"  # the server's field, not a tag in the note
         with pytest.raises(NoteRefused):
-            await review.sign_off(entry.id, "approved", "x" * 490)
+            await review.sign_off(entry.id, "approved", "x" * 501)
 
         # Separation of duties: IT admins and clinicians read no audit content.
         for dev in (it_dev, owner):

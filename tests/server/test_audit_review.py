@@ -214,7 +214,19 @@ def test_compliance_report_renders(server, monkeypatch, tmp_path):
     log.add(day2 + 3 * H, "room.break_glass", user=alice.user_id, device="d9",
             object_type="room", object_id="room-5")
     monkeypatch.undo()
+    # The break-glass review queue as the auditor left it: signed off either way, or not yet.
+    with server_db(server).transaction() as conn:
+        for bg_id, reviewed, decision in ((1, day2 + 5 * H, "flagged"),
+                                          (2, day2 + 5 * H, "approved"), (3, None, None)):
+            conn.execute(
+                "INSERT INTO break_glass (id, room_id, user_id, reason, created_ms, expires_ms,"
+                " reviewed_ms, reviewed_by, decision) VALUES (?, 'room-5', ?, 'r', ?, ?, ?, ?, ?)",
+                (bg_id, alice.user_id, day2 + 3 * H, day2 + 4 * H, reviewed,
+                 alice.user_id if reviewed else None, decision))
     data = audit_report.gather(server_db(server), server.data_dir, MONDAY, MONDAY + 7 * 24 * H)
+    assert [(row[0], row[-1]) for row in data.break_glass] == [
+        ("1", "flagged"), ("2", "approved"), ("3", "-")]
+    assert data.break_glass[2][4] == "NOT REVIEWED"
     assert data.chain.startswith("verified")
     assert len(data.grants) == 1 and len(data.wipes) == 1 and data.failed_total == 9
     # The synthetic client entries carry no device signature: every such chain is listed.

@@ -214,21 +214,28 @@ async def test_break_glass_review_queue_and_sign_off_from_the_cli(open_server):
         assert "carol" in queue.stdout and "owner unreachable" in queue.stdout
         # Only an auditor signs off.
         refused = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
-                       "--as", "ivan")
+                       "--as", "ivan", "--decision", "approved")
         assert refused.returncode == 1 and "not an enabled auditor" in refused.stderr
+        # A sign-off names its decision.
+        undecided = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
+                         "--as", "audrey", "--note", "justified")
+        assert undecided.returncode == 2 and "--decision" in undecided.stderr
         done = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
-                    "--as", "audrey", "--note", "justified")
+                    "--as", "audrey", "--decision", "flagged", "--note", "justified")
         assert done.returncode == 0, done.stderr
         assert "AWAITING" not in _cli(open_server.data_dir, "audit", "review",
                                       "--break-glass").stdout
+        listed_cli = _cli(open_server.data_dir, "audit", "review", "--break-glass", "--all")
+        assert "FLAGGED" in listed_cli.stdout and "by audrey" in listed_cli.stdout
         # The API shows the same state, and the sign-off is one audit entry.
         listed = await auditor.transport.get_json("/v1/break_glass?unreviewed=false")
         [entry] = [e for e in listed["entries"] if e["id"] == bg["break_glass_id"]]
         assert entry["reviewed_by"] == audrey.user_id and entry["review_note"] == "justified"
+        assert entry["decision"] == "flagged"
         assert _rows(open_server, "break_glass.review") == [
             (audrey.user_id, None, "break_glass", str(bg["break_glass_id"]), "ok")]
         again = _cli(open_server.data_dir, "audit", "sign-off", str(bg["break_glass_id"]),
-                     "--as", "audrey")
+                     "--as", "audrey", "--decision", "approved")
         assert again.returncode == 1
         alerts = await auditor.transport.get_json("/v1/audit/alerts")
         carols = [a for a in alerts["alerts"] if a["user_id"] == carol_creds.user_id]

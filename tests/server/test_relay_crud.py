@@ -203,10 +203,12 @@ def test_break_glass_needs_reason_and_is_listed_for_review(db):
         m = rooms.require_member(conn, room_id, CAROL, T0 + 1)
         assert m.role == "observer" and m.break_glass_id == entry.id
         assert [b.id for b in grants.list_break_glass(conn, unreviewed_only=True)] == [entry.id]
-        grants.review_break_glass(conn, entry.id, reviewer="auditor-1", note="ok", now_ms=T0 + 5)
+        grants.review_break_glass(conn, entry.id, reviewer="auditor-1", decision="approved",
+                                   note="ok", now_ms=T0 + 5)
         assert grants.list_break_glass(conn, unreviewed_only=True) == []
         with pytest.raises(Refused):
-            grants.review_break_glass(conn, entry.id, reviewer="auditor-1", note=None, now_ms=T0)
+            grants.review_break_glass(conn, entry.id, reviewer="auditor-1", decision="flagged",
+                                      note=None, now_ms=T0)
     with db.transaction() as conn, pytest.raises(GrantExpired):
         rooms.require_member(conn, room_id, CAROL, T0 + 3_600_000)
 

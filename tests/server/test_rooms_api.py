@@ -177,13 +177,14 @@ async def test_break_glass_requires_reason_is_audited_and_reviewable(open_server
     entries = (await auditor.transport.get_json("/v1/break_glass"))["entries"]
     assert [(e["room_id"], e["user_id"]) for e in entries] == [(room_id, erdoc.user_id)]
     reviewed = await auditor.transport.post_json(
-        f"/v1/break_glass/{entries[0]['id']}/review", {"note": "justified"})
+        f"/v1/break_glass/{entries[0]['id']}/review",
+        {"decision": "approved", "note": "justified"})
     assert reviewed["reviewed_by"] == auditor.user_id
     assert (await auditor.transport.get_json("/v1/break_glass"))["entries"] == []
     all_entries = (await auditor.transport.get_json("/v1/break_glass?unreviewed=false"))
     assert len(all_entries["entries"]) == 1
     err = await refused(auditor.transport.post_json(
-        f"/v1/break_glass/{entries[0]['id']}/review", {}))
+        f"/v1/break_glass/{entries[0]['id']}/review", {"decision": "flagged"}))
     assert err.code == "already_reviewed"
     err = await refused(auditor.transport.get_json("/v1/break_glass?limit=100000"))
     assert err.code == "malformed"
@@ -226,7 +227,8 @@ async def test_more_malformed_room_requests(open_server, people):
         err = await refused(auditor.transport.post_json(path, {}))
         assert err.code in ("malformed", "not_found"), path
     err = await refused(auditor.transport.post_json("/v1/break_glass/1/review",
-                                                    {"note": "x" * 501}))
+                                                    {"decision": "approved",
+                                                     "note": "x" * 501}))
     assert err.code == "malformed"
     err = await refused(alice.transport.post_json(f"/v1/rooms/{room_id}/join", {}))
     assert (err.status, err.code) == (409, "already_member")

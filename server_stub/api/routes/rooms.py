@@ -259,9 +259,10 @@ def review_break_glass(
     try:
         with db.transaction() as conn:
             entry = grants.review_break_glass(conn, entry_id, reviewer=auth.user_id,
-                                              note=body.note, now_ms=now_ms())
+                                              decision=body.decision, note=body.note,
+                                              now_ms=now_ms())
             audit(conn, request, auth, "break_glass.review", object_type="break_glass",
-                  object_id=str(entry_id))
+                  object_id=str(entry_id), detail={"decision": body.decision})
     except Refused as exc:
         raise api_error(exc) from None
     return entry.to_wire()

@@ -106,8 +106,9 @@ def test_access_review_filters_chain_alerts_sign_off_and_exports(
     _idle(qtbot, panel)
     qtbot.waitUntil(lambda: panel.bg_table.rowCount() == 0, timeout=10_000)
     row = server_db(open_server).connection().execute(
-        "SELECT reviewed_by, review_note FROM break_glass").fetchone()
-    assert row[1] == "[flagged] Checked with the ward lead; patient was not in resus"
+        "SELECT reviewed_by, review_note, decision FROM break_glass").fetchone()
+    assert tuple(row[1:]) == ("Checked with the ward lead; patient was not in resus",
+                              "flagged")
     panel.bg_show_all.setChecked(True)
     _idle(qtbot, panel)
     assert _column(panel.bg_table, 4) == ["Flagged"]
@@ -124,7 +125,11 @@ def test_access_review_filters_chain_alerts_sign_off_and_exports(
     qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.last_export is not None, timeout=10_000)
     assert panel.last_export.name == "audit-export.csv"
-    assert "room.break_glass" in panel.last_export.read_text()
+    exported = panel.last_export.read_text()
+    assert "room.break_glass" in exported
+    # The sign-off and its decision are in the export (the review's audit entry).
+    [review_line] = [line for line in exported.splitlines() if "break_glass.review" in line]
+    assert "flagged" in review_line
 
     # Under the two-person rule: waiting, approved by an IT admin in their page, downloaded.
     run(qtbot, it_dev.transport.request("PUT", "/v1/audit/policy", json_body={
