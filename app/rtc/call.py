@@ -66,6 +66,7 @@ RefreshIce = Callable[[], Awaitable[IcePolicy]]
 ControlHandler = Callable[[Party, dict[str, Any]], None]
 MediaTap = Callable[[Party, Any], None]  # (peer, decoded av frame, video or audio)
 CONTROL_LABEL = "sc-control"
+MAX_HELD = 16  # offers held for the host's admission, per call
 
 
 class PromptJitterBuffer(JitterBuffer):
@@ -491,6 +492,13 @@ class Call:
         self.taps: list[MediaTap] = []  # every decoded remote frame (e.g. a recorder)
         self.control_handlers: list[ControlHandler] = []
         self.links: dict[Party, PeerLink] = {}
+        # The waiting room (docs/calls.md, "Waiting room"): the host is the one who placed
+        # the call. ``allowed`` None lets any trusted device that offers join (a bare Call);
+        # otherwise a validly signed offer from a device that is not in it is held, unanswered,
+        # until the host admits that device (:meth:`allow`).
+        self.host: Party = local
+        self.allowed: set[Party] | None = None
+        self.held: dict[Party, Any] = {}
         self._ice_source = ice_source
         self._relay = MediaRelay()  # one capture, one subscription per peer connection
         # Camera and microphone behind an off switch (camera off, mute): see GatedTrack.
@@ -570,7 +578,34 @@ class Call:
                     old.stop()  # the old relay proxy
 
     def participants(self) -> list[Party]:
-        return [self.local, *self.links]
+        """Us and every remote device still in the call (not those who left or were
+        refused): the mesh a newcomer connects to."""
+        return [self.local, *(p for p, link in self.links.items()
+                              if link.state not in (LinkState.CLOSED, LinkState.REFUSED))]
+
+    async def allow(self, party: Party) -> None:
+        """The host admitted ``party``: accept its offer (one held already is answered now)."""
+        if self.allowed is not None:
+            self.allowed.add(party)
+        payload = self.held.pop(party, None)
+        if payload is not None:
+            await self.handle(party, "offer", payload)
+
+    def _gated(self, sender: Party, payload: Any) -> bool:
+        """Hold a validly signed offer from a device the host has not admitted (a forged or
+        untrusted one goes on to be refused, as before)."""
+        if self.allowed is None or sender in self.allowed or sender in self.links:
+            return False
+        try:
+            verify_description(payload, key_for=self.key_for, call_id=self.call_id,
+                               kind="offer", sender=sender, recipient=self.local,
+                               min_generation=1)
+        except CallRefused:
+            return False
+        if sender in self.held or len(self.held) < MAX_HELD:
+            self.held[sender] = payload
+        log.info("offer held until admitted", extra={"event": "call_offer_held"})
+        return True
 
     def on_control(self, peer: Party, message: dict[str, Any]) -> None:
         for handler in list(self.control_handlers):
@@ -602,6 +637,8 @@ class Call:
         if self.closed:
             return
         if kind == "offer":
+            if self._gated(sender, payload):
+                return
             link = self.link(sender, offerer=False)
             if link.state is LinkState.NEW:
                 await link.start()

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 
 RING_S = 60.0  # an incoming call not accepted within this is dropped (the offer goes stale)
+WAIT_S = 300.0  # a knock the host neither admits nor denies within this is dropped
+MAX_WAITING = 16  # devices in one call's waiting room
+CALL_EVENT = "sc.call"  # room event: {"call_id", "state": "active" | "ended"} from the host
+ADMIT = "call.admit"  # control message host -> participants: {"t", "party": [user, device]}
 
 
 class CallGone(SafeConsultError):
@@ -64,6 +68,37 @@ class IncomingCall:
     caller: Party
     received: float = 0.0  # time.monotonic()
     offers: list[tuple[Party, str, dict[str, Any]]] = field(default_factory=list)
+    invited: bool = False  # the host invites us into its running call (accept_invite knocks)
+
+
+@dataclass
+class JoinRequest:
+    """Our request to join a running call (we knocked; the host admits or denies)."""
+
+    call_id: str
+    room_id: str
+    host: Party
+    state: str = "waiting"  # waiting | admitted | denied | ended | cancelled | failed
+    call: Call | None = None  # once admitted
+    asked: float = 0.0  # time.monotonic()
+
+
+@dataclass
+class Waiting:
+    """A device in our waiting room (we host the call)."""
+
+    call_id: str
+    party: Party
+    since: float = 0.0  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class ActiveCall:
+    """A call running in a room, as its host announced it in the room's E2EE channel."""
+
+    room_id: str
+    call_id: str
+    host: Party
 
 
 @dataclass(frozen=True)
@@ -79,8 +114,11 @@ def new_call_id() -> str:
 
 
 class CallsService:
-    incoming = Signal(object)  # IncomingCall
+    incoming = Signal(object)  # IncomingCall (``invited``: an invitation into a running call)
     event = Signal(object)  # CallEvent
+    waiting_changed = Signal(str)  # call id (we host it): its waiting room changed
+    join_changed = Signal(object)  # JoinRequest: our knock was admitted / denied / ...
+    active_changed = Signal(str)  # room id: a call started or ended there
 
     def __init__(self, session: SessionService, chat: ChatService, *,
                  auto_accept: bool = False, use_turn: bool = True, relay_only: bool = False,
@@ -88,7 +126,7 @@ class CallsService:
                  send_wrapper: Callable[[Any], Any] | None = None,
                  sink: FrameSink | None = None, video: TrackFactory | None = None,
                  audio: TrackFactory | None = None,
-                 frame_sink: RawFrameSink | None = None) -> None:
+                 frame_sink: RawFrameSink | None = None, announce: bool = False) -> None:
         if session.device is None:
             raise SafeConsultError("calls need a signed-in session")
         self._session = session
@@ -114,6 +152,12 @@ class CallsService:
         if send_wrapper is not None:  # tests: a relay that rewrites signals in transit
             self._send_signal = send_wrapper(self._send_signal)
         self.push_connected = asyncio.Event()
+        # Waiting room (docs/calls.md, "Waiting room and invitations").
+        self.announce = announce  # tell the room (sc.call room event) when a call starts/ends
+        self.waiting: dict[str, dict[Party, Waiting]] = {}  # call id (we host) -> knocks
+        self.joining: dict[str, JoinRequest] = {}  # call id -> our knock
+        self.active: dict[str, ActiveCall] = {}  # room id -> the call running there
+        chat.room_event.connect(self._on_room_event)
 
     @property
     def session(self) -> SessionService:
@@ -261,8 +305,11 @@ class CallsService:
         if not peers:
             raise SafeConsultError("no trusted device to call in this consult")
         call = await self._new_call(new_call_id(), room_id)
+        call.allowed = set()  # we host: newcomers knock and are admitted (we offer to them)
         for peer in peers:  # all links first, so every offer lists every participant
             call.link(peer, offerer=True)
+        if self.announce:
+            self._spawn(self._announce(room_id, call.call_id, "active"))
         await asyncio.gather(*(call.connect(peer, offerer=True) for peer in peers))
         return call
 
@@ -274,7 +321,26 @@ class CallsService:
         call = self.calls.get(signal.call_id)
         if call is not None:
             if self.rooms.get(signal.call_id) == signal.room_id:
-                await call.handle(sender, signal.kind, signal.payload)
+                if signal.kind == "invite" and signal.payload.get("knock") is True:
+                    self._on_knock(call, sender)
+                elif (signal.kind == "hangup" and sender not in call.links
+                      and sender in self.waiting.get(call.call_id, {})):
+                    self._unwait(call.call_id, sender)  # gave up waiting
+                else:
+                    await call.handle(sender, signal.kind, signal.payload)
+            return
+        join = self.joining.get(signal.call_id)
+        if join is not None and join.room_id == signal.room_id:
+            await self._on_join_signal(join, sender, signal)
+            return
+        if signal.kind == "invite" and signal.payload.get("knock") is True:
+            # A knock on a call we do not (or no longer) host: say so, so nobody waits.
+            if any(c.call_id == signal.call_id for c in self.finished):
+                self._spawn(self._signal(signal.room_id, sender, signal.call_id, "reject",
+                                         {"reason": "ended"}))
+            return
+        if signal.kind == "invite" and signal.payload.get("invited") is True:
+            self._on_invited(signal, sender)
             return
         if signal.kind != "offer":
             pending = self.pending.get(signal.call_id)
@@ -300,6 +366,9 @@ class CallsService:
         pending = self.pending.pop(call_id, None)
         if pending is None or time.monotonic() - pending.received > RING_S:
             raise CallGone(f"no incoming call {call_id}")
+        if pending.invited:
+            self.pending[call_id] = pending
+            raise CallGone("an invitation into a running call is answered with accept_invite")
         self._early[call_id] = []
         try:
             call = await self._accept(pending)
@@ -312,8 +381,13 @@ class CallsService:
     async def _accept(self, pending: IncomingCall) -> Call:
         await self._know([pending.caller.user_id])
         call = await self._new_call(pending.call_id, pending.room_id)
+        call.host = pending.caller
+        # Offers are answered from the host and from those its offer lists; anyone else
+        # waits until the host says it admitted them (a ``call.admit`` control message).
+        call.allowed = {pending.caller}
+        call.control_handlers.append(lambda peer, message: self._on_control(call, peer, message))
         others: list[Party] = []
-        for sender, kind, payload in pending.offers:
+        for sender, _kind, payload in pending.offers:
             participants = payload.get("participants")
             if isinstance(participants, list):
                 for item in participants:
@@ -322,9 +396,13 @@ class CallsService:
                         party = Party(item[0], item[1])
                         if party not in (self.local, pending.caller):
                             others.append(party)
-            await call.handle(sender, kind, payload)
+                            if sender == pending.caller:
+                                call.allowed.add(party)
         # Mesh: between two callees the smaller device id offers.
-        await self._know(sorted({p.user_id for p in others}))
+        await self._know(sorted({p.user_id for p in others}
+                                | {sender.user_id for sender, _k, _p in pending.offers}))
+        for sender, kind, payload in pending.offers:
+            await call.handle(sender, kind, payload)
         for party in dict.fromkeys(others):
             await call.connect(party, offerer=self.local.device_id < party.device_id)
         return call
@@ -366,8 +444,232 @@ class CallsService:
             with contextlib.suppress(SafeConsultError):  # signed out: no log to write to
                 self._audit_share("screen.share.stop", call_id)
         call = self.calls.pop(call_id, None)
-        self.rooms.pop(call_id, None)
+        room_id = self.rooms.pop(call_id, None)
         if call is not None:
+            for party in self.waiting.pop(call_id, {}):  # nobody is left waiting in vain
+                with contextlib.suppress(SafeConsultError):
+                    await self._signal(room_id or "", party, call_id, "reject",
+                                       {"reason": "ended"})
+            if self.announce and call.host == self.local and room_id:
+                self._spawn(self._announce(room_id, call_id, "ended"))
             await call.hangup()
             self.finished.append(call)  # for a call summary (stats, refusals), newest last
             del self.finished[:-20]
+
+    # -- waiting room and invitations (docs/calls.md) ----------------------------------------
+
+    async def _signal(self, room_id: str, peer: Party, call_id: str, kind: str,
+                      payload: dict[str, Any]) -> None:
+        try:
+            await self._send_signal(self.transport, room_id, to_user_id=peer.user_id,
+                                    to_device_id=peer.device_id, call_id=call_id, kind=kind,
+                                    payload=payload)
+        except SafeConsultError as exc:
+            log.info("signal not sent", extra={"event": "call_signal_failed",
+                                               "reason_code": exc.__class__.__name__})
+
+    # host side
+
+    def _on_knock(self, call: Call, sender: Party) -> None:
+        """A device asks to join a call we host: it waits until admitted or denied."""
+        if call.host != self.local:
+            return  # only the host keeps a waiting room
+        existing = call.links.get(sender)
+        if existing is not None and existing.state not in (LinkState.CLOSED, LinkState.REFUSED):
+            return  # already in the call
+        if self.key_for(sender.user_id, sender.device_id) is None:
+            log.info("knock from an untrusted device ignored",
+                     extra={"event": "call_knock_untrusted"})
+            return
+        room = self.waiting.setdefault(call.call_id, {})
+        if sender not in room and len(room) >= MAX_WAITING:
+            return
+        room[sender] = Waiting(call.call_id, sender, time.monotonic())
+        self.waiting_changed.emit(call.call_id)
+
+    def waiting_for(self, call_id: str) -> list[Waiting]:
+        """Who is in the waiting room of ``call_id`` (we host it), oldest first."""
+        now = time.monotonic()
+        room = self.waiting.get(call_id, {})
+        for party in [p for p, w in room.items() if now - w.since > WAIT_S]:
+            del room[party]
+        return sorted(room.values(), key=lambda w: w.since)
+
+    def _unwait(self, call_id: str, party: Party) -> Waiting | None:
+        gone = self.waiting.get(call_id, {}).pop(party, None)
+        if gone is not None:
+            self.waiting_changed.emit(call_id)
+        return gone
+
+    async def admit(self, call_id: str, party: Party) -> PeerLink:
+        """Let a waiting device in: we offer to it (listing everyone in the call), and tell
+        every other participant, over its end-to-end control channel, to connect to it."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise CallGone(f"no call {call_id}")
+        if self._unwait(call_id, party) is None:
+            raise CallGone("that device is no longer waiting")
+        old = call.links.get(party)
+        if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
+            del call.links[party]  # it left earlier and comes back: a fresh link
+        for peer, link in list(call.links.items()):
+            if peer != party and link.state is LinkState.CONNECTED:
+                link.send_control({"t": ADMIT, "party": [party.user_id, party.device_id]})
+        return await call.connect(party, offerer=True)
+
+    async def deny(self, call_id: str, party: Party) -> None:
+        """Turn a waiting device away; it is told plainly."""
+        if self._unwait(call_id, party) is None:
+            return
+        await self._signal(self.rooms.get(call_id, ""), party, call_id, "reject",
+                           {"reason": "denied"})
+
+    async def invite(self, call_id: str, user_id: str) -> int:
+        """Ring every trusted device of room member ``user_id`` with an invitation into our
+        running call; accepting it knocks (the invitee then waits to be admitted like anyone
+        who joins). Returns how many devices were invited."""
+        call = self.calls.get(call_id)
+        room_id = self.rooms.get(call_id)
+        if call is None or room_id is None:
+            raise CallGone(f"no call {call_id}")
+        if call.host != self.local:
+            raise SafeConsultError("only the host of the call can invite")
+        if user_id not in self.chat.members(room_id) or user_id == self.local.user_id:
+            raise SafeConsultError("only another member of this consult can be invited")
+        await self._know([user_id])
+        devices = [Party(user_id, d) for d in sorted(self.chat.machine.devices(user_id))
+                   if self.key_for(user_id, d)]
+        if not devices:
+            raise SafeConsultError("no trusted device to invite")
+        for party in devices:
+            await self._signal(room_id, party, call_id, "invite", {"invited": True})
+        return len(devices)
+
+    # participant side
+
+    def _on_control(self, call: Call, peer: Party, message: dict[str, Any]) -> None:
+        """The host admitted someone: accept its offer, and offer to it where we should."""
+        if message.get("t") != ADMIT or peer != call.host or call.closed:
+            return
+        item = message.get("party")
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(x, str) for x in item)):
+            return
+        party = Party(item[0], item[1])
+        if party == self.local:
+            return
+        self._spawn(self._admitted(call, party))
+
+    async def _admitted(self, call: Call, party: Party) -> None:
+        await self._know([party.user_id])
+        old = call.links.get(party)
+        if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
+            del call.links[party]
+        await call.allow(party)
+        if self.local.device_id < party.device_id:  # between two non-hosts the smaller offers
+            await call.connect(party, offerer=True)
+
+    def _on_invited(self, signal: signaling_api.IncomingSignal, sender: Party) -> None:
+        if self.key_for(sender.user_id, sender.device_id) is None:
+            return  # an invitation from a device we do not trust is not shown
+        if signal.call_id in self.pending or signal.call_id in self.calls or (
+                signal.call_id in self.joining):
+            return
+        pending = self.pending[signal.call_id] = IncomingCall(
+            signal.call_id, signal.room_id, sender, received=time.monotonic(), invited=True)
+        if self.auto_accept:
+            self._spawn(self.accept_invite(signal.call_id))
+        else:
+            self.incoming.emit(pending)
+
+    async def accept_invite(self, call_id: str) -> JoinRequest:
+        """Answer an invitation into a running call: knock, and wait to be admitted."""
+        pending = self.pending.pop(call_id, None)
+        if pending is None or not pending.invited or time.monotonic() - pending.received > RING_S:
+            raise CallGone(f"no invitation {call_id}")
+        return await self.join(pending.room_id, call_id, pending.caller)
+
+    async def join(self, room_id: str, call_id: str | None = None,
+                   host: Party | None = None) -> JoinRequest:
+        """Ask the host of the call running in ``room_id`` to let us in (its waiting room).
+        ``join_changed`` then reports admitted (with the call) or denied."""
+        if call_id is None or host is None:
+            active = self.active.get(room_id)
+            if active is None:
+                raise CallGone("no call is running in this consult")
+            call_id, host = active.call_id, active.host
+        if call_id in self.calls:
+            raise SafeConsultError("you are already in this call")
+        await self._know([host.user_id])
+        if self.key_for(host.user_id, host.device_id) is None:
+            raise SafeConsultError("the host's device is not one we trust")
+        request = self.joining[call_id] = JoinRequest(call_id, room_id, host,
+                                                      asked=time.monotonic())
+        await self._send_signal(self.transport, room_id, to_user_id=host.user_id,
+                                to_device_id=host.device_id, call_id=call_id, kind="invite",
+                                payload={"knock": True})
+        self.join_changed.emit(request)
+        return request
+
+    async def cancel_join(self, call_id: str) -> None:
+        request = self.joining.pop(call_id, None)
+        if request is None:
+            return
+        request.state = "cancelled"
+        self.join_changed.emit(request)
+        await self._signal(request.room_id, request.host, call_id, "hangup", {})
+
+    async def _on_join_signal(self, join: JoinRequest, sender: Party,
+                              signal: signaling_api.IncomingSignal) -> None:
+        if signal.kind == "reject" and sender == join.host:
+            del self.joining[join.call_id]
+            join.state = "denied" if signal.payload.get("reason") == "denied" else "ended"
+            self.join_changed.emit(join)
+            return
+        if signal.kind != "offer":
+            return
+        now = time.monotonic()
+        pending = self.pending.get(join.call_id)
+        if pending is None:
+            pending = self.pending[join.call_id] = IncomingCall(
+                join.call_id, join.room_id, join.host, received=now)
+        pending.offers.append((sender, signal.kind, signal.payload))
+        if sender != join.host:
+            return  # another participant was quicker than the host: answered after it
+        pending.offers.sort(key=lambda o: o[0] != join.host)  # the host's offer first
+        del self.joining[join.call_id]
+        try:
+            join.call = await self.accept(join.call_id)
+            join.state = "admitted"
+        except SafeConsultError:
+            join.state = "failed"
+        self.join_changed.emit(join)
+
+    # the room's view of running calls
+
+    async def _announce(self, room_id: str, call_id: str, state: str) -> None:
+        try:
+            await self.chat.send_room_event(room_id, CALL_EVENT,
+                                            {"call_id": call_id, "state": state})
+        except (SafeConsultError, ValueError) as exc:
+            log.info("call not announced", extra={"event": "call_announce_failed",
+                                                   "reason_code": exc.__class__.__name__})
+
+    def _on_room_event(self, event: Any) -> None:
+        if event.event_type != CALL_EVENT:
+            return
+        content = event.content.reveal()
+        call_id = content.get("call_id") if isinstance(content, dict) else None
+        state = content.get("state") if isinstance(content, dict) else None
+        if not (isinstance(call_id, str) and signaling_api.ID_PATTERN.match(call_id)
+                and state in ("active", "ended")):
+            return
+        host = Party(event.sender, event.sender_device)  # the Megolm sender: authenticated
+        current = self.active.get(event.room_id)
+        if state == "active":
+            self.active[event.room_id] = ActiveCall(event.room_id, call_id, host)
+        elif current is not None and current.call_id == call_id and current.host == host:
+            del self.active[event.room_id]
+        else:
+            return
+        self.active_changed.emit(event.room_id)

@@ -202,14 +202,15 @@ def settled_disk_usage(server) -> int:
 
 def check_signals_hold_no_media(peer: Peer) -> None:
     """What a device handed the relay: signed SDP (no trickled candidates), hang-ups, rebuild
-    requests -- never a media byte."""
+    requests, and the waiting room's knocks, invitations and refusals -- never a media byte."""
     for kind, _, payload in peer.sent:
         if kind in ("offer", "answer"):
             assert set(payload) - {"participants"} == SIGNED_FIELDS
             assert payload["sdp"].startswith("v=0")
             assert len(json.dumps(payload)) < 16_000
         else:
-            assert kind in ("hangup", "invite", "reject") and set(payload) <= {"rebuild"}
+            assert kind in ("hangup", "invite", "reject")
+            assert set(payload) <= {"rebuild", "knock", "invited", "reason"}
 
 
 # -- tests -------------------------------------------------------------------------------------
