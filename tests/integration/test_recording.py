@@ -163,3 +163,46 @@ async def test_a_late_joiner_is_not_recorded_before_consenting(open_server, tmp_
     finally:
         for peer in peers:
             await peer.close()
+
+
+async def test_a_joiner_admitted_from_the_waiting_room_is_asked_before_being_recorded(
+        open_server, tmp_path):
+    """Recording runs; Carol knocks and the host admits her: she is asked at once, and the
+    recording holds none of her frames until her signed yes arrives."""
+    host = await new_peer(open_server, tmp_path, "dr.host", use_turn=False)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    carol = await new_peer(open_server, tmp_path, "dr.carol", use_turn=False)
+    peers = [host, bob, carol]
+    services = [RecordingService(p.calls, ask_timeout_s=15) for p in peers]
+    services[1].consent_requested.connect(lambda r: services[1].answer(r, True))
+    asked: list = []
+    services[2].consent_requested.connect(asked.append)
+    try:
+        room_id = await consult(*peers)
+        call = await host.calls.place_call(room_id, peers=[bob.party])
+        await wait_for(lambda: flowing(host, bob), 20)
+        rec = await services[0].record(call.call_id)
+        await carol.calls.join(room_id, call.call_id, host.party)
+        await wait_for(lambda: bool(host.calls.waiting_for(call.call_id)), 10)
+        await host.calls.admit(call.call_id, carol.party)
+        await wait_for(lambda: bool(asked), 20)
+        assert asked[0].host == host.party and asked[0].recording_id == rec.recording_id
+        link = host.calls.calls[call.call_id].links[carol.party]
+        await wait_for(lambda: link.stats.video_frames > 30, 10)  # her media flows ...
+        assert carol.party not in rec.recorder.allowed  # ... and is not recorded
+        services[2].answer(asked[0], True)
+        await wait_for(lambda: carol.party in rec.recorder.allowed, 10)
+        seen = link.stats.video_frames
+        await wait_for(lambda: link.stats.video_frames > seen + 30, 10)
+        file_id = await services[0].stop(call.call_id)
+        metadata, segments = unpack_recording(
+            EncryptedFileStore(host.ws.session.cache).read(file_id))
+        assert {c["user_id"] for c in metadata["consents"]} == {
+            host.party.user_id, bob.party.user_id, carol.party.user_id}
+        assert verify_consents(metadata, key_for_all(peers))
+        # Only what came after her yes: fewer frames of her than of Bob.
+        counts = {p: CallRecorder.frame_count(segments[p])["video"] for p in segments}
+        assert 10 <= counts[carol.party] < counts[bob.party]
+    finally:
+        for peer in peers:
+            await peer.close()
