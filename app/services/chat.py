@@ -108,6 +108,13 @@ MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "rem
 
 
 _now_ms = now_ms
+# After a pushed event was shown, the sync that moves the token past it runs this much later
+# (coalescing a burst of pushes into one sync, off the path of the next message).
+PUSH_SYNC_DELAY_S = 1.0
+
+
+class _LeaveToSync(Exception):
+    """A pushed event the fast path does not handle: roll back, let the sync do it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +235,14 @@ class ChatService(ChatFeatures):
             self.machine = CryptoMachine.load(self.device.device_id, self.user_id,
                                               self.device.username, self.store, pickle_key,
                                               trust_policy=trust_policy, rotation=rotation)
+        if not self.cache.closed_cleanly:
+            # Sending does not wait for the disk (docs/e2ee.md, "Durability"): after a crash
+            # or power cut a Megolm session may have been rolled back to an index already
+            # sent, which receivers would reject as a replay. A fresh session per room instead.
+            dropped = self.store.drop_outbound_groups()
+            if dropped:
+                log.info("room keys rotated after an unclean shutdown",
+                         extra={"event": "chat_room_key_rotated", "count": dropped})
         self.online: bool | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -240,6 +255,8 @@ class ChatService(ChatFeatures):
         self._upload_failed = False
         self._last_version_check = 0.0
         self._pending_receipts: dict[tuple[str, str], str] = {}  # (room, kind) -> up to
+        self._pushed: set[asyncio.Task] = set()  # pushed events being applied
+        self._sync_later: asyncio.TimerHandle | None = None
         # Signing out or a wipe closes the cache under us: stop at once, not on error.
         session.changed.connect(self._on_session)
 
@@ -303,9 +320,11 @@ class ChatService(ChatFeatures):
         self._session.changed.disconnect(self._on_session)
         self._closing = True
         self._wake.set()
-        for task in self._tasks:
+        if self._sync_later is not None:
+            self._sync_later.cancel()
+        for task in (*self._tasks, *self._pushed):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._pushed):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
@@ -389,9 +408,80 @@ class ChatService(ChatFeatures):
             if isinstance(event, dict) and event.get("type") == MEMBER_EVENT:
                 # Invitations are pushed to the invitee, who cannot sync the room yet.
                 self._rooms_dirty = True
+            elif (isinstance(event, dict) and event.get("type") == ENCRYPTED_EVENT
+                  and self._take_pushed(event)):
+                return
         elif kind not in ("to_device", "hello"):
             return
         self.wake()
+
+    def _take_pushed(self, data: dict[str, Any]) -> bool:
+        """A pushed room event of a joined room: show it now, without waiting for a sync
+        round trip (docs/e2ee.md, "Receiving"). False: leave it to the sync."""
+        try:
+            event = relay_api.parse_event(data)
+        except (ProtocolError, ValueError, TypeError, KeyError):
+            return False
+        if self._closing or self.state.room_state(event.room_id) != "joined":
+            return False
+        task = asyncio.get_running_loop().create_task(self._apply_pushed(event))
+        self._pushed.add(task)
+        task.add_done_callback(self._pushed.discard)
+        return True
+
+    async def _apply_pushed(self, event: RoomEvent) -> None:
+        """Decrypt and store one pushed event, then announce it. Only a chat text whose key
+        is here takes this path; anything else (a missing key, a rejection, an edit, another
+        kind of event) is rolled back and left to the sync, which handles every case. The
+        sync token does not move: the next sync brings the event again, and it is dropped as
+        known (the message row and the Megolm index's event id are committed here first)."""
+        applied = _Applied()
+        try:
+            async with self._lock:
+                if self._closing or self.messages_repo.get(event.event_id) is not None:
+                    return  # ours (the local echo) or synced meanwhile
+                try:
+                    with self.cache.write(durable=False):
+                        if not self._receive_pushed(event, applied):
+                            raise _LeaveToSync
+                except _LeaveToSync:
+                    self.wake()
+                    return
+                self._announce(applied)
+                for room_id, (_, event_id) in applied.delivered.items():
+                    self._pending_receipts[(room_id, "delivered")] = event_id
+        except SafeConsultError as exc:  # a busy or closed cache: the sync tries again
+            log.info("pushed event left to sync", extra={
+                "event": "chat_push_apply_failed", "reason_code": exc.__class__.__name__})
+            self.wake()
+            return
+        # The token catches up soon, not now: the event is shown and stored already.
+        if self._sync_later is None and not self._closing:
+            self._sync_later = asyncio.get_running_loop().call_later(
+                PUSH_SYNC_DELAY_S, self._sync_due)
+
+    def _sync_due(self) -> None:
+        self._sync_later = None
+        self.wake()
+
+    def _receive_pushed(self, event: RoomEvent, applied: _Applied) -> bool:
+        try:
+            result = self.machine.decrypt_room_event(event.room_id, event.event_id,
+                                                     event.content)
+        except E2EEError:
+            return False  # the sync keeps it as rejected, and says why
+        if (isinstance(result, MissingRoomKey) or result.type != MESSAGE_TYPE
+                or (result.sender_user, result.sender_device) != (event.sender,
+                                                                   event.sender_device)):
+            return False
+        try:
+            content = chat_content.parse(result.content.reveal())
+        except MalformedContent:
+            return False
+        if type(content) is not Text:
+            return False
+        self._receive_text(event, result.sender_user, content, applied)
+        return True
 
     # -- rooms -----------------------------------------------------------------------------
 
@@ -621,7 +711,7 @@ class ChatService(ChatFeatures):
         content = Text(body, reply_to, urgent)
         chat_content.parse(chat_content.to_wire(content))  # refuse here what receivers would
         async with self._lock:
-            with self.cache.write():
+            with self.cache.write(durable=False):
                 self._queue_content(room_id, event_id, content)
                 self.messages_repo.insert(
                     CachedMessage(room_id, event_id, self.user_id, now, body))
@@ -646,7 +736,7 @@ class ChatService(ChatFeatures):
         event_id = new_event_id()
         now = _now_ms()
         async with self._lock:
-            with self.cache.write():
+            with self.cache.write(durable=False):
                 self._queue_content(room_id, event_id, content)
                 self._keep_attachment(event_id, descriptor, self.device.device_id)
                 self.messages_repo.insert(
@@ -735,7 +825,7 @@ class ChatService(ChatFeatures):
             if missing:
                 claim = await relay_api.claim_keys(self.transport, [d for _, d in missing])
                 self.machine.receive_key_claim(claim)
-            with self.cache.write():
+            with self.cache.write(durable=False):
                 self.outbox.settle()
                 seq = self.outbox.queue(room_id, event_id, Phi(""), structured=True)
                 share = self.machine.share_room_key(room_id, members)
@@ -752,7 +842,7 @@ class ChatService(ChatFeatures):
         target = self._own_message(room_id, event_id)
         body = Phi(text)
         async with self._lock:
-            with self.cache.write():
+            with self.cache.write(durable=False):
                 meta = self.messages_repo.meta(event_id, self.user_id)
                 if meta is not None and meta.recalled_ms is not None:
                     raise SafeConsultError("message recalled",
@@ -782,7 +872,7 @@ class ChatService(ChatFeatures):
                 "This message is too old to recall."))
         recall_id = new_event_id()
         async with self._lock:
-            with self.cache.write():
+            with self.cache.write(durable=False):
                 self._queue_content(room_id, recall_id, Recall(event_id))
                 self.messages_repo.record_recall(room_id, event_id, self.user_id, now)
                 self.messages_repo.apply_changes(event_id,
@@ -835,12 +925,30 @@ class ChatService(ChatFeatures):
             self._encrypt_now(seq, room_id, members, body, structured=structured)
 
     async def _after_queue(self) -> None:
+        """Send what was just queued. Queueing did not wait for the disk (it advanced the
+        Megolm session too: see __init__ for what a crash does to that): once the relay has
+        the message, it is safe there; if it could not be sent, it is made durable now, so
+        a message written offline survives a power cut until it goes out."""
         self.outbox_changed.emit(self.outbox.count())
         try:
             await self.flush()
         except ConnectionFailed:
+            self._durable()
             self._set_online(False)
             self.wake()  # the loop retries with backoff
+        except BaseException:
+            self._durable()
+            raise
+        else:
+            if self.outbox.count():  # held back (e.g. behind an earlier failure)
+                self._durable()
+
+    def _durable(self) -> None:
+        try:
+            self.cache.sync()
+        except SafeConsultError as exc:  # closed under us (signed out): nothing to keep
+            log.warning("outbox not synced", extra={"event": "chat_outbox_sync_failed",
+                                                    "reason_code": exc.__class__.__name__})
 
     async def flush(self) -> int:
         """Send what the outbox holds, oldest first; returns how many the relay accepted.
@@ -939,7 +1047,10 @@ class ChatService(ChatFeatures):
                 batch = await relay_api.sync(self.transport, self.state.get(SYNC_TOKEN),
                                              limit=self.sync_limit)
                 await self._learn_senders(batch)
-                with self.cache.write():
+                # Only Olm state must be on disk before the token acknowledges its to-device
+                # messages (the relay then deletes them). Room events alone may be lost by a
+                # power cut with the token that follows them: the relay sends them again.
+                with self.cache.write(durable=bool(batch.to_device)):
                     self.outbox.settle()  # rides on a commit that happens anyway
                     applied = self._apply(batch)
                     self.state.put(SYNC_TOKEN, batch.next_token)

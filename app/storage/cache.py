@@ -25,6 +25,14 @@ Opening it (:meth:`Cache.open`):
    and a session that writes nothing leaves the file as it was, so there is nothing newer
    to roll back from. The first write also clears the "closed cleanly" flag.
 
+Durability: a commit waits for the disk (``synchronous = FULL``: an fsync of the WAL) unless
+the caller says it need not -- ``write(durable=False)``, a commit that survives a crash of
+the process (the WAL is in the OS's page cache) but may be lost with the last few others by a
+power cut or an OS crash. Such commits become durable with the next durable one (the WAL is
+a log: an fsync covers every frame before it) or :meth:`sync`. The session's first write is
+always durable (it clears the "closed cleanly" flag, so :attr:`closed_cleanly` of the next
+open tells whether non-durable commits may have been lost).
+
 Every error above is a :class:`CacheUnreadable`, and its recovery is :meth:`Cache.rebuild`:
 delete the unreadable files (db, -wal, -shm and the cache's encrypted files, whose keys were
 inside) and start empty with a fresh key; the caller refetches from the server and audits.
@@ -121,8 +129,13 @@ class Cache:
         self._keys = keys
         self._depth = 0
         self._wrote = False  # this session has bumped the generation already
+        self._synchronous = "FULL"  # the connection's current setting
+        self._undurable = False  # a commit since the last durable one did not wait for disk
         self.generation = 0
         self.full_check_ran = False
+        # Whether the last session closed the cache (set at open): False after a crash or a
+        # power cut, which may have lost non-durable commits (write(durable=False)).
+        self.closed_cleanly = True
 
     # -- opening -------------------------------------------------------------------------
 
@@ -216,6 +229,7 @@ class Cache:
             clean = self._conn.execute("SELECT clean_shutdown FROM meta").fetchone()
             if clean is None:
                 raise CacheCorrupt("cache meta row is missing")
+            self.closed_cleanly = bool(clean[0])
             if verify == "skip" or (verify == "auto" and clean[0]):
                 return
             self.full_check_ran = True
@@ -274,11 +288,13 @@ class Cache:
             raise typed_error(exc) from None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlcipher3.Connection]:
-        """One write transaction; nested uses join the outer one.
+    def write(self, *, durable: bool = True) -> Iterator[sqlcipher3.Connection]:
+        """One write transaction; nested uses join the outer one (whose ``durable`` holds).
 
         The session's first write transaction also bumps the generation and clears the
-        clean-shutdown flag, inside the same commit.
+        clean-shutdown flag, inside the same commit (always durable). ``durable=False``: the
+        commit does not wait for the disk (see the module's docstring); for writes whose
+        loss by a power cut the caller has made harmless.
         """
         if self._depth:
             self._depth += 1
@@ -287,8 +303,13 @@ class Cache:
             finally:
                 self._depth -= 1
             return
+        mode = "FULL" if durable or not self._wrote else "NORMAL"
         with db_errors():
+            if mode != self._synchronous:  # only outside a transaction
+                self._conn.execute(f"PRAGMA synchronous = {mode}")
+                self._synchronous = mode
             self._conn.execute("BEGIN IMMEDIATE")
+        changes = self._conn.total_changes
         self._depth = 1
         first_write = False
         try:
@@ -315,8 +336,18 @@ class Cache:
             if first_write:
                 self._wrote = False
             raise
+        if self._conn.total_changes != changes:  # an empty commit writes (and syncs) nothing
+            self._undurable = mode == "NORMAL"
         if first_write:
             self._publish_generation()
+
+    def sync(self) -> None:
+        """Make every commit so far durable (after non-durable ones): one fsync of the WAL,
+        by a durable commit of the meta row. Nothing to do when the last commit was durable."""
+        if not self._undurable:
+            return
+        with self.write() as conn:
+            conn.execute("UPDATE meta SET clean_shutdown = 0 WHERE id = 1")
 
     def _has_meta(self) -> bool:
         # False only inside the very first migration, before the meta table exists.

@@ -113,6 +113,12 @@ class SqlCryptoStore:
         with self._cache.write() as conn:
             conn.execute("DELETE FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
 
+    def drop_outbound_groups(self) -> int:
+        """Forget every room's outbound session (each room rotates at its next message);
+        returns how many there were. Durable: it must be on disk before anything is sent."""
+        with self._cache.write() as conn:
+            return conn.execute("DELETE FROM crypto_outbound_groups").rowcount
+
     # -- Megolm inbound ----------------------------------------------------------------------
 
     _INBOUND = ("SELECT room_id, sender_key, session_id, pickle, first_known_index, "
