@@ -94,6 +94,14 @@
 <context>
     <name>ChatView</name>
     <message>
+        <source>Unlink the patient?</source>
+        <translation>取消关联患者？</translation>
+    </message>
+    <message>
+        <source>The room will no longer show this patient, for every member. Unlink?</source>
+        <translation>此会诊室将不再为任何成员显示该患者。确定取消关联？</translation>
+    </message>
+    <message>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
@@ -2780,6 +2788,52 @@ Key fingerprint: %3</source>
     <message>
         <source>This computer's machine policy was refused, so SafeConsult runs on its safe defaults: %1 Please tell IT.</source>
         <translation>本机的机器策略被拒绝，SafeConsult 正以安全默认设置运行：%1 请告知 IT。</translation>
+    </message>
+</context>
+<context>
+    <name>PatientLinkBar</name>
+    <message>
+        <source>Unlink</source>
+        <translation>取消关联</translation>
+    </message>
+    <message>
+        <source>Patient:</source>
+        <translation>患者：</translation>
+    </message>
+    <message>
+        <source>Link to patient...</source>
+        <translation>关联患者...</translation>
+    </message>
+    <message>
+        <source>Change...</source>
+        <translation>更改...</translation>
+    </message>
+    <message>
+        <source>%1 · MRN %2</source>
+        <translation>%1 · 病历号 %2</translation>
+    </message>
+</context>
+<context>
+    <name>PatientLinkDialog</name>
+    <message>
+        <source>Patient name</source>
+        <translation>患者姓名</translation>
+    </message>
+    <message>
+        <source>Only the members of this room will see the patient. It is sent end-to-end encrypted; the server never sees it.</source>
+        <translation>只有此会诊室的成员能看到该患者。信息经端到端加密发送，服务器无法看到。</translation>
+    </message>
+    <message>
+        <source>MRN</source>
+        <translation>病历号</translation>
+    </message>
+    <message>
+        <source>Link this room to a patient</source>
+        <translation>将此会诊室关联到患者</translation>
+    </message>
+    <message>
+        <source>Enter the patient's name and an MRN of letters, digits, spaces or . / _ -</source>
+        <translation>请输入患者姓名，以及由字母、数字、空格或 . / _ - 组成的病历号</translation>
     </message>
 </context>
 </TS>
