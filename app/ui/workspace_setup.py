@@ -53,14 +53,20 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     chat = ChatService(service)
     verification = VerificationService(chat, audit=service.audit)
     engine = TransferEngine.for_session(service)  # one per session: chat files and studies
+    from app.services.room_patient import RoomPatientService
+
+    user = service.snapshot.user
+    patients = RoomPatientService(chat, role=user.role if user else "", audit=service.audit)
     view = workspace.views["chat"]
     view.unreadChanged.connect(lambda count: workspace.set_badge("chat", count))
     view.configure(runner=runner, chat=chat, verification=verification,
-                   app_state=session.state, transfers=engine)
+                   app_state=session.state, transfers=engine, patients=patients)
     view.destroyed.connect(lambda *_: verification.close())
+    view.destroyed.connect(lambda *_: patients.close())
     runner.run_task(chat.run(), owner=view, on_error=view.show_message)
     workspace.chat_service = chat  # tests and diagnostics
     workspace.transfer_engine = engine  # tests and diagnostics
+    workspace.room_patients = patients  # tests and diagnostics
     configure_study_sharing(workspace, chat, service, engine)
 
 

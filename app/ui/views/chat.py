@@ -45,12 +45,14 @@ from PySide6.QtWidgets import (
 from app.core.chat import ChatMessage, Notification, UndecryptedEvent
 from app.services.app_state import AppState
 from app.services.chat import AttachmentInfo, ChatService, SendFailed
+from app.services.room_patient import RoomPatientService
 from app.services.transfers import TransferEngine, TransferProgress, download_id
 from app.services.verification import VerificationService, VerificationStatus
 from app.ui.asyncbridge import TaskRunner
 from app.ui.chat.composer import EDIT, REPLY, Composer
 from app.ui.chat.device_banner import DeviceWarningBanner
 from app.ui.chat.members import DeviceEntry, MemberEntry, MemberPanel
+from app.ui.chat.patient_link import PatientLinkBar, PatientLinkDialog
 from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
@@ -80,6 +82,7 @@ class ChatView(PlaceholderView):
         self.transfers: TransferEngine | None = None
         self._downloads: dict[str, str] = {}  # transfer id -> event id (running downloads)
         self._files: dict[str, str] = {}  # event id -> file id (downloaded and verified)
+        self.patients: RoomPatientService | None = None  # the room's patient link
         self._build()
         self.retranslate()
 
@@ -168,6 +171,10 @@ class ChatView(PlaceholderView):
         title_column = QVBoxLayout()
         title_column.setSpacing(0)
         title_column.addWidget(self.room_title)
+        self.patient_bar = PatientLinkBar()  # the room's patient (PHI-tagged)
+        self.patient_bar.edit.connect(self.edit_patient_link)
+        self.patient_bar.clear.connect(self.clear_patient_link)
+        title_column.addWidget(self.patient_bar)
         title_column.addWidget(self.connection)
         header.addLayout(title_column, 1)
         self.disappear_box = DisappearBox()
@@ -255,7 +262,11 @@ class ChatView(PlaceholderView):
     def configure(self, *, runner: TaskRunner | None = None, chat: ChatService | None = None,
                   verification: VerificationService | None = None,
                   app_state: AppState | None = None,
-                  transfers: TransferEngine | None = None) -> None:
+                  transfers: TransferEngine | None = None,
+                  patients: RoomPatientService | None = None) -> None:
+        if patients is not None:
+            self.patients = patients
+            observe(patients.changed, self._on_patient_link, self)
         if transfers is not None:
             self.transfers = transfers
             observe(transfers.progress, self._on_transfer_progress, self)
@@ -351,6 +362,7 @@ class ChatView(PlaceholderView):
         self.timeline.scroll_to_end()
 
     def _refresh_room_detail(self) -> None:
+        self._refresh_patient()
         if self.chat is None or self.current_room is None:
             self.banner.set_devices([])
             self.members.set_members([])
@@ -747,6 +759,51 @@ class ChatView(PlaceholderView):
         self.show_message("")
         self._runner.run_task(self.chat.recall_message(self.current_room, event_id),
                               owner=self, on_error=self.show_message)
+
+    # -- the room's patient ----------------------------------------------------------------
+
+    def _refresh_patient(self) -> None:
+        room_id, patients = self.current_room, self.patients
+        if patients is None or room_id is None:
+            self.patient_bar.set_link(None, may_edit=False)
+            return
+        self.patient_bar.set_link(patients.link(room_id), may_edit=patients.may_edit(room_id))
+
+    def _on_patient_link(self, room_id: str) -> None:
+        if room_id == self.current_room:
+            self._refresh_patient()
+
+    def edit_patient_link(self) -> None:
+        if self.patients is None or self.current_room is None:
+            return
+        dialog = PatientLinkDialog(self.patients.link(self.current_room), self)
+        try:
+            if dialog.exec() == PatientLinkDialog.DialogCode.Accepted:
+                self.set_patient_link(*dialog.values())
+        finally:
+            dialog.deleteLater()
+
+    def set_patient_link(self, name: str, mrn: str) -> None:
+        if self.patients is None or self.current_room is None:
+            return
+        self.show_message("")
+        self._runner.run_task(self.patients.set_link(self.current_room, name, mrn),
+                              owner=self, on_error=self.show_message)
+
+    def clear_patient_link(self, *, confirm: bool = True) -> None:
+        if self.patients is None or self.current_room is None:
+            return
+        if confirm:
+            translate = QCoreApplication.translate
+            answer = QMessageBox.question(
+                self, translate("ChatView", "Unlink the patient?"),
+                translate("ChatView", "The room will no longer show this patient, for every "
+                          "member. Unlink?"))
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.show_message("")
+        self._runner.run_task(self.patients.clear_link(self.current_room), owner=self,
+                              on_error=self.show_message)
 
     def new_room(self) -> None:
         if self.chat is None:
