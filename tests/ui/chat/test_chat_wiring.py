@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 
 from app.config import Paths, Policy, Settings
 from app.main import _build_window
+from app.services.room_patient import RoomPatientService
 from app.services.session import SessionState
 from tests.integration.test_chat import new_client
 from tests.support.clients import create_user, next_totp_code
@@ -55,8 +56,17 @@ def test_chat_runs_for_the_signed_in_user_and_goes_on_while_locked(
         qtbot.waitUntil(lambda: view.timeline.texts() == ["Sats 91% on 2 L, please review"],
                         timeout=20_000)
 
+        # The room's patient, linked by the colleague, shows in the header (wired service).
+        assert view.patients is window.workspace.room_patients
+        linker = RoomPatientService(colleague.chat, role="physician")
+        run(qtbot, linker.set_link(room, "Jane Doe", "PT-0042917"))
+        qtbot.waitUntil(lambda: view.patient_bar.patient.text() == "Jane Doe · MRN PT-0042917",
+                        timeout=20_000)
+        linker.close()
+
         window.lock_now()
         assert not view.timeline.isVisible()  # PHI hidden at once
+        assert not view.patient_bar.patient.isVisible() and view.patient_bar.patient.text() == ""
         run(qtbot, colleague.chat.send_text(room, "Never mind, improved on 4 L"))
         qtbot.waitUntil(lambda: len(chat.messages(room)) == 2, timeout=20_000)  # still syncing
         assert all(not t.done() for t in chat._tasks)
