@@ -2494,6 +2494,14 @@ Key fingerprint: %3</source>
 <context>
     <name>SharedStudiesPanel</name>
     <message>
+        <source>View together</source>
+        <translation>一起查看</translation>
+    </message>
+    <message>
+        <source>Open</source>
+        <translation>打开</translation>
+    </message>
+    <message>
         <source>%1 · %2 image(s) · from %3</source>
         <translation>%1 · %2 幅图像 · 来自 %3</translation>
     </message>
@@ -2516,6 +2524,18 @@ Key fingerprint: %3</source>
 </context>
 <context>
     <name>ViewerConsultMixin</name>
+    <message>
+        <source>Only a verified study can be shared on. Verify the sender's device first.</source>
+        <translation>只有已验证的检查才能转发共享。请先验证发送者的设备。</translation>
+    </message>
+    <message>
+        <source>A de-identified copy of this study will be shared into the room, signed by this device and recorded in the audit trail.</source>
+        <translation>将把该检查的去标识化副本共享到会诊室，由本设备签名并记录在审计日志中。</translation>
+    </message>
+    <message>
+        <source>A de-identified copy of the study was shared in the room.</source>
+        <translation>已将该检查的去标识化副本共享到会诊室。</translation>
+    </message>
     <message>
         <source>Consult room:</source>
         <translation>会诊室：</translation>
