@@ -1,15 +1,27 @@
 """Co-viewing ("view together") state: what travels in ``sc.coview`` room events, pure.
 
 Each side renders its own full-quality pixels; only the *view state* travels: which series
-(by the shared study manifest's ids, never a patient attribute), slice, window/level, zoom
-and pan, orientation, the presenter's pointer and measurements. Wire form (inside the
-Megolm-encrypted room event; all numbers bounded)::
+(by the shared study manifest's ids, never a patient attribute) in each of the one or two
+panes (side by side), and per pane the slice, window/level, the region shown, orientation,
+invert and measurements; plus the presenter's pointer and which pane it is in. Wire form
+(inside the Megolm-encrypted room event; all numbers bounded)::
 
-    {"v": 1, "session": id, "seq": int, "role": "presenter"|"follower"|"left",
-     "state": {"study": id, "series": id, "index": int, "center": num, "width": num,
-               "zoom": num|null, "pan": [x, y], "rotation": 0-3, "flip_h": bool,
-               "flip_v": bool, "invert": bool, "pointer": [row, col]|null,
-               "measurements": [{"kind": "distance"|"angle", "points": [[r, c], ...]}]}}
+    {"v": 2, "session": id, "seq": int, "role": "presenter"|"follower"|"left",
+     "state": {"study": id,
+               "panes": [{"series": id, "index": int, "center": num|null,
+                          "width": num|null,
+                          "region": null | {"focus": [row, col], "extent": [w, h]},
+                          "rotation": 0-3, "flip_h": bool, "flip_v": bool, "invert": bool,
+                          "measurements": [{"kind": "distance"|"angle",
+                                            "points": [[r, c], ...]}]}],  # 1 or 2 panes
+               "pointer": null | {"pane": 0|1, "at": [row, col]}}}
+
+Zoom and pan travel in *image* coordinates, so that two windows of different sizes show the
+same part of the image: ``region`` is the image point at the centre of the view (``focus``,
+row and column in image pixels) and the size of the visible area in image pixels along the
+screen's axes (``extent``, width and height); the receiver scales so that all of that area
+fits its own view. ``region`` null means "fit the whole image". Pointer and measurement
+points are image pixels (row, col) too.
 
 ``state`` is absent when ``role`` is ``left`` (the sender stopped). Last writer wins per
 sender: an update is applied only if its ``seq`` is above the last one seen from that
@@ -25,17 +37,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 COVIEW_EVENT = "sc.coview"
-VERSION = 1
+VERSION = 2
 PRESENTER, FOLLOWER, LEFT = "presenter", "follower", "left"
 ROLES = frozenset({PRESENTER, FOLLOWER, LEFT})
 DISTANCE, ANGLE = "distance", "angle"
 MAX_MEASUREMENTS = 32
+MAX_PANES = 2
 MAX_INDEX = 100_000
 MAX_COORD = 1e6
+MIN_EXTENT = 1e-3
 MAX_SEQ = 2**53
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_STATE_KEYS = frozenset({"study", "series", "index", "center", "width", "zoom", "pan",
-                         "rotation", "flip_h", "flip_v", "invert", "pointer", "measurements"})
+_PANE_KEYS = frozenset({"series", "index", "center", "width", "region", "rotation",
+                        "flip_h", "flip_v", "invert", "measurements"})
+_STATE_KEYS = frozenset({"study", "panes", "pointer"})
 _TOP_KEYS = frozenset({"v", "session", "seq", "role", "state"})
 
 Point = tuple[float, float]
@@ -52,40 +67,61 @@ class SharedMeasurement:
 
 
 @dataclass(frozen=True, slots=True)
-class CoviewState:
-    study: str
+class Region:
+    """The part of the image a view shows, independent of the view's size in pixels."""
+
+    focus: Point  # (row, col) image point at the centre of the view
+    extent: tuple[float, float]  # (width, height) of the visible area in image pixels
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"focus": list(self.focus), "extent": list(self.extent)}
+
+
+@dataclass(frozen=True, slots=True)
+class PaneState:
     series: str
     index: int = 0
     center: float | None = None  # None: the file's own window
     width: float | None = None
-    zoom: float | None = None  # None: fit
-    pan: Point = (0.0, 0.0)
+    region: Region | None = None  # None: fit the whole image
     rotation: int = 0
     flip_h: bool = False
     flip_v: bool = False
     invert: bool = False
-    pointer: Point | None = None  # (row, col) in image pixels
     measurements: tuple[SharedMeasurement, ...] = field(default_factory=tuple)
 
     def to_wire(self) -> dict[str, Any]:
         return {
-            "study": self.study, "series": self.series, "index": self.index,
-            "center": self.center, "width": self.width, "zoom": self.zoom,
-            "pan": list(self.pan), "rotation": self.rotation, "flip_h": self.flip_h,
-            "flip_v": self.flip_v, "invert": self.invert,
-            "pointer": list(self.pointer) if self.pointer is not None else None,
+            "series": self.series, "index": self.index, "center": self.center,
+            "width": self.width,
+            "region": self.region.to_wire() if self.region is not None else None,
+            "rotation": self.rotation, "flip_h": self.flip_h, "flip_v": self.flip_v,
+            "invert": self.invert,
             "measurements": [{"kind": m.kind, "points": [list(p) for p in m.points]}
                              for m in self.measurements],
         }
 
-    def differs_from(self, other: CoviewState | None) -> frozenset[str]:
-        """Names of the fields that differ from ``other`` (all of them when None)."""
-        if other is None:
-            return frozenset(_STATE_KEYS)
-        return frozenset(name for name in _STATE_KEYS
-                         if getattr(self, name) != getattr(other, name))
 
-    def with_pointer(self, pointer: Point | None) -> CoviewState:
+@dataclass(frozen=True, slots=True)
+class PanePointer:
+    pane: int  # 0 or 1
+    at: Point  # (row, col) in that pane's image pixels
+
+
+@dataclass(frozen=True, slots=True)
+class CoviewState:
+    study: str
+    panes: tuple[PaneState, ...]  # one, or two side by side
+    pointer: PanePointer | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "study": self.study, "panes": [p.to_wire() for p in self.panes],
+            "pointer": ({"pane": self.pointer.pane, "at": list(self.pointer.at)}
+                        if self.pointer is not None else None),
+        }
+
+    def with_pointer(self, pointer: PanePointer | None) -> CoviewState:
         return replace(self, pointer=pointer)
 
 
@@ -166,29 +202,56 @@ def _measurements(value: Any) -> tuple[SharedMeasurement, ...]:
     return tuple(out)
 
 
-def parse_state(data: Any) -> CoviewState:
+def _region(value: Any) -> Region | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"focus", "extent"}:
+        raise MalformedCoview("region has other fields")
+    extent = value["extent"]
+    if not isinstance(extent, list) or len(extent) != 2:
+        raise MalformedCoview("region extent is not a size")
+    return Region(_point(value["focus"], "region focus"),
+                  (_number(extent[0], "region extent", low=MIN_EXTENT),
+                   _number(extent[1], "region extent", low=MIN_EXTENT)))
+
+
+def parse_pane(data: Any) -> PaneState:
     if not isinstance(data, dict):
-        raise MalformedCoview("state is not an object")
-    extra = set(data) - _STATE_KEYS
-    if extra:
-        raise MalformedCoview("state has unknown fields")
+        raise MalformedCoview("pane is not an object")
+    if set(data) - _PANE_KEYS:
+        raise MalformedCoview("pane has unknown fields")
     center = _optional_number(data, "center")
     width = _optional_number(data, "width", low=1e-6)
     if (center is None) != (width is None):
         raise MalformedCoview("window needs both center and width")
-    pointer = data.get("pointer")
-    return CoviewState(
-        study=_id(data, "study"), series=_id(data, "series"),
+    return PaneState(
+        series=_id(data, "series"),
         index=_int(data.get("index", 0), "index", 0, MAX_INDEX),
-        center=center, width=width,
-        zoom=_optional_number(data, "zoom", low=0.01, high=100.0),
-        pan=_point(data.get("pan", [0, 0]), "pan"),
+        center=center, width=width, region=_region(data.get("region")),
         rotation=_int(data.get("rotation", 0), "rotation", 0, 3),
         flip_h=_bool(data, "flip_h"), flip_v=_bool(data, "flip_v"),
         invert=_bool(data, "invert"),
-        pointer=None if pointer is None else _point(pointer, "pointer"),
         measurements=_measurements(data.get("measurements")),
     )
+
+
+def parse_state(data: Any) -> CoviewState:
+    if not isinstance(data, dict):
+        raise MalformedCoview("state is not an object")
+    if set(data) - _STATE_KEYS:
+        raise MalformedCoview("state has unknown fields")
+    panes = data.get("panes")
+    if not isinstance(panes, list) or not 1 <= len(panes) <= MAX_PANES:
+        raise MalformedCoview("panes is not a list of one or two panes")
+    parsed = tuple(parse_pane(p) for p in panes)
+    pointer = data.get("pointer")
+    at: PanePointer | None = None
+    if pointer is not None:
+        if not isinstance(pointer, dict) or set(pointer) != {"pane", "at"}:
+            raise MalformedCoview("pointer has other fields")
+        at = PanePointer(_int(pointer["pane"], "pointer pane", 0, len(parsed) - 1),
+                         _point(pointer["at"], "pointer"))
+    return CoviewState(_id(data, "study"), parsed, at)
 
 
 def parse_update(data: Any) -> CoviewUpdate:

@@ -7,6 +7,8 @@ one update per ``interval_s`` (0.1 s: 10 updates/s), always the newest state, on
 flight at a time. Received updates pass the validated parser (malformed ones are logged
 with a PHI-free reason and ignored) and a per-sender sequence gate (last writer wins);
 stale ones (older than ``stale_after_ms``, e.g. history replayed at sign-in) are ignored.
+A presenter sends its current view again when a follower joins, so a late follower (who
+may first have to fetch and open the study) starts from what the presenter shows now.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from app.core.coview import (
     CoviewState,
     CoviewUpdate,
     MalformedCoview,
+    PaneState,
     SequenceGate,
     parse_update,
 )
@@ -161,7 +164,7 @@ class CoviewService:
             state = self._latest
             if self.role == FOLLOWER:
                 if self._sent is None:  # announce ourselves once
-                    self._sent = state or CoviewState("none", "none")
+                    self._sent = state or CoviewState("none", (PaneState("none"),))
                     await self._send_safe(CoviewUpdate(self.session, self._next_seq(),
                                                        FOLLOWER, self._sent))
                     last = loop.time()
@@ -224,6 +227,10 @@ class CoviewService:
                                                   update.role)
         if self.participants() != before:
             self.participants_changed.emit(self.participants())
+            if (self.role == PRESENTER and update.role == FOLLOWER
+                    and key not in {(p.user_id, p.device_id) for p in before}):
+                self._sent = None  # a newcomer: send the whole current view again
+                self._wake.set()
         if update.role == PRESENTER and update.state is not None:
             view = RemoteView(event.sender, event.sender_device, update.state)
             self.last_remote = view

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import asyncio
 
-from app.core.coview import COVIEW_EVENT, FOLLOWER, PRESENTER, CoviewState, SharedMeasurement
+from app.core.coview import (
+    COVIEW_EVENT,
+    FOLLOWER,
+    PRESENTER,
+    CoviewState,
+    PanePointer,
+    PaneState,
+    Region,
+    SharedMeasurement,
+)
 from app.services.coview import CoviewService
 from tests.integration.test_chat import new_client, raw_files_containing, room_with
 
@@ -70,16 +79,21 @@ async def test_coview_state_from_the_presenter_is_applied_at_the_follower(open_s
         seen = []
         b.remote_view.connect(seen.append)
         await b.start(FOLLOWER)
-        first = CoviewState("studyMARK9f", "series1", index=4, center=40.0, width=400.0)
+        first = CoviewState("studyMARK9f", (PaneState("series1", index=4, center=40.0,
+                                                      width=400.0),))
         await a.start(PRESENTER, first)
+        region = Region((50.0, 60.0), (100.0, 80.0))
         for n in range(20):  # a burst of changes: coalesced, the newest goes out
-            a.publish(CoviewState("studyMARK9f", "series1", index=5 + n, center=40.0,
-                                  width=400.0, zoom=2.0, pan=(10.0, -4.0),
-                                  pointer=(100.0, 120.5)))
+            a.publish(CoviewState("studyMARK9f", (PaneState(
+                "series1", index=5 + n, center=40.0, width=400.0, region=region),),
+                PanePointer(0, (100.0, 120.5))))
         final = CoviewState(
-            "studyMARK9f", "series1", index=30, center=-600.0, width=1500.0, zoom=2.0,
-            pan=(10.0, -4.0), pointer=(100.0, 120.5),
-            measurements=(SharedMeasurement("distance", ((1.0, 2.0), (30.0, 40.0))),))
+            "studyMARK9f",
+            (PaneState("series1", index=30, center=-600.0, width=1500.0, region=region,
+                       measurements=(SharedMeasurement("distance",
+                                                       ((1.0, 2.0), (30.0, 40.0))),)),
+             PaneState("series2", index=2)),
+            PanePointer(1, (100.0, 120.5)))
         a.publish(final)
         for _ in range(50):
             await asyncio.sleep(0.05)
@@ -97,10 +111,10 @@ async def test_coview_state_from_the_presenter_is_applied_at_the_follower(open_s
         reasons = []
         b.ignored.connect(reasons.append)
         await alice.chat.send_room_event(room_id, COVIEW_EVENT, {
-            "v": 1, "session": a.session, "seq": 10**6, "role": "presenter",
-            "state": {"study": "studyMARK9f", "series": "series1", "patient": "DOE^JOHN"}})
+            "v": 2, "session": a.session, "seq": 10**6, "role": "presenter",
+            "state": {**final.to_wire(), "patient": "DOE^JOHN"}})
         await alice.chat.send_room_event(room_id, COVIEW_EVENT, {
-            "v": 1, "session": a.session, "seq": 1, "role": "presenter",
+            "v": 2, "session": a.session, "seq": 1, "role": "presenter",
             "state": final.to_wire()})
         await bob.chat.sync_once()
         assert reasons == ["state has unknown fields", "out of order"]
@@ -117,3 +131,39 @@ async def test_coview_state_from_the_presenter_is_applied_at_the_follower(open_s
         await alice.close()
         await bob.close()
 
+
+
+async def test_a_late_follower_gets_the_presenters_current_view_at_once(open_server,
+                                                                        tmp_path):
+    """The presenter sends its whole view again when a follower joins: a follower who
+    arrives after the last change does not wait for the next one."""
+    alice = await new_client(open_server, tmp_path, "dr.alice")
+    bob = await new_client(open_server, tmp_path, "dr.bob")
+    a = CoviewService(alice.chat, "", _device(alice), interval_s=0.05)
+    b = CoviewService(bob.chat, "", _device(bob), interval_s=0.05)
+    try:
+        room_id = await room_with(alice, bob)
+        a.room_id = b.room_id = room_id
+        view = CoviewState("study1", (PaneState("series1", index=9),))
+        await a.start(PRESENTER, view)
+        for _ in range(10):
+            await asyncio.sleep(0.05)
+        sent = a.sent_count
+        assert sent == 1  # said once, nobody listening yet
+        await bob.chat.sync_once()  # B's client has the room's events before B follows
+        seen = []
+        b.remote_view.connect(seen.append)
+        await b.start(FOLLOWER)
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            await alice.chat.sync_once()
+            await bob.chat.sync_once()
+            if seen:
+                break
+        assert seen and seen[-1].state == view
+        assert a.sent_count == sent + 1
+    finally:
+        await a.stop()
+        await b.stop()
+        await alice.close()
+        await bob.close()

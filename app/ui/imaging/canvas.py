@@ -277,6 +277,10 @@ class ImageCanvas(QWidget):
     # -- rendering -------------------------------------------------------------------------
 
     def _refresh(self) -> None:
+        self._render()
+        self._changed()
+
+    def _render(self) -> None:
         self._error = ""
         if self.handle is None or not self.count():
             self._shown = None
@@ -291,7 +295,6 @@ class ImageCanvas(QWidget):
                 if self.state.invert:
                     arr = 255 - arr
                 self._shown = ArrayImage(arr)
-        self._changed()
 
     def _changed(self) -> None:
         self.update()
@@ -363,18 +366,46 @@ class ImageCanvas(QWidget):
         if who:
             self._label(painter, at + QPointF(14, -12), who, _POINTER_COLOUR)
 
-    def apply_view(self, *, index: int, window: WindowLevel | None, zoom: float | None,
-                   pan: QPointF, rotation: int, flip_h: bool, flip_v: bool,
-                   invert: bool) -> None:
-        """Co-viewing: take a whole view state at once (one render, one stateChanged)."""
+    def visible_region(self) -> tuple[Point, tuple[float, float]] | None:
+        """Co-viewing: the part of the image shown, independent of this widget's size --
+        the image point (row, col) at the centre of the view and the visible width and
+        height in image pixels along the screen axes. None when fitting the whole image."""
+        if self._shown is None or (self.state.zoom is None and self.state.pan.isNull()):
+            return None
+        focus = self.to_image(QPointF(self.width() / 2, self.height() / 2))
+        if focus is None:
+            return None
+        s = self.scale()
+        return focus, (self.width() / s, self.height() / s)
+
+    def show_region(self, focus: Point, extent: tuple[float, float]) -> None:
+        """Show at least the ``extent`` (image pixels, screen axes) around ``focus`` (image
+        row, col) in the middle of this widget, whatever its size (no stateChanged: the
+        caller announces the whole change)."""
+        self.state.zoom = max(0.01, min(self.width() / max(extent[0], 1e-3),
+                                        self.height() / max(extent[1], 1e-3), 100.0))
+        self.state.pan = QPointF()
+        at = self.to_widget(focus)
+        self.state.pan = QPointF(self.width() / 2 - at.x(), self.height() / 2 - at.y())
+
+    def apply_view(self, *, index: int, window: WindowLevel | None,
+                   region: tuple[Point, tuple[float, float]] | None, rotation: int,
+                   flip_h: bool, flip_v: bool, invert: bool) -> None:
+        """Co-viewing: take a whole view state at once (one render, one stateChanged).
+        ``region`` is another view's :meth:`visible_region` (None: fit)."""
         self.stop()
         count = self.count()
         self.state.index = max(0, min(index, count - 1)) if count else 0
-        self.state.window, self.state.zoom, self.state.pan = window, zoom, QPointF(pan)
+        self.state.window = window
         self.state.rotation, self.state.flip_h, self.state.flip_v = rotation % 4, flip_h, flip_v
         self.state.invert = invert
         self._pending = None
-        self._refresh()
+        self._render()
+        if region is None:
+            self.state.zoom, self.state.pan = None, QPointF()
+        else:
+            self.show_region(*region)
+        self._changed()
 
     def measure_text(self, m: Measurement) -> str:
         if m.unit == "deg":

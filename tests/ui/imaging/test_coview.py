@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
@@ -43,6 +43,22 @@ class Reader:
     @property
     def canvas(self):
         return self.view.panes[0].canvas
+
+
+def centre_point(canvas) -> tuple[float, float]:
+    return canvas.to_image(QPointF(canvas.width() / 2, canvas.height() / 2))
+
+
+def same_region(a, b, tol: float = 0.6) -> bool:
+    """B shows the part of the image A shows: the same image point in the middle, and all of
+    A's visible area (in image pixels) fits B's view, filling it along one axis."""
+    (ra, ca), (rb, cb) = centre_point(a), centre_point(b)
+    if abs(ra - rb) > tol or abs(ca - cb) > tol:
+        return False
+    wa, ha = a.width() / a.scale(), a.height() / a.scale()
+    wb, hb = b.width() / b.scale(), b.height() / b.scale()
+    fits = wb >= wa - tol and hb >= ha - tol
+    return fits and (abs(wb - wa) <= tol or abs(hb - ha) <= tol)
 
 
 def wait(qtbot, future, timeout: int = 20_000) -> None:
@@ -112,7 +128,8 @@ def test_view_together_b_follows_a(qtbot, readers, tmp_path, save_screenshot):
         sa, sb = a.canvas.state, b.canvas.state
         return (sb.index == sa.index and sb.window is not None
                 and (sb.window.center, sb.window.width) == (sa.window.center, sa.window.width)
-                and sb.zoom == pytest.approx(sa.zoom) and b.canvas.remote_pointer is not None)
+                and b.canvas.visible_region() is not None
+                and same_region(a.canvas, b.canvas) and b.canvas.remote_pointer is not None)
 
     qtbot.waitUntil(followed, timeout=20_000)
     # B rendered the same slice and window from its own copy: identical pixels.
@@ -165,5 +182,129 @@ def test_a_tampered_shared_study_is_refused_in_the_viewer(qtbot, readers, open_s
         "This shared study was changed after it was sent, or its sender cannot be verified. "
         "It was not opened.")
     assert b.canvas.handle is None and b.view.shared_open is None
-    assert not b.view.coview_button.isEnabled()
+    assert not b.view.present_action.isEnabled()  # nothing open to present
     save_screenshot(b.view, "imaging-shared-refused.png")
+
+
+def test_a_follower_opens_the_study_first_and_both_panes_follow_at_other_sizes(
+        qtbot, readers, tmp_path, save_screenshot):
+    """B has no study open and clicks Follow: the study A presents is fetched, verified and
+    opened, then followed -- both panes (two series side by side), each pane's slice,
+    window, zoom and pan (as the same image region in a smaller window), measurements and
+    the pane the pointer is in."""
+    a, b, room_id = readers
+    first = write_ct_series(tmp_path / "ct1", 5, rows=96, cols=96, pixel_spacing=0.5)
+    second = write_ct_series(tmp_path / "ct2", 4, rows=80, cols=120, pixel_spacing=0.6,
+                             seed=7)
+    host = QWidget()
+    qtbot.addWidget(host)
+    row = QHBoxLayout(host)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(a.view, 3)
+    row.addWidget(b.view, 2)
+    host.resize(3200, 820)
+    host.show()
+    qtbot.waitExposed(host)
+
+    wait(qtbot, a.view.open_paths([*first, *second]))
+    wait(qtbot, a.view.share_to_consult(room_id, mode="deidentified"))
+    qtbot.waitUntil(lambda: bool(a.view.shared_panel.studies() and b.view.shared_panel.studies()),
+                    timeout=20_000)
+    (shared,) = a.view.shared_panel.studies()
+    assert len(shared.manifest.series) == 2
+    wait(qtbot, a.view.open_shared_study(shared))
+    a.view.set_side_by_side(True)
+    left, right = (pane.canvas for pane in a.view.panes)
+    assert a.view.series_id_of(left.handle) != a.view.series_id_of(right.handle)
+    wait(qtbot, a.view.start_coview(PRESENTER))
+
+    # B has nothing open; "Follow the presenter" is offered all the same.
+    assert b.view.shared_open is None and b.view.follow_action.isEnabled()
+    assert not b.view.present_action.isEnabled()
+    wait(qtbot, b.view.start_coview(FOLLOWER))
+    qtbot.waitUntil(lambda: b.view.shared_open is not None
+                    and b.view.panes[1].isVisible() and b.view.coview.role == FOLLOWER,
+                    timeout=30_000)
+    assert b.view.share_status.text().startswith("Verified · shared by dr.ana")
+    b_left, b_right = (pane.canvas for pane in b.view.panes)
+    for mine, theirs in ((left, b_left), (right, b_right)):
+        qtbot.waitUntil(lambda m=mine, t=theirs: t.handle is not None and
+                        b.view.series_id_of(t.handle) == a.view.series_id_of(m.handle),
+                        timeout=20_000)
+
+    # A works in the right pane: next slice, bone window, zoom about a point off centre,
+    # a pan, a measurement, and points at something there.
+    right.set_index(2)
+    right.apply_preset("bone")
+    right.zoom_by(2.5, QPointF(right.width() * 0.3, right.height() * 0.6))
+    centre = QPoint(right.width() // 2, right.height() // 2)
+    drag(right, centre, centre + QPoint(-40, 25), Qt.MouseButton.LeftButton)
+    right.add_measurement("distance", [(20.0, 30.0), (50.0, 70.0)])
+    left.set_index(4)
+    pointer_at = QPointF(centre) + QPointF(15, -10)
+    send_mouse(right, QMouseEvent.Type.MouseMove, pointer_at, Qt.MouseButton.NoButton,
+               Qt.MouseButton.NoButton)
+    assert (b.view.panes[0].width(), b.view.panes[0].height()) != (
+        a.view.panes[0].width(), a.view.panes[0].height())  # windows of other sizes
+
+    def followed() -> bool:
+        wb = b_right.state.window
+        return (b_right.state.index == 2 and b_left.state.index == 4 and wb is not None
+                and (wb.center, wb.width) == (right.state.window.center,
+                                              right.state.window.width)
+                and b_right.visible_region() is not None and same_region(right, b_right)
+                and b_right.remote_pointer is not None
+                and len(b_right.measurements.get(2, [])) == 1)
+
+    qtbot.waitUntil(followed, timeout=20_000)
+    # The same image region, each side at its own size: different zoom factors.
+    assert b_right.scale() != pytest.approx(right.scale(), rel=0.02)
+    assert np.array_equal(right.displayed_array(), b_right.displayed_array())
+    assert np.array_equal(left.displayed_array(), b_left.displayed_array())
+    point, who = b_right.remote_pointer
+    assert who == "dr.ana"
+    assert point == pytest.approx(right.to_image(pointer_at), abs=0.2)
+    assert b_left.remote_pointer is None  # the pointer is in the right pane only
+    (measured,) = b_right.measurements[2]
+    assert measured.result is not None and measured.result.unit == "mm"
+    save_screenshot(host, "imaging-coview-two-panes.png")
+
+    # The pointer moves to the left pane: it moves there at B too.
+    right.leaveEvent(QEvent(QEvent.Type.Leave))
+    send_mouse(left, QMouseEvent.Type.MouseMove, QPointF(40, 40), Qt.MouseButton.NoButton,
+               Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: b_left.remote_pointer is not None and b_right.remote_pointer is None,
+                    timeout=20_000)
+
+    # A goes back to one pane: so does B.
+    a.view.set_side_by_side(False)
+    qtbot.waitUntil(lambda: not b.view.panes[1].isVisible(), timeout=20_000)
+    a.view.stop_coview()
+    b.view.stop_coview()
+
+
+def test_a_received_study_is_shared_on_from_the_viewer_deidentified(qtbot, readers, tmp_path):
+    """B opens an identified study A shared (confirmed) in their room, and shares it on into
+    another of B's rooms from the viewer: a de-identified copy, signed by B's device."""
+    a, b, room_id = readers
+    qtbot.addWidget(b.view)
+    b.view.show()
+    run(qtbot, a.sharing.share(room_id, write_ct_series(tmp_path / "ct", 2, rows=48, cols=48),
+                               deidentify=False, confirm_identified=True))
+    qtbot.waitUntil(lambda: bool(b.view.shared_panel.studies()), timeout=20_000)
+    (shared,) = b.view.shared_panel.studies()
+    assert not b.view.share_action.isEnabled()  # nothing open yet
+    wait(qtbot, b.view.open_shared_study(shared))
+    assert b.view.share_action.isEnabled()  # a verified study may be shared on
+    other = run(qtbot, b.client.chat.create_room())
+    wait(qtbot, b.view.share_to_consult(other, mode="deidentified"))
+    assert b.view.message.text() == "A de-identified copy of the study was shared in the room."
+    (copy,) = b.sharing.studies(other)
+    assert copy.manifest.deidentified and copy.sender == b.client.user_id
+    opened = run(qtbot, b.sharing.fetch(copy))
+    blobs = [x for series in opened.series.values() for x in series]
+    assert len(blobs) == 2 and not any(b"SYN-0001" in x for x in blobs)
+    # A study that did not check out as verified is not offered for sharing on.
+    b.view.shared_open.status = "unverified"
+    b.view._enable_consult()
+    assert not b.view.share_action.isEnabled()

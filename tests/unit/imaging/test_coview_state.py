@@ -17,17 +17,23 @@ from app.core.coview import (
     CoviewState,
     CoviewUpdate,
     MalformedCoview,
+    PanePointer,
+    PaneState,
+    Region,
     SequenceGate,
     SharedMeasurement,
     parse_update,
 )
 from app.core.study_manifest import ManifestInvalid, parse_manifest
 
-STATE = CoviewState(
-    "study1", "series1", index=7, center=-600.0, width=1500.0, zoom=2.5, pan=(12.0, -3.5),
-    rotation=1, flip_h=True, invert=True, pointer=(10.5, 20.0),
+PANE = PaneState(
+    "series1", index=7, center=-600.0, width=1500.0,
+    region=Region((120.5, 64.0), (200.0, 150.25)), rotation=1, flip_h=True, invert=True,
     measurements=(SharedMeasurement("distance", ((1.0, 2.0), (3.0, 4.0))),
                   SharedMeasurement("angle", ((1.0, 2.0), (3.0, 4.0), (5.0, 1.0)))))
+STATE = CoviewState("study1", (PANE, PaneState("series2", index=3)),
+                    PanePointer(1, (10.5, 20.0)))
+MINIMAL = CoviewState("a", (PaneState("b"),))
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -43,22 +49,33 @@ def test_round_trip_through_json():
     assert parse_update(leave.to_wire()) == leave
 
 
+def _pane(w):
+    return w["state"]["panes"][0]
+
+
 @pytest.mark.parametrize("change, reason", [
-    (lambda w: w.update(v=2), "version"),
+    (lambda w: w.update(v=1), "version"),
     (lambda w: w.update(role="boss"), "role"),
     (lambda w: w.update(seq=-1), "seq"),
     (lambda w: w.update(seq=True), "seq"),
     (lambda w: w.update(extra=1), "unknown"),
-    (lambda w: w["state"].update(index=10**9), "index"),
-    (lambda w: w["state"].update(center=float("nan")), "center"),
-    (lambda w: w["state"].update(width=None), "window"),
-    (lambda w: w["state"].update(zoom=0), "zoom"),
-    (lambda w: w["state"].update(rotation=4), "rotation"),
-    (lambda w: w["state"].update(series="../x"), "series"),
-    (lambda w: w["state"].update(pointer=[1]), "pointer"),
-    (lambda w: w["state"].update(measurements=[{"kind": "angle", "points": [[0, 0]]}]),
+    (lambda w: _pane(w).update(index=10**9), "index"),
+    (lambda w: _pane(w).update(center=float("nan")), "center"),
+    (lambda w: _pane(w).update(width=None), "window"),
+    (lambda w: _pane(w).update(region={"focus": [1, 2], "extent": [0, 5]}), "extent"),
+    (lambda w: _pane(w).update(region={"focus": [1], "extent": [5, 5]}), "focus"),
+    (lambda w: _pane(w).update(region={"focus": [1, 2], "extent": [5, 5], "zoom": 2}),
+     "region"),
+    (lambda w: _pane(w).update(rotation=4), "rotation"),
+    (lambda w: _pane(w).update(series="../x"), "series"),
+    (lambda w: _pane(w).update(measurements=[{"kind": "angle", "points": [[0, 0]]}]),
      "measurement"),
+    (lambda w: _pane(w).update(patient="DOE^JOHN"), "unknown"),
     (lambda w: w["state"].update(patient="DOE^JOHN"), "unknown"),
+    (lambda w: w["state"].update(panes=[]), "panes"),
+    (lambda w: w["state"].update(panes=w["state"]["panes"] * 2), "panes"),
+    (lambda w: w["state"].update(pointer={"pane": 2, "at": [1, 1]}), "pointer pane"),
+    (lambda w: w["state"].update(pointer={"pane": 0, "at": [1]}), "pointer"),
 ])
 def test_malformed_updates_are_refused_with_a_reason(change, reason):
     wire = CoviewUpdate("s1", 5, PRESENTER, STATE).to_wire()
@@ -77,11 +94,13 @@ def test_any_value_is_parsed_or_refused(value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(CoviewState("a", "b").to_wire())), json_values,
-                       max_size=13))
-def test_any_state_fields_are_parsed_or_refused(fields):
-    wire = {"v": 1, "session": "s", "seq": 1, "role": FOLLOWER,
-            "state": {**CoviewState("a", "b").to_wire(), **fields}}
+@given(st.dictionaries(st.sampled_from(sorted(PaneState("b").to_wire())), json_values,
+                       max_size=10),
+       st.dictionaries(st.sampled_from(["pointer", "study"]), json_values, max_size=2))
+def test_any_state_fields_are_parsed_or_refused(fields, top):
+    wire = {"v": 2, "session": "s", "seq": 1, "role": FOLLOWER,
+            "state": {**MINIMAL.to_wire(), **top,
+                      "panes": [{**PaneState("b").to_wire(), **fields}]}}
     try:
         update = parse_update(wire)
     except MalformedCoview:
