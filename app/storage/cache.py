@@ -342,12 +342,14 @@ class Cache:
             self._publish_generation()
 
     def sync(self) -> None:
-        """Make every commit so far durable (after non-durable ones): one fsync of the WAL,
-        by a durable commit of the meta row. Nothing to do when the last commit was durable."""
-        if not self._undurable:
+        """Make every commit so far durable (after non-durable ones). Nothing to do when the
+        last commit was durable. A checkpoint: SQLite syncs the WAL before copying it into
+        the database (a commit that changes no page would write, and sync, nothing)."""
+        if not self._undurable or self._depth:
             return
-        with self.write() as conn:
-            conn.execute("UPDATE meta SET clean_shutdown = 0 WHERE id = 1")
+        with db_errors():
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._undurable = False
 
     def _has_meta(self) -> bool:
         # False only inside the very first migration, before the meta table exists.
