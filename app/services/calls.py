@@ -155,6 +155,7 @@ class CallsService:
         # Waiting room (docs/calls.md, "Waiting room and invitations").
         self.announce = announce  # tell the room (sc.call room event) when a call starts/ends
         self.waiting: dict[str, dict[Party, Waiting]] = {}  # call id (we host) -> knocks
+        self.admitted: dict[str, set[Party]] = {}  # call id (we host) -> let in, still there
         self.joining: dict[str, JoinRequest] = {}  # call id -> our knock
         self.active: dict[str, ActiveCall] = {}  # room id -> the call running there
         chat.room_event.connect(self._on_room_event)
@@ -284,6 +285,13 @@ class CallsService:
             detail = link.code or ""  # the verification code both ends show
         self.event.emit(CallEvent(call_id, what, link.peer, detail))
         call = self.calls.get(call_id)
+        admitted = self.admitted.get(call_id)
+        if admitted is not None and call is not None:
+            if what == "connected":  # (re)connected: told again who was let in meanwhile
+                for party in admitted - {link.peer}:
+                    self._spawn(self._tell_admitted(call, link.peer, party))
+            elif what in ("ended", "refused", "lost"):
+                admitted.discard(link.peer)
         if what in ("ended", "refused", "lost") and call is not None and all(
                 other.state in (LinkState.CLOSED, LinkState.REFUSED)
                 for other in call.links.values()):
@@ -445,6 +453,7 @@ class CallsService:
                 self._audit_share("screen.share.stop", call_id)
         call = self.calls.pop(call_id, None)
         room_id = self.rooms.pop(call_id, None)
+        self.admitted.pop(call_id, None)
         if call is not None:
             for party in self.waiting.pop(call_id, {}):  # nobody is left waiting in vain
                 with contextlib.suppress(SafeConsultError):
@@ -512,10 +521,27 @@ class CallsService:
         old = call.links.get(party)
         if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
             del call.links[party]  # it left earlier and comes back: a fresh link
+        self.admitted.setdefault(call_id, set()).add(party)
         for peer, link in list(call.links.items()):
-            if peer != party and link.state is LinkState.CONNECTED:
-                link.send_control({"t": ADMIT, "party": [party.user_id, party.device_id]})
+            if peer != party and link.state not in (LinkState.CLOSED, LinkState.REFUSED):
+                self._spawn(self._tell_admitted(call, peer, party))
         return await call.connect(party, offerer=True)
+
+    async def _tell_admitted(self, call: Call, peer: Party, party: Party,
+                             wait_s: float = 20.0) -> bool:
+        """Send ``call.admit`` for ``party`` on ``peer``'s control channel, waiting for it to
+        open (a link still connecting); a link that connects later is told then as well."""
+        deadline = time.monotonic() + wait_s
+        while not call.closed:
+            link = call.links.get(peer)
+            if link is None or link.state in (LinkState.CLOSED, LinkState.REFUSED):
+                return False
+            if link.send_control({"t": ADMIT, "party": [party.user_id, party.device_id]}):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return False
 
     async def deny(self, call_id: str, party: Party) -> None:
         """Turn a waiting device away; it is told plainly."""
@@ -563,8 +589,10 @@ class CallsService:
     async def _admitted(self, call: Call, party: Party) -> None:
         await self._know([party.user_id])
         old = call.links.get(party)
-        if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
-            del call.links[party]
+        if old is not None and old.state not in (LinkState.CLOSED, LinkState.REFUSED):
+            return  # told again (the host repeats it on every reconnect): already linked
+        if old is not None:
+            del call.links[party]  # left earlier and let in again: a fresh link
         await call.allow(party)
         if self.local.device_id < party.device_id:  # between two non-hosts the smaller offers
             await call.connect(party, offerer=True)

@@ -196,3 +196,28 @@ async def test_the_host_invites_a_member_into_a_running_call(open_server, tmp_pa
     finally:
         for peer in (alice, bob, dave):
             await peer.close()
+
+
+async def test_a_joiner_admitted_before_the_others_are_connected_still_joins_the_mesh(
+        open_server, tmp_path):
+    """The host admits Carol while Bob's device is still ringing: Bob is told once his link
+    connects (the host repeats whom it let in on every (re)connection of a link)."""
+    alice = await new_peer(open_server, tmp_path, "dr.alice", use_turn=False)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False, auto_accept=False)
+    carol = await new_peer(open_server, tmp_path, "dr.carol", use_turn=False)
+    peers = (alice, bob, carol)
+    try:
+        room_id = await consult(alice, bob, carol)
+        call = await alice.calls.place_call(room_id, peers=[bob.party])
+        await carol.calls.join(room_id, call.call_id, alice.party)
+        await wait_for(lambda: bool(alice.calls.waiting_for(call.call_id)), 10)
+        await alice.calls.admit(call.call_id, carol.party)
+        await wait_for(lambda: flowing(alice, carol, 5), 20)
+        assert call.links[bob.party].state is not LinkState.CONNECTED  # still ringing
+        await wait_for(lambda: call.call_id in bob.calls.pending, 10)
+        await bob.calls.accept(call.call_id)
+        await wait_for(lambda: all(flowing(a, b, 10) for a, b in
+                                   ((alice, bob), (alice, carol), (bob, carol))), 30)
+    finally:
+        for peer in peers:
+            await peer.close()

@@ -17,6 +17,7 @@ from app.ui.asyncbridge import TaskRunner
 from app.ui.call.prejoin import IncomingCallDialog, PreJoinDialog
 from app.ui.call.tiles import FrameFeed
 from app.ui.call.view import CallWindow
+from app.ui.call.waiting import JoinWaitDialog
 from app.ui.observe import observe
 
 
@@ -29,6 +30,7 @@ def default_share(window: QWidget, *, state: Any = None) -> Any:
 class CallController(QObject):
     window_opened = Signal(object)  # CallWindow
     prompt_shown = Signal(object)  # IncomingCallDialog
+    wait_shown = Signal(object)  # JoinWaitDialog
 
     def __init__(self, calls: Any, *, runner: TaskRunner, feed: FrameFeed,
                  name_of: Callable[[str], str], state: Any = None,
@@ -50,7 +52,10 @@ class CallController(QObject):
         self._waiting: list[Any] = []  # incoming calls that rang while locked
         self.last_error = ""
         self.prejoin: PreJoinDialog | None = None  # the latest pre-join dialog
+        # Joining a running call: call id -> the dialog and the pre-join choices.
+        self.waits: dict[str, tuple[JoinWaitDialog, bool, bool]] = {}
         observe(calls.incoming, self._on_incoming, self)
+        observe(calls.join_changed, self._join_changed, self)
         observe(calls.event, self._on_event, self)
         if state is not None:
             observe(state.events.locked, self._locked_changed, self)
@@ -71,6 +76,56 @@ class CallController(QObject):
         dialog.open()
         self.prejoin = dialog
         return dialog
+
+    def running_call(self, room_id: str) -> Any:
+        """The call another device announced in ``room_id`` that we are not in, or None."""
+        active = self.calls.active.get(room_id)
+        if active is None or active.call_id in self.calls.calls or (
+                active.host == self.calls.local):
+            return None
+        return active
+
+    def prepare_join(self, room_id: str, title: str = "",
+                     parent: QWidget | None = None) -> PreJoinDialog:
+        """The pre-join preview for the call running in the room; *Join* asks its host."""
+        dialog = PreJoinDialog(self.runner, title=title, parent=parent)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.join(
+            room_id, muted=dialog.start_muted.isChecked(),
+            camera=not dialog.start_camera_off.isChecked()))
+        dialog.open()
+        self.prejoin = dialog
+        return dialog
+
+    def join(self, room_id: str, *, muted: bool = False, camera: bool = True) -> None:
+        self.runner.run_task(self.calls.join(room_id), owner=self,
+                             on_result=lambda request: self._show_wait(request, muted, camera),
+                             on_error=self._error)
+
+    def _show_wait(self, request: Any, muted: bool, camera: bool) -> JoinWaitDialog:
+        dialog = self.waits[request.call_id][0] if request.call_id in self.waits else None
+        if dialog is None:
+            dialog = JoinWaitDialog(self.name_of(request.host.user_id))
+            call_id = request.call_id
+            dialog.cancel_requested.connect(lambda: self.runner.run_task(
+                self.calls.cancel_join(call_id), owner=self, on_error=self._error))
+            dialog.finished.connect(lambda _c: self.waits.pop(call_id, None))
+            self.waits[call_id] = (dialog, muted, camera)
+            dialog.show()
+            self.wait_shown.emit(dialog)
+        dialog.set_state(request.state)
+        return dialog
+
+    def _join_changed(self, request: Any) -> None:
+        entry = self.waits.get(request.call_id)
+        if entry is None:
+            return
+        dialog, muted, camera = entry
+        dialog.set_state(request.state)
+        if request.state == "admitted" and request.call is not None:
+            self.waits.pop(request.call_id, None)
+            dialog.accept()
+            self._opened(request.call, muted, camera)
 
     def place_call(self, room_id: str, *, muted: bool = False, camera: bool = True) -> None:
         self.runner.run_task(self.calls.place_call(room_id), owner=self,
@@ -94,11 +149,16 @@ class CallController(QObject):
                 self._prompt(incoming)
 
     def _prompt(self, incoming: Any) -> IncomingCallDialog:
-        dialog = IncomingCallDialog(self.name_of(incoming.caller.user_id))
+        invited = bool(getattr(incoming, "invited", False))
+        dialog = IncomingCallDialog(self.name_of(incoming.caller.user_id), invited=invited)
         self.prompts[incoming.call_id] = dialog
         call_id = incoming.call_id
-        dialog.accepted.connect(lambda: self.accept(call_id))
-        dialog.rejected.connect(lambda: self.decline(call_id))
+        if invited:  # accepting knocks: the host then lets us in
+            dialog.accepted.connect(lambda: self.accept_invite(call_id))
+            dialog.rejected.connect(lambda: self.calls.pending.pop(call_id, None))
+        else:
+            dialog.accepted.connect(lambda: self.accept(call_id))
+            dialog.rejected.connect(lambda: self.decline(call_id))
         dialog.finished.connect(lambda _c: self.prompts.pop(call_id, None))
         dialog.show()
         self.prompt_shown.emit(dialog)
@@ -107,6 +167,11 @@ class CallController(QObject):
     def accept(self, call_id: str, *, muted: bool = False, camera: bool = True) -> None:
         self.runner.run_task(self.calls.accept(call_id), owner=self,
                              on_result=lambda call: self._opened(call, muted, camera),
+                             on_error=self._error)
+
+    def accept_invite(self, call_id: str) -> None:
+        self.runner.run_task(self.calls.accept_invite(call_id), owner=self,
+                             on_result=lambda request: self._show_wait(request, False, True),
                              on_error=self._error)
 
     def decline(self, call_id: str) -> None:

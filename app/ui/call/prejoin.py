@@ -141,14 +141,17 @@ class PreJoinDialog(QDialog):
 class IncomingCallDialog(QDialog):
     """"<caller> is calling": Accept or Decline. Not modal: the call may ring out meanwhile."""
 
-    def __init__(self, caller: str, parent: QWidget | None = None) -> None:
+    def __init__(self, caller: str, parent: QWidget | None = None, *,
+                 invited: bool = False) -> None:
         super().__init__(parent)
         translate = QCoreApplication.translate
         self.setObjectName("incomingCall")
         self.setWindowTitle(translate("CallView", "Incoming video consult"))
         self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint)
-        self.message = QLabel(fill(translate("CallView", "%1 is calling you to a video "
-                                             "consult."), caller), self)
+        text = (translate("CallView", "%1 invites you to join a video consult in progress. "
+                          "You will wait until they let you in.") if invited
+                else translate("CallView", "%1 is calling you to a video consult."))
+        self.message = QLabel(fill(text, caller), self)
         self.message.setWordWrap(True)
         buttons = QDialogButtonBox(self)
         self.accept_button = buttons.addButton(translate("CallView", "Accept"),

@@ -36,7 +36,7 @@ def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> Call
         return None
     view = workspace.views["chat"]
     feed = FrameFeed(runner, view)
-    calls = CallsService(service, chat, frame_sink=feed)
+    calls = CallsService(service, chat, frame_sink=feed, announce=True)
     # Recordings are shared in the consult's room after stop (docs/calls.md, "Recording").
     recording = RecordingService(calls, chat=chat, engine=TransferEngine.for_session(service))
     controller = CallController(
@@ -73,9 +73,18 @@ def _recording_sweep(recording: Any) -> Any:
 
 
 def add_call_button(view: Any, controller: CallController) -> QPushButton:
-    """"Start video consult" in the chat view's room header, for a joined room."""
-    button = QPushButton(QCoreApplication.translate("CallView", "Start video consult"))
+    """"Start video consult" in the chat view's room header, for a joined room; while
+    another member's call runs in the room (its host announced it), "Join video consult in
+    progress", which asks that host to let us in (the waiting room)."""
+    translate = QCoreApplication.translate
+    button = QPushButton(translate("CallView", "Start video consult"))
     button.setObjectName("startCall")
+
+    def label(*_args: Any) -> None:
+        room_id = view.current_room
+        running = room_id is not None and controller.running_call(room_id) is not None
+        button.setText(translate("CallView", "Join video consult in progress") if running
+                       else translate("CallView", "Start video consult"))
 
     def start() -> None:
         room_id = view.current_room
@@ -83,12 +92,21 @@ def add_call_button(view: Any, controller: CallController) -> QPushButton:
         if room_id is None or chat is None:
             return
         if chat.state.room_state(room_id) != "joined":
-            view.show_message(QCoreApplication.translate(
+            view.show_message(translate(
                 "CallView", "Join this consult before starting a video consult."))
+            return
+        label()
+        if controller.running_call(room_id) is not None:
+            controller.prepare_join(room_id, view.room_title.text(), parent=view.window())
             return
         controller.prepare_call(room_id, view.room_title.text(), parent=view.window())
 
     button.clicked.connect(start)
+    from app.ui.observe import observe
+
+    observe(controller.calls.active_changed, label, button)
+    view.rooms.roomChosen.connect(label)
+    button.update_label = label  # tests, and whoever opens a room programmatically
     header = view.room_header
     header.insertWidget(header.indexOf(view.members_button), button)
     view.call_button = button

@@ -34,6 +34,7 @@ from app.ui.asyncbridge import TaskRunner
 from app.ui.call.consent import ConsentDialog, indicator_text
 from app.ui.call.texts import peer_line, quality
 from app.ui.call.tiles import LOCAL, FrameFeed, VideoTile
+from app.ui.call.waiting import InviteButton, WaitingRoomPanel
 from app.ui.i18n import fill
 from app.ui.observe import observe
 
@@ -102,6 +103,14 @@ class CallWindow(QWidget):
         self.record_button.clicked.connect(self.toggle_recording)
         self.record_button.setVisible(recording is not None)
         self.consent: ConsentDialog | None = None
+        # The host's waiting room and invitations (docs/calls.md, "Waiting room").
+        self.is_host = getattr(call, "host", None) == calls.local
+        self.waiting = WaitingRoomPanel(name_of, self)
+        self.waiting.admit.connect(self.admit)
+        self.waiting.deny.connect(self.deny)
+        self.invite_button = InviteButton(self._invite_candidates, self)
+        self.invite_button.invite.connect(self.invite)
+        self.invite_button.setVisible(self.is_host)
         self.leave_button = QPushButton(translate("CallView", "Leave"), self)
         self.leave_button.setObjectName("callLeave")
         self.leave_button.setProperty("role", "danger")
@@ -109,7 +118,7 @@ class CallWindow(QWidget):
         controls = QHBoxLayout()
         controls.addStretch(1)
         for button in (self.mute_button, self.camera_button, self.share_button,
-                       self.record_button, self.leave_button):
+                       self.record_button, self.invite_button, self.leave_button):
             controls.addWidget(button)
         controls.addStretch(1)
         self.message = QLabel(self)
@@ -124,6 +133,7 @@ class CallWindow(QWidget):
         column.addWidget(self.code)
         column.addWidget(self.recording)
         column.addWidget(self.message)
+        column.addWidget(self.waiting)
         column.addWidget(grid_holder, 1)
         column.addLayout(controls)
         self.split = QSplitter(self)
@@ -142,6 +152,8 @@ class CallWindow(QWidget):
         self._preview = call.camera_preview()
         self._pump = runner.run_task(self._pump_preview(self._preview), owner=self,
                                      on_error=lambda _m: None)
+        if self.is_host:
+            observe(calls.waiting_changed, self._waiting_changed, self)
         if recording is not None:
             observe(recording.changed, self._recording_changed, self)
             observe(recording.consent_requested, self._consent_requested, self)
@@ -247,6 +259,8 @@ class CallWindow(QWidget):
         return " · ".join(parts)
 
     def show_message(self, text: str) -> None:
+        self.message.setProperty("role", "error")
+        self.message.style().polish(self.message)
         self.message.setText(text)
         self.message.setVisible(bool(text))
 
@@ -322,6 +336,45 @@ class CallWindow(QWidget):
         self.share_button.setText(QCoreApplication.translate("CallView", "Share screen"))
         if self.share_button.isChecked():
             self.share_button.setChecked(False)
+
+    # -- waiting room (host) ---------------------------------------------------------------
+
+    def _waiting_changed(self, call_id: str) -> None:
+        if call_id == self.call_id and not self.ended:
+            self.waiting.set_waiting([w.party for w in self.calls.waiting_for(self.call_id)])
+
+    def admit(self, party: Party) -> None:
+        self.runner.run_task(self.calls.admit(self.call_id, party), owner=self,
+                             on_error=self.show_message)
+
+    def deny(self, party: Party) -> None:
+        self.runner.run_task(self.calls.deny(self.call_id, party), owner=self,
+                             on_error=self.show_message)
+
+    def _invite_candidates(self) -> list[tuple[str, str]]:
+        room_id = self.calls.rooms.get(self.call_id)
+        if room_id is None:
+            return []
+        inside = {p.user_id for p, link in self.call.links.items()
+                  if link.state.value not in ("closed", "refused")}
+        inside.add(self.calls.local.user_id)
+        return [(u, self.name_of(u)) for u in self.calls.chat.members(room_id)
+                if u not in inside]
+
+    def invite(self, user_id: str) -> None:
+        translate = QCoreApplication.translate
+        name = self.name_of(user_id)
+        self.runner.run_task(
+            self.calls.invite(self.call_id, user_id), owner=self,
+            on_result=lambda _n: self.show_notice(fill(translate(
+                "CallView", "%1 was invited. Admit them when they are waiting."), name)),
+            on_error=self.show_message)
+
+    def show_notice(self, text: str) -> None:
+        self.message.setProperty("role", "subtle")
+        self.message.style().polish(self.message)
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
 
     # -- recording -------------------------------------------------------------------------
 
