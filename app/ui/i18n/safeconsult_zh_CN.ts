@@ -2104,6 +2104,74 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>You were let in.</source>
+        <translation>您已被允许加入。</translation>
+    </message>
+    <message>
+        <source>You stopped waiting.</source>
+        <translation>您已停止等待。</translation>
+    </message>
+    <message>
+        <source>Waiting room (%1)</source>
+        <translation>等候室（%1）</translation>
+    </message>
+    <message>
+        <source>Waiting for %1 to let you in…</source>
+        <translation>正在等待 %1 允许您加入…</translation>
+    </message>
+    <message>
+        <source>This call has ended.</source>
+        <translation>此通话已结束。</translation>
+    </message>
+    <message>
+        <source>Stop waiting</source>
+        <translation>停止等待</translation>
+    </message>
+    <message>
+        <source>Joining failed. Try again.</source>
+        <translation>加入失败，请重试。</translation>
+    </message>
+    <message>
+        <source>Join video consult in progress</source>
+        <translation>加入正在进行的视频会诊</translation>
+    </message>
+    <message>
+        <source>Invite…</source>
+        <translation>邀请…</translation>
+    </message>
+    <message>
+        <source>Everyone in this consult is in the call</source>
+        <translation>此会诊的所有成员都已在通话中</translation>
+    </message>
+    <message>
+        <source>Deny</source>
+        <translation>拒绝</translation>
+    </message>
+    <message>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <source>Admit</source>
+        <translation>允许加入</translation>
+    </message>
+    <message>
+        <source>%1 was invited. Admit them when they are waiting.</source>
+        <translation>已邀请 %1。对方进入等候室后请允许其加入。</translation>
+    </message>
+    <message>
+        <source>%1 is waiting to join</source>
+        <translation>%1 正在等待加入</translation>
+    </message>
+    <message>
+        <source>%1 invites you to join a video consult in progress. You will wait until they let you in.</source>
+        <translation>%1 邀请您加入正在进行的视频会诊。在对方允许您进入之前，您需要等待。</translation>
+    </message>
+    <message>
+        <source>%1 did not let you into this call.</source>
+        <translation>%1 未允许您加入此通话。</translation>
+    </message>
+    <message>
         <source>%1 asks to record this video consult. Recording starts only if everyone in the call agrees, and everyone sees when it runs. The recording is encrypted and kept on %1&apos;s device; your agreement is signed by this device and stored with it.</source>
         <translation>%1 请求录制此视频会诊。只有通话中的每个人都同意后才会开始录制，录制进行时所有人都能看到提示。录制内容经过加密，保存在 %1 的设备上；您的同意由本设备签名并与录制内容一起保存。</translation>
     </message>
