@@ -2593,6 +2593,10 @@ Key fingerprint: %3</source>
 <context>
     <name>ViewerConsultMixin</name>
     <message>
+        <source>This study is not de-identified, and this room is not linked to its patient. A de-identified copy is shared unless you confirm that the identified study may go to this room.</source>
+        <translation>该检查未去标识化，且此会诊室未关联到该患者。除非您确认可以将含身份信息的检查发送到此会诊室，否则将共享去标识化副本。</translation>
+    </message>
+    <message>
         <source>Only a verified study can be shared on. Verify the sender's device first.</source>
         <translation>只有已验证的检查才能转发共享。请先验证发送者的设备。</translation>
     </message>
