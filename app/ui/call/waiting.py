@@ -132,33 +132,34 @@ class JoinWaitDialog(QDialog):
         self.message = QLabel(self)
         self.message.setObjectName("callJoinMessage")
         self.message.setWordWrap(True)
-        self.message.setMinimumWidth(320)
-        self.buttons = QDialogButtonBox(self)
-        self.cancel_button = self.buttons.addButton(
-            translate("CallView", "Stop waiting"), QDialogButtonBox.ButtonRole.RejectRole)
-        self.cancel_button.setObjectName("callJoinCancel")
-        self.close_button = self.buttons.addButton(
-            translate("CallView", "Close"), QDialogButtonBox.ButtonRole.AcceptRole)
-        self.close_button.setObjectName("callJoinClose")
-        self.close_button.hide()
-        self.cancel_button.clicked.connect(self._cancel)
-        self.close_button.clicked.connect(self.accept)
+        buttons = QDialogButtonBox(self)
+        # One button: "Stop waiting" while waiting, "Close" once there is an outcome.
+        self.button = buttons.addButton(translate("CallView", "Stop waiting"),
+                                        QDialogButtonBox.ButtonRole.RejectRole)
+        self.button.setObjectName("callJoinButton")
+        width = max(QPushButton(translate("CallView", text)).sizeHint().width()
+                    for text in ("Stop waiting", "Close"))
+        self.button.setMinimumWidth(width + 28)  # room for the bold default button's text
+        self.button.clicked.connect(self._clicked)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
-        layout.addWidget(self.buttons)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(400)
         self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint)
         self.set_state("waiting")
 
-    def _cancel(self) -> None:
+    def _clicked(self) -> None:
         if self.state == "waiting":
             self.cancel_requested.emit()
-        self.reject()
+            self.reject()
+        else:
+            self.accept()
 
     def set_state(self, state: str) -> None:
+        translate = QCoreApplication.translate
         self.state = state
         self.message.setText(join_state_text(state, self.host_name))
         self.message.setProperty("role", "error" if state in ("denied", "failed") else "")
         self.message.style().polish(self.message)
-        waiting = state == "waiting"
-        self.cancel_button.setVisible(waiting)
-        self.close_button.setVisible(not waiting)
+        self.button.setText(translate("CallView", "Stop waiting") if state == "waiting"
+                            else translate("CallView", "Close"))

@@ -74,7 +74,7 @@ def test_join_wait_admit_three_party_and_invite_deny(
         qtbot.waitUntil(lambda: bool(waits), timeout=10_000)
         wait = waits[0]
         assert wait.message.text() == "Waiting for dr.alice to let you in…"
-        assert wait.cancel_button.isVisible() and not carol.windows
+        assert wait.button.text() == "Stop waiting" and not carol.windows
         save_screenshot(wait, "call-waiting-joiner.png")
 
         # Alice's call window lists Carol with Admit / Deny.
@@ -119,7 +119,7 @@ def test_join_wait_admit_three_party_and_invite_deny(
         turned_away = waits[1]
         qtbot.waitUntil(lambda: turned_away.state == "denied", timeout=10_000)
         assert turned_away.message.text() == "dr.alice did not let you into this call."
-        assert turned_away.close_button.isVisible() and not dave.windows
+        assert turned_away.button.text() == "Close" and not dave.windows
         save_screenshot(turned_away, "call-waiting-denied.png")
         assert not a_win.waiting.isVisible()
         a_win.leave()
