@@ -39,6 +39,8 @@ RECEIPT_INTERVAL_S = 1.0  # delivery receipts go out at most this often (a burst
 RETENTION_SWEEP_S = 30.0  # how often retention and disappearing messages are applied
 DISAPPEAR = "disappear:"  # chat_state row per room: "<after_s>:<origin_ms of the setting>"
 ATTACHMENT_PREFIX = "attachment:"  # chat_state row per file message (ChatService.ATTACHMENT_KEY)
+_ACK = "ack:"  # pending receipt kind + event id: our acknowledgement of an urgent message
+_STATUS = "status"  # pending receipt kind (room ""): our status for every room's members
 _READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 _now_ms = now_ms
 
@@ -74,25 +76,52 @@ class ChatFeatures:
         self.rooms_changed.emit()
 
     async def send_receipts(self) -> None:
-        """Send the receipts waiting (Olm to-device, through the to-device outbox) now."""
+        """Send the receipts, acknowledgements and status waiting (Olm to-device, through
+        the to-device outbox) now.
+
+        Each is encrypted only once an Olm session with every recipient device could be
+        set up (claiming one-time keys): while offline they stay waiting and go with the
+        next successful sync, so a device we had no session with still gets them -- the
+        relay stores them until that device syncs. Once encrypted they are in the
+        to-device outbox (in the cache) and sent exactly once."""
         if not self._pending_receipts:
             return
         self._receipts_sent_at = time.monotonic()
         async with self._lock:
             pending, self._pending_receipts = self._pending_receipts, {}
-            await self._ensure_sessions({u for room_id, _ in pending
-                                         for u in self.state.members(room_id)})
+            users: set[str] = set()
+            for room_id, kind in pending:
+                users.update(self.state.all_member_ids() if kind == _STATUS
+                             else self.state.members(room_id))
+            if not await self._ensure_sessions(users):
+                for key, value in pending.items():  # a newer one queued meanwhile wins
+                    self._pending_receipts.setdefault(key, value)
+                return
             with self.cache.write():
-                for (room_id, kind), up_to in pending.items():
-                    if self.state.room_state(room_id) != "joined":
-                        continue
-                    others = [u for u in self.state.members(room_id) if u != self.user_id]
-                    wire = chat_content.receipt_to_wire(Receipt(room_id, kind, up_to))
-                    self._queue_to_device(self.machine.encrypt_to_members(
-                        others, chat_content.RECEIPT_TYPE, wire))
-                    if kind == "read":
-                        self.state.put(_READ_SENT + room_id, up_to)
+                for (room_id, kind), value in pending.items():
+                    self._queue_pending(room_id, kind, value)
             await self._send_queued_to_device()
+
+    def _queue_pending(self, room_id: str, kind: str, value: str) -> None:
+        if kind == _STATUS:
+            others = [u for u in self.state.all_member_ids() if u != self.user_id]
+            if others:
+                self._queue_to_device(self.machine.encrypt_to_members(
+                    others, chat_content.PRESENCE_TYPE, {"status": value}))
+            return
+        if self.state.room_state(room_id) != "joined":
+            return
+        if kind.startswith(_ACK):  # value: the author of the urgent message
+            wire = chat_content.receipt_to_wire(Receipt(room_id, "ack", kind[len(_ACK):]))
+            self._queue_to_device(self.machine.encrypt_to_members(
+                [value], chat_content.RECEIPT_TYPE, wire))
+            return
+        others = [u for u in self.state.members(room_id) if u != self.user_id]
+        wire = chat_content.receipt_to_wire(Receipt(room_id, kind, value))
+        self._queue_to_device(self.machine.encrypt_to_members(
+            others, chat_content.RECEIPT_TYPE, wire))
+        if kind == "read":
+            self.state.put(_READ_SENT + room_id, value)
 
     # -- retention and disappearing messages ---------------------------------------------
 
@@ -214,24 +243,28 @@ class ChatFeatures:
         if message is None or message.room_id != room_id:
             raise SafeConsultError("unknown message", user_message="This message is gone.")
         async with self._lock:
-            await self._ensure_sessions([message.sender])
             with self.cache.write():
                 self.messages_repo.acknowledge(event_id, self.user_id, _now_ms())
-                if self.state.room_state(room_id) == "joined" and message.sender != self.user_id:
-                    wire = chat_content.receipt_to_wire(Receipt(room_id, "ack", event_id))
-                    self._queue_to_device(self.machine.encrypt_to_members(
-                        [message.sender], chat_content.RECEIPT_TYPE, wire))
-        self._emit_changed(event_id)
+        if message.sender != self.user_id:
+            self._pending_receipts[(room_id, _ACK + event_id)] = message.sender
         try:
-            await self._send_queued_to_device()
+            await self._send_now()
+        finally:
+            self._emit_changed(event_id)
+
+    async def _send_now(self) -> None:
+        try:
+            await self.send_receipts()
         except ConnectionFailed:
             self._set_online(False)
-            self.wake()
+        if self._pending_receipts or self.outbox.to_device():
+            self.wake()  # offline: the sync loop sends them when the relay is back
 
-    async def _ensure_sessions(self, users: Iterable[str]) -> None:
+    async def _ensure_sessions(self, users: Iterable[str]) -> bool:
         """Olm sessions with the allowed devices of ``users`` (claiming one-time keys), for
-        the to-device messages of receipts and status. Best effort: offline, the devices
-        with a session get them."""
+        the to-device messages of receipts and status. False when the relay could not be
+        reached (the caller keeps its messages for later); a device without one-time keys
+        left gets nothing."""
         users = [u for u in dict.fromkeys(users) if u != self.user_id]
         try:
             await self._ensure_device_lists(users)
@@ -241,6 +274,8 @@ class ChatFeatures:
                     await relay_api.claim_keys(self.transport, [d for _, d in missing]))
         except ConnectionFailed:
             self._set_online(False)
+            return False
+        return True
 
     def acknowledged_by(self, event_id: str) -> list[str]:
         """Who acknowledged (our own urgent) ``event_id``, first first."""
@@ -259,20 +294,12 @@ class ChatFeatures:
         only urgent messages notify."""
         if status not in chat_content.PRESENCE:
             raise SafeConsultError("unknown status", user_message="Unknown status.")
-        others = [u for u in self.state.all_member_ids() if u != self.user_id]
-        async with self._lock:
-            await self._ensure_sessions(others)
-            with self.cache.write():
-                self.state.put(PRESENCE_KEY, status)
-                if others:
-                    self._queue_to_device(self.machine.encrypt_to_members(
-                        others, chat_content.PRESENCE_TYPE, {"status": status}))
-        self.presence_changed.emit(self.user_id)
+        self._pending_receipts[("", _STATUS)] = status
         try:
-            await self._send_queued_to_device()
-        except ConnectionFailed:
-            self._set_online(False)
-            self.wake()
+            await self._send_now()
+        finally:  # ours from now on, sent or waiting to be
+            self.state.put(PRESENCE_KEY, status)
+            self.presence_changed.emit(self.user_id)
 
     def delivery(self, room_id: str, *, limit: int = 100,
                  before_ts_ms: int | None = None) -> dict[str, Delivery]:
