@@ -39,6 +39,7 @@ from app.rtc.call import (
     TrackFactory,
 )
 from app.rtc.ice import IcePolicy, TurnCredentials
+from app.rtc.nettest import RelayProbe, probe_relay
 from app.rtc.signing import Party
 from app.services.chat import ChatService
 from app.services.session import SessionService
@@ -107,6 +108,42 @@ class CallEvent:
     what: str  # connected | refused | rebuilding | tampered | ended | lost
     peer: Party
     detail: str = ""  # connected: the verification code; refused: the reason
+
+
+@dataclass(frozen=True)
+class NetworkReport:
+    """The pre-join network test (docs/calls.md, "Pre-join network test")."""
+
+    verdict: str  # good | turn_only | direct_only | blocked
+    server_ok: bool
+    server_ms: float | None = None  # the TURN-credential request's round trip (HTTPS)
+    relay: RelayProbe | None = None  # None: the server offers no TURN
+    relay_only: bool = False
+    reason: str = ""  # blocked / direct_only: server_unreachable, relay_unreachable, no_relay
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return self.relay.rtt_ms if self.relay is not None else None
+
+    @property
+    def loss(self) -> float | None:
+        return self.relay.loss if self.relay is not None else None
+
+
+def network_verdict(*, server_ok: bool, relay: RelayProbe | None,
+                    relay_only: bool) -> tuple[str, str]:
+    """(verdict, reason): *good* -- the server and the TURN relay answer and media may go
+    direct; *turn_only* -- they answer and policy sends media through the relay only;
+    *direct_only* -- the relay cannot be reached (or there is none): calls work only between
+    devices that reach each other directly; *blocked* -- no call can work (no server, or the
+    relay is required and cannot be reached)."""
+    if not server_ok:
+        return "blocked", "server_unreachable"
+    relay_ok = relay is not None and relay.allocated
+    reason = "" if relay_ok else ("no_relay" if relay is None else "relay_unreachable")
+    if relay_only:
+        return ("turn_only", "") if relay_ok else ("blocked", reason)
+    return ("good", "") if relay_ok else ("direct_only", reason)
 
 
 def new_call_id() -> str:
@@ -256,6 +293,30 @@ class CallsService:
             raise TurnRequired("the relay offers no TURN server")
         return IcePolicy(turn=turn, relay_only=self.relay_only,
                          stun_urls=self.options.ice.stun_urls)
+
+    async def network_test(self, *, count: int = 10, timeout_s: float = 3.0) -> NetworkReport:
+        """Before joining: is the server reachable (the TURN-credential request), can the
+        TURN relay be allocated on with those time-limited credentials, and the round trip
+        and loss to it."""
+        started = time.perf_counter()
+        try:
+            wire = await signaling_api.turn_credentials(self.transport)
+        except ServerError:  # reachable, but it offers no TURN (503 turn_unavailable)
+            server_ms = (time.perf_counter() - started) * 1000.0
+            verdict, reason = network_verdict(server_ok=True, relay=None,
+                                              relay_only=self.relay_only)
+            return NetworkReport(verdict, True, server_ms, None, self.relay_only, reason)
+        except SafeConsultError:
+            verdict, reason = network_verdict(server_ok=False, relay=None,
+                                              relay_only=self.relay_only)
+            return NetworkReport(verdict, False, None, None, self.relay_only, reason)
+        server_ms = (time.perf_counter() - started) * 1000.0
+        relay = await probe_relay(TurnCredentials(wire.uris, wire.username, wire.credential,
+                                                  wire.ttl_s), count=count, timeout_s=timeout_s)
+        verdict, reason = network_verdict(server_ok=True, relay=relay,
+                                          relay_only=self.relay_only)
+        log.info("network test", extra={"event": "call_network_test", "state": verdict})
+        return NetworkReport(verdict, True, server_ms, relay, self.relay_only, reason)
 
     async def _new_call(self, call_id: str, room_id: str) -> Call:
         ice = await self._ice()
