@@ -2104,6 +2104,42 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>Test again</source>
+        <translation>重新测试</translation>
+    </message>
+    <message>
+        <source>Network: testing…</source>
+        <translation>网络：正在测试…</translation>
+    </message>
+    <message>
+        <source>Network: good · %1</source>
+        <translation>网络：良好 · %1</translation>
+    </message>
+    <message>
+        <source>Network: direct only — the hospital's TURN relay cannot be reached, so calls work only between devices that can reach each other directly.</source>
+        <translation>网络：仅直连 — 无法连接到医院的 TURN 中继，只有能够彼此直接连通的设备之间才能通话。</translation>
+    </message>
+    <message>
+        <source>Network: blocked — the server cannot be reached.</source>
+        <translation>网络：受阻 — 无法连接到服务器。</translation>
+    </message>
+    <message>
+        <source>Network: blocked — calls must go through the hospital's TURN relay, and it cannot be reached.</source>
+        <translation>网络：受阻 — 通话必须经医院的 TURN 中继，但无法连接到该中继。</translation>
+    </message>
+    <message>
+        <source>Network: TURN only — media goes through the hospital's relay · %1</source>
+        <translation>网络：仅 TURN — 媒体经医院的中继传输 · %1</translation>
+    </message>
+    <message>
+        <source>Expect a choppy picture and sound.</source>
+        <translation>画面和声音可能会卡顿。</translation>
+    </message>
+    <message>
+        <source>%1 ms round trip to the relay · %2% lost</source>
+        <translation>到中继的往返时间 %1 毫秒 · 丢包 %2%</translation>
+    </message>
+    <message>
         <source>You were let in.</source>
         <translation>您已被允许加入。</translation>
     </message>
