@@ -253,6 +253,12 @@ async def user_devices(transport: Transport, user_id: str) -> DirectoryUser:
                          _int(data, "device_list_version"), devices)
 
 
+async def user_role(transport: Transport, user_id: str) -> str:
+    """The user's clinical role as the key directory states it (the server assigns roles)."""
+    data = await transport.get_json(f"/v1/users/{_seg(user_id)}/devices")
+    return response_field(data, "role", str)
+
+
 async def user_by_name(transport: Transport, username: str) -> tuple[str, int]:
     """(user_id, device_list_version)."""
     data = await transport.get_json(f"/v1/users/by-name/{_seg(username)}")

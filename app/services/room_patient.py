@@ -10,10 +10,11 @@ link in its SQLCipher cache (a ``chat_state`` row) and returns it as :class:`Phi
 Rules:
 
 * **Who may set, change or clear it**: a joined member whose clinical role is physician or
-  consultant (nurses, IT and auditors may not; a break-glass observer is never a member of
-  this kind). Checked on the sending device; receivers accept a link only from a member
-  that is *joined in their own view* of the room (so a removed member, or anyone the relay
-  invents, changes nothing).
+  consultant (nurses, IT and auditors may not; a break-glass observer may not post at all).
+  Checked on the sending device, and again by every receiver: the sender must be *joined in
+  the receiver's own view* of the room (so a removed member, or anyone the relay invents,
+  changes nothing), and the link's setter must hold one of those roles as the key directory
+  states it (looked up once per user and session; a link waits in memory for the answer).
 * **Ordering**: the newest setting by its setter's clock (``set_ms``, then ``link_id``)
   wins on every device, however the events arrive (late, twice, replayed).
 * **Audit**: the device that sets, changes or clears the link records ``room.patient_link``
@@ -37,6 +38,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +46,7 @@ from psygnal import Signal
 
 from app.core.errors import SafeConsultError
 from app.core.phi import Phi
+from app.net import relay_api
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,8 @@ class LinkChat(Protocol):
     room_event: Any
     rooms_changed: Any
     user_id: str
-    state: Any  # ChatState: get / put / delete / room_state / members
+    state: Any  # ChatState: get / put / delete / named / room_state / members
+    transport: Any  # the session's Transport (the setters' roles are looked up)
 
     async def send_room_event(self, room_id: str, event_type: str,
                               content: dict[str, Any]) -> str: ...
@@ -147,11 +151,17 @@ class RoomPatientService:
     ignored = Signal(str)  # a PHI-free reason a received link was not applied
 
     def __init__(self, chat: LinkChat, *, role: str, audit: Any | None = None,
-                 clock_ms: Any = None) -> None:
+                 clock_ms: Callable[[], int] | None = None,
+                 lookup_role: Callable[[str], Awaitable[str]] | None = None) -> None:
         self.chat = chat
         self.role = role
         self.audit = audit
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._lookup_role = lookup_role or (
+            lambda user_id: relay_api.user_role(chat.transport, user_id))
+        self._roles: dict[str, str] = {chat.user_id: role}  # setter -> clinical role
+        self._held: list[tuple[Any, PatientLink, bool]] = []  # waiting for a setter's role
+        self._lookups: dict[str, asyncio.Task[None]] = {}
         self._replays: set[asyncio.Task[None]] = set()
         chat.room_event.connect(self._on_room_event)
         chat.rooms_changed.connect(self._on_rooms_changed)
@@ -161,7 +171,7 @@ class RoomPatientService:
             self.chat.room_event.disconnect(self._on_room_event)
         with contextlib.suppress(Exception):
             self.chat.rooms_changed.disconnect(self._on_rooms_changed)
-        for task in self._replays:
+        for task in [*self._replays, *self._lookups.values()]:
             task.cancel()
 
     # -- reading -------------------------------------------------------------------------
@@ -247,6 +257,21 @@ class RoomPatientService:
         if not replay and link.set_by != event.sender:
             self._ignore("not_the_setter")
             return
+        if link.set_by not in self._roles:
+            self._held.append((event, link, replay))
+            self._look_up(link.set_by)
+            return
+        self._apply(event, link)
+
+    def _apply(self, event: Any, link: PatientLink) -> None:
+        room_id = event.room_id
+        if self._roles.get(link.set_by) not in LINK_ROLES:
+            self._ignore("role")  # a nurse's (modified) client, say
+            return
+        if (self.chat.state.room_state(room_id) != "joined"
+                or event.sender not in self.chat.state.members(room_id)):
+            self._ignore("not_member")  # left while the role was looked up
+            return
         before = self._stored(room_id)
         if before is not None and before[0].order >= link.order:
             return  # our own echo, a replay of what we hold, or an older setting
@@ -255,7 +280,36 @@ class RoomPatientService:
         self._store(link, sorted(shared))
         self.changed.emit(room_id)
 
+    def _look_up(self, user_id: str) -> None:
+        if user_id in self._lookups:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._fetch_role(user_id))
+        self._lookups[user_id] = task
+
+    async def _fetch_role(self, user_id: str) -> None:
+        try:
+            self._roles[user_id] = await self._lookup_role(user_id)
+        except SafeConsultError as exc:  # offline or refused: held until the next event
+            log.info("setter role unknown", extra={"event": "patient_link_role_unknown",
+                                                   "reason_code": type(exc).__name__})
+            return
+        finally:
+            self._lookups.pop(user_id, None)
+        held, self._held = self._held, []
+        for event, link, replay in held:
+            if link.set_by in self._roles:
+                with contextlib.suppress(SafeConsultError):
+                    self._apply(event, link)
+            else:
+                self._held.append((event, link, replay))
+
     def _on_rooms_changed(self) -> None:
+        for _, link, _ in self._held:  # a look-up that failed: try again
+            self._look_up(link.set_by)
         with contextlib.suppress(SafeConsultError):  # the cache closed under us
             self._check_rooms()
 
@@ -301,6 +355,7 @@ class RoomPatientService:
             self._store(link, stored[1] + members)
 
     async def settle(self) -> None:
-        """Wait for the replays under way (tests, shutdown)."""
-        while self._replays:
-            await asyncio.gather(*list(self._replays), return_exceptions=True)
+        """Wait for the role look-ups and replays under way (tests, shutdown)."""
+        while self._replays or self._lookups:
+            await asyncio.gather(*self._replays, *self._lookups.values(),
+                                 return_exceptions=True)

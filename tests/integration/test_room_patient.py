@@ -26,6 +26,12 @@ def _service(client) -> RoomPatientService:
     return RoomPatientService(client.chat, role=session.snapshot.user.role, audit=session.audit)
 
 
+async def _sync(client, service) -> None:
+    """Sync, then let the service look up the roles of setters it has not met yet."""
+    await client.chat.sync_once()
+    await service.settle()
+
+
 def _shown(service, room_id):
     link = service.link(room_id)
     return None if link is None else (link.name.reveal(), link.mrn.reveal())
@@ -55,7 +61,7 @@ async def test_members_see_the_link_the_relay_never_does(open_server, tmp_path):
         await pa.set_link(room_id, f" {NAME} ", MRN)  # trimmed
         assert _shown(pa, room_id) == (NAME, MRN)
         for client in (bob, nurse):
-            await client.chat.sync_once()
+            await _sync(client, services[client.user_id])
         assert _shown(pb, room_id) == _shown(pn, room_id) == (NAME, MRN)
         assert changed == [room_id]
         # The link is PHI-tagged everywhere it is handed out.
@@ -71,7 +77,7 @@ async def test_members_see_the_link_the_relay_never_does(open_server, tmp_path):
         # The consultant changes it; every member sees the newest.
         await pb.set_link(room_id, NAME_2, MRN_2)
         for client in (alice, nurse):
-            await client.chat.sync_once()
+            await _sync(client, services[client.user_id])
         assert {_shown(s, room_id) for s in services.values()} == {(NAME_2, MRN_2)}
         assert pa.link(room_id).set_by == bob.user_id
 
@@ -82,8 +88,16 @@ async def test_members_see_the_link_the_relay_never_does(open_server, tmp_path):
         await bob.chat.send_room_event(room_id, PATIENT_LINK_EVENT, forged)
         ignored = []
         pa.ignored.connect(ignored.append)
-        await alice.chat.sync_once()
+        await _sync(alice, pa)
         assert ignored == ["not_the_setter"] and _shown(pa, room_id) == (NAME_2, MRN_2)
+        # A nurse's modified client that skips the check on her side: every receiver checks
+        # the setter's role in the key directory and ignores it.
+        by_nurse = {**forged, "link_id": "cd" * 16, "set_by": nurse.user_id}
+        await nurse.chat.send_room_event(room_id, PATIENT_LINK_EVENT, by_nurse)
+        await _sync(alice, pa)
+        await _sync(bob, pb)
+        assert ignored == ["not_the_setter", "role"]
+        assert _shown(pa, room_id) == _shown(pb, room_id) == (NAME_2, MRN_2)
 
         # The relay's database, WAL and blob files hold neither name nor MRN; nor do the
         # workstations' disks (the SQLCipher cache).
@@ -106,8 +120,8 @@ async def test_members_see_the_link_the_relay_never_does(open_server, tmp_path):
         await pa.set_link(room_id, NAME, MRN)
         await pa.clear_link(room_id)
         await pa.set_link(room_id, NAME, "PT-0042917-B")
-        await bob.chat.sync_once()
-        await nurse.chat.sync_once()
+        await _sync(bob, pb)
+        await _sync(nurse, pn)
         assert _shown(pb, room_id) == (NAME, "PT-0042917-B")
         assert pn.link(room_id) is None
         assert nurse.chat.state.get("patient_link:" + room_id) is None
@@ -115,7 +129,7 @@ async def test_members_see_the_link_the_relay_never_does(open_server, tmp_path):
 
         # Cleared for everyone.
         await pb.clear_link(room_id)
-        await alice.chat.sync_once()
+        await _sync(alice, pa)
         assert pa.link(room_id) is None and pb.link(room_id) is None
     finally:
         for client in (alice, bob, nurse):
@@ -131,12 +145,13 @@ async def test_a_late_joiner_gets_the_current_link(open_server, tmp_path):
     try:
         room_id = await room_with(alice, bob)
         await pa.set_link(room_id, NAME, MRN)
-        await bob.chat.sync_once()
+        await _sync(bob, pb)
+        assert _shown(pb, room_id) == (NAME, MRN)
         # An earlier setting, long after, must not come back with the replay.
         await alice.chat.invite(room_id, dave.creds.username)
         await dave.chat.refresh_rooms()
         await dave.chat.join(room_id)
-        await dave.chat.sync_once()
+        await _sync(dave, pd)
         assert pd.link(room_id) is None  # the setting was sent before dave was a member
         # The setter's device sees dave join and re-sends the current link (one replay:
         # bob, also a member, leaves it to the setter).
@@ -144,7 +159,7 @@ async def test_a_late_joiner_gets_the_current_link(open_server, tmp_path):
         await pb.settle()
         await alice.chat.sync_once()
         await pa.settle()
-        await dave.chat.sync_once()
+        await _sync(dave, pd)
         assert _shown(pd, room_id) == (NAME, MRN)
         assert pd.link(room_id).set_by == alice.user_id
         # Nobody replays twice; the replay is not a new setting (no audit entry).
