@@ -36,7 +36,7 @@ CLIENT_ACTIONS = frozenset({
     "session.unlock", "session.pin_set", "wipe.local", "policy.change", "image.open",
     "image.export",
     "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot", "message.recall",
-    "update.check", "record.purge", "room.patient_link",
+    "update.check", "record.purge", "room.patient_link", "patient.open",
 })
 OUTCOMES = frozenset({"ok", "refused", "failed"})
 

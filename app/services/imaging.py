@@ -43,6 +43,8 @@ ImageWriter = Callable[[np.ndarray, Path, str], None]
 
 EXPORT_ACTION = "image.export"
 PRINT_ACTION = "file.print"
+VIEW_ACTION = "image.open"  # a series shown in a viewer pane: once per opened series
+PATIENT_DATA_ACTION = "patient.open"  # its DICOM header (patient identity) shown: once too
 
 
 def _no_audit(_action: str, _object_id: str) -> None:
@@ -138,6 +140,8 @@ class SeriesHandle:
         self._lock = threading.Lock()
         first = series.instances[0].dataset
         self.is_waveform = "WaveformSequence" in first and "PixelData" not in first
+        # Actions already audited for this opening of the series (see ImagingService.viewed)
+        self.audited: set[str] = set()
 
     # -- identity
     @property
@@ -362,6 +366,28 @@ class ImagingService:
 
     def record_print(self, object_id: str) -> None:
         self.audit(PRINT_ACTION, object_id)
+
+    # -- access (issue #8: "view an image", "open patient data")
+    def viewed(self, handle: SeriesHandle) -> None:
+        """The viewer shows ``handle``'s images: audited once per opening of the series
+        (scrolling, re-showing it in another pane or going back to it adds nothing; opening
+        the files again gives a new handle, hence a new entry)."""
+        self._once(handle, VIEW_ACTION)
+
+    def header_shown(self, handle: SeriesHandle) -> None:
+        """The tag panel shows ``handle``'s DICOM header -- the patient's name, ID, birth
+        date...: the viewer's "open patient data", audited once per opening likewise."""
+        self._once(handle, PATIENT_DATA_ACTION)
+
+    def continues(self, first: SeriesHandle, handle: SeriesHandle) -> None:
+        """``handle`` (the sorted series) replaces ``first`` (the first image, shown while
+        the rest loaded) in the same opening: what was audited for one counts for both."""
+        handle.audited.update(first.audited)
+
+    def _once(self, handle: SeriesHandle, action: str) -> None:
+        if action not in handle.audited:
+            self.audit(action, handle.object_id)  # raises: not marked, tried again next time
+            handle.audited.add(action)
 
     async def export_deidentified(self, handle: SeriesHandle, out_dir: Path) -> DeidSummary:
         paths = handle.source_paths()

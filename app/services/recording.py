@@ -30,7 +30,8 @@
   checking every consent signature.
 * Retention (:meth:`RecordingService.purge`): recordings older than
   ``Policy.retention_days`` are removed, key first, then file.
-* Every step is audited, identifiers only: ``record.start`` / ``record.stop``,
+* Every step is audited, identifiers only: ``record.start`` (once per request: started or
+  refused; each participant's own consent on their device) / ``record.stop``,
   ``record.purge`` (retention), ``file.send`` (``step=recording_shared``, and the engine's
   upload), ``file.download`` (``step=recording_fetch`` / ``recording_play``, and the
   engine's download).
@@ -295,8 +296,8 @@ class RecordingService:
         rec.consents[host] = self._sign_consent(recording_id=rec.recording_id,
                                                 call_id=call_id, host=host, consent=True)
         self.recordings[call_id] = rec
-        self._record("record.start", call_id, step="consent_requested",
-                     recording_id=rec.recording_id, participants=str(len(peers) + 1))
+        # Audited once, when the request is decided: record.start "started" (ok) or
+        # "refused" (issue #8: one action, one entry).
         self._broadcast(rec)
         for peer in peers:
             self._ask(rec, peer)

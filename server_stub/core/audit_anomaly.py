@@ -3,7 +3,8 @@
 ``bulk_access``     one user makes >= 20 downloads, exports or prints (client entries
                     ``file.download``, ``file.export``, ``file.print``, ``image.export``) or
                     server ``audit.export`` within 10 minutes. One alert per burst.
-``out_of_hours``    a login or data access (client ``file.*``, ``image.*``, ``record.start``,
+``out_of_hours``    a login or data access (client ``file.*``, ``image.*``, ``patient.*``,
+                    ``record.start``,
                     ``break_glass``; server ``login`` ok, ``room.break_glass``) outside
                     07:00-19:00 in the review's time zone (default UTC) or on a Saturday or
                     Sunday. One alert per user and calendar day, with the count.
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 BULK_ACTIONS = frozenset({"client.file.download", "client.file.export", "client.file.print",
                           "client.image.export", "audit.export"})
-ACCESS_PREFIXES = ("client.file.", "client.image.", "client.record.start",
+ACCESS_PREFIXES = ("client.file.", "client.image.", "client.patient.", "client.record.start",
                    "client.break_glass", "room.break_glass")
 BREAK_GLASS_ACTIONS = frozenset({"room.break_glass", "client.break_glass"})
 

@@ -73,7 +73,8 @@ def _category(action: str) -> tuple[str, str]:
         return "110106", "Export"
     if action.startswith(("user.", "room.grant", "room.revoke", "policy.", "client.policy.")):
         return "110136", "Security Roles Changed"
-    if action.startswith(("client.image.", "client.file.", "client.record.", "room.", "event")):
+    if action.startswith(("client.image.", "client.patient.", "client.file.", "client.record.",
+                          "room.", "event")):
         return "110110", "Patient Record"
     return "110100", "Application Activity"
 

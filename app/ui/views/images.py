@@ -437,6 +437,7 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
         if first is not None and not first.is_waveform:
             self.stage.setCurrentWidget(self.viewers)
             self.panes[0].show_series(first, 0)
+            self._service.viewed(first)  # audited once per opening (image.open)
             self.activate(self.panes[0])
             self._sync_controls()
         result = await self._service.open(sources)
@@ -472,9 +473,12 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
                 found = handle.index_of_sop(uid)
                 if found is not None:
                     target, index = handle, found
+                    self._service.continues(first, target)  # one opening: audited once
                     break
         self.panes[0].show_series(target if not target.is_waveform else None, index,
                                   keep_view=first is not None)
+        if not target.is_waveform:
+            self._service.viewed(target)
         if target.is_waveform:
             self.show_in(self.panes[0], target)
         else:
@@ -569,6 +573,7 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
                 self._start_prefetch(handle, 0)
         if pane is self.active:
             self.browser.select(handle)
+        self._service.viewed(handle)  # audited once per opened series (image.open)
         self._sync_controls()
         self._update_tags()
 
@@ -606,6 +611,7 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
             return
         self._tags_key = key
         self.tag_panel.set_rows(handle.tags(index))
+        self._service.header_shown(handle)  # audited once per opened series (patient.open)
 
     # -- viewing controls ------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ CLIENT_ACTIONS = (
     "session.pin_set",
     "wipe.local", "policy.change", "image.open", "kiosk.attest", "image.export",
     "cache.rebuilt", "device.verify", "snapshot", "message.recall", "update.check", "record.purge",
-    "room.patient_link",
+    "room.patient_link", "patient.open",
 )
 ShortText = Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 

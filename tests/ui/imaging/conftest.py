@@ -9,7 +9,12 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from app.services.imaging import ImagingService, ViewerIdentity
+from app.services.imaging import (
+    PATIENT_DATA_ACTION,
+    VIEW_ACTION,
+    ImagingService,
+    ViewerIdentity,
+)
 from app.ui.views.images import ImagesView
 from tests.support.dicom_gen import write_ct_series
 
@@ -19,11 +24,16 @@ WHEN = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
 
 class AuditRecorder:
+    """``calls``: exports and prints; ``access``: what was looked at (``image.open``,
+    ``patient.open``: tests/ui/audit/test_audited_viewer.py checks those)."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.access: list[tuple[str, str]] = []
 
     def __call__(self, action: str, object_id: str) -> None:
-        self.calls.append((action, object_id))
+        kept = self.access if action in (VIEW_ACTION, PATIENT_DATA_ACTION) else self.calls
+        kept.append((action, object_id))
 
 
 @pytest.fixture(scope="session")
