@@ -68,7 +68,8 @@ class CallController(QObject):
     def prepare_call(self, room_id: str, title: str = "",
                      parent: QWidget | None = None) -> PreJoinDialog:
         """The pre-join preview; joining places the call to every trusted device in the room."""
-        dialog = PreJoinDialog(self.runner, title=title, parent=parent)
+        dialog = PreJoinDialog(self.runner, title=title, parent=parent,
+                               network_test=self._network_test())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self.place_call(
             room_id, muted=dialog.start_muted.isChecked(),
@@ -76,6 +77,10 @@ class CallController(QObject):
         dialog.open()
         self.prejoin = dialog
         return dialog
+
+    def _network_test(self) -> Any:
+        test = getattr(self.calls, "network_test", None)
+        return test if callable(test) else None
 
     def running_call(self, room_id: str) -> Any:
         """The call another device announced in ``room_id`` that we are not in, or None."""
@@ -88,7 +93,8 @@ class CallController(QObject):
     def prepare_join(self, room_id: str, title: str = "",
                      parent: QWidget | None = None) -> PreJoinDialog:
         """The pre-join preview for the call running in the room; *Join* asks its host."""
-        dialog = PreJoinDialog(self.runner, title=title, parent=parent)
+        dialog = PreJoinDialog(self.runner, title=title, parent=parent,
+                               network_test=self._network_test())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self.join(
             room_id, muted=dialog.start_muted.isChecked(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt
@@ -20,13 +21,16 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.rtc.tracks import SyntheticVideoTrack
 from app.ui.asyncbridge import TaskRunner
+from app.ui.call.texts import network_text
 from app.ui.call.tiles import LOCAL, FrameFeed, VideoSurface
 from app.ui.i18n import fill
 
@@ -50,10 +54,13 @@ class PreJoinDialog(QDialog):
     """Preview and choices before joining; ``accepted`` means join."""
 
     def __init__(self, runner: TaskRunner, *, title: str = "",
+                 network_test: Callable[[], Awaitable[Any]] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         translate = QCoreApplication.translate
         self.setObjectName("callPreJoin")
+        self._network_test = network_test  # () -> NetworkReport (CallsService.network_test)
+        self.network_report: Any = None
         self.setWindowTitle(translate("CallView", "Join video consult"))
         self.runner = runner
         self.feed = FrameFeed(runner, self)
@@ -98,6 +105,22 @@ class PreJoinDialog(QDialog):
         layout.addWidget(self.start_muted)
         layout.addWidget(self.start_camera_off)
         layout.addWidget(self.network)
+        # The network test (docs/calls.md, "Pre-join network test"): run when shown.
+        self.network_status = QLabel(self)
+        self.network_status.setObjectName("callNetwork")
+        self.network_status.setWordWrap(True)
+        self.retest_button = QPushButton(translate("CallView", "Test again"), self)
+        self.retest_button.setObjectName("callNetworkRetest")
+        self.retest_button.clicked.connect(self.test_network)
+        row = QHBoxLayout()
+        row.addWidget(self.network_status, 1)
+        row.addWidget(self.retest_button)
+        self._network_task: asyncio.Future | None = None
+        if network_test is not None:
+            layout.addLayout(row)
+        else:
+            self.network_status.hide()
+            self.retest_button.hide()
         layout.addWidget(buttons)
         self._track: Any = None
         self._pump: asyncio.Future | None = None
@@ -133,9 +156,36 @@ class PreJoinDialog(QDialog):
                 self._track.stop()
             self._track = None
 
+    def test_network(self) -> None:
+        if self._network_test is None or (self._network_task is not None
+                                          and not self._network_task.done()):
+            return
+        self.network_report = None
+        self.network_status.setText(network_text(None))
+        self.network_status.setProperty("role", "subtle")
+        self.network_status.style().polish(self.network_status)
+        self.retest_button.setEnabled(False)
+        self._network_task = self.runner.run_task(
+            self._network_test(), owner=self, on_result=self._network_done,
+            on_error=self._network_failed)
+
+    def _network_done(self, report: Any) -> None:
+        self.network_report = report
+        self.network_status.setText(network_text(report))
+        self.network_status.setProperty(
+            "role", "error" if report.verdict in ("blocked", "direct_only") else "")
+        self.network_status.style().polish(self.network_status)
+        self.retest_button.setEnabled(True)
+
+    def _network_failed(self, message: str) -> None:
+        self.network_status.setText(message)
+        self.retest_button.setEnabled(True)
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.start_preview()
+        if self.network_report is None and self._network_task is None:
+            self.test_network()
 
 
 class IncomingCallDialog(QDialog):

@@ -62,3 +62,38 @@ def peer_line(state: str, *, verified: bool, route: str | None = None, level: st
     if state == "closed":
         return translate("CallView", "Left the call")
     return translate("CallView", "Connecting…")
+
+
+POOR_LOSS = 0.10  # share of probes lost from which the network test warns
+POOR_RTT_MS = 300.0
+
+
+def network_text(report) -> str:
+    """The pre-join network test's line for a ``NetworkReport`` (None: still testing)."""
+    translate = QCoreApplication.translate
+    if report is None:
+        return translate("CallView", "Network: testing…")
+    figures = ""
+    if report.rtt_ms is not None and report.loss is not None:
+        figures = fill(translate("CallView", "%1 ms round trip to the relay · %2% lost"),
+                       f"{report.rtt_ms:.1f}" if report.rtt_ms < 10 else str(round(report.rtt_ms)),
+                       str(round(report.loss * 100)))
+    if report.verdict == "good":
+        text = fill(translate("CallView", "Network: good · %1"), figures)
+    elif report.verdict == "turn_only":
+        text = fill(translate("CallView", "Network: TURN only — media goes through the "
+                                          "hospital's relay · %1"), figures)
+    elif report.verdict == "direct_only":
+        text = translate("CallView", "Network: direct only — the hospital's TURN relay cannot "
+                                     "be reached, so calls work only between devices that can "
+                                     "reach each other directly.")
+    elif report.reason == "server_unreachable":
+        text = translate("CallView", "Network: blocked — the server cannot be reached.")
+    else:
+        text = translate("CallView", "Network: blocked — calls must go through the hospital's "
+                                     "TURN relay, and it cannot be reached.")
+    poor = report.verdict in ("good", "turn_only") and report.loss is not None and (
+        report.loss >= POOR_LOSS or (report.rtt_ms or 0.0) >= POOR_RTT_MS)
+    if poor:
+        text += " " + translate("CallView", "Expect a choppy picture and sound.")
+    return text

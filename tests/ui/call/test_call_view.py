@@ -95,7 +95,9 @@ def test_two_clinicians_call_mute_camera_share_lock_and_hang_up(
         assert dialog is not None and dialog.isVisible()
         qtbot.waitUntil(lambda: dialog.preview.frames >= 3, timeout=10_000)
         assert dialog.camera.count() >= 1 and dialog.microphone.count() >= 1
-        dialog.resize(520, 560)
+        qtbot.waitUntil(lambda: dialog.network_report is not None, timeout=10_000)
+        assert dialog.network_status.text().startswith("Network: direct only")  # no TURN here
+        dialog.resize(520, 660)
         save_screenshot(dialog, "call-prejoin.png")
         bob.controller.app_state.locked = True  # Bob's session is locked when it rings
         qtbot.mouseClick(dialog.join_button, Qt.MouseButton.LeftButton)
