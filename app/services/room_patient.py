@@ -20,12 +20,13 @@ Rules:
 * **Audit**: the device that sets, changes or clears the link records ``room.patient_link``
   once (``detail.op``: set / change / clear; ids only, never the name or MRN). Receivers
   and replays record nothing.
-* **Late joiners**: a member who joins after the link was set cannot read earlier events
-  (the room key rotates on membership changes). So when a device sees members join that
-  have not been sent the current link yet, *one* member re-sends it (a ``replay`` with the
-  original setter and time, so it never overrides a newer change): the setter if still
-  joined, else the first joined member by user id. Who has been sent it is kept with the
-  link, so this survives restarts.
+* **Late joiners and new devices**: a member who joins after the link was set cannot read
+  earlier events (the room key rotates on membership changes), nor can a member's new
+  device. So when a device sees, at a room change (membership, a message), devices it gives
+  room keys to that have not been sent the current link yet, *one* member re-sends it (a
+  ``replay`` with the original setter and time, so it never overrides a newer change): the
+  setter if still joined, else the first joined member by user id that held it. Which
+  devices have been sent it is kept with the link, so this survives restarts.
 * **Leaving**: when this device's user leaves or is removed, the link is forgotten here.
 """
 
@@ -141,6 +142,11 @@ class LinkChat(Protocol):
     user_id: str
     state: Any  # ChatState: get / put / delete / named / room_state / members
     transport: Any  # the session's Transport (the setters' roles are looked up)
+    device: Any  # this device (``device_id``)
+
+    def devices(self, user_id: str) -> list[Any]: ...
+
+    def may_receive_keys(self, record: Any) -> bool: ...
 
     async def send_room_event(self, room_id: str, event_type: str,
                               content: dict[str, Any]) -> str: ...
@@ -163,6 +169,7 @@ class RoomPatientService:
         self._held: list[tuple[Any, PatientLink, bool]] = []  # waiting for a setter's role
         self._lookups: dict[str, asyncio.Task[None]] = {}
         self._replays: set[asyncio.Task[None]] = set()
+        self._replaying: set[str] = set()  # rooms with a replay under way
         chat.room_event.connect(self._on_room_event)
         chat.rooms_changed.connect(self._on_rooms_changed)
 
@@ -222,7 +229,7 @@ class RoomPatientService:
         op = ("clear" if name is None else
               "change" if previous is not None and previous.linked else "set")
         await self.chat.send_room_event(room_id, PATIENT_LINK_EVENT, to_wire(link))
-        self._store(link, self.chat.state.members(room_id))
+        self._store(link, sorted(self._targets(room_id)))
         self._audit(room_id, "ok", op)
         self.changed.emit(room_id)
         return link
@@ -275,8 +282,7 @@ class RoomPatientService:
         before = self._stored(room_id)
         if before is not None and before[0].order >= link.order:
             return  # our own echo, a replay of what we hold, or an older setting
-        members = self.chat.state.members(room_id)
-        shared = set(members) if before is None else set(before[1]) | set(members)
+        shared = self._targets(room_id) | (set(before[1]) if before is not None else set())
         self._store(link, sorted(shared))
         self.changed.emit(room_id)
 
@@ -326,23 +332,42 @@ class RoomPatientService:
             link, shared_with = stored
             if not link.linked:
                 continue  # cleared: a newcomer holding nothing is already right
-            members = self.chat.state.members(room_id)
-            newcomers = set(members) - set(shared_with)
-            if not newcomers:
+            if room_id in self._replaying:
                 continue
-            settled = [u for u in members if u not in newcomers]
-            replayer = link.set_by if link.set_by in settled else min(settled, default=None)
+            members = self.chat.state.members(room_id)
+            targets = self._targets(room_id)
+            if not targets - set(shared_with):
+                continue
+            holders = {t.split("/", 1)[0] for t in shared_with} | {link.set_by}
+            replayer = link.set_by if link.set_by in members else min(
+                (u for u in members if u in holders), default=None)
             if replayer != self.chat.user_id:
                 continue
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (a synchronous caller): the next change replays
                 return
-            task = loop.create_task(self._replay(link, members))
+            self._replaying.add(room_id)
+            task = loop.create_task(self._replay(link, targets))
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
 
-    async def _replay(self, link: PatientLink, members: list[str]) -> None:
+    def _targets(self, room_id: str) -> set[str]:
+        """"user/device" of every device of the room's members (our other devices too) that
+        this device gives room keys to: whom a link sent now reaches."""
+        own = (self.chat.user_id, self.chat.device.device_id)
+        return {f"{user_id}/{record.device_id}"
+                for user_id in self.chat.state.members(room_id)
+                for record in self.chat.devices(user_id)
+                if (user_id, record.device_id) != own and self.chat.may_receive_keys(record)}
+
+    async def _replay(self, link: PatientLink, targets: set[str]) -> None:
+        try:
+            await self._send_replay(link, targets)
+        finally:
+            self._replaying.discard(link.room_id)
+
+    async def _send_replay(self, link: PatientLink, targets: set[str]) -> None:
         try:
             await self.chat.send_room_event(link.room_id, PATIENT_LINK_EVENT,
                                             to_wire(link, replay=True))
@@ -352,7 +377,7 @@ class RoomPatientService:
             return
         stored = self._stored(link.room_id)
         if stored is not None and stored[0].order == link.order:
-            self._store(link, stored[1] + members)
+            self._store(link, [*stored[1], *targets])
 
     async def settle(self) -> None:
         """Wait for the role look-ups and replays under way (tests, shutdown)."""

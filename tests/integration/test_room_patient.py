@@ -173,3 +173,40 @@ async def test_a_late_joiner_gets_the_current_link(open_server, tmp_path):
             service.close()
         for client in (alice, bob, dave):
             await client.close()
+
+
+async def test_a_members_new_device_gets_the_current_link(open_server, tmp_path):
+    alice = await new_client(open_server, tmp_path, "dr.alice.nd")
+    bob = await new_client(open_server, tmp_path, "dr.bob.nd")
+    pa, pb = _service(alice), _service(bob)
+    bob2 = pb2 = None
+    try:
+        room_id = await room_with(alice, bob)
+        await pa.set_link(room_id, NAME, MRN)
+        await _sync(bob, pb)
+        # Bob signs in on the ward workstation: a new device, which Alice's device accepts
+        # (under the trust-on-first-use policy a contact's new device waits for that).
+        bob2 = await new_client(open_server, tmp_path, "dr.bob.nd", creds=bob.creds)
+        pb2 = _service(bob2)
+        await bob2.chat.refresh_rooms()
+        await _sync(bob2, pb2)
+        assert pb2.link(room_id) is None
+        await alice.chat.refresh_device_lists([bob.user_id])
+        for record in alice.chat.devices(bob.user_id):
+            if not alice.chat.may_receive_keys(record):
+                alice.chat.accept_device(bob.user_id, record.device_id, record.ed25519)
+        # The next change in the room (here a message) lets Alice's device see the new
+        # device, and it re-sends the link to it.
+        await bob.chat.send_text(room_id, "on the ward PC now")
+        await _sync(alice, pa)
+        await _sync(bob2, pb2)
+        assert _shown(pb2, room_id) == (NAME, MRN)
+        assert pb2.link(room_id).set_by == alice.user_id
+        assert [op for op, *_ in await _link_rows(alice)] == ["set"]
+    finally:
+        for service in (pa, pb, pb2):
+            if service is not None:
+                service.close()
+        for client in (alice, bob, bob2):
+            if client is not None:
+                await client.close()
