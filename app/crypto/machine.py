@@ -233,6 +233,9 @@ class CryptoMachine:
             own = megolm.outbound_as_inbound(record, self._own_record(), self._key)
             self._store.save_inbound_group(own)
         assert record is not None
+        if not rotated and recipients <= record.shared_with:
+            # Every allowed device has the key already (the usual case): nothing to do.
+            return RoomKeyShare([], False, [], withheld, unknown)
         content = megolm.room_key_content(record, self._key)
         messages, missing, shared = [], [], set(record.shared_with)
         for recipient in sorted(recipients - record.shared_with):
