@@ -131,6 +131,9 @@ class Cache:
         self._wrote = False  # this session has bumped the generation already
         self._synchronous = "FULL"  # the connection's current setting
         self._undurable = False  # a commit since the last durable one did not wait for disk
+        # Transactions that ended without committing: a repository that keeps rows in memory
+        # drops them when this moves (what it read or wrote inside may not be on disk).
+        self.aborted = 0
         self.generation = 0
         self.full_check_ran = False
         # Whether the last session closed the cache (set at open): False after a crash or a
@@ -319,6 +322,7 @@ class Cache:
                 first_write = True
         except BaseException as exc:
             self._depth = 0
+            self.aborted += 1
             if first_write:
                 self._wrote = False
             with contextlib.suppress(sqlcipher3.Error):
@@ -333,6 +337,7 @@ class Cache:
             with db_errors():
                 self._conn.execute("COMMIT")
         except BaseException:
+            self.aborted += 1
             if first_write:
                 self._wrote = False
             raise

@@ -4,6 +4,11 @@ vodozemac pickles arrive already encrypted under the machine's pickle key (held 
 key store); the rest (device views, recipient sets, seen indices) is protected by the
 cache's own encryption. Every save is its own write transaction unless the caller holds
 one (``Cache.write`` nests), so a service can make a batch of machine steps atomic.
+
+Device views and outbound sessions are read several times per message sent (the recipient
+set is checked at every step): they are kept in memory, as written. This store is the only
+writer of those tables on its cache; a transaction that does not commit
+(:attr:`Cache.aborted` moves) empties the memory, since it may hold what was rolled back.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ def _device(row: tuple) -> DeviceRecord:
 class SqlCryptoStore:
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
+        self._aborted = cache.aborted
+        self._devices: dict[str, dict[str, DeviceRecord] | None] = {}
+        self._outbound: dict[str, OutboundGroupRecord | None] = {}
+
+    def _kept(self) -> None:
+        """Forget the memory if a transaction was rolled back since it was filled."""
+        if self._cache.aborted != self._aborted:
+            self._devices.clear()
+            self._outbound.clear()
+            self._aborted = self._cache.aborted
 
     def _one(self, sql: str, args: tuple = ()) -> tuple | None:
         with db_errors():
@@ -91,6 +106,14 @@ class SqlCryptoStore:
     # -- Megolm outbound ---------------------------------------------------------------------
 
     def outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
+        self._kept()
+        if room_id in self._outbound:
+            return self._outbound[room_id]
+        record = self._read_outbound(room_id)
+        self._outbound[room_id] = record
+        return record
+
+    def _read_outbound(self, room_id: str) -> OutboundGroupRecord | None:
         row = self._one(
             "SELECT room_id, session_id, pickle, created_ms, message_count, recipients, "
             "shared_with FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
@@ -108,16 +131,22 @@ class SqlCryptoStore:
                 (record.room_id, record.session_id, record.pickle, record.created_ms,
                  record.message_count, _recipients_json(record.recipients),
                  _recipients_json(record.shared_with)))
+        self._kept()
+        self._outbound[record.room_id] = record
 
     def drop_outbound_group(self, room_id: str) -> None:
         with self._cache.write() as conn:
             conn.execute("DELETE FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
+        self._kept()
+        self._outbound[room_id] = None
 
     def drop_outbound_groups(self) -> int:
         """Forget every room's outbound session (each room rotates at its next message);
         returns how many there were. Durable: it must be on disk before anything is sent."""
         with self._cache.write() as conn:
-            return conn.execute("DELETE FROM crypto_outbound_groups").rowcount
+            count = conn.execute("DELETE FROM crypto_outbound_groups").rowcount
+        self._outbound.clear()
+        return count
 
     # -- Megolm inbound ----------------------------------------------------------------------
 
@@ -166,6 +195,14 @@ class SqlCryptoStore:
     # -- device views ----------------------------------------------------------------------
 
     def user_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
+        self._kept()
+        if user_id in self._devices:
+            kept = self._devices[user_id]
+        else:
+            kept = self._devices[user_id] = self._read_devices(user_id)
+        return None if kept is None else dict(kept)  # the caller's to change
+
+    def _read_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
         if self._one("SELECT 1 FROM crypto_users WHERE user_id = ?", (user_id,)) is None:
             return None
         rows = self._all(_DEVICES + "WHERE user_id = ?",
@@ -180,6 +217,7 @@ class SqlCryptoStore:
                 _INSERT_DEVICE,
                 [(d.user_id, d.username, d.device_id, d.ed25519, d.curve25519, d.enroll_ts_ms,
                   d.signature, d.trust.value) for d in devices.values()])
+        self._devices.pop(user_id, None)  # read back from disk next time
 
     def device_by_curve(self, curve25519: str) -> DeviceRecord | None:
         row = self._one(_DEVICES + "WHERE curve25519 = ? LIMIT 1", (curve25519,))
@@ -198,6 +236,7 @@ class SqlCryptoStore:
                 "INSERT INTO crypto_users (user_id, device_list_version) VALUES (?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET device_list_version = excluded."
                 "device_list_version", (user_id, version))
+        self._devices.pop(user_id, None)  # a user row makes an unknown list an empty one
 
     def known_users(self) -> list[str]:
         return [r[0] for r in self._all("SELECT user_id FROM crypto_users ORDER BY user_id")]
