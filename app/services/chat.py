@@ -424,34 +424,48 @@ class ChatService(ChatFeatures):
             return False
         if self._closing or self.state.room_state(event.room_id) != "joined":
             return False
+        if not self._lock.locked() and not self._pushed:
+            # Nothing else holds the machine or waits with an earlier push: apply it now,
+            # in this step of the loop (the work has no await, so it is not interleaved).
+            self._apply_pushed_now(event)
+            return True
         task = asyncio.get_running_loop().create_task(self._apply_pushed(event))
         self._pushed.add(task)
         task.add_done_callback(self._pushed.discard)
         return True
 
     async def _apply_pushed(self, event: RoomEvent) -> None:
-        """Decrypt and store one pushed event, then announce it. Only a chat text whose key
-        is here takes this path; anything else (a missing key, a rejection, an edit, another
-        kind of event) is rolled back and left to the sync, which handles every case. The
-        sync token does not move: the next sync brings the event again, and it is dropped as
-        known (the message row and the Megolm index's event id are committed here first)."""
+        async with self._lock:
+            self._apply_pushed_now(event)
+
+    def _apply_pushed_now(self, event: RoomEvent) -> None:
+        """Decrypt and store one pushed event, then announce it (the caller holds ``_lock``
+        or knows it free). Only a chat text whose key is here takes this path; anything else
+        (a missing key, a rejection, an edit, another kind of event) is rolled back and left
+        to the sync, which handles every case. The sync token does not move: the next sync
+        brings the event again, and it is dropped as known (the message row and the Megolm
+        index's event id are committed here first)."""
         applied = _Applied()
         try:
-            async with self._lock:
-                if self._closing or self.messages_repo.get(event.event_id) is not None:
-                    return  # ours (the local echo) or synced meanwhile
-                try:
-                    with self.cache.write(durable=False):
-                        if not self._receive_pushed(event, applied):
-                            raise _LeaveToSync
-                except _LeaveToSync:
-                    self.wake()
-                    return
-                self._announce(applied)
-                for room_id, (_, event_id) in applied.delivered.items():
-                    self._pending_receipts[(room_id, "delivered")] = event_id
+            if self._closing or self.messages_repo.get(event.event_id) is not None:
+                return  # ours (the local echo) or synced meanwhile
+            try:
+                with self.cache.write(durable=False):
+                    if not self._receive_pushed(event, applied):
+                        raise _LeaveToSync
+            except _LeaveToSync:
+                self.wake()
+                return
+            self._announce(applied)
+            for room_id, (_, event_id) in applied.delivered.items():
+                self._pending_receipts[(room_id, "delivered")] = event_id
         except SafeConsultError as exc:  # a busy or closed cache: the sync tries again
             log.info("pushed event left to sync", extra={
+                "event": "chat_push_apply_failed", "reason_code": exc.__class__.__name__})
+            self.wake()
+            return
+        except Exception as exc:  # a bug (or a failing observer) must not end the push loop
+            log.error("pushed event crashed", extra={
                 "event": "chat_push_apply_failed", "reason_code": exc.__class__.__name__})
             self.wake()
             return
@@ -939,9 +953,6 @@ class ChatService(ChatFeatures):
         except BaseException:
             self._durable()
             raise
-        else:
-            if self.outbox.count():  # held back (e.g. behind an earlier failure)
-                self._durable()
 
     def _durable(self) -> None:
         try:
@@ -962,7 +973,7 @@ class ChatService(ChatFeatures):
                     assert item.body is not None
                     content = await self._encrypt(item.seq, item.room_id, item.body,
                                                   structured=item.structured)
-                await self._send_queued_to_device()  # room keys before the event they open
+                    await self._send_queued_to_device()  # room keys before the event
                 try:
                     result = await relay_api.post_event(self.transport, item.room_id,
                                                         item.event_id, ENCRYPTED_EVENT, content)
