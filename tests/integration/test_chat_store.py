@@ -126,6 +126,28 @@ def test_an_unseen_user_is_none_and_a_user_with_no_devices_is_empty(cache):
     assert store.device_list_version("x") == 4 and store.user_devices("x") == {}
 
 
+def test_what_a_rolled_back_transaction_wrote_is_not_read_back(cache):
+    """The store keeps device views and outbound sessions in memory as written; a write
+    inside a transaction that then rolls back must not be read back from that memory."""
+    store = SqlCryptoStore(cache)
+    device = DeviceRecord("x", "name", "D1", "E", "C", 1, "sig", TrustLevel.TOFU)
+    kept = OutboundGroupRecord("!r", "S1", "p1", 1, 0, frozenset(), frozenset())
+    store.save_user_devices("x", {"D1": device})
+    store.save_outbound_group(kept)
+    assert store.user_devices("x") == {"D1": device} and store.outbound_group("!r") == kept
+    with pytest.raises(RuntimeError), cache.write():
+        store.save_user_devices("x", {})
+        store.save_user_devices("y", {})
+        store.save_outbound_group(OutboundGroupRecord("!r", "S2", "p2", 2, 0, frozenset(),
+                                                      frozenset()))
+        store.drop_outbound_group("!r")
+        assert store.user_devices("x") == {} and store.outbound_group("!r") is None
+        raise RuntimeError("rolled back")
+    assert store.user_devices("x") == {"D1": device}
+    assert store.user_devices("y") is None
+    assert store.outbound_group("!r") == kept
+
+
 async def test_a_restarted_chat_keeps_sessions_and_replay_memory(open_server, tmp_path):
     alice = await new_client(open_server, tmp_path, "dr.alice.rs")
     bob = await new_client(open_server, tmp_path, "dr.bob.rs")
