@@ -404,6 +404,8 @@ class SessionService:
             return
         status = await auth_api.device_status(self.transport)
         self.offline_guard.note_contact()
+        if self.audit is not None:
+            self.audit.kick()  # the server answers: entries queued while offline go now
         if status.state is DeviceState.REVOKED or status.order is Order.WIPE:
             await self.wipe(reason="remote", acknowledge=status.order is Order.WIPE,
                             order_id=status.order_id)

@@ -48,10 +48,11 @@ from app.services.transfers import TransferEngine
 from server_stub import admin
 from server_stub.core.audit_devices import verify_devices
 from server_stub.crud.audit import verify_chain
-from tests.integration.test_chat import room_with
+from tests.integration.test_audit_queue import restart_on_same_port
+from tests.integration.test_chat import room_with, sign_in
 from tests.integration.test_recording import call_between
 from tests.integration.test_verification import flush_audit, pair, start_and_show
-from tests.support.clients import server_db
+from tests.support.clients import create_user, server_db
 from tests.support.dicom_gen import write_ct_series
 
 Row = tuple[str, str | None, str | None, str]  # action, object_type, object_id, outcome
@@ -243,3 +244,49 @@ async def _flush(session) -> None:
         await asyncio.sleep(0.1)
     raise AssertionError(f"audit entries not uploaded ({session.audit.last_error})")
 
+
+
+async def test_actions_done_offline_arrive_after_reconnect_without_gaps(open_server,
+                                                                         open_workstation,
+                                                                         tmp_path):
+    """Lock, unlock and an image export done while the server is down wait in the encrypted
+    cache; when the session reaches the server again (its status poll, also run on every
+    push reconnect) they follow at once, in order, each once, the chain unbroken."""
+    ws = open_workstation("dr.offline")
+    creds = create_user(open_server, "dr.offline")
+    await sign_in(ws, creds)
+    session = ws.session
+    device_id = session.device.device_id
+    imaging = ImagingService(audit=_session_link(ws, tmp_path).record_series_action)
+    [series] = (await imaging.open(write_ct_series(tmp_path / "ct", slices=2, rows=32,
+                                                   cols=32))).series
+    await _flush(session)
+    since = last_seq(open_server)
+
+    open_server.stop()
+    session.lock()
+    await session.unlock(creds.password)
+    await imaging.export_image(series.render(0), tmp_path / "offline.png", "PNG",
+                               imaging.watermark(ViewerIdentity("dr.offline", device_id),
+                                                 series), series.object_id)
+    await asyncio.sleep(1.0)  # the uploader fails and backs off meanwhile
+    assert session.audit.pending == 3 and session.audit.last_error
+
+    back = restart_on_same_port(open_server)
+    try:
+        await session.poll_status()
+        for _ in range(100):  # the poll also kicks the uploader: no waiting out its backoff
+            if not session.audit.pending:
+                break
+            await asyncio.sleep(0.05)
+        assert session.audit.pending == 0, session.audit.last_error
+        rows = [r for r in device_rows(open_server, device_id, since)
+                if r["action"].startswith("client.")]
+        assert [(r["action"], r["object_id"]) for r in rows] == [
+            ("client.session.lock", device_id), ("client.session.unlock", device_id),
+            ("client.image.export", series.object_id)]
+        assert all(r["actor_user_id"] == creds.user_id for r in rows)
+        assert_chain_without_gaps(open_server, device_id)  # the same database, restarted
+    finally:
+        await session.aclose()
+        back.stop()
