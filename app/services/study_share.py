@@ -4,10 +4,12 @@ Sending (:meth:`StudyShareService.share`): unless the study is de-identified alr
 files say ``PatientIdentityRemoved`` YES) it is de-identified first (PS3.15 Annex E, the
 same code as ``safeconsult deidentify``) into a private directory under the cache, removed
 after the upload -- or, only with the user's explicit confirmation, sent identified
-(audited). Rooms are not linked to a patient yet, so every room counts as "outside the
-patient's consult room" (docs/imaging.md, "Sharing a study"). Each file is uploaded with the
-transfer engine (own key, own signed descriptor); then one ``sc.study.share`` room event
-carries the :class:`StudyManifest`, signed by this device's Ed25519 key.
+(audited) -- unless the room is the patient's own consult room (linked to the patient whose
+MRN the files carry), where it may go as it is (docs/imaging.md, "Sharing a study"). Each
+file is uploaded with the transfer engine (own key, own signed descriptor); then one
+``sc.study.share`` room event carries the :class:`StudyManifest`, signed by this device's
+Ed25519 key. A received, verified study may be shared on (:meth:`reshare`): always as a
+de-identified copy made in memory, signed by the re-sharer's device.
 
 Receiving (:meth:`fetch`): the manifest must name the Megolm-authenticated sender device and
 verify against that device's key *from this device's device list* (never the server's word);
@@ -155,6 +157,16 @@ def _group(paths: Sequence[Path]) -> tuple[str, list[tuple[str, str, list[int]]]
     return study[:256], [(d[:256], m, i) for d, m, i in by_series.values()], removed
 
 
+def _one_patient(paths: Sequence[str | Path]) -> str | None:
+    """The files' Patient ID when they all carry the same non-empty one, else None."""
+    try:
+        ids = {str(read_dataset(Path(p), stop_before_pixels=True).get("PatientID", "")
+                   or "").strip() for p in paths}
+    except ImagingError:
+        return None
+    return ids.pop() if len(ids) == 1 and "" not in ids else None
+
+
 def is_deidentified(paths: Sequence[Path]) -> bool:
     """Whether every file says PatientIdentityRemoved YES (checked, not assumed)."""
     try:
@@ -179,8 +191,9 @@ class StudyShareService:
     def __init__(self, chat: Any, engine: TransferEngine, *, audit: Any | None,
                  work_dir: Path, own_ed25519: str = "",
                  clock_ms: Callable[[], int] | None = None,
-                 repo: SharedStudyRepository | None = None) -> None:
+                 repo: SharedStudyRepository | None = None, patients: Any | None = None) -> None:
         self.chat = chat
+        self.patients = patients  # RoomPatientService: rooms linked to a patient
         self.engine = engine
         self.audit = audit
         self.work_dir = Path(work_dir)
@@ -293,15 +306,35 @@ class StudyShareService:
 
     # -- sending -----------------------------------------------------------------------------
 
+    def patient_room(self, room_id: str, paths: Sequence[str | Path]) -> bool:
+        """Whether ``room_id`` is the consult room of the patient these files belong to: the
+        room is linked to a patient (app/services/room_patient.py) whose MRN is the files'
+        one Patient ID. Anything else -- no link, another patient, files of several
+        patients or none, unreadable files -- is *outside* the patient's consult room."""
+        mrn = self._linked_mrn(room_id)
+        return mrn is not None and _one_patient(paths) == mrn
+
+    def _linked_mrn(self, room_id: str) -> str | None:
+        """The MRN of the patient ``room_id`` is linked to (read on the cache's thread)."""
+        link = self.patients.link(room_id) if self.patients is not None else None
+        if link is None or link.mrn is None:
+            return None
+        return link.mrn.reveal().strip() or None
+
     async def share(self, room_id: str, paths: Sequence[str | Path], *,
                     deidentify: bool = True, confirm_identified: bool = False,
                     _reshare_of: str = "") -> ShareResult:
-        """Share the DICOM files ``paths`` (one study) into ``room_id``."""
+        """Share the DICOM files ``paths`` (one study) into ``room_id``. The check before a
+        study leaves its patient's consult room: unless the files are de-identified already
+        or ``room_id`` is that patient's room (:meth:`patient_room`), an identified share
+        needs ``confirm_identified``; by default a de-identified copy goes."""
         sources = [Path(p) for p in paths]
         if not sources:
             raise StudyShareError("nothing to share")
         already = await asyncio.to_thread(is_deidentified, sources)
-        if not already and not deidentify and not confirm_identified:
+        mrn = None if already or _reshare_of else self._linked_mrn(room_id)
+        inside = mrn is not None and await asyncio.to_thread(_one_patient, sources) == mrn
+        if not already and not deidentify and not confirm_identified and not inside:
             raise IdentifiedShareNotConfirmed("identified study, not confirmed")
         staging: Path | None = None
         warnings: list[str] = []
@@ -337,7 +370,8 @@ class StudyShareService:
         event_id = await self.chat.send_room_event(room_id, SHARE_EVENT, manifest.to_wire())
         detail: dict[str, Any] = {
             "kind": "study", "files": len(files), "deidentified": manifest.deidentified,
-            "identified_confirmed": bool(confirm_identified and not manifest.deidentified)}
+            "identified_confirmed": bool(confirm_identified and not manifest.deidentified),
+            "patient_room": bool(inside)}
         if _reshare_of:
             detail["reshared_from"] = _reshare_of  # a random study id, never a DICOM UID
         self._audit(SEND_ACTION, manifest.study_id, detail=detail)

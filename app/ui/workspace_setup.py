@@ -77,7 +77,8 @@ def configure_study_sharing(workspace: Any, chat: Any, service: Any, engine: Any
     images = workspace.views["images"]
     sharing = StudyShareService(
         chat, engine, audit=service.audit,
-        work_dir=service.cache.directory / "share", own_ed25519=service.device.identity.ed25519)
+        work_dir=service.cache.directory / "share", own_ed25519=service.device.identity.ed25519,
+        patients=getattr(workspace, "room_patients", None))
     images.configure_consult(chat=chat, sharing=sharing, device_id=service.device.device_id)
     images.destroyed.connect(lambda *_: sharing.close())
     workspace.study_sharing = sharing  # tests and diagnostics

@@ -323,3 +323,53 @@ async def test_a_received_verified_study_is_reshared_deidentified_signed_by_the_
         assert reasons == ["not_a_member", "not_a_member", "not_verified"]
     finally:
         await carol.client.close()
+
+
+async def test_a_wipe_leaves_no_shared_study_to_list_or_open(pair, open_server, tmp_path):
+    alice, bob, room_id = pair
+    await alice.share.share(room_id, _series(tmp_path))
+    shared = await _received(bob)
+    await bob.share.fetch(shared)
+    data = bob.client.ws.paths.data
+    bob.share.close()
+    await bob.client.chat.stop()
+    await bob.client.ws.session.wipe(reason="test", acknowledge=False)
+    # The cache (the kept list, the manifests and their file keys) and every encrypted file
+    # are gone; whatever name is left on disk holds nothing of the study.
+    left = [p for p in data.rglob("*") if p.is_file()]
+    assert not [p for p in left if p.suffix in (".scf", ".db") or "cache" in p.name]
+    needles = [shared.manifest.series[0].series_id.encode(), shared.study_id.encode(),
+               shared.manifest.files[0].descriptor["key"].encode(), b"DICM"]
+    assert raw_files_containing(data, needles) == {}
+
+
+async def test_the_patients_own_consult_room_takes_the_study_as_it_is(pair, open_server,
+                                                                       tmp_path):
+    """The check before a study leaves its patient's consult room: a room linked to the
+    patient whose MRN the files carry takes the identified study without a confirmation;
+    a room linked to another patient, or to none, is outside."""
+    from app.services.room_patient import RoomPatientService
+
+    alice, bob, room_id = pair
+    patients = RoomPatientService(alice.client.chat, role="physician",
+                                  audit=alice.client.ws.session.audit)
+    alice.share.patients = patients
+    other = await room_with(alice.client, bob.client)
+    try:
+        paths = _series(tmp_path)
+        await patients.set_link(room_id, "Synthetic Patient", "SYN-0001")
+        await patients.set_link(other, "Someone Else", "SYN-0002")
+        assert alice.share.patient_room(room_id, paths)
+        assert not alice.share.patient_room(other, paths)
+        with pytest.raises(IdentifiedShareNotConfirmed):
+            await alice.share.share(other, paths, deidentify=False)
+        unlinked = await room_with(alice.client, bob.client)
+        with pytest.raises(IdentifiedShareNotConfirmed):
+            await alice.share.share(unlinked, paths, deidentify=False)
+        result = await alice.share.share(room_id, paths, deidentify=False)
+        assert not result.shared.manifest.deidentified
+        entry = _has(await alice.audit(open_server), "file.send", "ok")
+        assert entry["detail"]["patient_room"] is True
+        assert entry["detail"]["identified_confirmed"] is False
+    finally:
+        patients.close()

@@ -403,8 +403,9 @@ class ViewerConsultMixin:
 
     def share_to_consult(self, room_id: str | None = None,
                          mode: str | None = None) -> object | None:
-        """Share the open study into a room. ``mode``: "deidentified" or "identified"
-        (asked when None, as is the room)."""
+        """Share the open study into a room. ``mode``: "deidentified", "identified"
+        (confirmed) or "as_is" (the patient's own room); when None it is decided by the
+        check (de-identified files, or the room linked to the files' patient) or asked."""
         from app.services.study_share import is_deidentified
 
         if self.sharing is None:
@@ -420,10 +421,15 @@ class ViewerConsultMixin:
             if room_id is None:
                 return None
         if mode is None:
-            mode = ("deidentified" if is_deidentified(paths) else self._ask_share_mode())
+            if is_deidentified(paths):
+                mode = "deidentified"
+            elif self.sharing.patient_room(room_id, paths):
+                mode = "as_is"  # the patient's own consult room
+            else:
+                mode = self._ask_share_mode()
             if mode is None:
                 return None
-        identified = mode == "identified"
+        identified = mode in ("identified", "as_is")
         self.progress.setRange(0, len(paths))
         self.progress.setValue(0)
         self.progress.setFormat(self.tr("Sharing %v / %m"))
@@ -438,7 +444,7 @@ class ViewerConsultMixin:
         async def run() -> object:
             try:
                 return await self.sharing.share(room_id, paths, deidentify=not identified,
-                                                confirm_identified=identified)
+                                                confirm_identified=mode == "identified")
             finally:
                 self.sharing.progress.disconnect(moved)
                 self.progress.hide()
@@ -522,9 +528,9 @@ class ViewerConsultMixin:
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle(self.tr("Share to consult"))
-        box.setText(self.tr("This study is not de-identified. Rooms are not linked to a "
-                            "patient, so a de-identified copy is shared unless you confirm "
-                            "that the identified study may go to this room."))
+        box.setText(self.tr("This study is not de-identified, and this room is not linked "
+                            "to its patient. A de-identified copy is shared unless you "
+                            "confirm that the identified study may go to this room."))
         deid = box.addButton(self.tr("Share de-identified copy"),
                              QMessageBox.ButtonRole.AcceptRole)
         ident = box.addButton(self.tr("Share identified (recorded in the audit trail)"),
@@ -541,8 +547,10 @@ class ViewerConsultMixin:
         """Download, verify and open a shared study (decrypted in memory). ``following``:
         opened because the presenter shows it; co-viewing goes on, and the presenter's
         newest view is applied once it is open."""
-        if not following:
-            self.stop_coview()
+        coview = self.coview
+        if not following and not (coview is not None and coview.active
+                                  and coview.room_id == shared.room_id):
+            self.stop_coview()  # viewing together goes on with another study of its room
         self._opening_study = shared.study_id
         total = len(shared.manifest.files)
         self.progress.setRange(0, total)

@@ -279,6 +279,19 @@ def test_a_follower_opens_the_study_first_and_both_panes_follow_at_other_sizes(
     # A goes back to one pane: so does B.
     a.view.set_side_by_side(False)
     qtbot.waitUntil(lambda: not b.view.panes[1].isVisible(), timeout=20_000)
+
+    # A opens another study of the room while presenting: B fetches, verifies and opens
+    # it too, and goes on following.
+    other = run(qtbot, a.sharing.share(room_id, second)).shared
+    qtbot.waitUntil(lambda: len(a.view.shared_panel.studies()) == 2, timeout=20_000)
+    wait(qtbot, a.view.open_shared_study(other))
+    assert a.view.coview is not None and a.view.coview.role == PRESENTER
+    qtbot.waitUntil(lambda: b.view.shared_open is not None
+                    and b.view.shared_open.shared.study_id == other.study_id
+                    and b.view.panes[0].canvas.displayed_array() is not None, timeout=30_000)
+    assert b.view.coview.role == FOLLOWER
+    assert np.array_equal(a.view.panes[0].canvas.displayed_array(),
+                          b.view.panes[0].canvas.displayed_array())
     a.view.stop_coview()
     b.view.stop_coview()
 
@@ -298,7 +311,8 @@ def test_a_received_study_is_shared_on_from_the_viewer_deidentified(qtbot, reade
     assert b.view.share_action.isEnabled()  # a verified study may be shared on
     other = run(qtbot, b.client.chat.create_room())
     wait(qtbot, b.view.share_to_consult(other, mode="deidentified"))
-    assert b.view.message.text() == "A de-identified copy of the study was shared in the room."
+    qtbot.waitUntil(lambda: b.view.message.text()  # the result callback runs after done
+                    == "A de-identified copy of the study was shared in the room.")
     (copy,) = b.sharing.studies(other)
     assert copy.manifest.deidentified and copy.sender == b.client.user_id
     opened = run(qtbot, b.sharing.fetch(copy))
@@ -308,3 +322,22 @@ def test_a_received_study_is_shared_on_from_the_viewer_deidentified(qtbot, reade
     b.view.shared_open.status = "unverified"
     b.view._enable_consult()
     assert not b.view.share_action.isEnabled()
+
+
+def test_sharing_into_the_patients_own_room_goes_as_it_is_without_asking(qtbot, readers,
+                                                                         tmp_path):
+    from app.services.room_patient import RoomPatientService
+
+    a, _b, room_id = readers
+    qtbot.addWidget(a.view)
+    patients = RoomPatientService(a.client.chat, role="physician")
+    a.sharing.patients = patients
+    try:
+        run(qtbot, patients.set_link(room_id, "Synthetic Patient", "SYN-0001"))
+        wait(qtbot, a.view.open_paths(write_ct_series(tmp_path / "ct", 2, rows=48, cols=48)))
+        wait(qtbot, a.view.share_to_consult(room_id))  # no dialog: the check decided
+        (shared,) = a.sharing.studies(room_id)
+        assert not shared.manifest.deidentified
+        qtbot.waitUntil(lambda: a.view.message.text() == "The study was shared in the room.")
+    finally:
+        patients.close()
