@@ -114,7 +114,9 @@ def test_access_review_filters_chain_alerts_sign_off_and_exports(
     assert _column(panel.bg_table, 4) == ["Flagged"]
     panel.bg_table.selectRow(0)
     assert panel.bg_status.text().startswith("Flagged by audrey")
+    assert panel.bg_note.toPlainText().startswith("Checked with the ward lead")  # no tag
     assert not panel.bg_approve.isEnabled()
+    save_screenshot(window, "access-review-signed-off.png")
     assert server_db(open_server).connection().execute(
         "SELECT count(*) FROM audit_log WHERE action = 'break_glass.review'").fetchone()[0] == 1
 
