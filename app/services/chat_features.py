@@ -173,7 +173,7 @@ class ChatFeatures:
                     self.state.delete_undecrypted_older_than(cutoff, room_id)
             if rooms:
                 self.messages_repo.forget_orphan_meta()
-            files = self._purge_files(retention_cutoff, {
+            files = self._purge_files(bool(rooms), retention_cutoff, {
                 room_id: now_ms - after_s * 1000 for room_id, *_ in self.state.rooms()
                 if (after_s := self.disappearing(room_id))})
         if files:
@@ -184,7 +184,7 @@ class ChatFeatures:
             self.purged.emit(rooms)
         return rooms
 
-    def _purge_files(self, retention_cutoff: int,
+    def _purge_files(self, messages_went: bool, retention_cutoff: int,
                      room_cutoffs: dict[str, int]) -> PurgedTransfers:
         """The files of the messages just purged: each file message's descriptor row, and
         the transfers of its blob (upload or download: the row with the file key and name,
@@ -192,7 +192,7 @@ class ChatFeatures:
         transfers idle for longer than the retention or the room's disappearing time too."""
         gone: set[str] = set()
         kept: set[str] = set()
-        for name, value in self.state.named(ATTACHMENT_PREFIX):
+        for name, value in self.state.named(ATTACHMENT_PREFIX) if messages_went else ():
             event_id = name[len(ATTACHMENT_PREFIX):]
             try:
                 blob_id = parse_descriptor(json.loads(value)["file"]).blob_id

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,6 +200,27 @@ class TransferRepository:
             rows = self._cache.conn.execute(
                 f"SELECT {', '.join(_FIELDS)} FROM transfers"  # noqa: S608
                 " ORDER BY created_ms, transfer_id").fetchall()
+        return [self._row(r) for r in rows]
+
+    def idle_or_of_blobs(self, idle_before_ms: int | None,
+                         blob_ids: Collection[str] = ()) -> list[TransferRecord]:
+        """Rows not updated since ``idle_before_ms``, and the rows of ``blob_ids`` (for the
+        retention sweep: it decides which of them go)."""
+        clauses, args = [], []
+        if idle_before_ms is not None:
+            clauses.append("updated_ms < ?")
+            args.append(idle_before_ms)
+        blobs = sorted(set(blob_ids))
+        if blobs:
+            clauses.append(f"blob_id IN ({', '.join('?' for _ in blobs)})")
+            args.extend(blobs)
+        if not clauses:
+            return []
+        with db_errors():
+            rows = self._cache.conn.execute(
+                f"SELECT {', '.join(_FIELDS)} FROM transfers"  # noqa: S608
+                f" WHERE {' OR '.join(clauses)} ORDER BY created_ms, transfer_id",
+                tuple(args)).fetchall()
         return [self._row(r) for r in rows]
 
     def delete(self, transfer_id: str) -> None:

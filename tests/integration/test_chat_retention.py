@@ -120,6 +120,29 @@ async def _paused_download(client, engine, event_id):
     return paused.transfer_id
 
 
+async def _paused_upload(engine, room_id, tmp_path) -> str:
+    """An upload stopped part-way (its message not sent yet)."""
+    path = tmp_path / "Jane Doe MRI series.zip"
+    path.write_bytes(os.urandom(900_000))
+    task = asyncio.ensure_future(engine.upload(room_id, path))
+    got_some = asyncio.Event()
+
+    def on_progress(p):
+        if p.direction == "upload" and p.phase == "uploading" and p.chunks_done >= 2:
+            got_some.set()
+
+    engine.progress.connect(on_progress)
+    try:
+        await asyncio.wait_for(got_some.wait(), 30)
+        await engine.stop()
+    finally:
+        engine.progress.disconnect(on_progress)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    (paused,) = engine._repo.unfinished()
+    return paused.transfer_id
+
+
 def _disk_files(client) -> set[str]:
     root = client.chat.cache.directory
     return {p.name for d in (FILES_DIR, STAGING_DIR) if (root / d).exists()
@@ -155,6 +178,7 @@ async def test_purge_removes_attachment_files_rows_and_partial_downloads(open_se
         assert (b_eng.files.sealed_path(gone_file).name in _disk_files(bob)
                 and f"{partial}.part" in _disk_files(bob))
         assert len(TransferRepository(alice.chat.cache).all()) == 3  # three uploads
+        unsent = await _paused_upload(a_eng, room_id, tmp_path)
 
         now = int(time.time() * 1000)
         for client in (alice, bob):  # not yet: nothing of the files moves
@@ -178,8 +202,11 @@ async def test_purge_removes_attachment_files_rows_and_partial_downloads(open_se
             assert client.chat.attachment(kept) is not None
             names = [n for n, _ in client.chat.state.named(ATTACHMENT_PREFIX)]
             assert names == [ATTACHMENT_PREFIX + kept]
-        # Alice: the upload rows (file key, name, descriptor) of the purged room went.
-        assert [r.room_id for r in TransferRepository(alice.chat.cache).all()] == [keep_room]
+        # Alice: the upload rows (file key, name, descriptor) of the purged room went; an
+        # upload still under way is not a message yet: it stays, and resumes.
+        rest = {r.transfer_id: r.room_id for r in TransferRepository(alice.chat.cache).all()}
+        assert sorted(rest.values()) == sorted([keep_room, room_id]) and unsent in rest
+        assert (await a_eng.resume(unsent)).descriptor.room_id == room_id
         # The purge does not resurrect anything: a second sweep finds nothing.
         assert bob.chat.purge_expired(later) == set()
 

@@ -6,7 +6,9 @@ finished download, the id of the decrypted copy in the :class:`EncryptedFileStor
 the message that carried the file leaves the cache -- by age (``Policy.retention_days``) or
 because its room's messages disappear -- the row goes, with its staging file (partial
 ciphertext) and its stored file (key first: crypto-erase). Rows that have not moved for
-longer than the cut-off go too, whatever carried them (a cancelled upload, a study's file).
+longer than the retention go too, whatever carried them (a cancelled upload, a study's
+file); in a room with disappearing messages, rows idle for longer than its time -- except
+an unfinished upload, whose message has not been sent yet (only the retention applies).
 
 A download still running when its row goes stops at its end: it finds its row gone, deletes
 what it stored and ends as cancelled (app/services/transfers/download.py).
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 from app.storage.cache import Cache
 from app.storage.files import EncryptedFileStore
-from app.storage.transfers import TransferRecord, TransferRepository
+from app.storage.transfers import UPLOAD, TransferRecord, TransferRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,8 @@ def _expired(record: TransferRecord, blob_ids: Collection[str], older_than_ms: i
         return True
     if older_than_ms is not None and record.updated_ms < older_than_ms:
         return True
+    if record.direction == UPLOAD and not record.final:
+        return False  # not sent yet: the room's disappearing time has not begun
     cutoff = room_cutoffs.get(record.room_id)
     return cutoff is not None and record.updated_ms < cutoff
 
@@ -55,8 +59,10 @@ def purge_transfers(cache: Cache, *, blob_ids: Collection[str] = (),
     store = files if files is not None else EncryptedFileStore(cache)
     cutoffs = room_cutoffs or {}
     removed = stored = 0
+    idle_before = max([c for c in (older_than_ms, *cutoffs.values()) if c is not None],
+                      default=None)
     with cache.write():
-        for record in repo.all():
+        for record in repo.idle_or_of_blobs(idle_before, blob_ids):
             if not _expired(record, blob_ids, older_than_ms, cutoffs):
                 continue
             if record.file_id is not None:
