@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from server_stub import __version__
+from server_stub.api.direct_push import KeepServerSend
 from server_stub.api.errors import install_error_handlers
 from server_stub.api.limits import BodyLimitMiddleware
 from server_stub.api.routes import (
@@ -40,6 +41,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_chunk_bytes=settings.max_chunk_bytes)
+    app.add_middleware(KeepServerSend)  # the push socket's direct writes (api/direct_push.py)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(devices.router)

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server_stub.core.db import Database
-from server_stub.core.pubsub import CLOSE, Hub
+from server_stub.core.pubsub import (
+    CLOSE,
+    MAX_FRAME_CHARS,
+    MAX_FRAME_OBJECTS,
+    Hub,
+    frames_of,
+)
 from server_stub.core.schema import MIGRATIONS
 from server_stub.crud import events, rooms
 
@@ -63,8 +69,9 @@ async def test_batches_from_threads_arrive_in_order():
 
     await asyncio.to_thread(publish)
     await asyncio.sleep(0.05)
-    got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
-    assert got == [f"{k}-{j}" for k in range(5) for j in range(3)]
+    frames = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    # A batch's pushes to one socket leave as one frame (newline-separated objects).
+    assert frames == ["\n".join(f"{k}-{j}" for j in range(3)) for k in range(5)]
 
 
 async def test_publish_on_the_loop_stays_behind_earlier_thread_handovers():
@@ -78,6 +85,68 @@ async def test_publish_on_the_loop_stays_behind_earlier_thread_handovers():
     hub.publish_batch([(["alice"], "pos-6")])
     await asyncio.sleep(0.01)
     assert [sub.queue.get_nowait() for _ in range(sub.queue.qsize())] == ["pos-5", "pos-6"]
+
+
+async def test_a_push_is_written_at_once_only_when_nothing_waits_for_the_socket():
+    hub = Hub()
+    sub = hub.subscribe("alice", "a1")
+    wire: list[str] = []
+    writable = {"now": True}
+
+    def writer(text: str) -> bool:
+        if not writable["now"]:
+            return False  # TCP back-pressure
+        wire.append(text)
+        return True
+
+    hub.send_to_device("a1", "m0")  # no writer yet (opening frames not out): queued
+    assert wire == [] and sub.queue.get_nowait() == "m0"
+    sub.writer = writer
+    hub.send_to_device("a1", "m1")
+    assert wire == ["m1"] and sub.queue.empty()
+    writable["now"] = False
+    hub.send_to_device("a1", "m2")
+    writable["now"] = True
+    hub.send_to_device("a1", "m3")  # m2 still waits: m3 goes behind it, not past it
+    assert wire == ["m1"]
+    assert [sub.queue.get_nowait() for _ in range(2)] == ["m2", "m3"]
+    sub.busy = True  # the socket's task holds frames it has not finished writing
+    hub.send_to_device("a1", "m4")
+    assert wire == ["m1"] and sub.queue.get_nowait() == "m4"
+    sub.busy = False
+
+    def closing(text: str) -> bool:
+        raise RuntimeError("connection closing")
+
+    sub.writer = closing
+    hub.send_to_device("a1", "m5")  # queued: the socket's task meets the error
+    assert sub.queue.get_nowait() == "m5"
+    assert (hub.stats.delivered, hub.stats.written_direct) == (6, 1)
+
+
+async def test_a_burst_leaves_as_one_frame_per_socket_in_order():
+    hub = Hub()
+    a1, b1 = hub.subscribe("alice", "a1"), hub.subscribe("bob", "b1")
+    wire: list[str] = []
+    a1.writer = lambda text: wire.append(text) is None
+    hub.publish_batch([(["alice", "bob"], "e1"), (["alice"], "e2"), (["bob", "alice"], "e3")])
+    await asyncio.sleep(0.01)
+    assert wire == ["e1\ne2\ne3"]
+    assert b1.queue.get_nowait() == "e1\ne3" and b1.queue.empty()
+
+
+def test_frames_stay_within_their_bounds():
+    small = [f'{{"n":{i}}}' for i in range(2 * MAX_FRAME_OBJECTS + 1)]
+    frames = list(frames_of(small))
+    assert [f.count("\n") + 1 for f in frames] == [MAX_FRAME_OBJECTS, MAX_FRAME_OBJECTS, 1]
+    assert "\n".join(frames).split("\n") == small
+    big = ["x" * (MAX_FRAME_CHARS // 3)] * 7
+    frames = list(frames_of(big))
+    assert all(len(f) <= MAX_FRAME_CHARS for f in frames) and len(frames) == 4
+    assert "\n".join(frames).split("\n") == big
+    huge = ["y" * (MAX_FRAME_CHARS + 1)]  # one object over the bound goes alone
+    assert list(frames_of(huge)) == huge
+    assert list(frames_of([])) == []
 
 
 steps = st.lists(

@@ -206,6 +206,38 @@ async def test_backlog_is_batched_in_order(open_server, people):
         await ws.close()
 
 
+async def test_pushes_are_written_straight_to_the_sockets(open_server, people):
+    """The shipped server (uvicorn's sans-I/O WebSocket protocol) gets the hub's direct
+    writer: a push to an idle socket costs no task switch. If a uvicorn upgrade took it
+    away, pushes would still arrive (queued), and this test would say so."""
+    from server_stub.api.routes.relay_support import hub_of
+
+    alice, bob, carol = await people("alice", "bob", "carol")
+    room_id = await make_room(alice, bob, carol)
+    sockets = [await connect_ws(open_server, dev) for dev in (alice, bob, carol)]
+    hub = hub_of(open_server.app)
+    try:
+        for ws in sockets:
+            await next_push(ws, "hello")
+        before = hub.stats.written_direct
+        frame = {"type": "send", "room_id": room_id, "event_id": "evt-direct-0001",
+                 "event_type": "m.room.encrypted", "content": relay_support.encrypted(1)}
+        await sockets[0].send(json.dumps(frame))
+        pushed = [(await next_push(ws, "event"))["event"] for ws in sockets]
+        sent = await next_push(sockets[0], "sent")  # behind the sender's own push
+        assert [e["pos"] for e in pushed] == [sent["pos"]] * 3
+        # Three pushes and the sender's reply, all written at once. (The server's thread
+        # counts each write just after making it: give it a moment.)
+        for _ in range(100):
+            if hub.stats.written_direct - before >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert hub.stats.written_direct - before == 4
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
 async def test_storage_failure_is_answered_and_the_socket_goes_on(open_server, people,
                                                                    monkeypatch):
     from server_stub.api.routes import ws as ws_route

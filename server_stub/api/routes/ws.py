@@ -20,11 +20,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from server_stub.api.deps import AuthContext, authenticate_websocket, reject_websocket
+from server_stub.api.direct_push import direct_writer
 from server_stub.api.errors import ApiError
 from server_stub.api.routes.events import WouldWait, store_events
 from server_stub.api.routes.relay_support import hub_of, loop_connection
 from server_stub.api.routes.relay_tasks import order_push, relay_lifespan
-from server_stub.core.pubsub import CLOSE, Hub, Subscriber
+from server_stub.core.pubsub import (
+    CLOSE,
+    MAX_FRAME_CHARS,
+    MAX_FRAME_OBJECTS,
+    Hub,
+    Subscriber,
+    frames_of,
+)
 from server_stub.crud import devices as devices_crud
 from server_stub.crud import events
 from server_stub.crud import users as users_crud
@@ -35,7 +43,7 @@ log = logging.getLogger("server_stub.relay")
 
 PING_FRAME_MAX = 4096
 PONG = json.dumps({"type": "pong"})
-MAX_BATCH = 64  # pushes joined into one frame when a socket has fallen behind
+MAX_BATCH = 64  # send frames stored in one transaction
 
 
 def _hello(db, user_id: str, device_id: str) -> list[str]:
@@ -106,8 +114,8 @@ async def _store_sends(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: Au
 
 
 def _answer(hub: Hub, sub: Subscriber, replies: list[str]) -> None:
-    for reply in replies:
-        hub.send_to_device_sub(sub, reply)
+    for frame in frames_of(replies):  # a burst's replies in one frame
+        hub.send_to_device_sub(sub, frame)
 
 
 async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: AuthContext,
@@ -136,19 +144,25 @@ async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: AuthConte
         hub.close_sub(sub, 1000, "")
 
 
-def _drain(sub: Subscriber, first: str) -> tuple[str, bool]:
-    """``first`` plus whatever else is queued, as one newline-separated frame; and whether
-    a close is pending behind them."""
+def _drain(sub: Subscriber, first: str) -> tuple[str, bool, str | None]:
+    """``first`` plus whatever else is queued, as one newline-separated frame within the
+    frame bounds; whether a close is pending behind them; and the item taken that did not
+    fit (to be sent next, before anything else)."""
     parts = [first]
-    while len(parts) < MAX_BATCH:
+    objects, size = first.count("\n") + 1, len(first)
+    while objects < MAX_FRAME_OBJECTS:
         try:
             item = sub.queue.get_nowait()
         except asyncio.QueueEmpty:
             break
         if item is CLOSE:
-            return "\n".join(parts), True
+            return "\n".join(parts), True, None
+        more = item.count("\n") + 1
+        if objects + more > MAX_FRAME_OBJECTS or size + len(item) > MAX_FRAME_CHARS:
+            return "\n".join(parts), False, item
         parts.append(item)
-    return "\n".join(parts), False
+        objects, size = objects + more, size + len(item) + 1
+    return "\n".join(parts), False, None
 
 
 @router.websocket("/v1/ws")
@@ -169,14 +183,20 @@ async def push_socket(websocket: WebSocket) -> None:
     try:
         for frame in await run_in_threadpool(_hello, db, auth.user_id, auth.device_id):
             await websocket.send_text(frame)
+        # From now on the hub writes a push at once when nothing waits for this socket;
+        # this task sends only what had to queue (see core/pubsub.py).
+        sub.writer = direct_writer(websocket.scope)
+        carry = None
         while True:
-            item = await sub.queue.get()
+            item = carry if carry is not None else await sub.queue.get()
+            sub.busy, carry = True, None
             closing = item is CLOSE
             if not closing:
                 # One frame for everything queued: under load, one TLS record and one
                 # syscall carry many pushes.
-                text, closing = _drain(sub, item)
+                text, closing, carry = _drain(sub, item)
                 await websocket.send_text(text)
+            sub.busy = carry is not None
             if closing:
                 if sub.close_reason:  # not a client-initiated close
                     await websocket.close(sub.close_code, sub.close_reason)
