@@ -50,7 +50,12 @@ from app.crypto.store import TrustLevel
 from app.imaging.deidentify import Deidentifier, DeidOptions, deidentify_bytes, deidentify_paths
 from app.imaging.errors import ImagingError
 from app.imaging.load import read_dataset
-from app.services.transfers import TransferEngine, TransferError
+from app.services.transfers import (
+    TransferEngine,
+    TransferError,
+    download_id,
+    parse_descriptor,
+)
 from app.storage.shared_studies import SharedStudyRepository
 
 log = logging.getLogger(__name__)
@@ -292,9 +297,13 @@ class StudyShareService:
         return gone
 
     def _forget(self, study_id: str) -> None:
-        self._studies.pop(study_id, None)
+        shared = self._studies.pop(study_id, None)
         self._received.pop(study_id, None)
         self._status.pop(study_id, None)
+        for entry in shared.manifest.files if shared is not None else ():
+            # The download's row holds the descriptor (and its key): it goes too.
+            with contextlib.suppress(SafeConsultError, ValueError):
+                self.engine.forget(download_id(parse_descriptor(entry.descriptor)))
         if self._repo is None:
             return
         with contextlib.suppress(SafeConsultError):

@@ -21,7 +21,7 @@ from app.services.study_share import (
     StudyShareService,
     StudyTampered,
 )
-from app.services.transfers import TransferEngine
+from app.services.transfers import TransferEngine, download_id, parse_descriptor
 from tests.integration.test_audit_queue import client_rows
 from tests.integration.test_chat import new_client, raw_files_containing, room_with
 from tests.support.clients import server_db
@@ -211,6 +211,8 @@ async def test_retention_removes_shared_studies_and_their_files(pair, tmp_path):
     opened = await bob.share.fetch(shared)
     files = bob.share.engine.files
     assert set(opened.file_ids) <= set(files.ids())
+    transfer_ids = [download_id(parse_descriptor(f.descriptor)) for f in shared.manifest.files]
+    assert all(bob.share.engine.result(t) is not None for t in transfer_ids)
     removed = []
     bob.share.removed.connect(removed.append)
     now = bob.share._received[shared.study_id]
@@ -220,6 +222,8 @@ async def test_retention_removes_shared_studies_and_their_files(pair, tmp_path):
     assert bob.share.purge_expired(now + retention + 1) == [shared.study_id]
     assert removed == [[shared.study_id]] and bob.share.studies() == []
     assert not set(opened.file_ids) & set(files.ids())
+    # The downloads' rows (descriptor and key) went too.
+    assert [bob.share.engine.result(t) for t in transfer_ids] == [None] * len(transfer_ids)
     # ... and it stays gone after a restart.
     bob = await _restart(bob)
     assert bob.share.studies() == []

@@ -398,6 +398,11 @@ class ViewerConsultMixin:
     def _study_shared(self, shared: SharedStudy) -> None:
         self.shared_panel.add(shared)
         self._enable_consult()
+        service, binding = self.coview, self.coview_binding
+        if (service is not None and binding is not None and service.role == FOLLOWER
+                and service.last_remote is not None
+                and service.last_remote.state.study == shared.study_id):
+            binding._remote(service.last_remote)  # the presenter showed it before it came
 
     # -- sharing -----------------------------------------------------------------------------
 
