@@ -41,6 +41,7 @@ DISAPPEAR = "disappear:"  # chat_state row per room: "<after_s>:<origin_ms of th
 ATTACHMENT_PREFIX = "attachment:"  # chat_state row per file message (ChatService.ATTACHMENT_KEY)
 _ACK = "ack:"  # pending receipt kind + event id: our acknowledgement of an urgent message
 _STATUS = "status"  # pending receipt kind (room ""): our status for every room's members
+_PENDING = "receipts_pending"  # chat_state row: the user's receipts waiting to be sent (JSON)
 _READ_SENT = "read_receipt_sent:"  # chat_state row per room: the last read receipt's target
 _now_ms = now_ms
 
@@ -61,6 +62,7 @@ class ChatFeatures:
     _closing: bool
     _pending_receipts: dict[tuple[str, str], str]
     _receipts_sent_at: float
+    _pending_restored = False  # the waiting receipts kept in the cache were read back
 
     def mark_read(self, room_id: str) -> None:
         """The user read the room: unread count to zero, and a read receipt for the newest
@@ -72,6 +74,7 @@ class ChatFeatures:
             up_to = latest[-1].event_id
             if self.state.get(_READ_SENT + room_id) != up_to:
                 self._pending_receipts[(room_id, "read")] = up_to
+                self._keep_pending()
                 self.wake()
         self.rooms_changed.emit()
 
@@ -83,7 +86,13 @@ class ChatFeatures:
         set up (claiming one-time keys): while offline they stay waiting and go with the
         next successful sync, so a device we had no session with still gets them -- the
         relay stores them until that device syncs. Once encrypted they are in the
-        to-device outbox (in the cache) and sent exactly once."""
+        to-device outbox (in the cache) and sent exactly once. Those written by the user
+        (read receipts, acknowledgements, status) are kept in the cache while they wait, so
+        a restart meanwhile does not lose them."""
+        if not self._pending_restored:
+            self._pending_restored = True
+            for room_id, kind, value in json.loads(self.state.get(_PENDING) or "[]"):
+                self._pending_receipts.setdefault((room_id, kind), value)
         if not self._pending_receipts:
             return
         self._receipts_sent_at = time.monotonic()
@@ -96,11 +105,23 @@ class ChatFeatures:
             if not await self._ensure_sessions(users):
                 for key, value in pending.items():  # a newer one queued meanwhile wins
                     self._pending_receipts.setdefault(key, value)
+                self._keep_pending()
                 return
             with self.cache.write():
                 for (room_id, kind), value in pending.items():
                     self._queue_pending(room_id, kind, value)
+                self._keep_pending()  # what is left: those added while keys were claimed
             await self._send_queued_to_device()
+
+    def _keep_pending(self) -> None:
+        """The waiting receipts written by the user, in the cache (delivered receipts are
+        not: the next message brings a newer one)."""
+        kept = [[room_id, kind, value] for (room_id, kind), value in
+                sorted(self._pending_receipts.items()) if kind != "delivered"]
+        if kept:
+            self.state.put(_PENDING, json.dumps(kept))
+        elif self.state.get(_PENDING) is not None:
+            self.state.delete(_PENDING)
 
     def _queue_pending(self, room_id: str, kind: str, value: str) -> None:
         if kind == _STATUS:
@@ -247,6 +268,7 @@ class ChatFeatures:
                 self.messages_repo.acknowledge(event_id, self.user_id, _now_ms())
         if message.sender != self.user_id:
             self._pending_receipts[(room_id, _ACK + event_id)] = message.sender
+            self._keep_pending()
         try:
             await self._send_now()
         finally:
@@ -295,6 +317,7 @@ class ChatFeatures:
         if status not in chat_content.PRESENCE:
             raise SafeConsultError("unknown status", user_message="Unknown status.")
         self._pending_receipts[("", _STATUS)] = status
+        self._keep_pending()
         try:
             await self._send_now()
         finally:  # ours from now on, sent or waiting to be

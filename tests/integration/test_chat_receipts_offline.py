@@ -1,7 +1,8 @@
 """Receipts and status written while offline still reach a device we had no Olm session
-with: they wait (not encrypted to the devices that happened to have a session) until the
-relay is back, then one-time keys are claimed and the relay stores them for that device
-until it syncs. Real clients, the real relay stopped and restarted."""
+with: they wait (not encrypted to the devices that happened to have a session; kept in the
+cache across a restart) until the relay is back, then one-time keys are claimed and the
+relay stores them for that device until it syncs. Real clients, the real relay stopped and
+restarted."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 
 from app.core.errors import ConnectionFailed
 from app.crypto.store import TrustLevel
+from app.services.chat import ChatService
 from tests.integration.test_chat import new_client, room_with
 from tests.integration.test_chat_resilience import restart
 
@@ -56,10 +58,15 @@ async def test_read_receipt_and_status_sent_offline_reach_a_device_without_a_ses
         assert bob.chat.outbox.to_device() == []
         assert bob.chat._pending_receipts
 
+        # Bob's chat restarts before the relay is back: what waited is in the cache.
+        await bob.chat.stop()
+        bob.chat = ChatService(bob.ws.session, receipt_interval_s=3600)
+        assert not bob.chat._pending_receipts
         restarted = restart(open_server)
-        await bob.chat.send_receipts()
+        await bob.chat.start(background=False)  # catches up, then sends what waited
         await bob.chat.flush()
         assert not bob.chat._pending_receipts and bob.chat.outbox.to_device() == []
+        assert bob.chat.state.get("receipts_pending") is None
 
         # Alice's second device -- no Olm session with Bob before -- gets both.
         await alice2.chat.sync_once()
