@@ -787,6 +787,14 @@
 <context>
     <name>SafeConsultError</name>
     <message>
+        <source>Enter the patient's name and an MRN of letters, digits, spaces or . / _ -</source>
+        <translation>请输入患者姓名，以及由字母、数字、空格或 . / _ - 组成的病历号</translation>
+    </message>
+    <message>
+        <source>Only physicians and consultants in this room can link it to a patient.</source>
+        <translation>只有此会诊室中的医生和会诊医生可以将其关联到患者。</translation>
+    </message>
+    <message>
         <source>The study could not be shared.</source>
         <translation>无法共享该检查。</translation>
     </message>
