@@ -30,7 +30,7 @@ from app.ui.pyside_guard import protect_none
 from app.ui.views.images import ImagesView
 from tests.bench.timing import fmt_ms, latency_ms
 from tests.support.dicom_gen import write_ct_series
-from tests.ui.conftest import qloop  # noqa: F401 -- the qasync loop fixture of the GUI tests
+from tests.ui.conftest import _shared_qloop, qloop  # noqa: F401 -- the GUI tests' qasync loop
 
 pytestmark = pytest.mark.bench
 protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (pyside_guard.py)
