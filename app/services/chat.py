@@ -245,6 +245,7 @@ class ChatService(ChatFeatures):
                          extra={"event": "chat_room_key_rotated", "count": dropped})
         self.online: bool | None = None
         self._lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()  # one sync at a time; its fetch leaves _lock free
         self._wake = asyncio.Event()
         self._push_retry = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -1053,23 +1054,27 @@ class ChatService(ChatFeatures):
     async def sync_once(self) -> int:
         """Fetch and apply everything new; returns how many messages were shown."""
         shown = 0
-        async with self._lock:
+        async with self._sync_lock:
             while True:
+                # The fetch does not hold the machine: a pushed message or a send meanwhile
+                # does not wait for this round trip. Only this task moves the token.
                 batch = await relay_api.sync(self.transport, self.state.get(SYNC_TOKEN),
                                              limit=self.sync_limit)
-                await self._learn_senders(batch)
-                # Only Olm state must be on disk before the token acknowledges its to-device
-                # messages (the relay then deletes them). Room events alone may be lost by a
-                # power cut with the token that follows them: the relay sends them again.
-                with self.cache.write(durable=bool(batch.to_device)):
-                    self.outbox.settle()  # rides on a commit that happens anyway
-                    applied = self._apply(batch)
-                    self.state.put(SYNC_TOKEN, batch.next_token)
-                shown += len(applied.shown)
-                self._announce(applied)
-                await self._after(applied)
-                for room_id, (_, event_id) in applied.delivered.items():
-                    self._pending_receipts[(room_id, "delivered")] = event_id
+                async with self._lock:
+                    await self._learn_senders(batch)
+                    # Only Olm state must be on disk before the token acknowledges its
+                    # to-device messages (the relay then deletes them). Room events alone
+                    # may be lost by a power cut with the token that follows them: the
+                    # relay sends them again.
+                    with self.cache.write(durable=bool(batch.to_device)):
+                        self.outbox.settle()  # rides on a commit that happens anyway
+                        applied = self._apply(batch)
+                        self.state.put(SYNC_TOKEN, batch.next_token)
+                    shown += len(applied.shown)
+                    self._announce(applied)
+                    await self._after(applied)
+                    for room_id, (_, event_id) in applied.delivered.items():
+                        self._pending_receipts[(room_id, "delivered")] = event_id
                 if not batch.limited:
                     break
         if time.monotonic() - self._receipts_sent_at >= self.receipt_interval_s:
@@ -1115,7 +1120,11 @@ class ChatService(ChatFeatures):
                 if event.type == MEMBER_EVENT:
                     self._apply_membership(event, applied)
                 elif event.type == ENCRYPTED_EVENT:
-                    self._decrypt(event, applied)
+                    if self.messages_repo.get(event.event_id) is None:
+                        self._decrypt(event, applied)
+                    # else: a message stored already (shown from its push, or our own):
+                    # decrypting it again would find the same event id at its index, and
+                    # change nothing
                 elif event.type == UNREADABLE_EVENT:
                     self._reject(event, MalformedPayload("unreadable timeline entry"), applied)
             except (ProtocolError, ValueError, TypeError, KeyError) as exc:

@@ -10,9 +10,11 @@ TLS (the two clients share the benchmark's process and event loop).
 E2EE path: alice's ``ChatService.send_text`` (outbox row + local echo + Megolm ciphertext in
 one SQLCipher commit, POST) -> relay -> push -> bob's ``ChatService`` takes the pushed event
 (Megolm decrypt, replay memory, message + unread in one SQLCipher commit) -> bob's
-``message`` signal. Reference: the same relay, TLS, POST and push, and bob's same kind of
-SQLCipher commit (dedup by event id, message insert, not waiting for the disk) of a plaintext
-event: no outbox, no encryption, no crypto store.
+``message`` signal; a second after a shown push, bob syncs (the token catches up) and sends
+alice a delivery receipt (Olm, to-device). Reference: the same relay, TLS, POST and push,
+bob's same kind of SQLCipher commit (dedup by event id, message insert, not waiting for the
+disk) of a plaintext event, and the same periodic sync and to-device receipt, in plaintext: no
+outbox, no encryption, no crypto store.
 
 Messages alternate between the two paths (e2ee, plain, plain, e2ee, ...), so both see the
 same load on a shared machine; each is sent when the previous one was displayed.
@@ -163,8 +165,29 @@ async def plain_path(server, tmp_path):
         with cache.write():
             pass  # the session's first write (durable, as in the chat's cache) is behind us
         shown = Shown()
+        token = (await relay_api.sync(bob.transport, None)).next_token
+        later: list[asyncio.Task] = []  # every catch-up started (the last one may be due)
+        due = False
+
+        async def catch_up(event_id: str) -> None:
+            # As the chat service a second after a shown push: sync (drop what is known),
+            # then a delivery receipt to the sender's device (here in plaintext).
+            nonlocal token, due
+            await asyncio.sleep(1.0)
+            due = False
+            batch = await relay_api.sync(bob.transport, token)
+            new = [e for e in batch.events
+                   if e.type == "sc.plain" and repo.get(e.event_id) is None]
+            with cache.write(durable=False):
+                repo.insert_many([CachedMessage(e.room_id, e.event_id, e.sender, e.origin_ms,
+                                                Phi(e.content["body"])) for e in new])
+                token = batch.next_token
+            await relay_api.send_to_device(
+                bob.transport, f"rcpt_{event_id}", "sc.receipt",
+                [(alice.user_id, alice.device_id, {"room_id": room_id, "up_to": event_id})])
 
         async def receive() -> None:
+            nonlocal due
             # As the chat service's receiving path: the pushed event itself is parsed,
             # checked (dedup by event id) and stored in one commit that does not wait for
             # the disk, then shown.
@@ -178,6 +201,9 @@ async def plain_path(server, tmp_path):
                     repo.insert(CachedMessage(e.room_id, e.event_id, e.sender, e.origin_ms,
                                               Phi(e.content["body"])))
                 shown.mark(e.event_id)
+                if not due:
+                    due = True
+                    later.append(asyncio.create_task(catch_up(e.event_id)))
 
         receiver = asyncio.create_task(receive())
         await asyncio.sleep(0.5)  # push socket up
@@ -192,10 +218,11 @@ async def plain_path(server, tmp_path):
 
         yield one
     finally:
-        if receiver is not None:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
+        for task in [receiver, *later]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         cache.close()
         await alice.aclose()
         await bob.aclose()
