@@ -70,6 +70,14 @@ class MalformedLink(ValueError):
 class LinkNotAllowed(SafeConsultError):
     """This user may not set the room's patient link."""
 
+    user_message = "Only physicians and consultants in this room can link it to a patient."
+
+
+class InvalidPatient(SafeConsultError):
+    """The name or MRN given is not one the members' devices would accept."""
+
+    user_message = "Enter the patient's name and an MRN of letters, digits, spaces or . / _ -"
+
 
 @dataclass(frozen=True, slots=True)
 class PatientLink:
@@ -209,7 +217,10 @@ class RoomPatientService:
 
     async def set_link(self, room_id: str, name: str, mrn: str) -> PatientLink:
         """Link the room to a patient (or change the link), for every member."""
-        clean_name, clean_mrn = check_patient(name, mrn)
+        try:
+            clean_name, clean_mrn = check_patient(name, mrn)
+        except MalformedLink as exc:
+            raise InvalidPatient(str(exc)) from None
         return await self._send(room_id, Phi(clean_name), Phi(clean_mrn))
 
     async def clear_link(self, room_id: str) -> PatientLink:
@@ -219,8 +230,7 @@ class RoomPatientService:
                     mrn: Phi[str] | None) -> PatientLink:
         if not self.may_edit(room_id):
             self._audit(room_id, "refused", "set" if name is not None else "clear")
-            raise LinkNotAllowed("role may not link patients", user_message=(
-                "Only physicians and consultants in this room can link it to a patient."))
+            raise LinkNotAllowed("role may not link patients")
         before = self._stored(room_id)
         previous = before[0] if before is not None else None
         set_ms = max(self._clock_ms(), previous.set_ms + 1 if previous else 0)

@@ -8,8 +8,8 @@ import pytest
 
 from app.services.room_patient import (
     PATIENT_LINK_EVENT,
+    InvalidPatient,
     LinkNotAllowed,
-    MalformedLink,
     RoomPatientService,
 )
 from tests.integration.test_audit_queue import client_rows
@@ -72,7 +72,7 @@ async def test_members_see_the_link_the_relay_never_does(open_server, tmp_path):
         # A nurse may not set it: refused before anything is sent, and audited as refused.
         with pytest.raises(LinkNotAllowed):
             await pn.set_link(room_id, NAME_2, MRN_2)
-        with pytest.raises(MalformedLink):
+        with pytest.raises(InvalidPatient):
             await pb.set_link(room_id, NAME_2, "48213377;\x07")
         # The consultant changes it; every member sees the newest.
         await pb.set_link(room_id, NAME_2, MRN_2)

@@ -63,6 +63,11 @@ def test_link_shown_to_members_phi_tagged_and_cleared(qtbot, people, open_server
         theirs = nurse.view.patient_bar
         qtbot.waitUntil(lambda: theirs.patient.text() == SHOWN, timeout=10_000)
         assert not _shown(theirs.edit_button) and not _shown(theirs.clear_button)
+        # Were she to try anyway, the view says why, and nothing changes.
+        nurse.view.set_patient_link("Zhang Wei", "48213377")
+        qtbot.waitUntil(lambda: "Only physicians and consultants" in nurse.view.message.text(),
+                        timeout=10_000)
+        assert theirs.patient.text() == SHOWN
 
         # The one PHI tag: the lock hides it (and the label drops its text when hidden);
         # screen-share redaction covers its area.
