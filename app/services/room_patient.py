@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 PATIENT_LINK_EVENT = "sc.patient_link"
 AUDIT_ACTION = "room.patient_link"
 LINK_ROLES = frozenset({"physician", "consultant"})
+OBSERVER = "observer"  # the room role that may read but not post (break-glass, watching)
 STATE_PREFIX = "patient_link:"  # chat_state row per room: the current link (JSON)
 MAX_NAME = 200
 MAX_MRN = 64
@@ -178,6 +179,9 @@ class RoomPatientService:
         self._lookups: dict[str, asyncio.Task[None]] = {}
         self._replays: set[asyncio.Task[None]] = set()
         self._replaying: set[str] = set()  # rooms with a replay under way
+        self._room_roles: dict[str, str] = {}  # our room role per room, as last listed
+        self._roles_task: asyncio.Task[None] | None = None
+        self._roles_asked: set[str] = set()
         chat.room_event.connect(self._on_room_event)
         chat.rooms_changed.connect(self._on_rooms_changed)
 
@@ -186,7 +190,8 @@ class RoomPatientService:
             self.chat.room_event.disconnect(self._on_room_event)
         with contextlib.suppress(Exception):
             self.chat.rooms_changed.disconnect(self._on_rooms_changed)
-        for task in [*self._replays, *self._lookups.values()]:
+        for task in [*self._replays, *self._lookups.values(),
+                     *([self._roles_task] if self._roles_task else [])]:
             task.cancel()
 
     # -- reading -------------------------------------------------------------------------
@@ -205,9 +210,21 @@ class RoomPatientService:
         return stored[0] if stored is not None and stored[0].linked else None
 
     def may_edit(self, room_id: str) -> bool:
-        """Whether this user may set, change or clear the room's link."""
+        """Whether this user may set, change or clear the room's link (as far as this device
+        knows: the room role is checked with the relay again when setting)."""
         return (self.role in LINK_ROLES and self.chat.state.room_state(room_id) == "joined"
-                and self.chat.user_id in self.chat.state.members(room_id))
+                and self.chat.user_id in self.chat.state.members(room_id)
+                and self._room_roles.get(room_id) != OBSERVER)
+
+    async def refresh_room_roles(self) -> dict[str, str]:
+        """Our role in each room as the relay lists it (an ``observer`` -- break-glass or
+        invited to watch -- may read but not post)."""
+        rooms = await relay_api.list_rooms(self.chat.transport)
+        before, self._room_roles = self._room_roles, {r.room_id: r.role for r in rooms}
+        for room_id, role in self._room_roles.items():
+            if before.get(room_id) != role:
+                self.changed.emit(room_id)
+        return self._room_roles
 
     def _store(self, link: PatientLink, shared_with: list[str]) -> None:
         self.chat.state.put(STATE_PREFIX + link.room_id, json.dumps(
@@ -228,6 +245,8 @@ class RoomPatientService:
 
     async def _send(self, room_id: str, name: Phi[str] | None,
                     mrn: Phi[str] | None) -> PatientLink:
+        if self.may_edit(room_id):
+            await self.refresh_room_roles()  # the relay's word on our room role, now
         if not self.may_edit(room_id):
             self._audit(room_id, "refused", "set" if name is not None else "clear")
             raise LinkNotAllowed("role may not link patients")
@@ -326,8 +345,30 @@ class RoomPatientService:
     def _on_rooms_changed(self) -> None:
         for _, link, _ in self._held:  # a look-up that failed: try again
             self._look_up(link.set_by)
+        with contextlib.suppress(SafeConsultError):
+            joined = {r[0] for r in self.chat.state.rooms() if r[1] == "joined"}
+            if joined - self._roles_asked and self._roles_task is None:
+                self._roles_asked |= joined  # once per room (and again when setting)
+                self._start_roles_refresh()
         with contextlib.suppress(SafeConsultError):  # the cache closed under us
             self._check_rooms()
+
+    def _start_roles_refresh(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+
+        async def refresh() -> None:
+            try:
+                await self.refresh_room_roles()
+            except SafeConsultError as exc:  # offline: the next room change asks again
+                log.info("room roles unknown", extra={"event": "patient_link_roles_unknown",
+                                                      "reason_code": type(exc).__name__})
+            finally:
+                self._roles_task = None
+
+        self._roles_task = loop.create_task(refresh())
 
     def _check_rooms(self) -> None:
         for name, _ in self.chat.state.named(STATE_PREFIX):
@@ -391,6 +432,7 @@ class RoomPatientService:
 
     async def settle(self) -> None:
         """Wait for the role look-ups and replays under way (tests, shutdown)."""
-        while self._replays or self._lookups:
+        while self._replays or self._lookups or self._roles_task:
             await asyncio.gather(*self._replays, *self._lookups.values(),
+                                 *([self._roles_task] if self._roles_task else []),
                                  return_exceptions=True)

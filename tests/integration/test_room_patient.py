@@ -210,3 +210,29 @@ async def test_a_members_new_device_gets_the_current_link(open_server, tmp_path)
         for client in (alice, bob, bob2):
             if client is not None:
                 await client.close()
+
+
+async def test_an_observer_may_not_link_the_room(open_server, tmp_path):
+    """A physician who only watches the consult (room role observer, as under break-glass)
+    may read the link but not set it; the relay would refuse the event anyway."""
+    alice = await new_client(open_server, tmp_path, "dr.alice.ob")
+    erin = await new_client(open_server, tmp_path, "dr.erin.ob")
+    pa, pe = _service(alice), _service(erin)
+    try:
+        room_id = await alice.chat.create_room()
+        await alice.chat.invite(room_id, erin.creds.username, role="observer")
+        await erin.chat.refresh_rooms()
+        await erin.chat.join(room_id)
+        await alice.chat.sync_once()
+        await pa.set_link(room_id, NAME, MRN)
+        await _sync(erin, pe)  # also learns its room role
+        assert _shown(pe, room_id) == (NAME, MRN)
+        assert pa.may_edit(room_id) and not pe.may_edit(room_id)
+        with pytest.raises(LinkNotAllowed):
+            await pe.set_link(room_id, NAME_2, MRN_2)
+        assert await _link_rows(erin) == [("set", "refused", room_id)]
+    finally:
+        for service in (pa, pe):
+            service.close()
+        for client in (alice, erin):
+            await client.close()
