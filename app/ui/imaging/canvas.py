@@ -27,6 +27,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPen,
+    QResizeEvent,
     QTransform,
     QWheelEvent,
 )
@@ -101,6 +102,9 @@ class ImageCanvas(QWidget):
         self.cine.timeout.connect(self._cine_step)
         self.cine_fps = 10
         self.remote_pointer: tuple[Point, str] | None = None  # co-view: (point, who)
+        # Co-view: the region another view shows, kept across this widget's resizes until
+        # the reader zooms or pans here.
+        self.held_region: tuple[Point, tuple[float, float]] | None = None
 
     # -- series ----------------------------------------------------------------------------
 
@@ -113,6 +117,7 @@ class ImageCanvas(QWidget):
         if not keep_view:
             self.state = ViewState()
             self.measurements = {}
+            self.held_region = None
         self._pending = None
         self.state.index = max(0, min(index, len(handle) - 1)) if handle and len(handle) else 0
         self._refresh()
@@ -186,16 +191,19 @@ class ImageCanvas(QWidget):
         self._changed()
 
     def zoom_fit(self) -> None:
+        self.held_region = None
         self.state.zoom = None
         self.state.pan = QPointF()
         self._changed()
 
     def zoom_actual(self) -> None:
+        self.held_region = None
         self.state.zoom = 1.0
         self.state.pan = QPointF()
         self._changed()
 
     def zoom_by(self, factor: float, about: QPointF | None = None) -> None:
+        self.held_region = None
         old = self.scale()
         new = max(0.05, min(old * factor, 40.0))
         if about is not None:
@@ -405,6 +413,7 @@ class ImageCanvas(QWidget):
             self.state.zoom, self.state.pan = None, QPointF()
         else:
             self.show_region(*region)
+        self.held_region = region
         self._changed()
 
     def measure_text(self, m: Measurement) -> str:
@@ -475,6 +484,7 @@ class ImageCanvas(QWidget):
             self._drag_last = pos
             if self._drag_button == Qt.MouseButton.LeftButton:
                 self.state.pan += delta
+                self.held_region = None
                 self._changed()
             else:
                 total = pos - self._drag_start
@@ -610,6 +620,11 @@ class ImageCanvas(QWidget):
             super().keyPressEvent(event)
             return
         event.accept()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        if self.held_region is not None and self._shown is not None:
+            self.show_region(*self.held_region)  # still the same part of the image
+        super().resizeEvent(event)
 
     def sizeHint(self) -> QSize:
         return QSize(512, 512)

@@ -257,6 +257,7 @@ def test_a_follower_opens_the_study_first_and_both_panes_follow_at_other_sizes(
                 and len(b_right.measurements.get(2, [])) == 1)
 
     qtbot.waitUntil(followed, timeout=20_000)
+    before_width = b_right.width()
     # The same image region, each side at its own size: different zoom factors.
     assert b_right.scale() != pytest.approx(right.scale(), rel=0.02)
     assert np.array_equal(right.displayed_array(), b_right.displayed_array())
@@ -268,6 +269,12 @@ def test_a_follower_opens_the_study_first_and_both_panes_follow_at_other_sizes(
     (measured,) = b_right.measurements[2]
     assert measured.result is not None and measured.result.unit == "mm"
     save_screenshot(host, "imaging-coview-two-panes.png")
+    # B's window gets narrower (A's stays as it is): B still shows the same part.
+    a.view.setFixedWidth(a.view.width())
+    sent = a.view.coview.sent_count
+    b.view.setMaximumWidth(int(b.view.width() * 0.85))
+    qtbot.waitUntil(lambda: b_right.width() < 0.95 * before_width, timeout=5_000)
+    assert same_region(right, b_right) and a.view.coview.sent_count == sent
 
     # The pointer moves to the left pane: it moves there at B too.
     right.leaveEvent(QEvent(QEvent.Type.Leave))
