@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 from server_stub.api.deps import AuthContext, client_source
 from server_stub.api.errors import ApiError
 from server_stub.core.db import Database
+from server_stub.core.durability import AckGate
 from server_stub.core.pubsub import Hub
 from server_stub.core.security import now_ms
 from server_stub.crud import devices as devices_crud
@@ -37,6 +38,14 @@ def hub_of(app: Any) -> Hub:
                 hub = Hub(signal_ttl_s=app.state.settings.signal_ttl_s)
                 app.state.relay_hub = hub
     return hub
+
+
+def ack_gate(app: Any) -> AckGate:
+    """The app's gate for replies that acknowledge storage (loop thread only)."""
+    gate = getattr(app.state, "ack_gate", None)
+    if gate is None:
+        gate = app.state.ack_gate = AckGate(app.state.db)
+    return gate
 
 
 def loop_connection(app: Any) -> sqlite3.Connection | None:

@@ -47,4 +47,5 @@ def send_to_device(
     if not duplicate:
         for recipient in queued:
             hub.publish_to_devices([recipient.device_id], TO_DEVICE_PUSH)
+    db.sync_wal()  # the answer says "queued": on disk first
     return {"queued": len(queued), "skipped": skipped, "duplicate": duplicate}

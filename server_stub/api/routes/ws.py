@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 
@@ -23,7 +24,7 @@ from server_stub.api.deps import AuthContext, authenticate_websocket, reject_web
 from server_stub.api.direct_push import direct_writer
 from server_stub.api.errors import ApiError
 from server_stub.api.routes.events import WouldWait, store_events
-from server_stub.api.routes.relay_support import hub_of, loop_connection
+from server_stub.api.routes.relay_support import ack_gate, hub_of, loop_connection
 from server_stub.api.routes.relay_tasks import order_push, relay_lifespan
 from server_stub.core.pubsub import (
     CLOSE,
@@ -108,9 +109,17 @@ async def _store_sends(websocket: WebSocket, hub: Hub, sub: Subscriber, auth: Au
         except Exception as exc:  # a storage failure must not silence the socket
             log.error("storing pushed events failed: %s", exc.__class__.__name__)
             replies = [_error("internal", "not stored; send again")] * len(frames)
-        # Queued behind the pushes of what was just stored (``Hub._dispatch`` queues them):
-        # the sender sees its own event pushed before it is told ``sent``, as it always has.
-        asyncio.get_running_loop().call_soon(_answer, hub, sub, replies)
+        # ``sent`` means stored for good: the replies wait for the write-ahead log to be on
+        # disk (one fsync for every burst queued before it; the pushes did not wait). They
+        # leave behind the pushes of what was just stored: the sender sees its own event
+        # pushed before it is told ``sent``, as it always has.
+        ack_gate(app).after_sync(functools.partial(_answer_when_synced, hub, sub, replies))
+
+
+def _answer_when_synced(hub: Hub, sub: Subscriber, replies: list[str], synced: bool) -> None:
+    if not synced:  # not known to be on disk: the client sends again (deduplicated)
+        replies = [_error("internal", "not stored; send again")] * len(replies)
+    _answer(hub, sub, replies)
 
 
 def _answer(hub: Hub, sub: Subscriber, replies: list[str]) -> None:
