@@ -120,6 +120,7 @@ class SharedStudiesPanel(QWidget):
         menu.addAction(self.tr("Open"), lambda: self.openRequested.emit(shared))
         menu.addAction(self.tr("View together"), lambda: self.followRequested.emit(shared))
         menu.popup(self.list.viewport().mapToGlobal(pos))
+        self.context_menu = menu  # tests
 
     def _activated(self, item: QListWidgetItem) -> None:
         shared = self._studies.get(item.data(Qt.ItemDataRole.UserRole))

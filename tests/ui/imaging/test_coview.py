@@ -348,3 +348,31 @@ def test_sharing_into_the_patients_own_room_goes_as_it_is_without_asking(qtbot, 
         qtbot.waitUntil(lambda: a.view.message.text() == "The study was shared in the room.")
     finally:
         patients.close()
+
+
+def test_view_together_from_the_shared_studies_menu_opens_and_follows(qtbot, readers,
+                                                                      tmp_path):
+    a, b, room_id = readers
+    for reader in (a, b):
+        qtbot.addWidget(reader.view)
+        reader.view.show()
+    run(qtbot, a.sharing.share(room_id, write_ct_series(tmp_path / "ct", 4, rows=64, cols=64)))
+    qtbot.waitUntil(lambda: bool(a.view.shared_panel.studies() and b.view.shared_panel.studies()),
+                    timeout=20_000)
+    wait(qtbot, a.view.open_shared_study(a.view.shared_panel.studies()[0]))
+    a.canvas.set_index(3)
+    wait(qtbot, a.view.start_coview(PRESENTER))
+    # B: "View together" in the list's context menu.
+    panel = b.view.shared_panel
+    panel._menu(panel.list.visualItemRect(panel.list.item(0)).center())
+    (follow,) = [x for x in panel.context_menu.actions() if x.text() == "View together"]
+    follow.trigger()
+    panel.context_menu.close()
+    qtbot.waitUntil(lambda: b.view.shared_open is not None and b.view.coview is not None
+                    and b.view.coview.role == FOLLOWER and b.canvas.state.index == 3,
+                    timeout=30_000)
+    assert b.view.share_status.text().startswith("Verified")
+    qtbot.waitUntil(lambda: a.view.coview_status.text() == "Presenting · 1 following",
+                    timeout=20_000)
+    a.view.stop_coview()
+    b.view.stop_coview()
