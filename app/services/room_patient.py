@@ -182,6 +182,7 @@ class RoomPatientService:
         self._room_roles: dict[str, str] = {}  # our room role per room, as last listed
         self._roles_task: asyncio.Task[None] | None = None
         self._roles_asked: set[str] = set()
+        self._check_handle: asyncio.Handle | None = None
         chat.room_event.connect(self._on_room_event)
         chat.rooms_changed.connect(self._on_rooms_changed)
 
@@ -193,6 +194,9 @@ class RoomPatientService:
         for task in [*self._replays, *self._lookups.values(),
                      *([self._roles_task] if self._roles_task else [])]:
             task.cancel()
+        if self._check_handle is not None:
+            self._check_handle.cancel()
+            self._check_handle = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -343,6 +347,19 @@ class RoomPatientService:
                 self._held.append((event, link, replay))
 
     def _on_rooms_changed(self) -> None:
+        """Rooms changed (membership, messages): check them soon, once for a burst, off the
+        path that shows the message."""
+        if self._check_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): check now
+            self._run_checks()
+            return
+        self._check_handle = loop.call_soon(self._run_checks)
+
+    def _run_checks(self) -> None:
+        self._check_handle = None
         for _, link, _ in self._held:  # a look-up that failed: try again
             self._look_up(link.set_by)
         with contextlib.suppress(SafeConsultError):
@@ -432,7 +449,10 @@ class RoomPatientService:
 
     async def settle(self) -> None:
         """Wait for the role look-ups and replays under way (tests, shutdown)."""
-        while self._replays or self._lookups or self._roles_task:
-            await asyncio.gather(*self._replays, *self._lookups.values(),
-                                 *([self._roles_task] if self._roles_task else []),
-                                 return_exceptions=True)
+        while True:
+            await asyncio.sleep(0)  # a check scheduled by a room change runs first
+            pending = [*self._replays, *self._lookups.values(),
+                       *([self._roles_task] if self._roles_task else [])]
+            if not pending and self._check_handle is None:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
