@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.audit_queue import ChainHead, wipe_ack_message
 from app.core.errors import SafeConsultError
 from app.core.session import DeviceState, DeviceStatus, Order, SignedInUser, Tokens
 from app.crypto.identity import DeviceIdentity
@@ -125,6 +126,20 @@ async def device_status(transport: Transport) -> DeviceStatus:
         order=_enum(Order, response_field(data, "order", str), "order"),
         order_id=order_id if isinstance(order_id, str) else None,
     )
+
+
+async def acknowledge_wipe(
+    transport: Transport, identity: DeviceIdentity, order_id: str, head: ChainHead | None,
+) -> None:
+    """Confirm a wipe order, signing the final head of the device's audit chain with it
+    (``None``: the device could not read its log)."""
+    ts_ms = int(time.time() * 1000)
+    body: dict[str, Any] = {"order": Order.WIPE.value, "order_id": order_id, "ts_ms": ts_ms,
+                            "signature": identity.sign(wipe_ack_message(
+                                identity.device_id, order_id, ts_ms, head))}
+    if head is not None:
+        body |= {"audit_seq": head.device_seq, "audit_hash": head.entry_hash}
+    await transport.post_json("/v1/devices/self/ack", body)
 
 
 async def acknowledge_order(

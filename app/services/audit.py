@@ -17,6 +17,14 @@ than leaving a gap.
 
 ``record`` must be called on the event loop's thread (the cache connection is not shared
 between threads).
+
+A wipe erases the cache that holds the queue. So before erasing, the session takes the queue
+out (:meth:`AuditService.take_for_wipe`: the signed entries and the chain's head, in memory
+only -- identifiers and codes, no PHI), erases, then sends them with
+:func:`send_final_entries` (the server accepts a device's own chain entries on its key
+proof alone while a wipe order for it is pending) and acknowledges the order with the head,
+signed (docs/protocol.md, "Orders"). What could not be sent shows as a named gap up to that
+head in the server's check of the device's chain.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from app.core.audit_queue import (
     AuditEntry,
+    ChainHead,
     ChainReport,
     Detail,
     seal,
@@ -48,6 +58,15 @@ log = logging.getLogger(__name__)
 
 Signer = Callable[[bytes], str]
 """Signs bytes with the device identity; returns the unpadded base64 signature."""
+
+
+@dataclass(frozen=True)
+class FinalEntries:
+    """A device's queue taken out of its cache just before a wipe: the entries the server
+    does not have yet, in order, and the chain's head (the last entry ever appended)."""
+
+    entries: tuple[AuditEntry, ...]
+    head: ChainHead
 
 
 class AuditService:
@@ -193,6 +212,24 @@ class AuditService:
             else:
                 self._backoff = self._min_backoff
 
+    # -- the end of the chain: wipe ---------------------------------------------------------
+
+    async def take_for_wipe(self) -> FinalEntries:
+        """Stop uploading and return what is still queued, with the head, for a wipe about
+        to erase the cache. An upload cut short here may have reached the server: sending
+        it again is harmless (the server answers a repeated ``device_seq`` with the stored
+        entry). A row that cannot be read ends the list there (the head still names it,
+        so the server reports it missing rather than nothing)."""
+        await self.aclose()
+        async with self._upload_lock:  # a flush() called from elsewhere finishes first
+            entries: list[AuditEntry] = []
+            for row in self._queue.pending(limit=-1):
+                try:
+                    entries.append(AuditEntry.from_bytes(row.payload))
+                except ValueError:
+                    break
+            return FinalEntries(tuple(entries), self._queue.head())
+
     async def aclose(self) -> None:
         """Stop the loop. Queued entries stay in the cache for the next session."""
         if self._task is not None:
@@ -200,3 +237,33 @@ class AuditService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+async def send_final_entries(
+    transport: Transport, entries: Sequence[AuditEntry], *, budget_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Upload ``entries`` (from :meth:`AuditService.take_for_wipe`) in order until one fails
+    or ``budget_s`` has passed; returns how many the server acknowledged. The data is
+    already erased when this runs: the budget only bounds how long the wipe's
+    acknowledgement waits."""
+    deadline = clock() + budget_s
+    sent = 0
+    for entry in entries:
+        if clock() >= deadline:
+            log.warning("audit final upload cut short", extra={
+                "event": "audit_final_upload", "count": sent, "device_seq": entry.device_seq})
+            break
+        try:
+            await audit_api.record_client_event(
+                transport, entry.action, object_type=entry.object_type,
+                object_id=entry.object_id, outcome=entry.outcome,
+                detail=entry.server_detail())
+        except SafeConsultError as exc:
+            log.warning("audit final upload failed", extra={
+                "event": "audit_final_upload", "count": sent, "device_seq": entry.device_seq,
+                "reason_code": exc.code if isinstance(exc, ServerError) else
+                exc.__class__.__name__})
+            break
+        sent += 1
+    return sent

@@ -33,7 +33,7 @@ from app.net.transport import Transport
 from app.security.device_binding import DeviceBindings, KeyStoreFor, LocalDevice
 from app.security.kiosk import logout_cleanup
 from app.security.wiper import Wiper
-from app.services.audit import AuditService
+from app.services.audit import AuditService, FinalEntries, send_final_entries
 from app.services.offline_guard import OfflineGuard
 from app.storage.cache import Cache, cache_dir
 from app.storage.errors import CacheUnreadable
@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 # How often a signed-in session bumps the cache's rollback counter (app/storage/cache.py):
 # bounds what a crash-then-restore-an-old-copy can roll back.
 CHECKPOINT_INTERVAL_S = 60.0
+# How long a remotely wiped device spends sending its last audit entries (after the erase,
+# before the acknowledgement): entries not sent by then are a gap the server names.
+WIPE_AUDIT_BUDGET_S = 10.0
 
 
 class SessionState(StrEnum):
@@ -141,6 +144,8 @@ class SessionService:
         self.offline_guard = OfflineGuard.from_policy(policy, lock=self._lock_password_only,
                                                       wipe=self._offline_wipe)
         self._offline_wiper: asyncio.Task | None = None
+        self._wiping = False
+        self.wipe_audit_budget_s = WIPE_AUDIT_BUDGET_S
 
     def _default_transport(self, identity: DeviceIdentity) -> Transport:
         return Transport(self.policy.server_url, self.policy.pinned_ca_pem,
@@ -501,8 +506,34 @@ class SessionService:
 
     async def wipe(self, *, reason: str, acknowledge: bool, order_id: str | None = None) -> None:
         """Crypto-erase this device's data; then tell the server, signed with the identity
-        still in memory (its keys are gone from disk by then)."""
+        still in memory (its keys are gone from disk by then).
+
+        The audit chain ends with one ``wipe.local`` entry (the reason; the order's id). Its
+        queue is taken out of the cache before the erase; after it, for a wipe order, what
+        the server does not have yet is sent (for at most ``wipe_audit_budget_s``) and the
+        acknowledgement carries the chain's final head, so anything still missing is a gap
+        the server names (docs/protocol.md, "Orders")."""
+        if self._wiping:
+            return  # the poll and the push both saw the order: one wipe
+        self._wiping = True
+        try:
+            await self._wipe(reason, acknowledge, order_id)
+        finally:
+            self._wiping = False
+
+    async def _wipe(self, reason: str, acknowledge: bool, order_id: str | None) -> None:
         device = self.device
+        final: FinalEntries | None = None
+        if self.audit is not None and self.cache is not None and self.cache.conn is not None:
+            detail: dict[str, str | int | bool] = {"reason": reason}
+            if order_id:
+                detail["order_id"] = order_id
+            try:
+                self._record("wipe.local", detail=detail)
+                final = await self.audit.take_for_wipe()
+            except SafeConsultError as exc:  # the log is unreadable: the head is unknown
+                log.warning("audit log unreadable at wipe", extra={
+                    "event": "wipe", "reason_code": exc.__class__.__name__})
         await self._close_cache()
         owners = [(device.username, device.device_id)] if device is not None else []
         started = time.monotonic()
@@ -510,9 +541,12 @@ class SessionService:
         log.warning("device wiped", extra={"event": "wipe", "state": reason,
                                            "duration_ms": int((time.monotonic() - started) * 1000)})
         if acknowledge and order_id and device is not None and self.transport is not None:
+            if final is not None and final.entries:
+                await send_final_entries(self.transport, final.entries,
+                                         budget_s=self.wipe_audit_budget_s)
             with contextlib.suppress(SafeConsultError):
-                await auth_api.acknowledge_order(self.transport, device.identity, Order.WIPE,
-                                                 order_id)
+                await auth_api.acknowledge_wipe(self.transport, device.identity, order_id,
+                                                final.head if final is not None else None)
         await self._drop_transport()
         self.device, self.tokens, self._unlock_verifier = None, None, None
         self.pin.clear()

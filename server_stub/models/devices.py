@@ -45,6 +45,10 @@ class OrderAck(Strict):
     order_id: DeviceId
     ts_ms: int = Field(ge=0, le=2**53)
     signature: Signature
+    # A wipe's acknowledgement: the final head of the device's audit chain (both or neither;
+    # neither = the device could not read its log). Signed with the rest (SC-WIPE-ACK-v2).
+    audit_seq: int | None = Field(default=None, ge=0, le=2**53)
+    audit_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class OwnDevice(BaseModel):

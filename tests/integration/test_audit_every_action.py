@@ -20,8 +20,10 @@ verify a device        ``client.device.verify``  device (the other one)
 lock / unlock          ``client.session.lock`` / ``client.session.unlock``  device
 break-glass            ``client.break_glass``    room (and the server's own
                        ``room.break_glass``, actor and device the same)
-wipe                   ``device.wipe_ack``       device (the device-signed acknowledgement:
-                       the cache holding the client's queue is what gets erased)
+wipe                   ``client.wipe.local``     device (the device chain's last entry:
+                       reason and order id; sent after the erase, before the ack) and
+                       ``device.wipe_ack``       device (device-signed, naming that entry as
+                       the chain's final head)
 record                 ``client.record.start`` / ``client.record.stop``  call
 share screen           ``client.screen.share.start`` / ``.stop``        call
 =====================  =========================================================
@@ -190,7 +192,12 @@ async def test_each_listed_action_leaves_exactly_one_entry(open_server, tmp_path
         wiped = device_rows(open_server, device_id, before_wipe)
         assert [(r["action"], r["actor_user_id"], r["object_type"], r["object_id"],
                  r["outcome"]) for r in wiped if r["actor_user_id"] == user_id] == [
+            ("client.wipe.local", user_id, "device", device_id, "ok"),
             ("device.wipe_ack", user_id, "device", device_id, "ok")]
+        local, ack = wiped[-2]["detail"], wiped[-1]["detail"]
+        assert local["reason"] == "remote" and local["order_id"] == ack["order_id"]
+        assert (ack["audit_seq"], ack["audit_hash"]) == (local["device_seq"],
+                                                         local["entry_hash"])
         assert_chain_without_gaps(open_server, device_id)  # nothing lost before the wipe
     finally:
         await alice.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 
@@ -115,3 +116,103 @@ async def test_device_chains_through_api_and_cli(open_server):
     finally:
         await dev.aclose()
         await auditor.aclose()
+
+
+# -- the end of a wiped device's chain -------------------------------------------------------
+
+
+async def _refused(coro) -> ServerError:
+    with pytest.raises(ServerError) as err:
+        await coro
+    return err.value
+
+
+async def test_a_wipe_ack_closes_the_chain_and_a_forged_one_is_refused(open_server):
+    from app.core.audit_queue import ChainHead
+    from server_stub import admin
+    from tests.support.clients import new_transport, order_ack_body
+
+    _, dev = await new_user_device(open_server, "alice")
+    _, mallory = await new_user_device(open_server, "mallory")
+    try:
+        entries = _entries(dev, 5)
+        await _upload(dev, entries[:2])
+        order_id = admin.revoke_device(server_db(open_server), dev.device_id, wipe=True)
+        # Under the order the session is gone, yet the device's own chain entries are still
+        # taken on its key proof alone (here without any token)...
+        bare = new_transport(open_server, dev.identity)
+        await _upload(SimpleNamespace(transport=bare), entries[2:3])
+        # ...but nothing else: an event outside the chain is refused.
+        err = await _refused(bare.post_json("/v1/audit/events", {"action": "session.lock"}))
+        assert (err.status, err.code) == (403, "device_revoked")
+
+        def ack(head: ChainHead | None, **changes):
+            body = order_ack_body(dev.identity, "wipe", order_id, audit_head=head)
+            return bare.post_json("/v1/devices/self/ack", body | changes)
+
+        h = {e.device_seq: e.entry_hash for e in entries}
+        refused = [
+            # behind entry 3, which the server already has
+            ack(ChainHead(2, h[2])),
+            # entry 3's number with another hash
+            ack(ChainHead(3, h[2])),
+            # signed for head 3, but the body names head 5
+            ack(ChainHead(3, h[3]), audit_seq=5, audit_hash=h[5]),
+            # signed by another device's key
+            ack(ChainHead(5, h[5]), signature=order_ack_body(
+                mallory.identity, "wipe", order_id, audit_head=ChainHead(5, h[5]))["signature"]),
+        ]
+        for attempt in refused:
+            err = await _refused(attempt)
+            assert (err.status, err.code) == (400, "ack_invalid"), err
+        # The v1 form (no head, not signed over one) does not verify either.
+        v1 = order_ack_body(dev.identity, "logout", order_id) | {"order": "wipe"}
+        err = await _refused(bare.post_json("/v1/devices/self/ack", v1))
+        assert (err.status, err.code) == (400, "ack_invalid")
+        err = await _refused(ack(ChainHead(5, h[5]), audit_hash=None))
+        assert err.status == 422
+        assert _report(open_server, dev.device_id).final_seq is None  # nothing recorded yet
+
+        # The true ack: the chain ended at 5; 4 and 5 never arrived.
+        done = await ack(ChainHead(5, h[5]))
+        assert done["state"] == "wiped"
+        report = _report(open_server, dev.device_id)
+        assert (report.final_seq, report.gaps, report.problems) == (5, [(4, 5)], [])
+        assert "missing 4..5" in report.summary()
+        # Closed: they cannot be slipped in afterwards.
+        err = await _refused(_upload(dev, entries[3:4]))
+        assert (err.status, err.code) == (403, "device_revoked")
+        assert _report(open_server, dev.device_id).gaps == [(4, 5)]
+        await bare.aclose()
+    finally:
+        await dev.aclose()
+        await mallory.aclose()
+
+
+async def test_a_device_wiped_before_uploading_anything_has_its_whole_chain_missing(
+        open_server):
+    from app.core.audit_queue import ChainHead
+    from server_stub import admin
+    from tests.support.clients import order_ack_body
+
+    _, dev = await new_user_device(open_server, "bob")
+    _, quiet = await new_user_device(open_server, "carol")
+    try:
+        entries = _entries(dev, 3)
+        db = server_db(open_server)
+        for device, head in ((dev, ChainHead(3, entries[-1].entry_hash)), (quiet, None)):
+            order_id = admin.revoke_device(db, device.device_id, wipe=True)
+            await device.transport.post_json("/v1/devices/self/ack", order_ack_body(
+                device.identity, "wipe", order_id, audit_head=head))
+        report = _report(open_server, dev.device_id)
+        assert (report.entries, report.gaps, report.final_seq) == (0, [(1, 3)], 3)
+        # A device that recorded nothing (head 0) has nothing missing: no report at all.
+        assert [r for r in verify_devices(db.connection()) if r.device_id == quiet.device_id
+                ] == []
+        ack = db.connection().execute(
+            "SELECT detail FROM audit_log WHERE action = 'device.wipe_ack' AND device_id = ?",
+            (dev.device_id,)).fetchone()[0]
+        assert json.loads(ack)["audit_seq"] == 3
+    finally:
+        await dev.aclose()
+        await quiet.aclose()

@@ -27,6 +27,7 @@ from typing import Any
 
 import pyotp
 
+from app.core.audit_queue import ChainHead, wipe_ack_message
 from app.crypto.identity import DeviceIdentity
 from app.crypto.proof import ProofSigner, enrollment_message, order_ack_message
 from app.net.transport import Transport
@@ -121,11 +122,20 @@ def enrollment_body(identity: DeviceIdentity, username: str, password: str, totp
     }
 
 
-def order_ack_body(identity: DeviceIdentity, order: str, order_id: str) -> dict[str, Any]:
+def order_ack_body(identity: DeviceIdentity, order: str, order_id: str, *,
+                   audit_head: ChainHead | None = None) -> dict[str, Any]:
+    """A signed acknowledgement; a wipe's carries the audit chain's final head (by default
+    that of a device that recorded nothing)."""
     ts_ms = int(time.time() * 1000)
-    message = order_ack_message(order, identity.device_id, order_id, ts_ms)
+    if order != "wipe":
+        message = order_ack_message(order, identity.device_id, order_id, ts_ms)
+        return {"order": order, "order_id": order_id, "ts_ms": ts_ms,
+                "signature": identity.sign(message)}
+    head = audit_head or ChainHead()
+    message = wipe_ack_message(identity.device_id, order_id, ts_ms, head)
     return {"order": order, "order_id": order_id, "ts_ms": ts_ms,
-            "signature": identity.sign(message)}
+            "signature": identity.sign(message), "audit_seq": head.device_seq,
+            "audit_hash": head.entry_hash}
 
 
 async def enroll(server: RunningServer, username: str, password: str, totp_secret: str, *,

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -20,20 +21,23 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server_stub.api.deps import (
-    Auth,
     AuthContext,
     Db,
     Settings,
+    authenticated,
     client_source,
+    device_proof,
+    get_db,
     require_role,
 )
 from server_stub.api.errors import ApiError
-from server_stub.core import audit_checkpoint, audit_policy
+from server_stub.core import audit_checkpoint, audit_devices, audit_policy
 from server_stub.core.audit_anomaly import find_alerts
 from server_stub.core.audit_devices import verify_devices
 from server_stub.core.audit_export import MEDIA_TYPES, export
 from server_stub.core.audit_query import AuditFilter, search, usernames
 from server_stub.crud import audit as audit_crud
+from server_stub.crud import devices as devices_crud
 from server_stub.models.auth import Strict
 
 log = logging.getLogger(__name__)
@@ -121,23 +125,58 @@ class ChainStatus(BaseModel):
     problem: str
 
 
+@dataclass(frozen=True)
+class Writer:
+    """Who appends a client event: a signed-in device, or -- while a wipe order for it is
+    pending -- the device alone, proven by its key (its sessions are already revoked)."""
+
+    user_id: str
+    device_id: str
+    final: bool  # under a wipe order: only entries of its own chain are taken
+
+
+async def client_event_writer(request: Request) -> Writer:
+    """``authenticated``, except for a device with a pending wipe order: its proof alone
+    lets it upload the entries still queued before it erases them (docs/protocol.md,
+    "Orders"). The order is checked again in the write's transaction."""
+    db = get_db(request)
+    device_id = request.headers.get("x-sc-device") or ""
+    device = await run_in_threadpool(
+        lambda: devices_crud.get_device(db.connection(), device_id))
+    if device is not None and device.pending_order == "wipe":
+        proven = await device_proof(request)
+        return Writer(proven.device.user_id, proven.device.device_id, final=True)
+    auth = await authenticated(request)
+    return Writer(auth.user_id, auth.device_id, final=False)
+
+
 @router.post("/events", response_model=Recorded, status_code=201)
-def record_event(body: ClientEvent, request: Request, auth: Auth,
+def record_event(body: ClientEvent, request: Request,
+                 writer: Annotated[Writer, Depends(client_event_writer)],
                  db: Db) -> Recorded:
     """Idempotent for entries of a device's own chain: one re-sent with a ``device_seq``
     already stored (and the same ``entry_hash``) gets the stored entry's seq back; the same
-    ``device_seq`` with other content is ``409 audit_conflict``."""
-    device_seq = (body.detail or {}).get("device_seq")
+    ``device_seq`` with other content is ``409 audit_conflict``. A device under a wipe order
+    may send only entries of its chain, and only until it acknowledges the order."""
+    detail = body.detail or {}
+    device_seq = detail.get("device_seq")
+    chained = (isinstance(device_seq, int) and not isinstance(device_seq, bool)
+               and all(k in detail for k in audit_devices.CHAIN_KEYS))
+    if writer.final and not chained:
+        raise ApiError(403, "device_revoked", "this device is revoked; wipe local data")
     with db.transaction() as conn:
+        if writer.final and devices_crud.pending_order_for(
+                conn, writer.device_id).order != "wipe":
+            raise ApiError(403, "device_revoked", "this device is revoked; wipe local data")
         if isinstance(device_seq, int) and not isinstance(device_seq, bool):
-            stored = audit_crud.find_client_entry(conn, auth.device_id, device_seq)
+            stored = audit_crud.find_client_entry(conn, writer.device_id, device_seq)
             if stored is not None:
-                if stored[1] != (body.detail or {}).get("entry_hash"):
+                if stored[1] != detail.get("entry_hash"):
                     raise ApiError(409, "audit_conflict",
                                    "another entry was already stored with this device_seq")
                 return Recorded(seq=stored[0])
         seq = audit_crud.append_audit(
-            conn, actor_user_id=auth.user_id, device_id=auth.device_id,
+            conn, actor_user_id=writer.user_id, device_id=writer.device_id,
             action=f"client.{body.action}", object_type=body.object_type,
             object_id=body.object_id, outcome=body.outcome, source=client_source(request),
             detail=body.detail)

@@ -19,6 +19,7 @@ from server_stub.api.deps import (
 )
 from server_stub.api.errors import ApiError
 from server_stub.api.routes.auth import tokens_model
+from server_stub.core.audit_devices import final_head_problem, wipe_ack_message
 from server_stub.core.security import (
     enrollment_message,
     is_key_b64,
@@ -119,13 +120,24 @@ def acknowledge_order(
     device = proven.device
     if abs(now_ms() - body.ts_ms) > settings.proof_window_s * 1000:
         raise ApiError(400, "ack_invalid", "acknowledgement timestamp is outside the window")
-    message = order_ack_message(body.order, device.device_id, body.order_id, body.ts_ms)
+    if (body.audit_seq is None) != (body.audit_hash is None) or (
+            body.order != "wipe" and body.audit_seq is not None):
+        raise ApiError(422, "malformed", "audit_seq and audit_hash go together, with a wipe")
+    head = (body.audit_seq, body.audit_hash) if body.audit_seq is not None else None
+    if body.order == "wipe":  # it also signs its audit chain's final head
+        message = wipe_ack_message(device.device_id, body.order_id, body.ts_ms, head)
+    else:
+        message = order_ack_message(body.order, device.device_id, body.order_id, body.ts_ms)
     if not verify_ed25519(device.ed25519, message, body.signature):
         raise ApiError(400, "ack_invalid", "acknowledgement signature does not verify")
     with db.transaction() as conn:
         pending = devices_crud.pending_order_for(conn, device.device_id)
         if pending.order != body.order or pending.order_id != body.order_id:
             raise ApiError(409, "no_such_order", "no such pending order for this device")
+        problem = final_head_problem(conn, device.device_id, head) if body.order == "wipe" \
+            else None
+        if problem is not None:
+            raise ApiError(400, "ack_invalid", problem)
         if body.order == "wipe":
             devices_crud.mark_wiped(conn, device.device_id)
         else:
@@ -135,11 +147,19 @@ def acknowledge_order(
                      action=f"device.{body.order}_ack", object_type="device",
                      object_id=device.device_id, outcome="ok", source=proven.source,
                      detail={"order_id": body.order_id, "ts_ms": body.ts_ms,
-                             "signature": body.signature})
+                             "signature": body.signature, **_head_detail(body)})
         updated = devices_crud.get_device(conn, device.device_id)
     assert updated is not None
     return DeviceStatus(device_id=updated.device_id, state=updated.state,
                         order=updated.pending_order, order_id=updated.order_id)
+
+
+def _head_detail(body: OrderAck) -> dict[str, int | str]:
+    if body.order != "wipe":
+        return {}
+    if body.audit_seq is None or body.audit_hash is None:
+        return {"audit_head": "unknown"}
+    return {"audit_seq": body.audit_seq, "audit_hash": body.audit_hash}
 
 
 @router.get("", response_model=OwnDevices)
