@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.services import chat as chat_module
+from app.services import chat_receiving
 from app.storage.chat_state import SYNC_TOKEN
 from tests.integration.test_chat import new_client, room_with
 
@@ -21,7 +21,7 @@ async def _wait(predicate, timeout: float = 10.0) -> None:
 
 async def test_a_pushed_text_is_shown_before_the_sync_and_once(open_server, tmp_path,
                                                                monkeypatch):
-    monkeypatch.setattr(chat_module, "PUSH_SYNC_DELAY_S", 0.5)
+    monkeypatch.setattr(chat_receiving, "PUSH_SYNC_DELAY_S", 0.5)
     alice = await new_client(open_server, tmp_path, "dr.alice.push")
     bob = await new_client(open_server, tmp_path, "dr.bob.push", background=True,
                            poll_interval_s=600)
