@@ -269,7 +269,13 @@ class SessionService:
         if code == "device_pending" and device is not None:
             self._pending(device)
         if code == "device_revoked" and device is not None:
-            await self.wipe(reason="revoked", acknowledge=False)
+            # Signed out when IT ordered the wipe: carry the order out as the poll would,
+            # with the audit chain left in the cache from earlier sessions.
+            order_id = await self._pending_wipe_order()
+            if order_id is not None:
+                self._open_chain_for_wipe(device)
+            await self.wipe(reason="remote" if order_id else "revoked",
+                            acknowledge=order_id is not None, order_id=order_id)
             raise SignInRefused(code, REFUSALS[code])
         if code == "device_unknown" and device is not None:
             # The server no longer knows this device (e.g. it was deleted): drop the local
@@ -553,6 +559,35 @@ class SessionService:
         self._publish(SessionSnapshot(SessionState.WIPED))
         if not report.complete:
             log.error("wipe incomplete", extra={"event": "wipe", "state": "incomplete"})
+
+    async def _pending_wipe_order(self) -> str | None:
+        """The id of a wipe order pending for this device (asked with its proof alone)."""
+        if self.transport is None:
+            return None
+        try:
+            status = await auth_api.device_status(self.transport)
+        except SafeConsultError:
+            return None
+        return status.order_id if status.order is Order.WIPE else None
+
+    def _open_chain_for_wipe(self, device: LocalDevice) -> None:
+        """Open the cache (not the session) so a wipe ordered while signed out still records
+        ``wipe.local`` and sends the entries earlier sessions left queued. A cache that does
+        not open is wiped all the same (the acknowledgement then says the head is unknown)."""
+        directory = cache_dir(self.paths.data, device.user_id, device.device_id)
+        if not directory.exists():
+            return
+        store = self._keystore_for(device.username, device.device_id)
+        try:
+            cache = Cache.open(directory, store,
+                               memory_security=self.policy.cache_memory_security)
+        except SafeConsultError as exc:
+            log.warning("audit log unreadable at wipe", extra={
+                "event": "wipe", "reason_code": exc.__class__.__name__})
+            return
+        self.cache = cache
+        self.audit = AuditService(cache, device.identity.sign, device_id=device.device_id,
+                                  transport=self.transport)
 
     def _offline_wipe(self) -> None:
         # Called from the poll loop, which the wipe cancels: the wipe runs as its own task.

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app.core.audit_queue import AuditEntry
 from app.core.errors import ServerError
-from app.services.session import SessionState
+from app.services.session import SessionState, SignInRefused
 from app.storage.audit_queue import AuditQueueRepository
 from server_stub import admin
 from server_stub.core.audit_devices import verify_devices
@@ -39,6 +41,7 @@ async def _signed_in_with_queued_entries(server, workstation, name):
     assert session.audit.pending == 4
     queued = [AuditEntry.from_bytes(r.payload)
               for r in AuditQueueRepository(session.cache).pending(limit=-1)]
+    ws.creds = creds
     return ws, queued
 
 
@@ -116,4 +119,36 @@ async def test_entries_that_cannot_be_sent_are_a_named_gap(open_server, open_wor
     finally:
         await late.aclose()
     assert _report(open_server, device.device_id).gaps == [(3, 7)]
+    await session.aclose()
+
+
+
+async def test_a_wipe_ordered_while_signed_out_is_carried_out_at_the_next_sign_in(
+        open_server, open_workstation):
+    """The common case of a lost workstation: nobody is signed in when IT orders the wipe.
+    The next sign-in is refused; the device finds the order, sends what the last session
+    left queued and acknowledges with the head, instead of only erasing."""
+    ws, queued = await _signed_in_with_queued_entries(open_server, open_workstation,
+                                                      "dr.signedout")
+    session = ws.session
+    device_id = session.device.device_id
+    await session.sign_out()  # the queue stays in the cache for the next session
+    admin.revoke_device(server_db(open_server), device_id, wipe=True)
+    with pytest.raises(SignInRefused) as refused:
+        await sign_in(ws, ws.creds)
+    assert refused.value.code == "device_revoked"
+    assert session.snapshot.state is SessionState.WIPED
+    assert [p for p in ws.paths.data.rglob("*") if p.is_file()] == []
+    rows = client_rows(server_db(open_server), device_id)
+    assert [r["detail"]["device_seq"] for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r["detail"]["entry_hash"] for r in rows[2:6]] == [e.entry_hash for e in queued]
+    assert rows[-1]["action"] == "client.wipe.local"
+    assert rows[-1]["detail"]["reason"] == "remote"
+    _, ack = _ack(open_server, device_id)
+    assert ack["audit_seq"] == 7
+    report = _report(open_server, device_id)
+    assert report.ok and report.final_seq == 7, report.summary()
+    row = server_db(open_server).connection().execute(
+        "SELECT state, pending_order FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+    assert tuple(row) == ("wiped", "none")
     await session.aclose()

@@ -179,6 +179,11 @@ async def test_a_wipe_ack_closes_the_chain_and_a_forged_one_is_refused(open_serv
         report = _report(open_server, dev.device_id)
         assert (report.final_seq, report.gaps, report.problems) == (5, [(4, 5)], [])
         assert "missing 4..5" in report.summary()
+        _, auditor = await new_user_device(open_server, "audrey", role="auditor")
+        chains = await auditor.transport.get_json("/v1/audit/devices")
+        [mine] = [c for c in chains if c["device_id"] == dev.device_id]
+        assert (mine["final_seq"], mine["gaps"], mine["ok"]) == (5, [[4, 5]], False)
+        await auditor.aclose()
         # Closed: they cannot be slipped in afterwards.
         err = await _refused(_upload(dev, entries[3:4]))
         assert (err.status, err.code) == (403, "device_revoked")

@@ -217,14 +217,17 @@ class DeviceChain(BaseModel):
     gaps: list[tuple[int, int]]
     problems: list[tuple[int, str]]
     unsigned_entries: int  # client entries uploaded without the chain fields
+    final_seq: int | None  # where a wiped device's acknowledgement says its chain ends
 
 
 @router.get("/devices", response_model=list[DeviceChain])
 def verify_device_chains(auth: Auditor, db: Db) -> list[DeviceChain]:
-    """Each device's own chain: hashes, device signatures, links and gaps."""
+    """Each device's own chain: hashes, device signatures, links and gaps (up to the final
+    head of a wiped device)."""
     return [DeviceChain(device_id=r.device_id, user_id=r.user_id, ok=r.ok, entries=r.entries,
                         first_seq=r.first_seq, last_seq=r.last_seq, gaps=r.gaps,
-                        problems=r.problems, unsigned_entries=len(r.unsigned))
+                        problems=r.problems, unsigned_entries=len(r.unsigned),
+                        final_seq=r.final_seq)
             for r in verify_devices(db.connection())]
 
 
