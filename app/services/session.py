@@ -418,8 +418,9 @@ class SessionService:
         if self.audit is not None:
             self.audit.kick()  # the server answers: entries queued while offline go now
         if status.state is DeviceState.REVOKED or status.order is Order.WIPE:
-            await self.wipe(reason="remote", acknowledge=status.order is Order.WIPE,
-                            order_id=status.order_id)
+            ordered = status.order is Order.WIPE
+            await self.wipe(reason="remote" if ordered else "revoked", acknowledge=ordered,
+                            order_id=status.order_id if ordered else None)
         elif status.order is Order.LOGOUT:
             if status.order_id:
                 with contextlib.suppress(SafeConsultError):

@@ -221,3 +221,16 @@ async def test_a_device_wiped_before_uploading_anything_has_its_whole_chain_miss
     finally:
         await dev.aclose()
         await quiet.aclose()
+
+
+def test_client_and_server_sign_the_same_wipe_acknowledgement_bytes():
+    from app.core.audit_queue import ChainHead
+    from app.core.audit_queue import wipe_ack_message as client_message
+    from server_stub.core.audit_devices import wipe_ack_message as server_message
+
+    head = ChainHead(7, "ab" * 32)
+    assert client_message("DEV", "ORD", 123, head) == server_message(
+        "DEV", "ORD", 123, (7, "ab" * 32)) == (
+        b"SC-WIPE-ACK-v2\nDEV\nORD\n123\n7:" + b"ab" * 32)
+    assert client_message("DEV", "ORD", 123, None) == server_message("DEV", "ORD", 123, None)
+    assert client_message("DEV", "ORD", 123, None).endswith(b"\nunknown")
