@@ -39,6 +39,7 @@ class ServerSettings:
     relay_sweep_interval_s: float = 300.0  # retention purge + lapsed-grant sweep
     relay_watch_interval_s: float = 0.5  # push device-list changes and wipe/logout orders (<= 1 s)
     wal_checkpoint_interval_s: float = 1.0  # background WAL checkpoint (none inside commits)
+    relay_ack_sync_interval_s: float = 0.05  # at most one fsync per this for `sent` replies
 
     @property
     def db_path(self) -> Path:

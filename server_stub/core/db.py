@@ -34,7 +34,9 @@ class Database:
         self.path = path
         self.autocheckpoint = autocheckpoint
         self._local = threading.local()
-        self._sync_lock = threading.Lock()
+        self._sync_cond = threading.Condition()
+        self._sync_asked = self._sync_done = 0  # group commit tickets (sync_wal)
+        self._syncing = False
         self._migrations = migrations
         path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
@@ -84,16 +86,36 @@ class Database:
         """Blocking: when this returns, every transaction committed before the call (by any
         connection, of this process or another) survives a power cut. It fsyncs the
         write-ahead log, where WAL mode commits land (a complete checkpoint syncs the
-        database file before the log is reused); without a log, the database file."""
-        with self._sync_lock:
-            try:
-                fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-            except FileNotFoundError:
-                fd = os.open(self.path, os.O_RDONLY)
-            try:
-                fsync(fd)
-            finally:
-                os.close(fd)
+        database file before the log is reused); without a log, the database file.
+        Callers that arrive while an fsync runs share the next one (group commit)."""
+        with self._sync_cond:
+            self._sync_asked += 1
+            ticket = self._sync_asked
+            while self._sync_done < ticket:
+                if self._syncing:
+                    self._sync_cond.wait()
+                    continue
+                self._syncing, covered = True, self._sync_asked
+                try:
+                    self._sync_cond.release()
+                    try:
+                        self._fsync_log()
+                    finally:
+                        self._sync_cond.acquire()
+                    self._sync_done = covered
+                finally:
+                    self._syncing = False
+                    self._sync_cond.notify_all()
+
+    def _fsync_log(self) -> None:
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fsync(fd)
+        finally:
+            os.close(fd)
 
     def _migrate(self) -> None:
         conn = self.connection()

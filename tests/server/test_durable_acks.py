@@ -10,10 +10,13 @@ import asyncio
 import json
 import os
 import threading
+import time
 
 import pytest
 
 from server_stub.core import db as db_module
+from server_stub.core.db import Database
+from server_stub.core.schema import MIGRATIONS
 from tests.server import relay_support
 from tests.server.relay_support import connect_ws, make_room, next_push, post, sync
 
@@ -120,3 +123,48 @@ async def test_a_failed_fsync_acknowledges_nothing(open_server, people, monkeypa
         assert (sent["event_id"], sent["duplicate"]) == ("evt-durable-fail", True)
     finally:
         await ws.close()
+
+
+def _slow_fsyncs(monkeypatch, gates: list[threading.Event]) -> list[int]:
+    started: list[int] = []
+    real = db_module.fsync
+
+    def fsync(fd: int) -> None:
+        n = len(started)
+        started.append(n)
+        gates[min(n, len(gates) - 1)].wait(5)
+        real(fd)
+
+    monkeypatch.setattr(db_module, "fsync", fsync)
+    return started
+
+
+def _wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_a_sync_asked_during_an_fsync_waits_for_the_next(tmp_path, monkeypatch):
+    """Group commit: callers share an fsync only if they asked before it started."""
+    db = Database(tmp_path / "db.sqlite3", MIGRATIONS)
+    gates = [threading.Event(), threading.Event()]
+    started = _slow_fsyncs(monkeypatch, gates)
+    first = threading.Thread(target=db.sync_wal)
+    first.start()
+    _wait_for(lambda: started == [0])
+    later = [threading.Thread(target=db.sync_wal) for _ in range(8)]
+    for thread in later:
+        thread.start()
+    time.sleep(0.1)
+    gates[0].set()
+    first.join(5)
+    assert not first.is_alive()
+    _wait_for(lambda: len(started) == 2)  # the eight share one more fsync ...
+    time.sleep(0.1)
+    assert all(thread.is_alive() for thread in later)  # ... and wait for it to finish
+    gates[1].set()
+    for thread in later:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in later) and started == [0, 1]

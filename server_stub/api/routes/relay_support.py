@@ -44,7 +44,8 @@ def ack_gate(app: Any) -> AckGate:
     """The app's gate for replies that acknowledge storage (loop thread only)."""
     gate = getattr(app.state, "ack_gate", None)
     if gate is None:
-        gate = app.state.ack_gate = AckGate(app.state.db)
+        gate = app.state.ack_gate = AckGate(
+            app.state.db, min_interval_s=app.state.settings.relay_ack_sync_interval_s)
     return gate
 
 
