@@ -161,6 +161,9 @@ class ChatReceiving:
         try:
             if self._closing or self.messages_repo.get(event.event_id) is not None:
                 return  # ours (the local echo) or synced meanwhile
+            if self.cache.in_transaction:  # never join someone else's transaction
+                self.wake()
+                return
             try:
                 with self.cache.write(durable=False):
                     if not self._receive_pushed(event, applied):

@@ -346,6 +346,11 @@ class Cache:
         if first_write:
             self._publish_generation()
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write transaction is open (a new ``write()`` would join it)."""
+        return self._depth > 0
+
     def sync(self) -> None:
         """Make every commit so far durable (after non-durable ones). Nothing to do when the
         last commit was durable. A checkpoint: SQLite syncs the WAL before copying it into
