@@ -578,8 +578,8 @@ class SessionService:
         directory = cache_dir(self.paths.data, device.user_id, device.device_id)
         if not directory.exists():
             return
-        store = self._keystore_for(device.username, device.device_id)
         try:
+            store = self._keystore_for(device.username, device.device_id)
             cache = Cache.open(directory, store,
                                memory_security=self.policy.cache_memory_security)
         except SafeConsultError as exc:
