@@ -29,6 +29,7 @@ from app.crypto.store import TrustLevel
 from app.net import signaling_api
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
+from app.rtc import capture
 from app.rtc.call import (
     Call,
     CallOptions,
@@ -177,6 +178,7 @@ class CallsService:
         self.sink = sink  # (peer, RGB ndarray) per decoded remote video frame, for a view
         self.frame_sink = frame_sink  # (peer, av frame): a view converts it off the loop
         self._video, self._audio = video, audio  # capture factories (default: synthetic)
+        self.devices = ("", "")  # (camera, microphone) keys chosen with use_devices
         self.calls: dict[str, Call] = {}
         self.rooms: dict[str, str] = {}  # call id -> room id
         self.pending: dict[str, IncomingCall] = {}
@@ -277,6 +279,16 @@ class CallsService:
         "verified device"; any device a call connects to is at least trusted by policy)."""
         record = self.chat.machine.devices(party.user_id).get(party.device_id)
         return record is not None and record.trust == TrustLevel.VERIFIED
+
+    # -- devices ---------------------------------------------------------------------------
+
+    def use_devices(self, camera: str, microphone: str) -> None:
+        """The camera and microphone (``app.rtc.capture`` keys) the next calls send; a device
+        that cannot be opened falls back to the test pattern / tone."""
+        tag = self.options.video_tag
+        self._video = lambda: capture.open_camera(camera, tag=tag)
+        self._audio = lambda: capture.open_microphone(microphone)
+        self.devices = (camera, microphone)
 
     # -- calls -----------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class CallController(QObject):
         self.prejoin: PreJoinDialog | None = None  # the latest pre-join dialog
         # Joining a running call: call id -> the dialog and the pre-join choices.
         self.waits: dict[str, tuple[JoinWaitDialog, bool, bool]] = {}
+        self.extra_cameras: list[tuple[str, str]] = []  # (key, label): e.g. a demo video file
         observe(calls.incoming, self._on_incoming, self)
         observe(calls.join_changed, self._join_changed, self)
         observe(calls.event, self._on_event, self)
@@ -69,14 +70,21 @@ class CallController(QObject):
                      parent: QWidget | None = None) -> PreJoinDialog:
         """The pre-join preview; joining places the call to every trusted device in the room."""
         dialog = PreJoinDialog(self.runner, title=title, parent=parent,
-                               network_test=self._network_test())
+                               network_test=self._network_test(),
+                               extra_cameras=self.extra_cameras)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._use_devices(dialog))
         dialog.accepted.connect(lambda: self.place_call(
             room_id, muted=dialog.start_muted.isChecked(),
             camera=not dialog.start_camera_off.isChecked()))
         dialog.open()
         self.prejoin = dialog
         return dialog
+
+    def _use_devices(self, dialog: PreJoinDialog) -> None:
+        use = getattr(self.calls, "use_devices", None)
+        if callable(use):
+            use(*dialog.devices())
 
     def _network_test(self) -> Any:
         test = getattr(self.calls, "network_test", None)
@@ -94,8 +102,10 @@ class CallController(QObject):
                      parent: QWidget | None = None) -> PreJoinDialog:
         """The pre-join preview for the call running in the room; *Join* asks its host."""
         dialog = PreJoinDialog(self.runner, title=title, parent=parent,
-                               network_test=self._network_test())
+                               network_test=self._network_test(),
+                               extra_cameras=self.extra_cameras)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._use_devices(dialog))
         dialog.accepted.connect(lambda: self.join(
             room_id, muted=dialog.start_muted.isChecked(),
             camera=not dialog.start_camera_off.isChecked()))

@@ -28,21 +28,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.rtc.tracks import SyntheticVideoTrack
+from app.rtc import capture
 from app.ui.asyncbridge import TaskRunner
 from app.ui.call.texts import network_text
 from app.ui.call.tiles import LOCAL, FrameFeed, VideoSurface
 from app.ui.i18n import fill
 
 
-def camera_choices() -> list[tuple[str, str]]:
-    """(key, label) of every camera source this build can send."""
-    return [("synthetic", QCoreApplication.translate(
-        "CallView", "Test pattern (no camera capture on this machine)"))]
+def camera_choices(extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """(key, label) of every camera this machine can send (OpenCV devices), then the test
+    pattern; ``extra`` (key, label) sources come first (e.g. a demo's video file)."""
+    translate = QCoreApplication.translate
+    found = [d for d in capture.cameras() if d.key != capture.SYNTHETIC]
+    choices = list(extra or [])
+    for device in found:
+        number = device.key.split(":", 1)[1]
+        choices.append((device.key, fill(translate("CallView", "Camera %1"),
+                                         str(int(number) + 1))))
+    choices.append((capture.SYNTHETIC, translate("CallView", "Test pattern") if choices
+                    else translate("CallView", "Test pattern (no camera capture on this "
+                                               "machine)")))
+    return choices
 
 
 def microphone_choices() -> list[tuple[str, str]]:
-    return [("tone", QCoreApplication.translate(
+    return [(capture.TONE, QCoreApplication.translate(
         "CallView", "Test tone (no microphone capture on this machine)"))]
 
 
@@ -55,6 +65,7 @@ class PreJoinDialog(QDialog):
 
     def __init__(self, runner: TaskRunner, *, title: str = "",
                  network_test: Callable[[], Awaitable[Any]] | None = None,
+                 extra_cameras: list[tuple[str, str]] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         translate = QCoreApplication.translate
@@ -69,7 +80,7 @@ class PreJoinDialog(QDialog):
         self.camera = QComboBox(self)
         self.microphone = QComboBox(self)
         self.speaker = QComboBox(self)
-        for combo, choices in ((self.camera, camera_choices()),
+        for combo, choices in ((self.camera, camera_choices(extra_cameras)),
                                (self.microphone, microphone_choices()),
                                (self.speaker, speaker_choices())):
             for key, label in choices:
@@ -125,11 +136,22 @@ class PreJoinDialog(QDialog):
         self._track: Any = None
         self._pump: asyncio.Future | None = None
         self.finished.connect(lambda _code: self.stop_preview())
+        self.camera.currentIndexChanged.connect(self._camera_changed)
+
+    def devices(self) -> tuple[str, str]:
+        """(camera key, microphone key) chosen (app.rtc.capture keys)."""
+        return (self.camera.currentData() or capture.SYNTHETIC,
+                self.microphone.currentData() or capture.TONE)
+
+    def _camera_changed(self, _index: int) -> None:
+        if self._track is not None:  # previewing: show the newly chosen camera
+            self.stop_preview()
+            self.start_preview()
 
     def start_preview(self) -> None:
         if self._track is not None:
             return
-        self._track = SyntheticVideoTrack(0)
+        self._track = capture.open_camera(self.camera.currentData() or capture.SYNTHETIC)
         self._pump = self.runner.run_task(self._run(self._track), owner=self,
                                           on_error=lambda _m: None)
 

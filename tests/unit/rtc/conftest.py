@@ -36,7 +36,8 @@ class Wire:
                 return device.identity.ed25519
         return None
 
-    def call_for(self, device: Device, call_id: str = "call-0001", **options) -> Call:
+    def call_for(self, device: Device, call_id: str = "call-0001", *, video=None,
+                 **options) -> Call:
         async def send(peer: Party, kind: str, payload: dict[str, Any]) -> None:
             self.log.append((device.party, peer, kind, payload))
             if self.tamper is not None:
@@ -47,7 +48,8 @@ class Wire:
                 asyncio.get_running_loop().create_task(target.handle(claimed, kind, payload))
 
         call = Call(call_id, device.party, sign=device.identity.sign, key_for=self.key_for,
-                    send=send, options=CallOptions(video_tag=len(self.calls) + 1, **options))
+                    send=send, options=CallOptions(video_tag=len(self.calls) + 1, **options),
+                    video=video)
         self.calls[device.party] = call
         return call
 

@@ -1,0 +1,236 @@
+"""Camera capture: OpenCV where it is installed and a camera opens, else the synthetic test
+pattern (docs/calls.md, "Camera and microphone"). The microphone is the tone (no audio
+capture library in this build).
+
+A camera is read by a thread of its own (``cv2.VideoCapture.read`` blocks for the device's
+frame interval); the same thread converts the newest frame into an ``av.VideoFrame``. The
+event loop -- the GUI thread under qasync -- only stamps the time on the frame it is handed;
+aiortc encodes in its own executor and decodes in its own thread, so no media work runs on
+the GUI thread.
+
+A source is either a device index (``cv:0``) or, for tests and demos, a video file
+(``file:/path``, looped). A source that cannot be opened falls back to the test pattern; one
+that fails mid-call sends black frames of the same size (the peers' stall watchdogs keep
+seeing media) and says so in :attr:`OpenCVCameraTrack.failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc.mediastreams import (
+    VIDEO_CLOCK_RATE,
+    VIDEO_TIME_BASE,
+    MediaStreamError,
+    MediaStreamTrack,
+    VideoStreamTrack,
+)
+from av import VideoFrame
+
+from app.rtc.tracks import SyntheticVideoTrack, ToneAudioTrack
+
+try:  # optional: opencv-python-headless
+    import cv2
+except ImportError:  # pragma: no cover - exercised where opencv is absent
+    cv2 = None
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic"
+TONE = "tone"
+MAX_FAILED_READS = 15  # consecutive failed reads before a device counts as failed
+STALL_S = 0.5  # no new frame for this long: a black frame goes out instead
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    key: str  # "synthetic", "cv:<index>", "file:<path>", "tone"
+    label: str  # what the OS calls it (or our words for the fallbacks)
+    kind: str  # "video" | "audio"
+
+
+def opencv_available() -> bool:
+    return cv2 is not None
+
+
+def cameras() -> list[Device]:
+    """The cameras OpenCV can open on this machine (none without opencv), then the test
+    pattern, always last. Linux lists /dev/video* (opening each would wake every camera);
+    elsewhere the first two indices are tried."""
+    found: list[Device] = []
+    if cv2 is not None:
+        if sys.platform.startswith("linux"):
+            indices = sorted(int(path[len("/dev/video"):]) for path in glob.glob("/dev/video*")
+                             if path[len("/dev/video"):].isdigit())
+        else:
+            indices = [i for i in range(2) if _opens(i)]
+        found = [Device(f"cv:{i}", f"Camera {i + 1}", "video") for i in indices]
+    return [*found, Device(SYNTHETIC, "", "video")]
+
+
+def microphones() -> list[Device]:
+    """Microphone capture is not in this build: the tone only."""
+    return [Device(TONE, "", "audio")]
+
+
+def _opens(index: int) -> bool:
+    capture = cv2.VideoCapture(index)
+    try:
+        return bool(capture.isOpened())
+    finally:
+        capture.release()
+
+
+def _source(key: str) -> int | str | None:
+    if key.startswith("cv:") and key[3:].isdigit():
+        return int(key[3:])
+    if key.startswith("file:") and len(key) > 5:
+        return key[5:]
+    return None
+
+
+def open_camera(key: str, *, tag: int = 0, fps: float = 30.0) -> MediaStreamTrack:
+    """The track for camera ``key``; the test pattern for "synthetic", without opencv, or
+    when the device cannot be opened (logged, no device name in the log)."""
+    source = _source(key)
+    if source is None or cv2 is None:
+        return SyntheticVideoTrack(tag)
+    try:
+        return OpenCVCameraTrack(source, fps=fps, loop=isinstance(source, str))
+    except CameraUnavailable:
+        log.warning("camera not available, sending the test pattern",
+                    extra={"event": "camera_fallback"})
+        return SyntheticVideoTrack(tag)
+
+
+def open_microphone(key: str) -> MediaStreamTrack:
+    return ToneAudioTrack()
+
+
+class CameraUnavailable(RuntimeError):
+    pass
+
+
+class OpenCVCameraTrack(VideoStreamTrack):
+    """A camera (or a looped video file) through ``cv2.VideoCapture``, read in a thread."""
+
+    def __init__(self, source: int | str, *, fps: float = 30.0, loop: bool = False,
+                 width: int = 640, height: int = 480) -> None:
+        super().__init__()
+        if cv2 is None:
+            raise CameraUnavailable("opencv is not installed")
+        self._capture = cv2.VideoCapture(source)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise CameraUnavailable("the camera could not be opened")
+        if isinstance(source, int):
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self._loop = loop
+        self._interval = 1.0 / fps if loop else 0.0  # a file is paced; a device paces itself
+        self._lock = threading.Lock()
+        self._newest: VideoFrame | None = None
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self.frames_read = 0
+        self.failed = False
+        self._fresh = False
+        self._size = (width, height)
+        self._black_interval = 1.0 / fps
+        self._wake: asyncio.Event | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._start: float | None = None
+        self.reader_thread = threading.Thread(target=self._read, name="camera-reader",
+                                              daemon=True)
+        self.reader_thread.start()
+
+    def _read(self) -> None:
+        failures = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            if not ok and self._loop:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, image = self._capture.read()
+            if not ok:
+                failures += 1
+                if failures >= MAX_FAILED_READS:
+                    self.failed = True
+                    self._ready.set()
+                    self._stop.wait(0.1)
+                continue
+            failures = 0
+            self.failed = False
+            frame = VideoFrame.from_ndarray(image, format="bgr24")  # here, not on the loop
+            with self._lock:
+                self._newest, self._fresh = frame, True
+                self._size = (frame.width, frame.height)
+            self.frames_read += 1
+            self._ready.set()
+            self._notify()
+            if self._interval:
+                next_at += self._interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_at = time.monotonic()
+        with contextlib.suppress(Exception):
+            self._capture.release()
+
+    async def recv(self) -> Any:
+        """The next captured frame, each handed out once (a device paces itself; a file is
+        paced by the reader); black frames at ``fps`` while nothing new comes."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._loop_ref = loop
+        frame: VideoFrame | None = None
+        # A working device is waited for (up to STALL_S: a slow camera is not blackened); a
+        # failed one gets black frames at the nominal rate.
+        deadline = loop.time() + (self._black_interval if self.failed else STALL_S)
+        while frame is None:
+            with self._lock:
+                frame, self._fresh = (self._newest if self._fresh else None), False
+            if frame is not None:
+                break
+            self._wake.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+        if frame is None:  # nothing new in time (failed or stalled device): black
+            frame = _black(*self._size)
+        if self._start is None:
+            self._start = time.monotonic()
+        frame.pts = int((time.monotonic() - self._start) * VIDEO_CLOCK_RATE)
+        frame.time_base = VIDEO_TIME_BASE
+        return frame
+
+    def _notify(self) -> None:
+        loop, wake = self._loop_ref, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(wake.set)
+
+    def stop(self) -> None:
+        super().stop()
+        self._stop.set()
+
+
+def _black(width: int, height: int) -> VideoFrame:
+    frame = VideoFrame(width=width, height=height, format="yuv420p")
+    for plane, value in zip(frame.planes, (16, 128, 128), strict=True):
+        plane.update(bytes([value]) * plane.buffer_size)
+    return frame
