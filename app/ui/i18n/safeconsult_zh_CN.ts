@@ -2112,6 +2112,14 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>Test pattern</source>
+        <translation>测试图案</translation>
+    </message>
+    <message>
+        <source>Camera %1</source>
+        <translation>摄像头 %1</translation>
+    </message>
+    <message>
         <source>Test again</source>
         <translation>重新测试</translation>
     </message>
