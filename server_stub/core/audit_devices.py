@@ -45,6 +45,23 @@ def wipe_ack_message(device_id: str, order_id: str, ts_ms: int,
     return "\n".join([WIPE_ACK_CONTEXT, device_id, order_id, str(ts_ms), final]).encode()
 
 
+# A device under a wipe order uploads its own chain entries on its key proof alone, until it
+# acknowledges. A device that never does (a thief keeping it from wiping) may not fill the
+# log: at most this many entries after the order. The client's own queue is far shorter
+# (it sends for at most 10 s).
+MAX_ENTRIES_UNDER_WIPE_ORDER = 10_000
+
+
+def final_uploads_left(conn: sqlite3.Connection, device_id: str) -> int:
+    """How many more entries a device under a wipe order may upload."""
+    row = conn.execute("SELECT max(seq) FROM audit_log WHERE action = 'device.wipe'"
+                       " AND object_id = ?", (device_id,)).fetchone()
+    since = row[0] if row and row[0] is not None else 0
+    taken = conn.execute("SELECT count(*) FROM audit_log WHERE device_id = ? AND seq > ?"
+                         " AND action LIKE 'client.%'", (device_id, since)).fetchone()[0]
+    return MAX_ENTRIES_UNDER_WIPE_ORDER - taken
+
+
 def final_head_problem(conn: sqlite3.Connection, device_id: str, head: tuple[int, str] | None,
                        ) -> str | None:
     """Why the server refuses ``head`` as the end of this device's chain, or None. It

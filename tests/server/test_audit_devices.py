@@ -223,6 +223,25 @@ async def test_a_device_wiped_before_uploading_anything_has_its_whole_chain_miss
         await quiet.aclose()
 
 
+async def test_uploads_under_a_wipe_order_are_bounded(open_server, monkeypatch):
+    """A device kept from wiping (and acknowledging) cannot fill the log on its proof."""
+    from server_stub import admin
+    from server_stub.core import audit_devices
+
+    monkeypatch.setattr(audit_devices, "MAX_ENTRIES_UNDER_WIPE_ORDER", 2)
+    _, dev = await new_user_device(open_server, "dora")
+    try:
+        entries = _entries(dev, 4)
+        await _upload(dev, entries[:1])  # before the order: not counted
+        admin.revoke_device(server_db(open_server), dev.device_id, wipe=True)
+        await _upload(dev, entries[1:3])
+        err = await _refused(_upload(dev, entries[3:]))
+        assert (err.status, err.code) == (403, "device_revoked")
+        assert _report(open_server, dev.device_id).last_seq == 3
+    finally:
+        await dev.aclose()
+
+
 def test_client_and_server_sign_the_same_wipe_acknowledgement_bytes():
     from app.core.audit_queue import ChainHead
     from app.core.audit_queue import wipe_ack_message as client_message

@@ -168,6 +168,8 @@ def record_event(body: ClientEvent, request: Request,
         if writer.final and devices_crud.pending_order_for(
                 conn, writer.device_id).order != "wipe":
             raise ApiError(403, "device_revoked", "this device is revoked; wipe local data")
+        if writer.final and audit_devices.final_uploads_left(conn, writer.device_id) <= 0:
+            raise ApiError(403, "device_revoked", "this device is revoked; wipe local data")
         if isinstance(device_seq, int) and not isinstance(device_seq, bool):
             stored = audit_crud.find_client_entry(conn, writer.device_id, device_seq)
             if stored is not None:
