@@ -37,10 +37,20 @@ from av import VideoFrame
 
 from app.rtc.tracks import SyntheticVideoTrack, ToneAudioTrack
 
-try:  # optional: opencv-python-headless
-    import cv2
-except ImportError:  # pragma: no cover - exercised where opencv is absent
-    cv2 = None
+# opencv-python-headless, imported on first use (0.2-0.3 s: not at sign-in); None where it
+# is not installed.
+cv2: Any = ...
+
+
+def _cv() -> Any:
+    global cv2
+    if cv2 is ...:
+        try:
+            import cv2 as module
+        except ImportError:  # pragma: no cover - exercised where opencv is absent
+            module = None
+        cv2 = module
+    return cv2
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +68,7 @@ class Device:
 
 
 def opencv_available() -> bool:
-    return cv2 is not None
+    return _cv() is not None
 
 
 def cameras() -> list[Device]:
@@ -66,7 +76,7 @@ def cameras() -> list[Device]:
     pattern, always last. Linux lists /dev/video* (opening each would wake every camera);
     elsewhere the first two indices are tried."""
     found: list[Device] = []
-    if cv2 is not None:
+    if _cv() is not None:
         if sys.platform.startswith("linux"):
             indices = sorted(int(path[len("/dev/video"):]) for path in glob.glob("/dev/video*")
                              if path[len("/dev/video"):].isdigit())
@@ -101,7 +111,7 @@ def open_camera(key: str, *, tag: int = 0, fps: float = 30.0) -> MediaStreamTrac
     """The track for camera ``key``; the test pattern for "synthetic", without opencv, or
     when the device cannot be opened (logged, no device name in the log)."""
     source = _source(key)
-    if source is None or cv2 is None:
+    if source is None or _cv() is None:
         return SyntheticVideoTrack(tag)
     try:
         return OpenCVCameraTrack(source, fps=fps, loop=isinstance(source, str))
@@ -125,7 +135,7 @@ class OpenCVCameraTrack(VideoStreamTrack):
     def __init__(self, source: int | str, *, fps: float = 30.0, loop: bool = False,
                  width: int = 640, height: int = 480) -> None:
         super().__init__()
-        if cv2 is None:
+        if _cv() is None:
             raise CameraUnavailable("opencv is not installed")
         self._capture = cv2.VideoCapture(source)
         if not self._capture.isOpened():
