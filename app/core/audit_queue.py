@@ -194,10 +194,11 @@ WIPE_ACK_CONTEXT = "SC-WIPE-ACK-v2"
 
 def wipe_ack_message(device_id: str, order_id: str, ts_ms: int, head: ChainHead | None,
                      ) -> bytes:
-    """What a device signs to acknowledge a wipe order (docs/protocol.md, "Orders"): the
-    order, and the final head of its audit chain -- the last entry it appended before
-    erasing -- so the server knows where the chain ends and names any entries up to it that
-    never arrived. ``None`` (the device could not read its log) is signed as ``unknown``."""
+    """What a device signs to acknowledge a wipe order (docs/protocol.md, "Device status
+    and orders"): the order, and the final head of its audit chain -- the last entry it
+    appended before erasing -- so the server knows where the chain ends and names any
+    entries up to it that never arrived. ``None`` (the device could not read its log) is
+    signed as ``unknown``."""
     final = f"{head.device_seq}:{head.entry_hash}" if head is not None else "unknown"
     return "\n".join([WIPE_ACK_CONTEXT, device_id, order_id, str(ts_ms), final]).encode()
 

@@ -23,8 +23,8 @@ out (:meth:`AuditService.take_for_wipe`: the signed entries and the chain's head
 only -- identifiers and codes, no PHI), erases, then sends them with
 :func:`send_final_entries` (the server accepts a device's own chain entries on its key
 proof alone while a wipe order for it is pending) and acknowledges the order with the head,
-signed (docs/protocol.md, "Orders"). What could not be sent shows as a named gap up to that
-head in the server's check of the device's chain.
+signed (docs/protocol.md, "Device status and orders"). What could not be sent shows as a
+gap up to that head in the server's check of the device's chain.
 """
 
 from __future__ import annotations

@@ -519,7 +519,7 @@ class SessionService:
         queue is taken out of the cache before the erase; after it, for a wipe order, what
         the server does not have yet is sent (for at most ``wipe_audit_budget_s``) and the
         acknowledgement carries the chain's final head, so anything still missing is a gap
-        the server names (docs/protocol.md, "Orders")."""
+        the server names (docs/protocol.md, "Device status and orders")."""
         if self._wiping:
             return  # the poll and the push both saw the order: one wipe
         self._wiping = True

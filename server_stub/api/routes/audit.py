@@ -137,8 +137,8 @@ class Writer:
 
 async def client_event_writer(request: Request) -> Writer:
     """``authenticated``, except for a device with a pending wipe order: its proof alone
-    lets it upload the entries still queued before it erases them (docs/protocol.md,
-    "Orders"). The order is checked again in the write's transaction."""
+    lets it upload the entries it still held when it erased them (docs/protocol.md,
+    "Device status and orders"). The order is checked again in the write's transaction."""
     db = get_db(request)
     device_id = request.headers.get("x-sc-device") or ""
     device = await run_in_threadpool(
