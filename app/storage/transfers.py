@@ -5,6 +5,9 @@ One row per upload or download (app/services/transfers/): its state, which chunk
 per-file key, the ciphertext header, the per-chunk tags of an upload's preparation, the
 signed descriptor. The file's name, type and source path are patient data: they are kept
 here only, in the SQLCipher cache, and come back as :class:`~app.core.phi.Phi` values.
+An upload's ``source`` is a path the user picked, ``store:<file id>`` (a file of the
+encrypted file store) or ``memory:`` (bytes the engine holds while the process lives);
+see app/services/transfers/sources.py.
 
 A download keeps the ciphertext it has received so far in a *staging* file under
 ``<cache>/transfers/`` -- ciphertext only, under the file key held in this table, so losing

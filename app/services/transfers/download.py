@@ -84,7 +84,8 @@ async def run_download(engine: TransferEngine, run: Run) -> str:
         raise TransferCancelled("the message of this file was removed by retention")
     with engine._repo.transaction():
         engine._repo.update(record.transfer_id, state=DONE, file_id=file_id, descriptor=None)
-        engine._record(RECEIVE_ACTION, desc.blob_id, room_id=desc.room_id, size=desc.size)
+        if engine._audits(record.transfer_id):
+            engine._record(RECEIVE_ACTION, desc.blob_id, room_id=desc.room_id, size=desc.size)
     path.unlink(missing_ok=True)
     return file_id
 

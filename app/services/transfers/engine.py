@@ -1,6 +1,11 @@
 """The transfer engine: resumable, end-to-end encrypted upload and download of attachments.
 
-Upload (``upload(room_id, path) -> AttachmentDescriptor``):
+Upload (``upload(room_id, path)``, ``upload_bytes(room_id, data)``,
+``upload_stored(room_id, file_id)`` -> AttachmentDescriptor). The source is a file the user
+picked, bytes in memory (a de-identified copy, a snapshot: nothing is written for the
+upload) or a file of the encrypted file store read through its decryptor (a recording:
+encrypted once on the wire, not ciphertext of ciphertext); see ``sources`` for what resume
+means for each.
 
 1. *prepare*: a fresh per-file key and header; the file is encrypted chunk by chunk once
    (never whole in memory, nothing written) to learn the SHA-256 of the ciphertext, which
@@ -29,6 +34,10 @@ when retries run out the transfer pauses (:class:`TransferInterrupted`) and
 ``resume(transfer_id)`` or ``resume_pending()`` (at the next start) goes on where it
 stopped: an upload asks the server which chunks it holds, a download re-checks the chunks
 in its staging file.
+
+Audit: one ``file.send`` / ``file.download`` entry per finished (or failed) transfer,
+object the blob -- unless the caller passes ``audit=False`` because it records one entry
+for the whole action itself (a shared study, a recording).
 
 Progress is published as :class:`TransferProgress` snapshots on the ``progress`` signal
 (psygnal: Qt-free), results on ``finished``; ``cancel(transfer_id)`` stops a transfer.
@@ -91,7 +100,8 @@ from app.services.transfers.errors import (
 )
 from app.services.transfers.progress import TransferProgress, TransferResult
 from app.services.transfers.runtime import Run
-from app.services.transfers.upload import SEND_ACTION, run_upload, stamp
+from app.services.transfers.sources import MEMORY, STORE, StoredSource, stamp
+from app.services.transfers.upload import SEND_ACTION, run_upload
 from app.storage.cache import Cache
 from app.storage.files import EncryptedFileStore
 from app.storage.transfers import (
@@ -173,6 +183,12 @@ class TransferEngine:
         self._clock = clock
         self._runs: dict[str, Run] = {}
         self._active: dict[str, asyncio.Future[TransferResult]] = {}
+        # In-memory upload sources, while their transfer is unfinished (sources.MEMORY).
+        self._memory: dict[str, bytes] = {}
+        # Transfers whose caller records the audit entry itself (a study, a recording).
+        # Memory only: a transfer resumed after a restart has no caller left to record it,
+        # so the engine records its own entry then (one too many rather than none).
+        self._quiet: set[str] = set()
 
     @classmethod
     def for_session(cls, session: SessionService, **kwargs: Any) -> TransferEngine:
@@ -200,11 +216,14 @@ class TransferEngine:
 
     async def upload(self, room_id: str, path: str | os.PathLike[str], *,
                      name: str | None = None, mime: str | None = None,
-                     transfer_id: str | None = None) -> AttachmentDescriptor:
-        """Encrypt and upload the file at ``path`` to ``room_id``; returns the signed
-        descriptor to send in the room. ``name`` defaults to the file's name, ``mime`` to a
-        guess from it. Raises a :class:`TransferError` (``TransferInterrupted``: paused,
-        resume it with ``resume(transfer_id)``)."""
+                     transfer_id: str | None = None, audit: bool = True,
+                     ) -> AttachmentDescriptor:
+        """Encrypt and upload the file at ``path`` (one the user picked) to ``room_id``;
+        returns the signed descriptor to send in the room. ``name`` defaults to the file's
+        name, ``mime`` to a guess from it. ``audit=False``: the caller records the action
+        itself (one entry for a study or a recording, not one per file). Raises a
+        :class:`TransferError` (``TransferInterrupted``: paused, resume it with
+        ``resume(transfer_id)``)."""
         source = Path(path)
         try:
             st = source.stat()
@@ -214,27 +233,71 @@ class TransferEngine:
                 pass
         except OSError:
             raise SourceUnreadable("source file cannot be read") from None
-        chunks = max(1, -(-st.st_size // self.options.chunk_size))
-        if st.st_size + TAG_SIZE * chunks > blob_api.MAX_BLOB_BYTES:
+        return await self._upload(room_id, st.st_size, str(source.resolve()), stamp(st),
+                                  name if name is not None else source.name, mime,
+                                  transfer_id, audit)
+
+    async def upload_bytes(self, room_id: str, data: bytes | bytearray | memoryview, *,
+                           name: str, mime: str | None = None, transfer_id: str | None = None,
+                           audit: bool = True) -> AttachmentDescriptor:
+        """Encrypt and upload ``data`` from memory: nothing is written to disk (a
+        de-identified copy, a snapshot). Resumes after a dropped connection while this
+        process lives; after a restart the transfer ends as ``source_gone`` and the caller
+        uploads again (see ``sources``). The engine holds the bytes until the transfer
+        finishes, fails or is cancelled."""
+        payload = bytes(data)
+        transfer_id = transfer_id or secrets.token_hex(16)
+        self._memory[transfer_id] = payload
+        try:
+            return await self._upload(room_id, len(payload), MEMORY,
+                                      hashlib.sha256(payload).hexdigest(), name, mime,
+                                      transfer_id, audit)
+        finally:
+            record = self._repo.get(transfer_id)
+            if record is None or record.final:
+                self._memory.pop(transfer_id, None)
+
+    async def upload_stored(self, room_id: str, file_id: str, *, name: str,
+                            mime: str | None = None, transfer_id: str | None = None,
+                            audit: bool = True) -> AttachmentDescriptor:
+        """Upload a file of the encrypted file store: read through its decryptor chunk by
+        chunk in memory and encrypted once, under the transfer's own key (the stored
+        file's key stays on this device). Resumable after a restart, like a path."""
+        source = StoredSource(self._files, file_id, None)
+        try:
+            size, when = source.size, source.stamp
+        finally:
+            source.close()
+        return await self._upload(room_id, size, STORE + file_id, when, name, mime,
+                                  transfer_id, audit)
+
+    async def _upload(self, room_id: str, size: int, source: str, source_stamp: str,
+                      name: str, mime: str | None, transfer_id: str | None,
+                      audit: bool) -> AttachmentDescriptor:
+        chunks = max(1, -(-size // self.options.chunk_size))
+        if size + TAG_SIZE * chunks > blob_api.MAX_BLOB_BYTES:
             raise FileTooLarge("file larger than the blob limit")
-        shown = _clean_name(name if name is not None else source.name)
+        shown = _clean_name(name)
         kind = mime or mimetypes.guess_type(shown)[0] or DEFAULT_MIME
         if not MIME_PATTERN.match(kind):
             kind = DEFAULT_MIME
         key = new_file_key(self.options.suite)
-        cipher = ChunkCipher.new(key, length=st.st_size, suite=self.options.suite,
+        cipher = ChunkCipher.new(key, length=size, suite=self.options.suite,
                                  chunk_size=self.options.chunk_size)
         transfer_id = transfer_id or secrets.token_hex(16)
+        if not audit:
+            self._quiet.add(transfer_id)
         self._repo.insert(
-            transfer_id, UPLOAD, PREPARING, room_id, size=st.st_size, chunk_count=cipher.count,
-            file_key=key, header=cipher.header_bytes, source=Phi(str(source.resolve())),
-            source_stamp=stamp(st), name=Phi(shown), mime=Phi(kind))
+            transfer_id, UPLOAD, PREPARING, room_id, size=size, chunk_count=cipher.count,
+            file_key=key, header=cipher.header_bytes, source=Phi(source),
+            source_stamp=source_stamp, name=Phi(shown), mime=Phi(kind))
         result = await self._start(transfer_id)
         assert result.descriptor is not None
         return result.descriptor
 
     async def download(self, descriptor: AttachmentDescriptor | Mapping[str, Any] | str,
-                       sender: SenderDevice, *, room_id: str | None = None) -> str:
+                       sender: SenderDevice, *, room_id: str | None = None,
+                       audit: bool = True) -> str:
         """Fetch, verify and store an attachment; returns its id in the encrypted file
         store. ``sender`` is the sending device *as this device knows it* (e.g. the Megolm
         sender's record); ``room_id``, when given, must be the descriptor's room.
@@ -248,10 +311,15 @@ class TransferEngine:
                 raise DescriptorInvalid("descriptor belongs to another room")
             desc.verify(sender)
         except (DescriptorInvalid, ManifestSignatureInvalid) as exc:
-            self._record(RECEIVE_ACTION, None, outcome="refused", code=exc.code,
-                         room_id=room_id)
+            if audit:
+                self._record(RECEIVE_ACTION, None, outcome="refused", code=exc.code,
+                             room_id=room_id)
             raise
         transfer_id = download_id(desc)
+        if audit:
+            self._quiet.discard(transfer_id)
+        else:
+            self._quiet.add(transfer_id)
         record = self._repo.get(transfer_id)
         if record is not None and record.state == DONE and record.file_id in self._files.ids():
             return record.file_id  # type: ignore[return-value]
@@ -331,6 +399,8 @@ class TransferEngine:
         if record is not None and not record.final:
             raise TransferError("cancel a transfer before forgetting it")
         self._repo.delete(transfer_id)
+        self._memory.pop(transfer_id, None)
+        self._quiet.discard(transfer_id)
 
     # -- driving -----------------------------------------------------------------------------
 
@@ -399,6 +469,8 @@ class TransferEngine:
             raise
         finally:
             self._runs.pop(transfer_id, None)
+        self._memory.pop(transfer_id, None)
+        self._quiet.discard(transfer_id)
         self.progress.emit(run.snapshot(phases.DONE))
         self.finished.emit(result)
         return result
@@ -423,9 +495,11 @@ class TransferEngine:
         action = SEND_ACTION if record.direction == UPLOAD else RECEIVE_ACTION
         outcome = "refused" if isinstance(error, (TransferTampered, TransferRefused)) else (
             "failed")
-        if phase == phases.FAILED:
+        self._memory.pop(record.transfer_id, None)
+        if phase == phases.FAILED and self._audits(record.transfer_id):
             self._record(action, record.blob_id, outcome=outcome, code=error.code,
                          room_id=record.room_id)
+        self._quiet.discard(record.transfer_id)
         snapshot = run.snapshot(phase, error) if run is not None else TransferProgress(
             record.transfer_id, record.direction, phase, record.room_id, 0, 0, 0,
             record.chunk_count, error_code=error.code, error_message=error.user_message)
@@ -439,6 +513,10 @@ class TransferEngine:
         if force or now - run.last_emit >= self.options.progress_interval_s:
             run.last_emit = now
             self.progress.emit(run.snapshot())
+
+    def _audits(self, transfer_id: str) -> bool:
+        """Whether the engine records this transfer's audit entry (not its caller)."""
+        return transfer_id not in self._quiet
 
     def _record(self, action: str, blob_id: str | None, *, outcome: str = "ok",
                 code: str = "", room_id: str | None = None, size: int | None = None) -> None:

@@ -79,6 +79,14 @@ class SourceUnreadable(TransferError):
     user_message = "The file could not be read. Check that it still exists and try again."
 
 
+class SourceGone(TransferError):
+    """An upload's source is no longer there: in-memory data after a restart, or a stored
+    file deleted meanwhile. The caller supplies it again (a new upload)."""
+
+    code = "source_gone"
+    user_message = "The data being sent is no longer available on this workstation. Send it again."
+
+
 class FileTooLarge(TransferError):
     code = "too_large"
     user_message = "This file is too large to send."

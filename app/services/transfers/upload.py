@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -15,10 +14,10 @@ from app.crypto.files import TAG_SIZE, ChunkCipher, FileHeader
 from app.net import blob_api
 from app.services.transfers import progress as phases
 from app.services.transfers.descriptor import AttachmentDescriptor
-from app.services.transfers.errors import SourceChanged, SourceUnreadable, TransferError
-from app.services.transfers.fileio import PositionalFile
+from app.services.transfers.errors import SourceChanged, TransferError
 from app.services.transfers.runtime import Run, in_thread
-from app.storage.transfers import DONE, PREPARING, UPLOADING, TransferRecord
+from app.services.transfers.sources import UploadSource, open_source
+from app.storage.transfers import DONE, PREPARING, UPLOADING
 
 if TYPE_CHECKING:
     from app.services.transfers.engine import TransferEngine
@@ -28,28 +27,11 @@ log = logging.getLogger(__name__)
 SEND_ACTION = "file.send"
 
 
-def stamp(st: os.stat_result) -> str:
-    """What tells a source file changed between runs: its size and modification time."""
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def open_source(record: TransferRecord) -> PositionalFile:
-    assert record.source is not None
-    try:
-        src = PositionalFile(record.source.reveal())
-    except OSError:
-        raise SourceUnreadable("source file cannot be read") from None
-    if stamp(src.stat()) != record.source_stamp:
-        src.close()
-        raise SourceChanged("source file changed since the transfer began")
-    return src
-
-
 async def run_upload(engine: TransferEngine, run: Run) -> AttachmentDescriptor:
     record = run.record
     assert record.header is not None and record.file_key is not None
     cipher = ChunkCipher(FileHeader.unpack(record.header), record.file_key)
-    src = open_source(record)
+    src = open_source(record, engine.files, engine._memory)
     try:
         if record.state == PREPARING:
             tags, digest = await _prepare(run, cipher, src)
@@ -74,12 +56,13 @@ async def run_upload(engine: TransferEngine, run: Run) -> AttachmentDescriptor:
         engine._repo.update(record.transfer_id, state=DONE, descriptor=descriptor.to_json(),
                           done=set(range(cipher.count)), file_key=None, tags=None,
                           source=None)
-        engine._record(SEND_ACTION, record.blob_id, room_id=record.room_id,
-                     size=record.size)
+        if engine._audits(record.transfer_id):
+            engine._record(SEND_ACTION, record.blob_id, room_id=record.room_id,
+                           size=record.size)
     return descriptor
 
 
-async def _prepare(run: Run, cipher: ChunkCipher, src: PositionalFile) -> tuple[bytes, str]:
+async def _prepare(run: Run, cipher: ChunkCipher, src: UploadSource) -> tuple[bytes, str]:
     """First pass: the ciphertext's digest and each chunk's tag; nothing is kept."""
     hasher = hashlib.sha256()
     tags = bytearray()
@@ -102,7 +85,7 @@ async def _prepare(run: Run, cipher: ChunkCipher, src: PositionalFile) -> tuple[
 
 
 async def _send_all(engine: TransferEngine, run: Run, cipher: ChunkCipher,
-                    src: PositionalFile) -> None:
+                    src: UploadSource) -> None:
     record = run.record
     blob_id, tags = record.blob_id, record.tags
     assert blob_id is not None and tags is not None
