@@ -2980,4 +2980,35 @@ Key fingerprint: %3</source>
         <translation>请输入患者姓名，以及由字母、数字、空格或 . / _ - 组成的病历号</translation>
     </message>
 </context>
+<context>
+    <name>ViewerSnapshotMixin</name>
+    <message>
+        <source>The snapshot shows the patient ID in its watermark, and this room is not linked to this patient. Send it to this room? It is recorded in the audit trail.</source>
+        <translation>快照的水印中显示患者 ID，而此会诊室未关联到该患者。仍要发送到此会诊室吗？此操作将记录在审计日志中。</translation>
+    </message>
+    <message>
+        <source>Snapshot with watermark sent to the consult room.</source>
+        <translation>带水印的快照已发送到会诊室。</translation>
+    </message>
+    <message>
+        <source>Snapshot with watermark copied to the clipboard.</source>
+        <translation>带水印的快照已复制到剪贴板。</translation>
+    </message>
+    <message>
+        <source>Snapshot</source>
+        <translation>快照</translation>
+    </message>
+    <message>
+        <source>Send snapshot to consult room…</source>
+        <translation>发送快照到会诊室…</translation>
+    </message>
+    <message>
+        <source>Send snapshot</source>
+        <translation>发送快照</translation>
+    </message>
+    <message>
+        <source>Copy what this pane shows, with the watermark, to the clipboard (S)</source>
+        <translation>将此窗格显示的内容（带水印）复制到剪贴板 (S)</translation>
+    </message>
+</context>
 </TS>
