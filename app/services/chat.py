@@ -41,6 +41,7 @@ from app.core.chat import (
     ENCRYPTED_EVENT,
     MEMBER_EVENT,
     ChatMessage,
+    RoomEvent,
     RoomSummary,
     UndecryptedEvent,
 )
@@ -184,6 +185,7 @@ class ChatService(ChatSending, ChatReceiving, ChatDevices, ChatFeatures):
         self._last_version_check = 0.0
         self._pending_receipts: dict[tuple[str, str], str] = {}  # (room, kind) -> up to
         self._pushed: set[asyncio.Task] = set()  # pushed events being applied
+        self._held: dict[str, RoomEvent] = {}  # pushed before their key: event id -> event
         self._sync_later: asyncio.TimerHandle | None = None
         # Signing out or a wipe closes the cache under us: stop at once, not on error.
         session.changed.connect(self._on_session)

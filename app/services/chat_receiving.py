@@ -61,6 +61,9 @@ MEMBERSHIP_STATE = {"join": "joined", "invite": "invited", "leave": "left", "rem
 # After a pushed event was shown, the sync that moves the token past it runs this much later
 # (coalescing a burst of pushes into one sync, off the path of the next message).
 PUSH_SYNC_DELAY_S = 1.0
+# Pushed events whose room key had not arrived, kept in memory (at most this many) to be
+# opened as soon as a sync brings the key -- usually the very sync the key's push started.
+HELD_PUSHES = 100
 
 
 class _LeaveToSync(Exception):
@@ -121,6 +124,7 @@ class ChatReceiving:
     _sync_lock: asyncio.Lock
     _closing: bool
     _pushed: set[asyncio.Task]
+    _held: dict[str, RoomEvent]
     _sync_later: asyncio.TimerHandle | None
     _pending_receipts: dict[tuple[str, str], str]
     _receipts_sent_at: float
@@ -199,7 +203,15 @@ class ChatReceiving:
                                                      event.content)
         except E2EEError:
             return False  # the sync keeps it as rejected, and says why
-        if (isinstance(result, MissingRoomKey) or result.type != MESSAGE_TYPE
+        if isinstance(result, MissingRoomKey):
+            # The key is on its way (sent before the event): hold the event for the sync
+            # that brings it, which then needs no second round for the event itself.
+            self._held.pop(event.event_id, None)
+            self._held[event.event_id] = event
+            while len(self._held) > HELD_PUSHES:
+                del self._held[next(iter(self._held))]
+            return False
+        if (result.type != MESSAGE_TYPE
                 or (result.sender_user, result.sender_device) != (event.sender,
                                                                    event.sender_device)):
             return False
@@ -312,6 +324,12 @@ class ChatReceiving:
             for event in self.state.waiting_for(result.session_id):
                 if event.room_id == result.room_id:
                     self._decrypt(event, applied)
+            for event_id, event in list(self._held.items()):
+                if (event.room_id == result.room_id
+                        and event.content.get("session_id") == result.session_id):
+                    del self._held[event_id]  # its batch may bring it too: then it is known
+                    if self.messages_repo.get(event_id) is None:
+                        self._decrypt(event, applied)
         elif isinstance(result, KeyRequestAnswer):
             self._queue_to_device(result.outgoing)
             if result.outcome == "no_session":
