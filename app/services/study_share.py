@@ -2,14 +2,17 @@
 
 Sending (:meth:`StudyShareService.share`): unless the study is de-identified already (its
 files say ``PatientIdentityRemoved`` YES) it is de-identified first (PS3.15 Annex E, the
-same code as ``safeconsult deidentify``) into a private directory under the cache, removed
-after the upload -- or, only with the user's explicit confirmation, sent identified
+same code as ``safeconsult deidentify``) in memory, one file at a time, and uploaded from
+memory (``TransferEngine.upload_bytes``): no plaintext copy is written anywhere -- or, only
+with the user's explicit confirmation, sent identified
 (audited) -- unless the room is the patient's own consult room (linked to the patient whose
 MRN the files carry), where it may go as it is (docs/imaging.md, "Sharing a study"). Each
 file is uploaded with the transfer engine (own key, own signed descriptor); then one
 ``sc.study.share`` room event carries the :class:`StudyManifest`, signed by this device's
 Ed25519 key. A received, verified study may be shared on (:meth:`reshare`): always as a
-de-identified copy made in memory, signed by the re-sharer's device.
+de-identified copy made in memory, signed by the re-sharer's device. One ``file.send``
+audit entry per shared study (object: the study id; detail: the file count) and one
+``file.download`` per fetched study -- the engine's per-file entries are left out.
 
 Receiving (:meth:`fetch`): the manifest must name the Megolm-authenticated sender device and
 verify against that device's key *from this device's device list* (never the server's word);
@@ -26,7 +29,6 @@ import contextlib
 import hashlib
 import logging
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,9 +49,9 @@ from app.core.study_manifest import (
 )
 from app.crypto.identity import verify_ed25519
 from app.crypto.store import TrustLevel
-from app.imaging.deidentify import Deidentifier, DeidOptions, deidentify_bytes, deidentify_paths
+from app.imaging.deidentify import Deidentifier, DeidOptions, deidentify_bytes
 from app.imaging.errors import ImagingError
-from app.imaging.load import read_dataset
+from app.imaging.load import expand_sources, read_dataset
 from app.services.transfers import (
     TransferEngine,
     TransferError,
@@ -146,33 +148,66 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _group(paths: Sequence[Path]) -> tuple[str, list[tuple[str, str, list[int]]], bool]:
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What the manifest needs from one file's header."""
+
+    study: str
+    removed: bool  # PatientIdentityRemoved YES
+    series_uid: str
+    series_desc: str
+    modality: str
+
+
+def _head(source: Path | bytes) -> _Head:
+    ds = read_dataset(source, stop_before_pixels=True)
+    return _Head(str(ds.get("StudyDescription", "") or ""),
+                 str(ds.get("PatientIdentityRemoved", "")).upper() == "YES",
+                 str(ds.get("SeriesInstanceUID", "") or ""),
+                 str(ds.get("SeriesDescription", "") or ""),
+                 str(ds.get("Modality", "") or "")[:16])
+
+
+def _group_heads(heads: Sequence[_Head]) -> tuple[str, list[tuple[str, str, list[int]]], bool]:
     """(study description, [(series description, modality, file indexes)], all
     de-identified) from the files' headers."""
     by_series: dict[str, tuple[str, str, list[int]]] = {}
     study, removed = "", True
-    for n, path in enumerate(paths):
-        ds = read_dataset(path, stop_before_pixels=True)
-        study = study or str(ds.get("StudyDescription", "") or "")
-        removed = removed and str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
-        uid = str(ds.get("SeriesInstanceUID", "") or f"none-{n}")
-        entry = by_series.setdefault(uid, (str(ds.get("SeriesDescription", "") or ""),
-                                           str(ds.get("Modality", "") or "")[:16], []))
+    for n, head in enumerate(heads):
+        study = study or head.study
+        removed = removed and head.removed
+        entry = by_series.setdefault(head.series_uid or f"none-{n}",
+                                     (head.series_desc, head.modality, []))
         entry[2].append(n)
     return study[:256], [(d[:256], m, i) for d, m, i in by_series.values()], removed
 
 
-def _one_patient(paths: Sequence[str | Path]) -> str | None:
+def _group(paths: Sequence[Path | bytes]) -> tuple[str, list[tuple[str, str, list[int]]], bool]:
+    return _group_heads([_head(p) for p in paths])
+
+
+def _deidentify_file(source: Path | bytes, tool: Deidentifier) -> tuple[bytes, list[str]]:
+    """One file's de-identified copy, in memory (PS3.15 Basic Profile; ``tool`` keeps one
+    UID mapping across the study). Nothing is written."""
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        return deidentify_bytes(data, tool)
+    except (ImagingError, OSError, ValueError) as exc:
+        raise StudyShareError(f"de-identification failed ({type(exc).__name__})") from None
+
+
+def _one_patient(paths: Sequence[str | Path | bytes]) -> str | None:
     """The files' Patient ID when they all carry the same non-empty one, else None."""
     try:
-        ids = {str(read_dataset(Path(p), stop_before_pixels=True).get("PatientID", "")
+        ids = {str(read_dataset(p if isinstance(p, bytes) else Path(p),
+                                stop_before_pixels=True).get("PatientID", "")
                    or "").strip() for p in paths}
     except ImagingError:
         return None
     return ids.pop() if len(ids) == 1 and "" not in ids else None
 
 
-def is_deidentified(paths: Sequence[Path]) -> bool:
+def is_deidentified(paths: Sequence[Path | bytes]) -> bool:
     """Whether every file says PatientIdentityRemoved YES (checked, not assumed)."""
     try:
         return bool(paths) and _group(list(paths))[2]
@@ -201,7 +236,7 @@ class StudyShareService:
         self.patients = patients  # RoomPatientService: rooms linked to a patient
         self.engine = engine
         self.audit = audit
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir)  # no longer written to: copies stay in memory
         self._own_ed25519 = own_ed25519  # this device's key: opening our own shares
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._studies: dict[str, SharedStudy] = {}
@@ -330,14 +365,16 @@ class StudyShareService:
             return None
         return link.mrn.reveal().strip() or None
 
-    async def share(self, room_id: str, paths: Sequence[str | Path], *,
+    async def share(self, room_id: str, paths: Sequence[str | Path | bytes], *,
                     deidentify: bool = True, confirm_identified: bool = False,
                     _reshare_of: str = "") -> ShareResult:
-        """Share the DICOM files ``paths`` (one study) into ``room_id``. The check before a
-        study leaves its patient's consult room: unless the files are de-identified already
-        or ``room_id`` is that patient's room (:meth:`patient_room`), an identified share
-        needs ``confirm_identified``; by default a de-identified copy goes."""
-        sources = [Path(p) for p in paths]
+        """Share the DICOM files ``paths`` (one study; paths or DICOM bytes in memory) into
+        ``room_id``. The check before a study leaves its patient's consult room: unless the
+        files are de-identified already or ``room_id`` is that patient's room
+        (:meth:`patient_room`), an identified share needs ``confirm_identified``; by default
+        a de-identified copy goes -- made in memory and uploaded from memory, never written.
+        One ``file.send`` audit entry for the study (``files``: how many), not one per file."""
+        sources = [p if isinstance(p, bytes) else Path(p) for p in paths]
         if not sources:
             raise StudyShareError("nothing to share")
         already = await asyncio.to_thread(is_deidentified, sources)
@@ -345,27 +382,30 @@ class StudyShareService:
         inside = mrn is not None and await asyncio.to_thread(_one_patient, sources) == mrn
         if not already and not deidentify and not confirm_identified and not inside:
             raise IdentifiedShareNotConfirmed("identified study, not confirmed")
-        staging: Path | None = None
         warnings: list[str] = []
+        heads: list[_Head] = []
+        files: list[ManifestFile] = []
         try:
             if not already and deidentify:
-                staging = self._staging()
-                report = await asyncio.to_thread(deidentify_paths, sources, staging)
-                if report.failed or not report.written:
-                    raise StudyShareError("de-identification failed for some files")
-                warnings = sorted({w for f in report.files for w in f.warnings})
-                sources = [f.output for f in report.files if f.output is not None]
-            study_desc, groups, _ = await asyncio.to_thread(_group, sources)
-            files: list[ManifestFile] = []
-            for n, path in enumerate(sources):
-                plain = await asyncio.to_thread(_sha256_file, path)
-                desc = await self.engine.upload(room_id, path, name=f"IM{n + 1:05d}.dcm",
-                                                mime=DICOM_MIME)
-                files.append(ManifestFile(desc.to_wire(), plain))
-                self.progress.emit(("", n + 1, len(sources)))
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+                # De-identified copies are made in memory, one file at a time, and go from
+                # memory to the transfer engine: nothing plaintext is written (issue #6).
+                inputs = [src for _label, src in expand_sources(sources)]
+                if not inputs:
+                    raise StudyShareError("nothing to share")
+                tool = Deidentifier(DeidOptions())
+                for n, src in enumerate(inputs):
+                    clean, found = await asyncio.to_thread(_deidentify_file, src, tool)
+                    warnings.extend(found)
+                    await self._send_one(room_id, clean, n, len(inputs), heads, files)
+                warnings = sorted(set(warnings))
+            else:
+                for n, path in enumerate(sources):  # the user's own files, as they are
+                    await self._send_one(room_id, path, n, len(sources), heads, files)
+        except TransferError as exc:
+            self._audit(SEND_ACTION, None, outcome="failed",
+                        detail={"kind": "study", "files": len(files), "reason": exc.code})
+            raise
+        study_desc, groups, _ = _group_heads(heads)
         signer = self.engine.device
         unsigned = StudyManifest(
             study_id=secrets.token_hex(12), room_id=room_id, sender_user=signer.user_id,
@@ -390,13 +430,30 @@ class StudyShareService:
         self.shared.emit(shared)
         return ShareResult(shared, warnings)
 
-    def _staging(self) -> Path:
-        """A private directory under the cache for a de-identified copy on its way out
-        (removed right after the upload; the cache's directory goes with a wipe)."""
-        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staging = self.work_dir / f"share-{secrets.token_hex(8)}"
-        staging.mkdir(mode=0o700)
-        return staging
+    async def _send_one(self, room_id: str, source: Path | bytes, n: int, total: int,
+                        heads: list[_Head], files: list[ManifestFile]) -> None:
+        """Upload one file of a study (a path the user picked, or bytes in memory); the
+        study's one audit entry is the caller's, not one per file."""
+        heads.append(await asyncio.to_thread(_head, source))
+        name, transfer_id = f"IM{n + 1:05d}.dcm", secrets.token_hex(16)
+        try:
+            if isinstance(source, bytes):
+                plain = hashlib.sha256(source).hexdigest()
+                desc = await self.engine.upload_bytes(room_id, source, name=name,
+                                                      mime=DICOM_MIME, transfer_id=transfer_id,
+                                                      audit=False)
+            else:
+                plain = await asyncio.to_thread(_sha256_file, source)
+                desc = await self.engine.upload(room_id, source, name=name, mime=DICOM_MIME,
+                                                transfer_id=transfer_id, audit=False)
+        except (TransferError, asyncio.CancelledError):
+            # The share is void without its manifest: a paused upload is dropped, not kept
+            # (nor its bytes held in memory) for a resume nobody will ask for.
+            with contextlib.suppress(SafeConsultError):
+                self.engine.cancel(transfer_id)
+            raise
+        files.append(ManifestFile(desc.to_wire(), plain))
+        self.progress.emit(("", n + 1, total))
 
     async def reshare(self, opened: OpenedStudy, room_id: str) -> ShareResult:
         """Share a received study on, into another room this user is a member of.
@@ -436,20 +493,11 @@ class StudyShareService:
             cleaned, warnings = await asyncio.to_thread(prepare)
         except (ImagingError, ValueError) as exc:
             raise StudyShareError(f"de-identification failed ({type(exc).__name__})") from None
-        staging = self._staging()
-        try:
-            paths = []
-            for n, data in enumerate(cleaned):
-                path = staging / f"IM{n + 1:05d}.dcm"
-                await asyncio.to_thread(path.write_bytes, data)
-                paths.append(path)
-            result = await self.share(room_id, paths, deidentify=True,
-                                      _reshare_of=source.study_id)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        result = await self.share(room_id, cleaned, deidentify=True,
+                                  _reshare_of=source.study_id)
         return ShareResult(result.shared, sorted({*warnings, *result.warnings}))
 
-    def _audit(self, action: str, object_id: str, *, outcome: str = "ok",
+    def _audit(self, action: str, object_id: str | None, *, outcome: str = "ok",
                detail: dict[str, Any] | None = None) -> None:
         if self.audit is not None:
             self.audit.record(action, object_type="study", object_id=object_id,
@@ -506,7 +554,7 @@ class StudyShareService:
             for n, entry in enumerate(manifest.files):
                 try:
                     file_id = await self.engine.download(entry.descriptor, record,
-                                                         room_id=shared.room_id)
+                                                         room_id=shared.room_id, audit=False)
                 except TransferError as exc:
                     raise StudyTampered(f"file refused ({exc.code})") from None
                 data = await _read_store(self.engine, file_id)

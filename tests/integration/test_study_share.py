@@ -96,9 +96,53 @@ async def test_shared_study_is_deidentified_verified_and_opens_identical_pixels(
     needles = [b"SYNTHETIC^PATIENT", b"SYN-0001", b"DICM"]
     assert raw_files_containing(open_server.data_dir, needles) == {}
     assert raw_files_containing(bob.client.ws.paths.data, needles) == {}
-    assert not list((alice.client.ws.session.cache.directory / "share").glob("*"))
-    assert _has(await alice.audit(open_server), "file.send", "ok")
-    assert _has(await bob.audit(open_server), "file.download", "ok")
+    assert not (alice.client.ws.session.cache.directory / "share").exists()
+    # One audit entry per shared / fetched study (object: the study), none per file.
+    for sharer, action in ((alice, "file.send"), (bob, "file.download")):
+        rows = [r for r in await sharer.audit(open_server) if r["action"] == action]
+        assert [(r["object_type"], r["object_id"], r["outcome"], r["detail"]["files"])
+                for r in rows] == [("study", shared.study_id, "ok", 3)]
+
+
+def _plaintext_dicom_files(root: Path, needles: list[bytes]) -> list[str]:
+    """Files under ``root`` that are plaintext DICOM (``DICM`` at offset 128) or hold a
+    synthetic patient marker anywhere."""
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                data = fh.read()
+            if data[128:132] == b"DICM" or any(n in data for n in needles):
+                hits.append(str(path))
+    return hits
+
+
+async def test_nothing_plaintext_is_written_while_a_study_is_shared(pair, open_server, tmp_path):
+    """Issue #6: the de-identified copies go from memory to the transfer engine. The sharer's
+    whole data directory is scanned while every file is being uploaded, and after."""
+    alice, bob, room_id = pair
+    paths = _series(tmp_path)
+    data_dir = alice.client.ws.paths.data
+    assert not str(paths[0]).startswith(str(data_dir))  # the user's files are elsewhere
+    needles = [b"SYNTHETIC^PATIENT", b"SYN-0001"]
+    hits: list[str] = []
+    scans = []
+
+    def scan(snapshot) -> None:
+        if snapshot.phase in ("preparing", "uploading"):
+            scans.append(snapshot.transfer_id)
+            hits.extend(_plaintext_dicom_files(data_dir, needles))
+
+    alice.share.engine.progress.connect(scan)
+    await alice.share.share(room_id, paths)
+    assert len(set(scans)) == 3 and hits == []
+    assert _plaintext_dicom_files(data_dir, needles) == []
+    # The receiving side: chunks staged as ciphertext, files in the encrypted store only.
+    bob.share.engine.progress.connect(lambda s: hits.extend(
+        _plaintext_dicom_files(bob.client.ws.paths.data, needles)))
+    opened = await bob.share.fetch(await _received(bob))
+    assert len(next(iter(opened.series.values()))) == 3
+    assert hits == [] and _plaintext_dicom_files(bob.client.ws.paths.data, needles) == []
 
 
 def _has(rows: list[dict], action: str, outcome: str) -> dict | None:
@@ -314,12 +358,13 @@ async def test_a_received_verified_study_is_reshared_deidentified_signed_by_the_
         after = (await imaging.open(blobs)).series[0]
         for i in range(3):
             assert np.array_equal(before.render(i), after.render(i))
-        # Nothing identified was written to Bob's disk on the way, and the staging is gone.
+        # Nothing identified (nor any DICOM) was written to Bob's disk on the way.
         assert raw_files_containing(bob.client.ws.paths.data,
                                     [b"SYNTHETIC^PATIENT", b"SYN-0001", b"DICM"]) == {}
         # Audited on Bob's device: the refusals and the share, naming the source study.
         rows = await bob.audit(open_server)
-        sent = _has(rows, "file.send", "ok")
+        (sent,) = [r for r in rows if (r["action"], r["outcome"]) == ("file.send", "ok")]
+        assert (sent["object_type"], sent["detail"]["files"]) == ("study", 3)
         assert sent["detail"]["reshared_from"] == shared.study_id
         assert sent["detail"]["deidentified"] is True
         reasons = [r["detail"]["reason"] for r in rows
