@@ -37,6 +37,7 @@ from app.rtc.signing import Party
 log = logging.getLogger(__name__)
 
 VIDEO_RATE = 90_000
+KEYFRAME_INTERVAL = 60  # frames (2 s at 30 fps)
 SPOOL_CHUNK = 256 * 1024
 SPOOL_SUFFIX = ".spool"
 _RECORD = struct.Struct(">I")
@@ -124,6 +125,12 @@ class _Segment:
             self.video.width, self.video.height = frame.width, frame.height
             self.video.pix_fmt = "yuv420p"
             self.video.time_base = fractions.Fraction(1, VIDEO_RATE)
+            # Live encoding must keep up with the call (libvpx's default "good" deadline
+            # takes ~3x longer a frame and the queue would overflow); a keyframe every 2 s
+            # bounds what a seek decodes (SegmentReader).
+            self.video.options = {"deadline": "realtime", "cpu-used": "8",
+                                  "lag-in-frames": "0"}
+            self.video.codec_context.gop_size = KEYFRAME_INTERVAL
             self._ensure_audio_stream()
         if (frame.width, frame.height) != (self.video.width, self.video.height):
             frame = frame.reformat(width=self.video.width, height=self.video.height)
@@ -242,20 +249,86 @@ class CallRecorder:
 
 
 class SegmentReader:
-    """Playback of one finished segment held in memory (no file): its video duration and
-    its video frames as ``(ms, RGB array)``, decoded on demand."""
+    """Playback of one finished segment held in memory (no file): its video duration, its
+    video frames as ``(ms, RGB array)`` decoded on demand, a keyframe index for seeking, and
+    its sound as PCM.
+
+    The segments are written live, without Matroska cues, so the reader makes its own index
+    in one demux pass (no decoding): every video packet's time and whether it is a keyframe.
+    A seek decodes from the last keyframe at or before the target (the recorder writes one
+    every ``KEYFRAME_INTERVAL`` frames, 2 s; older segments at least every 128) instead of
+    from the start: a position late in an hour's consult costs the same as one early in it."""
 
     def __init__(self, segment: bytes) -> None:
         self._segment = segment
         self.duration_ms = 0
+        self._packets: list[tuple[int, bool, bytes, int]] = []  # (ms, key, data, pts)
+        self._time_base: Any = None
+        self._codec = "vp8"
+        self.last_decoded = 0  # frames the last seek decoded (for tests)
         with av.open(io.BytesIO(segment), mode="r") as container:
+            if not container.streams.video:
+                return
+            stream = container.streams.video[0]
+            self._codec = stream.codec_context.name or "vp8"
+            self._time_base = stream.time_base
             for packet in container.demux(video=0):
-                if packet.pts is not None and packet.time_base is not None:
-                    self.duration_ms = max(self.duration_ms,
-                                           int(packet.pts * packet.time_base * 1000))
+                if packet.pts is None or packet.size == 0:
+                    continue
+                ms = int(packet.pts * packet.time_base * 1000)
+                self.duration_ms = max(self.duration_ms, ms)
+                self._packets.append((ms, bool(packet.is_keyframe), bytes(packet), packet.pts))
 
-    def frames(self) -> Iterator[tuple[int, Any]]:
-        with av.open(io.BytesIO(self._segment), mode="r") as container:
-            for frame in container.decode(video=0):
-                ms = int(frame.time * 1000) if frame.time is not None else 0
+    @property
+    def keyframes_ms(self) -> list[int]:
+        return [ms for ms, key, _data, _pts in self._packets if key]
+
+    def _decode_from(self, index: int) -> Iterator[tuple[int, VideoFrame]]:
+        codec = av.CodecContext.create(self._codec, "r")
+        for _ms, _key, data, pts in self._packets[index:]:
+            packet = av.Packet(data)
+            packet.pts, packet.time_base = pts, self._time_base
+            for frame in codec.decode(packet):
+                ms = int(frame.pts * self._time_base * 1000) if frame.pts is not None else 0
+                yield ms, frame
+
+    def frames(self, from_ms: int = 0) -> Iterator[tuple[int, Any]]:
+        """RGB frames from the first at or after ``from_ms`` (the last one if past the end),
+        decoding from the keyframe before it."""
+        start = 0
+        for index, (ms, key, _data, _pts) in enumerate(self._packets):
+            if ms > from_ms:
+                break
+            if key:
+                start = index
+        self.last_decoded = 0
+        decoded = self._decode_from(start)
+        last: tuple[int, VideoFrame] | None = None
+        for ms, frame in decoded:
+            self.last_decoded += 1
+            if ms >= from_ms:
                 yield ms, frame.to_ndarray(format="rgb24")
+                break
+            last = (ms, frame)
+        else:
+            if last is not None:  # past the end: the last frame
+                yield last[0], last[1].to_ndarray(format="rgb24")
+            return
+        for ms, frame in decoded:  # on with the same decoder
+            yield ms, frame.to_ndarray(format="rgb24")
+
+    def audio(self) -> tuple[int, Any]:
+        """(sample rate, mono int16 samples) of the segment's sound, decoded from memory."""
+        import numpy as np
+
+        rate, chunks = 48_000, []
+        with av.open(io.BytesIO(self._segment), mode="r") as container:
+            if not container.streams.audio:
+                return rate, np.zeros(0, np.int16)
+            rate = container.streams.audio[0].rate or rate
+            for frame in container.decode(audio=0):
+                samples = frame.to_ndarray()
+                chunks.append(samples.reshape(-1) if samples.ndim == 1 or samples.shape[0] == 1
+                              else samples[0])
+        return rate, (np.concatenate(chunks).astype(np.int16) if chunks
+                      else np.zeros(0, np.int16))

@@ -3,9 +3,10 @@
 
 The player decodes one participant's Matroska segment with PyAV straight from memory (the
 recording was decrypted into memory by :meth:`RecordingService.load`): no plaintext file is
-ever written. Video frames are shown at their own timestamps; the slider seeks by decoding
-forward from the start (the segments are written live, without a seek index; a consult's
-recording decodes at many times real time).
+ever written. Video frames are shown at their own timestamps; the slider seeks through the
+reader's keyframe index (decoding from the keyframe before the position, at most ~4 s of
+video, however long the recording). Sound is decoded (SegmentReader.audio) but not played:
+this build has no audio output library.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ class _Decoder:
         self.duration_ms = self._reader.duration_ms
         self._frames: Iterator[tuple[int, QImage]] | None = None
 
-    def _iterate(self) -> Iterator[tuple[int, QImage]]:
-        for ms, rgb in self._reader.frames():
+    def _iterate(self, from_ms: int = 0) -> Iterator[tuple[int, QImage]]:
+        for ms, rgb in self._reader.frames(from_ms):
             height, width = rgb.shape[:2]
             image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
             yield ms, image.copy()  # own the pixels: the array goes away
 
-    def restart(self) -> None:
-        self._frames = self._iterate()
+    def restart(self, from_ms: int = 0) -> None:
+        self._frames = self._iterate(from_ms)
 
     def next(self) -> tuple[int, QImage] | None:
         if self._frames is None:
@@ -67,14 +68,10 @@ class _Decoder:
         return next(self._frames, None)
 
     def seek(self, ms: int) -> tuple[int, QImage] | None:
-        """The first frame at or after ``ms`` (the last one if ``ms`` is past the end)."""
-        self.restart()
-        last = None
-        while (item := self.next()) is not None:
-            last = item
-            if item[0] >= ms:
-                break
-        return last
+        """The first frame at or after ``ms`` (the last one if ``ms`` is past the end),
+        decoded from the keyframe before it (SegmentReader's index)."""
+        self.restart(ms)
+        return self.next()
 
 
 class RecordingPlayer(QWidget):
