@@ -24,6 +24,8 @@ from server_stub.core.db import Database
 
 GRANT_ACTIONS = ("room.grant", "room.revoke", "room.grant_expired", "room.invite",
                  "room.remove", "room.join", "room.leave")
+# A remote wipe leaves up to three entries (IT's order, the device's own last entry, its
+# signed acknowledgement); the report shows one row per order with the other two folded in.
 WIPE_ACTIONS = ("device.wipe", "device.wipe_ack", "client.wipe.local")
 
 
@@ -81,6 +83,7 @@ def gather(db: Database, data_dir: Path, from_ms: int, to_ms: int,
                           " last_seen_ms FROM devices ORDER BY user_id, enroll_ts_ms"):
         data.devices.append([r[0][:12], names.get(r[1], "?"), r[2][:24], r[3], _day(r[4]),
                              _day(r[5])])
+    wipes = _WipeRows()
     for e in search(conn, period):
         action = e["action"]
         who = names.get(e["actor_user_id"] or "", e["source"])
@@ -90,13 +93,13 @@ def gather(db: Database, data_dir: Path, from_ms: int, to_ms: int,
             data.grants.append([_day(e["ts_ms"]), action, who, str(e["object_id"])[:14],
                                 names.get(subject, str(subject))[:20], e["outcome"]])
         elif action in WIPE_ACTIONS:
-            data.wipes.append([_day(e["ts_ms"]), action, str(e["object_id"] or e["device_id"])
-                               [:14], who, e["outcome"]])
+            wipes.add(e, who)
         elif action == "audit.purge":
             d = e["detail"] or {}
             data.purges.append([_day(e["ts_ms"]), str(d.get("through_seq")),
                                 str(d.get("entries")), _day(d.get("cutoff_ms")),
                                 str(d.get("retention_days"))])
+    data.wipes = wipes.rows()
     failures: Counter[tuple[str, str]] = Counter()
     for e in search(conn, AuditFilter(action="login", outcome="failed", from_ms=from_ms,
                                       to_ms=to_ms)):
@@ -120,6 +123,29 @@ def gather(db: Database, data_dir: Path, from_ms: int, to_ms: int,
             data.device_chains.append([dev.device_id[:14], names.get(dev.user_id or "", "?"),
                                        str(dev.entries), dev.summary()[8:]])
     return data
+
+
+class _WipeRows:
+    """One row per wipe: keyed by the order id that IT's order, the device's ``wipe.local``
+    and its acknowledgement all carry (a device's own wipe without an order keys by seq)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[str]] = {}
+
+    def add(self, e: dict[str, Any], who: str) -> None:
+        detail = e["detail"] or {}
+        key = str(detail.get("order_id") or f"seq-{e['seq']}")
+        device = str(e["object_id"] if e["action"] == "device.wipe" else e["device_id"])
+        row = self._rows.setdefault(key, ["-", device[:14], "-", "-", "NOT ACKNOWLEDGED"])
+        if e["action"] == "device.wipe":
+            row[0], row[2] = _day(e["ts_ms"]), who
+        elif e["action"] == "client.wipe.local":
+            row[3] = f"{detail.get('reason', '?')}, entry {detail.get('device_seq', '?')}"
+        elif e["outcome"] == "ok":
+            row[4] = _day(e["ts_ms"])
+
+    def rows(self) -> list[list[str]]:
+        return list(self._rows.values())
 
 
 def _latin1(text: str) -> str:
@@ -192,8 +218,8 @@ def render_pdf(data: ReportData) -> bytes:
     section("Break-glass access",
             ["Id", "Room", "User", "Time", "Reviewed", "Reviewer", "Decision"],
             [12, 28, 28, 30, 30, 30, 22], data.break_glass)
-    section("Wipes", ["Time", "Action", "Device", "By", "Outcome"], [34, 40, 40, 40, 26],
-            data.wipes)
+    section("Wipes", ["Ordered", "Device", "By", "Device's last entry", "Acknowledged"],
+            [34, 34, 36, 42, 34], data.wipes)
     section("Failed logins (by user and source)", ["User", "Source", "Count"], [70, 70, 40],
             data.failed_logins)
     section("Anomaly alerts", ["Time", "Rule", "User", "Count", "Entries", "What"],

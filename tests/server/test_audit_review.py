@@ -206,8 +206,13 @@ def test_compliance_report_renders(server, monkeypatch, tmp_path):
     day2 = MONDAY + 24 * H
     log.add(day2 + 9 * H, "room.grant", device="d1", object_type="room", object_id="room-1",
             detail={"user_id": alice.user_id}, source="admin-cli")
+    # One remote wipe: IT's order, the device's own last entry, its acknowledgement.
     log.add(day2 + 10 * H, "device.wipe", object_type="device", object_id="d3",
-            source="admin-cli")
+            source="admin-cli", detail={"order_id": "o-1"})
+    log.add(day2 + 10 * H + 500, "client.wipe.local", device="d3",
+            detail={"order_id": "o-1", "reason": "remote", "device_seq": 7})
+    log.add(day2 + 10 * H + 900, "device.wipe_ack", device="d3", object_type="device",
+            object_id="d3", detail={"order_id": "o-1", "audit_seq": 7})
     for k in range(6):
         log.add(day2 + 11 * H + k * 1000, "login", user=alice.user_id, outcome="failed",
                 source="10.9.9.9", detail={"reason": "credentials", "known_user": True})
@@ -228,7 +233,9 @@ def test_compliance_report_renders(server, monkeypatch, tmp_path):
         ("1", "flagged"), ("2", "approved"), ("3", "-")]
     assert data.break_glass[2][4] == "NOT REVIEWED"
     assert data.chain.startswith("verified")
-    assert len(data.grants) == 1 and len(data.wipes) == 1 and data.failed_total == 9
+    assert len(data.grants) == 1 and data.failed_total == 9
+    assert data.wipes == [["2026-11-17 10:00", "d3", "admin-cli", "remote, entry 7",
+                           "2026-11-17 10:00"]]
     # The synthetic client entries carry no device signature: every such chain is listed.
     assert len(data.device_chains) == 5 and data.device_chains_ok == 0
     assert data.device_chains[0][3] == "8 unsigned entries (server entries 4..11)"
