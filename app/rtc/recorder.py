@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_RATE = 90_000
 KEYFRAME_INTERVAL = 60  # frames (2 s at 30 fps)
+VIDEO_BITRATE = 1_000_000  # bits/s per participant
 SPOOL_CHUNK = 256 * 1024
 SPOOL_SUFFIX = ".spool"
 _RECORD = struct.Struct(">I")
@@ -131,6 +132,7 @@ class _Segment:
             self.video.options = {"deadline": "realtime", "cpu-used": "8",
                                   "lag-in-frames": "0"}
             self.video.codec_context.gop_size = KEYFRAME_INTERVAL
+            self.video.bit_rate = VIDEO_BITRATE  # FFmpeg's 200 kb/s default blurs a consult
             self._ensure_audio_stream()
         if (frame.width, frame.height) != (self.video.width, self.video.height):
             frame = frame.reformat(width=self.video.width, height=self.video.height)

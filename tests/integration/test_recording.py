@@ -60,7 +60,7 @@ async def test_recording_with_everyones_consent_is_sealed_with_the_consents(
         # ciphertext only, and its key is in the cache's secrets, not beside it.
         spool_dir = host.ws.session.cache.directory / SPOOL_DIR
         await wait_for(lambda: sum(p.stat().st_size for p in spool_dir.glob("*.spool"))
-                       > 16_384, 10)
+                       > 16_384, 20)  # the first sealed 256 KiB record per participant
         spooled = b"".join(path.read_bytes() for path in spool_dir.glob("*.spool"))
         assert len(spooled) > 16_384  # some sealed 256 KiB records already written
         assert b"\x1a\x45\xdf\xa3" not in spooled and b"V_VP8" not in spooled
