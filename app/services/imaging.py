@@ -36,18 +36,21 @@ from app.imaging.watermark import burn_in, encode_png, upscale_for_legibility
 from app.imaging.waveform import MultiplexGroup, read_waveforms
 
 Source = str | Path | bytes
-Audit = Callable[[str, str], None]
-"""``audit(action, object_id)``: the composition root adapts AuditService.record to it."""
+Audit = Callable[..., None]
+"""``audit(action, object_id)``, or ``audit(action, object_id, detail)`` for a snapshot (a
+small dict of codes: where it went): the composition root adapts AuditService.record to it."""
 ImageWriter = Callable[[np.ndarray, Path, str], None]
 """Writes uint8 pixels to ``path`` as ``fmt`` ("PNG" or "JPEG"); runs in a worker thread."""
 
 EXPORT_ACTION = "image.export"
 PRINT_ACTION = "file.print"
+SNAPSHOT_ACTION = "snapshot"  # what a pane shows, watermarked, to the clipboard or a room
+SNAPSHOT_TARGETS = ("clipboard", "room")
 VIEW_ACTION = "image.open"  # a series shown in a viewer pane: once per opened series
 PATIENT_DATA_ACTION = "patient.open"  # its DICOM header (patient identity) shown: once too
 
 
-def _no_audit(_action: str, _object_id: str) -> None:
+def _no_audit(_action: str, _object_id: str, _detail: dict | None = None) -> None:
     return None
 
 
@@ -262,6 +265,22 @@ class SeriesHandle:
         return np.ascontiguousarray(image[::step, ::step])
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a pane showed, with the watermark burned in: ``pixels`` (uint8 RGB) and the
+    same as ``png`` bytes. In memory only: it goes to the clipboard or, encrypted, to a
+    room; it is never written to disk as it is."""
+
+    pixels: np.ndarray = field(repr=False)
+    png: bytes = field(repr=False)
+    object_id: str
+    when: datetime
+
+    def file_name(self) -> str:
+        """The attachment's name: no patient data, only when it was taken."""
+        return "snapshot-" + self.when.astimezone(UTC).strftime("%Y%m%d-%H%M%S") + ".png"
+
+
 @dataclass(slots=True)
 class OpenResult:
     series: list[SeriesHandle] = field(default_factory=list)
@@ -363,6 +382,29 @@ class ImagingService:
         """``pixels`` (enlarged if small) with the watermark burned in, for printing."""
         return await asyncio.to_thread(
             lambda: burn_in(upscale_for_legibility(pixels), fields.burned_lines("Printed")))
+
+    async def snapshot(self, pixels: np.ndarray, fields: WatermarkFields,
+                       object_id: str) -> Snapshot:
+        """``pixels`` (what the pane shows: slice, window, zoom, measurements, as grabbed
+        from the screen) with the watermark burned in -- the same burn-in as export and
+        print, verb "Snapshot" -- and encoded as PNG. Not audited yet: the entry is made
+        once the snapshot reached its target (:meth:`record_snapshot`)."""
+
+        def work() -> Snapshot:
+            marked = burn_in(upscale_for_legibility(pixels), fields.burned_lines("Snapshot"))
+            return Snapshot(marked, encode_png(marked), object_id, fields.when)
+
+        return await asyncio.to_thread(work)
+
+    def record_snapshot(self, snapshot: Snapshot, target: str, room_id: str = "") -> None:
+        """The snapshot reached ``target`` ("clipboard" or "room" ``room_id``): one
+        ``snapshot`` entry, object = the series, detail = where it went (codes only)."""
+        if target not in SNAPSHOT_TARGETS or (target == "room") != bool(room_id):
+            raise ValueError("a snapshot goes to the clipboard or to one room")
+        detail: dict[str, str] = {"to": target}
+        if room_id:
+            detail["room_id"] = room_id
+        self.audit(SNAPSHOT_ACTION, snapshot.object_id, detail)
 
     def record_print(self, object_id: str) -> None:
         self.audit(PRINT_ACTION, object_id)

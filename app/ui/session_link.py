@@ -37,11 +37,14 @@ class SessionLink:
     def state(self) -> AppState:
         return self._state
 
-    def record_series_action(self, action: str, object_id: str) -> None:
-        """The imaging view's audit hook (export, print): through the session's one audit
-        call, so the entry is hash-chained, device-signed and uploaded like every other."""
+    def record_series_action(self, action: str, object_id: str,
+                             detail: dict | None = None) -> None:
+        """The imaging view's audit hook (export, print, snapshot with where it went):
+        through the session's one audit call, so the entry is hash-chained, device-signed
+        and uploaded like every other."""
         if self.service is not None and self.service.audit is not None:
-            self.service.audit.record(action, object_type="series", object_id=object_id)
+            self.service.audit.record(action, object_type="series", object_id=object_id,
+                                      detail=detail)
 
     def _service(self) -> SessionService:
         if self.service is None:

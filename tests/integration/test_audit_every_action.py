@@ -26,10 +26,9 @@ wipe                   ``client.wipe.local``     device (the device chain's last
                        the chain's final head)
 record                 ``client.record.start`` / ``client.record.stop``  call
 share screen           ``client.screen.share.start`` / ``.stop``        call
+snapshot               ``client.snapshot``       series (detail: ``to`` clipboard, or
+                       room and its ``room_id``; no ``file.send`` for its upload)
 =====================  =========================================================
-
-"snapshot" is in the protocol's list of client actions but the client has no snapshot
-feature yet, so there is no path to drive (said in docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from app.services.access_review import BreakGlassService
 from app.services.app_state import AppState
 from app.services.imaging import ImagingService, ViewerIdentity
 from app.services.session import SessionState
+from app.services.snapshot import send_to_room
 from app.services.transfers import TransferEngine
 from server_stub import admin
 from server_stub.core.audit_devices import verify_devices
@@ -154,6 +154,20 @@ async def test_each_listed_action_leaves_exactly_one_entry(open_server, tmp_path
                      ("client.image.export", "series", series.object_id, "ok"),
                      ("client.file.print", "series", series.object_id, "ok")]
 
+        # Snapshot, as the viewer's Snapshot button does it (app/ui/imaging/snapshot.py):
+        # one to the clipboard (audited once it is there), one of another series sent into
+        # the consult room (uploaded from memory, sent as an attachment, then audited).
+        shot = await imaging.snapshot(pixels, fields, series.object_id)
+        imaging.record_snapshot(shot, "clipboard")
+        [other] = (await imaging.open(write_ct_series(tmp_path / "ct-other", slices=2,
+                                                      rows=40, cols=40, seed=5))).series
+        assert other.object_id != series.object_id
+        shot = await imaging.snapshot(other.render(0), imaging.watermark(
+            ViewerIdentity("dr.every", device_id), other), other.object_id)
+        await send_to_room(imaging, alice.chat, engine, shot, room_id)
+        expected += [("client.snapshot", "series", series.object_id, "ok"),
+                     ("client.snapshot", "series", other.object_id, "ok")]
+
         # Lock (idle, OS lock or "Lock now" all end in SessionService.lock) and unlock with
         # the password; a second lock while locked records nothing.
         session.lock()
@@ -182,6 +196,9 @@ async def test_each_listed_action_leaves_exactly_one_entry(open_server, tmp_path
         assert verified["detail"]["result"] == "verified"
         assert [r["detail"]["method"] for r in rows
                 if r["action"] == "client.session.unlock"] == ["password"]
+        assert [{k: v for k, v in r["detail"].items() if k in ("to", "room_id")}
+                for r in rows if r["action"] == "client.snapshot"] == [
+            {"to": "clipboard"}, {"to": "room", "room_id": room_id}]
         assert_chain_without_gaps(open_server, device_id)
 
         # Wipe, last: IT orders it, the device carries it out and acknowledges it.

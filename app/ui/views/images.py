@@ -64,6 +64,7 @@ from app.ui.imaging.canvas import ANGLE, DISTANCE, NAVIGATE, PRESET_ORDER, Image
 from app.ui.imaging.consult import ViewerConsultMixin
 from app.ui.imaging.pane import ViewerPane
 from app.ui.imaging.qimage import ArrayImage
+from app.ui.imaging.snapshot import ViewerSnapshotMixin
 from app.ui.imaging.tags import TagPanel
 from app.ui.views.placeholder import PlaceholderView
 
@@ -86,7 +87,7 @@ def _qt_writer(pixels: np.ndarray, path: Path, fmt: str) -> None:
     tmp.replace(path)
 
 
-class ImagesView(ViewerConsultMixin, PlaceholderView):
+class ImagesView(ViewerSnapshotMixin, ViewerConsultMixin, PlaceholderView):
     def __init__(self, parent: QWidget | None = None) -> None:
         self._built = False
         super().__init__(parent)
@@ -210,6 +211,8 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
         outer.addWidget(self.split, 1)
         outer.addLayout(status_row)
         self._build_consult()  # Share to consult, Shared studies, View together
+        self._build_snapshot()  # Snapshot: to the clipboard or a consult room
+        self._enable()
 
     def _action(self, handler, *, checkable: bool = False,  # type: ignore[no-untyped-def]
                 shortcut: str | None = None) -> QAction:
@@ -328,6 +331,7 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
         self.tag_panel.retranslate()
         self.toolbar.setAccessibleName(self.tr("Image tools"))
         self._retranslate_consult()
+        self._retranslate_snapshot()
 
     # -- state helpers ---------------------------------------------------------------------
 
@@ -349,6 +353,7 @@ class ImagesView(ViewerConsultMixin, PlaceholderView):
         self.export_button.setEnabled(bool(handle))
         if hasattr(self, "share_action"):
             self._enable_consult()
+        self._enable_snapshot()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
