@@ -19,22 +19,24 @@
   SQLCipher cache's secrets, never beside the file. The consents are bound into the file:
   its plaintext begins with a metadata block holding every signed consent, so it is
   encrypted and authenticated with the media.
-* Sharing (:meth:`RecordingService.share`): the sealed file is uploaded *as it is*
-  (ciphertext) by the transfer engine, which encrypts it once more under its own key; one
-  ``sc.recording`` room event, Megolm-encrypted, carries the engine's signed descriptor and
-  the recording's own key, so both keys travel only inside the room's E2EE channel.
+* Sharing (:meth:`RecordingService.share`): the transfer engine reads the sealed file
+  through its decryptor, chunk by chunk in memory, and encrypts it once under the
+  transfer's own key (``upload_stored``: never plaintext on disk, not ciphertext of
+  ciphertext; the local key stays on this device); one ``sc.recording`` room event (v2),
+  Megolm-encrypted, carries the engine's signed descriptor -- the transfer key travels only
+  inside the room's E2EE channel.
 * Receiving (:meth:`RecordingService.fetch`): the descriptor's signature is checked against
-  the sender device this device knows, the engine checks every chunk and the digest; the
-  recording is then re-sealed into this device's store under a new key of its own (streamed,
-  no plaintext on disk) and :meth:`RecordingService.load` opens it in memory for playback,
-  checking every consent signature.
+  the sender device this device knows, the engine checks every chunk and the digest and
+  decrypts into this device's encrypted store under a new key of its own (no plaintext on
+  disk); :meth:`RecordingService.load` opens it in memory for playback, checking every
+  consent signature.
 * Retention (:meth:`RecordingService.purge`): recordings older than
   ``Policy.retention_days`` are removed, key first, then file.
 * Every step is audited, identifiers only: ``record.start`` (once per request: started or
   refused; each participant's own consent on their device) / ``record.stop``,
-  ``record.purge`` (retention), ``file.send`` (``step=recording_shared``, and the engine's
-  upload), ``file.download`` (``step=recording_fetch`` / ``recording_play``, and the
-  engine's download).
+  ``record.purge`` (retention), ``file.send`` (one per share, object the recording,
+  ``step=recording_shared``), ``file.download`` (one per fetch, ``step=recording_fetch``,
+  and one per playback, ``recording_play``); the engine's per-blob entries are left out.
 
 The host's own camera and microphone are recorded as sent (black / silent while off).
 """
@@ -42,7 +44,6 @@ The host's own camera and microphone are recorded as sent (black / silent while 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
 import json
@@ -58,7 +59,7 @@ from typing import Any
 from psygnal import Signal
 
 from app.core.errors import SafeConsultError
-from app.crypto.files import HEADER_SIZE, FileHeader, decrypt_chunks, new_file_key
+from app.crypto.files import new_file_key
 from app.crypto.identity import verify_ed25519
 from app.rtc.recorder import SPOOL_SUFFIX, CallRecorder, SealedSpool
 from app.rtc.signing import Party
@@ -438,11 +439,9 @@ class RecordingService:
         if self.chat is not None and self.engine is not None and rec.room_id:
             try:  # shared in the consult's room at once; kept here (share() again) on failure
                 await self.share(rec.recording_id)
-            except SafeConsultError as exc:
+            except SafeConsultError as exc:  # share() audited the failure
                 log.warning("recording not shared", extra={
                     "event": "recording_share_failed", "reason_code": exc.__class__.__name__})
-                self._record("file.send", call_id, outcome="failed",
-                             step="recording_shared", recording_id=rec.recording_id)
         return rec.file_id
 
     def _drop_spool(self, spool_hex: str) -> None:
@@ -474,22 +473,28 @@ class RecordingService:
             raise RecordingUnavailable("sharing needs the chat service and transfer engine")
 
     async def share(self, recording_id: str) -> str:
-        """Upload the sealed recording (as ciphertext) into its consult's room and announce
-        it with one ``sc.recording`` room event; returns the event id."""
+        """Upload the recording into its consult's room (read through the store's
+        decryptor, encrypted once by the engine) and announce it with one ``sc.recording``
+        room event; returns the event id. One ``file.send`` entry, ok or failed."""
         self._need_room_channel()
         entry = self.stored().get(recording_id)
         if entry is None or not entry.get("room_id"):
             raise RecordingUnavailable("no such recording here")
         file_id = entry["file_id"]
-        key = self.store.key(file_id)
-        if key is None:
+        if self.store.key(file_id) is None:
             raise RecordingUnavailable("recording key gone")
-        desc = await self.engine.upload(entry["room_id"], self.store.sealed_path(file_id),
-                                        name="recording.scf", mime="application/octet-stream")
+        try:
+            desc = await self.engine.upload_stored(
+                entry["room_id"], file_id, name="recording.scf",
+                mime="application/octet-stream", audit=False)
+        except SafeConsultError as exc:
+            self._record("file.send", recording_id, outcome="failed", object_type="recording",
+                         step="recording_shared", reason=getattr(exc, "code", "error"))
+            raise
         metadata = self._metadata(file_id)
         content = {
-            "v": 1, "recording_id": recording_id, "call_id": entry["call_id"],
-            "descriptor": desc.to_wire(), "key": base64.b64encode(key).decode(),
+            "v": 2, "recording_id": recording_id, "call_id": entry["call_id"],
+            "descriptor": desc.to_wire(),
             "host": entry["host"], "started_ms": entry["started_ms"],
             "duration_ms": max(0, (entry["stopped_ms"] or 0) - (entry["started_ms"] or 0)),
             "consents": [[c["user_id"], c["device_id"]] for c in metadata["consents"]],
@@ -497,8 +502,8 @@ class RecordingService:
         event_id = await self.chat.send_room_event(entry["room_id"], RECORDING_EVENT, content)
         entry["shared_event"] = event_id
         self._index_put(recording_id, entry)
-        self._record("file.send", entry["call_id"], step="recording_shared",
-                     recording_id=recording_id,
+        self._record("file.send", recording_id, object_type="recording",
+                     step="recording_shared", call=entry["call_id"],
                      room_id=entry["room_id"], blob_id=desc.blob_id)
         return event_id
 
@@ -524,9 +529,8 @@ class RecordingService:
             return
         content = event.content.reveal()
         rid = content.get("recording_id") if isinstance(content, dict) else None
-        if not (isinstance(rid, str) and 0 < len(rid) <= 64
-                and isinstance(content.get("descriptor"), dict)
-                and isinstance(content.get("key"), str)):
+        if not (isinstance(rid, str) and 0 < len(rid) <= 64 and content.get("v") == 2
+                and isinstance(content.get("descriptor"), dict)):
             log.info("recording event ignored", extra={"event": "recording_event_malformed"})
             return
         shared = SharedRecording(event.room_id, event.event_id, event.sender,
@@ -564,25 +568,16 @@ class RecordingService:
             if content["host"] != [shared.sender, shared.sender_device]:
                 raise RecordingTampered("event names another device than the room key")
             record = self._sender_record(shared)
-            try:
-                outer = await self.engine.download(content["descriptor"], record,
-                                                   room_id=shared.room_id)
+            try:  # into this device's encrypted store, under a key of its own
+                file_id = await self.engine.download(content["descriptor"], record,
+                                                     room_id=shared.room_id, audit=False)
             except SafeConsultError as exc:
                 raise RecordingTampered(f"file refused ({getattr(exc, 'code', 'error')})") from None
-            key = base64.b64decode(content["key"], validate=True)
-            files = self.engine.files
-            chunks = files.open(outer)
             try:
-                first = next(chunks)
-                header = FileHeader.unpack(first[:HEADER_SIZE])
-                plain = decrypt_chunks(ChainReader(itertools.chain([first], chunks)), key)
-                file_id = self.store.put(ChainReader(plain), header.length)
-            except (ValueError, SafeConsultError):
-                raise RecordingTampered("recording does not decrypt") from None
-            finally:
-                chunks.close()
-                files.delete(outer)  # the outer layer's copy: re-sealed under our own key
-            metadata = self._metadata(file_id)
+                metadata = self._metadata(file_id)
+            except (ValueError, KeyError, StopIteration, SafeConsultError):
+                self.store.delete(file_id)
+                raise RecordingTampered("not a recording") from None
             if (metadata.get("recording_id") != recording_id
                     or metadata.get("room_id") != shared.room_id
                     or not verify_consents(metadata, self._key_for)):

@@ -1,7 +1,9 @@
-"""A sealed recording shared in the consult's room (real clients, real server): uploaded as
-ciphertext by the transfer engine, announced by one Megolm-encrypted ``sc.recording`` room
-event carrying the descriptor and the key; fetched, verified and re-sealed by a member;
-purged by retention, key first. Also the sealed spool on its own (tamper checks)."""
+"""A sealed recording shared in the consult's room (real clients, real server): read through
+the store's decryptor and encrypted once by the transfer engine (never plaintext on disk,
+not ciphertext of ciphertext), announced by one Megolm-encrypted ``sc.recording`` room event
+carrying the signed descriptor; fetched, verified and stored encrypted by a member; purged
+by retention, key first; one audit entry per share and per fetch. Also the sealed spool on
+its own (tamper checks)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ import secrets
 
 import pytest
 
-from app.crypto.files import FileTampered, new_file_key
+from app.crypto.files import TAG_SIZE, FileTampered, new_file_key
 from app.rtc.recorder import CallRecorder, SealedSpool
 from app.services.recording import RECORDING_EVENT, RecordingTampered
-from app.services.transfers import TransferEngine
+from app.services.transfers import TransferEngine, parse_descriptor
 from app.storage.files import EncryptedFileStore
 from tests.integration.test_calls import wait_for
+from tests.integration.test_chat import raw_files_containing
 from tests.integration.test_recording import call_between
 from tests.support.clients import server_db
 
@@ -50,8 +53,20 @@ async def test_a_recording_is_shared_in_the_room_fetched_verified_and_purged(
         rec = await services[0].record(call.call_id)
         await wait_for(lambda: host.calls.calls[call.call_id].links[bob.party]
                        .stats.video_frames > 40, 10)
+        host_data = host.ws.paths.data
+        plain_markers = [b"SCREC1", b"\x1a\x45\xdf\xa3"]  # recording magic, Matroska EBML
+        hits: list = []
+        scans: list = []
+
+        def scan(snapshot) -> None:  # the host's whole data dir while the upload runs
+            if snapshot.phase in ("preparing", "uploading"):
+                scans.append(snapshot)
+                hits.extend(raw_files_containing(host_data, plain_markers))
+
+        engines[0].progress.connect(scan)
         await services[0].stop(call.call_id)  # sealed, then shared in the room at once
         assert services[0].stored()[rec.recording_id]["shared_event"]
+        assert scans and hits == [] and raw_files_containing(host_data, plain_markers) == {}
 
         for _ in range(40):
             await bob.chat.sync_once()
@@ -59,13 +74,20 @@ async def test_a_recording_is_shared_in_the_room_fetched_verified_and_purged(
                 break
         shared = services[1].available[rec.recording_id]
         assert shared.sender == host.party.user_id and shared.duration_ms > 0
-        assert shared.content["consents"] and "key" in shared.content
+        assert shared.content["consents"] and "key" not in shared.content  # the local key
+        # Encrypted once: the blob is the recording's plaintext length plus one tag a chunk
+        # (the host's sealed file, uploaded as it was, would be longer: header and tags).
+        desc = parse_descriptor(shared.content["descriptor"])
+        host_file = services[0].stored()[rec.recording_id]["file_id"]
+        assert desc.size == len(services[0].store.read(host_file))
+        assert desc.blob_size == desc.size + TAG_SIZE * desc.chunk_count
 
         # A forged key in an otherwise valid event: refused, nothing kept.
         forged = type(shared)(shared.room_id, shared.event_id, shared.sender,
                               shared.sender_device, shared.recording_id,
-                              {**shared.content,
-                               "key": base64.b64encode(new_file_key()).decode()})
+                              {**shared.content, "descriptor": {
+                                  **shared.content["descriptor"],
+                                  "key": base64.b64encode(new_file_key()).decode()}})
         services[1].available[rec.recording_id] = forged
         with pytest.raises(RecordingTampered):
             await services[1].fetch(rec.recording_id)
@@ -80,7 +102,7 @@ async def test_a_recording_is_shared_in_the_room_fetched_verified_and_purged(
         bob_store = EncryptedFileStore(bob.ws.session.cache)
         raw = bob_store.sealed_path(file_id).read_bytes()
         assert b"SCREC1" not in raw and b"\x1a\x45\xdf\xa3" not in raw
-        assert bob_store.ids() == [file_id]  # the transfer's outer copy is gone
+        assert bob_store.ids() == [file_id]  # one copy, encrypted under Bob's own key
 
         db = server_db(open_server).connection()
         # Retention: older than Policy.retention_days -> key first, then the file.
@@ -95,9 +117,15 @@ async def test_a_recording_is_shared_in_the_room_fetched_verified_and_purged(
             await peer.ws.session.audit.flush()
         rows = db.execute("SELECT action, object_type, outcome FROM audit_log "
                           "WHERE action LIKE 'client.%'").fetchall()
-        actions = {(r[0], r[1], r[2]) for r in rows}
-        assert {("client.file.send", "call", "ok"), ("client.file.download", "recording", "ok"),
-                ("client.file.download", "recording", "refused")} <= actions
+        # One entry per share and per fetch, object the recording; no per-blob entries.
+        sends = db.execute("SELECT object_type, object_id, outcome FROM audit_log "
+                           "WHERE action = 'client.file.send'").fetchall()
+        assert [tuple(r) for r in sends] == [("recording", rec.recording_id, "ok")]
+        fetches = db.execute("SELECT object_type, object_id, outcome FROM audit_log "
+                             "WHERE action = 'client.file.download' ORDER BY seq").fetchall()
+        assert [tuple(r) for r in fetches] == [("recording", rec.recording_id, "refused"),
+                                               ("recording", rec.recording_id, "ok"),
+                                               ("recording", rec.recording_id, "ok")]  # play
         assert sum(r[0] == "client.record.stop" for r in rows) == 1
         assert sum(r[0] == "client.record.purge" for r in rows) == 1  # retention
         assert RECORDING_EVENT == "sc.recording"
