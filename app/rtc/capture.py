@@ -1,6 +1,6 @@
-"""Camera capture: OpenCV where it is installed and a camera opens, else the synthetic test
-pattern (docs/calls.md, "Camera and microphone"). The microphone is the tone (no audio
-capture library in this build).
+"""Camera and microphone capture (docs/calls.md, "Camera and microphone"): the camera via
+OpenCV where it is installed and a camera opens, else the synthetic test pattern; the
+microphone via sounddevice (PortAudio) where an input device exists, else the tone.
 
 A camera is read by a thread of its own (``cv2.VideoCapture.read`` blocks for the device's
 frame interval); the same thread converts the newest frame into an ``av.VideoFrame``. The
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fractions
 import glob
 import logging
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,7 @@ from aiortc.mediastreams import (
     MediaStreamTrack,
     VideoStreamTrack,
 )
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 
 from app.rtc.tracks import SyntheticVideoTrack, ToneAudioTrack
 
@@ -87,8 +89,33 @@ def cameras() -> list[Device]:
 
 
 def microphones() -> list[Device]:
-    """Microphone capture is not in this build: the tone only."""
-    return [Device(TONE, "", "audio")]
+    """The input devices PortAudio (sounddevice) finds, then the tone, always last."""
+    found: list[Device] = []
+    sd = _sd()
+    if sd is not None:
+        try:
+            devices = list(sd.query_devices())
+        except Exception:  # PortAudio could not enumerate: no microphone
+            devices = []
+        found = [Device(f"sd:{index}", str(info.get("name", "")), "audio")
+                 for index, info in enumerate(devices)
+                 if int(info.get("max_input_channels", 0) or 0) > 0]
+    return [*found, Device(TONE, "", "audio")]
+
+
+# sounddevice (PortAudio), imported on first use; None where it or libportaudio is missing.
+sounddevice: Any = ...
+
+
+def _sd() -> Any:
+    global sounddevice
+    if sounddevice is ...:
+        try:
+            import sounddevice as module
+        except (ImportError, OSError):  # no package, or no PortAudio library
+            module = None
+        sounddevice = module
+    return sounddevice
 
 
 def _opens(index: int) -> bool:
@@ -121,8 +148,87 @@ def open_camera(key: str, *, tag: int = 0, fps: float = 30.0) -> MediaStreamTrac
         return SyntheticVideoTrack(tag)
 
 
-def open_microphone(key: str) -> MediaStreamTrack:
+def open_microphone(key: str, *, stream_factory: Any = None) -> MediaStreamTrack:
+    """The track for microphone ``key`` (``sd:<index>``); the tone for "tone", without
+    sounddevice/PortAudio, or when the device cannot be opened."""
+    if key.startswith("sd:") and key[3:].isdigit() and (stream_factory or _sd()) is not None:
+        try:
+            return MicrophoneTrack(int(key[3:]), stream_factory=stream_factory)
+        except Exception:  # PortAudioError, ValueError: no such device, busy, ...
+            log.warning("microphone not available, sending the tone",
+                        extra={"event": "microphone_fallback"})
     return ToneAudioTrack()
+
+
+class MicrophoneTrack(MediaStreamTrack):
+    """A microphone through sounddevice: 48 kHz mono s16 in 20 ms blocks. PortAudio calls
+    back in its own thread; the block is copied there and handed to the loop; ``recv`` only
+    wraps it in an ``av.AudioFrame``. A device that stops delivering gives silence (timing
+    kept, the peers' receivers see audio)."""
+
+    kind = "audio"
+    rate = 48_000
+    samples = 960
+
+    def __init__(self, device: int, *, stream_factory: Any = None) -> None:
+        super().__init__()
+        factory = stream_factory or _sd().InputStream
+        self._lock = threading.Lock()
+        self._blocks: deque[Any] = deque(maxlen=25)  # 0.5 s: older blocks are dropped
+        self._wake: asyncio.Event | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._sent = 0
+        self.status_flags = 0  # PortAudio's over/underflow reports seen
+        self._stream = factory(device=device, samplerate=self.rate, channels=1,
+                               dtype="int16", blocksize=self.samples, callback=self._callback)
+        self._stream.start()
+
+    def _callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
+        if status:
+            self.status_flags += 1
+        with self._lock:
+            self._blocks.append(indata[:, 0].copy() if indata.ndim == 2 else indata.copy())
+        loop, wake = self._loop_ref, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    async def recv(self) -> AudioFrame:
+        import numpy as np
+
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._wake is None:
+            self._wake, self._loop_ref = asyncio.Event(), loop
+        deadline = loop.time() + STALL_S
+        block = None
+        while block is None:
+            with self._lock:
+                block = self._blocks.popleft() if self._blocks else None
+            if block is not None:
+                break
+            self._wake.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+        if block is None:  # the device stalled: silence of the block's length
+            block = np.zeros(self.samples, np.int16)
+        frame = AudioFrame.from_ndarray(np.asarray(block, np.int16).reshape(1, -1),
+                                        format="s16", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts, frame.time_base = self._sent, fractions.Fraction(1, self.rate)
+        self._sent += frame.samples
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        with contextlib.suppress(Exception):
+            self._stream.stop()
+        with contextlib.suppress(Exception):
+            self._stream.close()
 
 
 class CameraUnavailable(RuntimeError):

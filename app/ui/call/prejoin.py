@@ -52,8 +52,14 @@ def camera_choices(extra: list[tuple[str, str]] | None = None) -> list[tuple[str
 
 
 def microphone_choices() -> list[tuple[str, str]]:
-    return [(capture.TONE, QCoreApplication.translate(
-        "CallView", "Test tone (no microphone capture on this machine)"))]
+    """(key, label) of every microphone PortAudio finds (its own name), then the tone."""
+    translate = QCoreApplication.translate
+    choices = [(d.key, d.label or d.key) for d in capture.microphones()
+               if d.key != capture.TONE]
+    choices.append((capture.TONE, translate("CallView", "Test tone") if choices
+                    else translate("CallView", "Test tone (no microphone capture on this "
+                                               "machine)")))
+    return choices
 
 
 def speaker_choices() -> list[tuple[str, str]]:

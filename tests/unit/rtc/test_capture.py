@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -106,3 +107,71 @@ async def test_the_camera_is_what_the_other_side_decodes(clip, devices, wire):
     finally:
         await ca.hangup()
         await cb.hangup()
+
+
+class FakeInputStream:
+    """A stand-in for PortAudio's input stream (this machine has no microphone): on start()
+    its own thread calls back with 20 ms blocks of a 440 Hz tone, as PortAudio would."""
+
+    instances: ClassVar[list] = []
+
+    def __init__(self, *, device, samplerate, channels, dtype, blocksize, callback) -> None:
+        assert (samplerate, channels, dtype, blocksize) == (48_000, 1, "int16", 960)
+        self.device, self.callback = device, callback
+        self.running = threading.Event()
+        self.closed = False
+        self.sent = 0
+        FakeInputStream.instances.append(self)
+
+    def start(self) -> None:
+        self.running.set()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while self.running.is_set() and self.sent < 200:
+            t = (np.arange(960) + self.sent * 960) / 48_000
+            block = (np.sin(2 * np.pi * 440 * t) * 9000).astype(np.int16).reshape(-1, 1)
+            self.callback(block, 960, None, None)
+            self.sent += 1
+            threading.Event().wait(0.02)
+
+    def stop(self) -> None:
+        self.running.clear()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_microphone_is_read_from_portaudio_callbacks():
+    track = capture.open_microphone("sd:3", stream_factory=FakeInputStream)
+    assert isinstance(track, capture.MicrophoneTrack)
+    stream = FakeInputStream.instances[-1]
+    assert stream.device == 3
+    try:
+        frames = [await asyncio.wait_for(track.recv(), 2) for _ in range(25)]
+    finally:
+        track.stop()
+    assert stream.closed and not stream.running.is_set()
+    assert all(f.samples == 960 and f.sample_rate == 48_000 and f.format.name == "s16"
+               for f in frames)
+    assert [f.pts for f in frames] == [i * 960 for i in range(25)]
+    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(float)
+    peak_hz = np.argmax(np.abs(np.fft.rfft(pcm))) * 48_000 / len(pcm)
+    assert abs(peak_hz - 440) < 5  # the device's samples, not silence
+
+
+async def test_a_stalled_microphone_gives_silence_and_none_here_gives_the_tone():
+    class Silent(FakeInputStream):
+        def start(self) -> None:  # opens, but never calls back
+            pass
+
+    track = capture.open_microphone("sd:0", stream_factory=Silent)
+    try:
+        frame = await asyncio.wait_for(track.recv(), 3)
+        assert frame.samples == 960 and not frame.to_ndarray().any()
+    finally:
+        track.stop()
+    # This machine: PortAudio (if installed) finds no input device; the tone stands in.
+    assert [d.key for d in microphones()][-1] == "tone"
+    assert isinstance(capture.open_microphone("sd:0"), ToneAudioTrack)
+    assert isinstance(capture.open_microphone("tone"), ToneAudioTrack)
