@@ -9,7 +9,8 @@ PY="${PYTHON:-python3}"
 # Debian tools the tests use as independent references (oathtool, openssl, dcmtk, coturn,
 # tesseract, Xvfb). Installed when we are root on Debian; otherwise we say what is missing.
 DEB_PACKAGES=(oathtool openssl xvfb dcmtk dicom3tools coturn tesseract-ocr fonts-wqy-microhei fonts-noto-color-emoji
-              libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 poppler-utils)
+              libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 poppler-utils
+              libportaudio2)
 stamp_deb="$VENV/.deb-ok"
 if [ ! -f "$stamp_deb" ]; then
   missing=()
