@@ -2112,6 +2112,10 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>Test tone</source>
+        <translation>测试音</translation>
+    </message>
+    <message>
         <source>Test pattern</source>
         <translation>测试图案</translation>
     </message>
