@@ -42,6 +42,8 @@ class Policy:
     offline_wipe_s: int = 72 * 3600  # unreachable this long: wipe
     retention_days: int = 30  # local chat/file cache
     recall_window_minutes: int = 15  # a chat message may be recalled this long after sending
+    # The viewer's Snapshot (watermarked, audited; to the clipboard or a consult room).
+    allow_snapshot: bool = True
     crypto_suite: str = "aes-256-gcm"
     # SQLCipher's cipher_memory_security: wipes its buffers on free, at a 15-25x cost per
     # statement (docs/device-protection.md). Decrypted text also lives in ordinary Python

@@ -26,6 +26,11 @@ def configure_workspace(workspace: Any, user: Any, *, runner: TaskRunner,
     workspace.views["images"].configure(
         runner=runner, service=ImagingService(audit=session.record_series_action),
         identity=ViewerIdentity(user.username, user.device_id))
+    from app.ui.imaging.snapshot import configure_snapshot
+
+    if session.service is not None:
+        configure_snapshot(workspace.views["images"], state=session.state,
+                           policy=session.service.policy)
     configure_chat(workspace, runner=runner, session=session)
     from app.ui.call.setup import configure_calls
 

@@ -17,15 +17,73 @@ patient ID goes to a room not linked to that patient only after a confirmation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
+import numpy as np
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu, QMessageBox, QToolButton
 
 from app.services.imaging import Snapshot
 from app.services.snapshot import patient_room, send_to_room
 from app.ui.imaging.qimage import ArrayImage, to_array
+
+
+class SnapshotClipboard:
+    """The snapshot this app put on the system clipboard, taken off again when the session
+    locks, signs out or the app quits -- unless something else was copied since (the
+    clipboard is then the user's, not ours). A plain object: it outlives the view."""
+
+    def __init__(self) -> None:
+        self.held: np.ndarray | None = None
+
+    def put(self, pixels: np.ndarray) -> None:
+        # copy(): an image that owns its pixels (ArrayImage only borrows the array's)
+        QGuiApplication.clipboard().setImage(ArrayImage(pixels).image.copy())
+        self.held = pixels
+
+    def clear(self) -> bool:
+        """Take our snapshot off the clipboard if it is still there; True when it was."""
+        held, self.held = self.held, None
+        if held is None or QGuiApplication.instance() is None:
+            return False
+        clipboard = QGuiApplication.clipboard()
+        image = clipboard.image()
+        if image.isNull() or not np.array_equal(to_array(image), held):
+            return False
+        clipboard.clear()
+        return True
+
+
+def configure_snapshot(images: Any, *, state: Any, policy: Any) -> None:
+    """The session's side of the viewer's snapshot: policy ``allow_snapshot`` (IT may
+    remove the feature), and our snapshot taken off the clipboard when the session locks
+    (``state``: the AppState), signs out, the workspace goes or the app quits."""
+    images.snapshot_allowed = bool(policy.allow_snapshot)
+    images._enable()
+    guard = images.snapshot_clipboard
+
+    def locked(on: bool) -> None:
+        if on:
+            guard.clear()
+
+    def user(value: object) -> None:
+        if value is None:
+            guard.clear()
+
+    def gone(*_args: object) -> None:  # the workspace went (sign-out, wipe, window closed)
+        guard.clear()
+        with contextlib.suppress(Exception):
+            state.events.locked.disconnect(locked)
+            state.events.user.disconnect(user)
+
+    state.events.locked.connect(locked)
+    state.events.user.connect(user)
+    images.destroyed.connect(gone)
+    app = QGuiApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(guard.clear)
 
 
 class ViewerSnapshotMixin:
@@ -48,8 +106,11 @@ class ViewerSnapshotMixin:
         self.snapshot_button.setMenu(self.snapshot_menu)
         # After the consult buttons (Share to consult, View together): at hand while
         # viewing together, never behind the toolbar's overflow.
-        self.toolbar.insertWidget(self._after_consult(), self.snapshot_button)
+        self._snapshot_slot = self.toolbar.insertWidget(self._after_consult(),
+                                                        self.snapshot_button)
         self.last_snapshot: Snapshot | None = None  # tests
+        self.snapshot_allowed = True  # policy allow_snapshot (configure_snapshot)
+        self.snapshot_clipboard = SnapshotClipboard()
 
     def _after_consult(self):  # type: ignore[no-untyped-def]
         actions = self.toolbar.actions()
@@ -69,6 +130,8 @@ class ViewerSnapshotMixin:
         if not hasattr(self, "snapshot_button"):
             return
         shown = bool(getattr(self, "active", None) and self.active.handle)
+        shown = shown and self.snapshot_allowed
+        self._snapshot_slot.setVisible(self.snapshot_allowed)
         self.snapshot_copy_action.setEnabled(shown)
         self.snapshot_room_action.setEnabled(shown and self.sharing is not None)
         self.snapshot_button.setEnabled(shown)
@@ -80,7 +143,7 @@ class ViewerSnapshotMixin:
         worker) and encodes it."""
         pane = self.active
         handle = pane.handle
-        if handle is None:
+        if handle is None or not self.snapshot_allowed:
             return None
         pixels = to_array(pane.pages.grab().toImage())
         fields = self._service.watermark(self.identity, handle)
@@ -93,8 +156,7 @@ class ViewerSnapshotMixin:
 
         async def run() -> Snapshot:
             snapshot = await taking
-            # copy(): an image that owns its pixels (ArrayImage only borrows the array's)
-            QGuiApplication.clipboard().setImage(ArrayImage(snapshot.pixels).image.copy())
+            self.snapshot_clipboard.put(snapshot.pixels)
             self._service.record_snapshot(snapshot, "clipboard")
             self.last_snapshot = snapshot
             return snapshot
@@ -109,7 +171,8 @@ class ViewerSnapshotMixin:
                          confirmed: bool = False) -> asyncio.Future | None:
         """Send a snapshot of the active pane into a consult room (``room_id``: by default
         the co-view or shared study's room, else the user's choice)."""
-        if self.sharing is None or self.consult_chat is None or self.active.handle is None:
+        if (self.sharing is None or self.consult_chat is None or self.active.handle is None
+                or not self.snapshot_allowed):
             return None
         handle = self.active.handle
         if room_id is None:

@@ -11,12 +11,16 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QWidget
 
+from app.config import Policy
+from app.core.coview import FOLLOWER
 from app.imaging.watermark import burn_in
+from app.services.app_state import AppState
 from app.services.imaging import SNAPSHOT_ACTION, ImagingService, ViewerIdentity
 from app.services.study_share import StudyShareService
 from app.services.transfers import TransferEngine
 from app.ui.asyncbridge import TaskRunner
 from app.ui.imaging.qimage import to_array
+from app.ui.imaging.snapshot import configure_snapshot
 from app.ui.views.images import ImagesView
 from tests.integration.test_chat import new_client, room_with
 from tests.support.dicom_gen import write_ct_series
@@ -131,6 +135,68 @@ def test_snapshot_needs_a_series_and_a_room_needs_a_session(qtbot, viewer, recor
     assert recorder.calls == []
 
 
+# -- policy and the clipboard's life ----------------------------------------------------------
+
+def test_policy_can_remove_snapshot(qtbot, viewer, recorder, ct_dir):
+    assert Policy.from_mapping({"allow_snapshot": False}, source="test").allow_snapshot is False
+    configure_snapshot(viewer, state=AppState(), policy=Policy(allow_snapshot=False))
+    open_and_wait(qtbot, viewer, [ct_dir])
+    assert not viewer._snapshot_slot.isVisible()
+    assert not viewer.snapshot_copy_action.isEnabled()
+    assert not viewer.snapshot_room_action.isEnabled()
+    assert viewer.snapshot_to_clipboard() is None
+    assert recorder.calls == [] or all(c[0] != SNAPSHOT_ACTION for c in recorder.calls)
+
+
+def test_clipboard_snapshot_is_taken_off_on_lock_and_sign_out_unless_replaced(
+        qtbot, viewer, ct_dir):
+    state = AppState()
+    configure_snapshot(viewer, state=state, policy=Policy())
+    assert viewer._snapshot_slot.isVisible()
+    open_and_wait(qtbot, viewer, [ct_dir])
+    clipboard = QGuiApplication.clipboard()
+
+    done(qtbot, viewer.snapshot_to_clipboard())
+    assert not clipboard.image().isNull()
+    state.locked = True  # auto-lock, OS lock, "Lock now": the snapshot goes too
+    assert clipboard.image().isNull()
+    state.locked = False
+
+    done(qtbot, viewer.snapshot_to_clipboard())
+    state.user = None  # already None: no change, nothing happens
+    assert not clipboard.image().isNull()
+    viewer.snapshot_clipboard.held = viewer.last_snapshot.pixels
+    clipboard.setText("the ward's phone number")  # the user copied something else since
+    state.locked = True
+    assert clipboard.text() == "the ward's phone number"  # that is theirs: left alone
+    state.locked = False
+
+    # The workspace goes (sign-out, wipe, window closed): its view's snapshot goes too.
+    other = ImagesView()
+    other.configure(service=ImagingService(audit=Recorder()),
+                    identity=ViewerIdentity(USER, DEVICE))
+    configure_snapshot(other, state=state, policy=Policy())
+    open_and_wait(qtbot, other, [ct_dir])
+    done(qtbot, other.snapshot_to_clipboard())
+    assert not clipboard.image().isNull()
+    other.deleteLater()
+    qtbot.waitUntil(lambda: clipboard.image().isNull(), timeout=5_000)
+
+
+def test_signed_in_workspace_takes_the_snapshot_off_the_clipboard_on_lock(
+        qtbot, signed_in_window, open_server, tmp_path):
+    window = signed_in_window(open_server, "dr.shot", "physician")
+    view = window.workspace.views["images"]
+    paths = write_ct_series(tmp_path / "ct", 3, rows=64, cols=64)
+    done(qtbot, view.open_paths(paths))
+    assert view._snapshot_slot.isVisible()
+    done(qtbot, view.snapshot_to_clipboard())
+    clipboard = QGuiApplication.clipboard()
+    assert not clipboard.image().isNull()
+    window.lock_now()
+    qtbot.waitUntil(lambda: clipboard.image().isNull(), timeout=5_000)
+
+
 # -- into a consult room, received by a second real client ----------------------------------
 
 class Reader:
@@ -239,3 +305,47 @@ def test_snapshot_sent_to_room_arrives_as_encrypted_attachment(
         600, Qt.TransformationMode.SmoothTransformation))
     save_screenshot(host, "imaging-snapshot.png")
     a.view.close()
+
+
+def test_snapshot_while_viewing_together_goes_to_that_room(qtbot, pair, tmp_path,
+                                                           monkeypatch):
+    a_client, b_client, room_id = pair
+    a, b = Reader(a_client), Reader(b_client, recorder := Recorder())
+    host = QWidget()
+    qtbot.addWidget(host)
+    row = QHBoxLayout(host)
+    row.addWidget(a.view)
+    row.addWidget(b.view)
+    host.resize(1800, 640)
+    host.show()
+    qtbot.waitExposed(host)
+    paths = write_ct_series(tmp_path / "ct", 3, rows=64, cols=64, pixel_spacing=0.5)
+    done(qtbot, a.view.open_paths(paths))
+    done(qtbot, a.view.share_to_consult(room_id, mode="deidentified"), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(b.view.shared_panel.studies()), timeout=20_000)
+    (shared,) = b.view.shared_panel.studies()
+    done(qtbot, b.view.open_shared_study(shared), timeout=30_000)
+    qtbot.waitUntil(lambda: b.view.canvas.displayed_array() is not None, timeout=10_000)
+    done(qtbot, b.view.start_coview(FOLLOWER))
+    assert b.view.coview.active and b.view.coview.room_id == room_id
+
+    # Shift+S in B's viewer: no room to pick, no question (the study's own room).
+    def no_dialog(_box) -> int:
+        raise AssertionError("no dialog expected")
+
+    monkeypatch.setattr(QMessageBox, "exec", no_dialog)
+    b.view.canvas.setFocus()
+    qtbot.keyClick(b.view.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: bool(recorder.snapshots()), timeout=20_000)
+    assert recorder.snapshots() == [(SNAPSHOT_ACTION, b.view.active.handle.object_id,
+                                     {"to": "room", "room_id": room_id})]
+
+    def arrived():
+        return [m for m in a_client.chat.messages(room_id)
+                if (info := a_client.chat.attachment(m.event_id)) is not None
+                and info.mime.reveal() == "image/png"]
+
+    run(qtbot, a_client.chat.sync_once())
+    qtbot.waitUntil(lambda: bool(arrived()), timeout=20_000)
+    assert arrived()[0].sender == b_client.user_id
+    b.view.stop_coview()
