@@ -129,7 +129,8 @@ class ViewerSnapshotMixin:
     def _enable_snapshot(self) -> None:
         if not hasattr(self, "snapshot_button"):
             return
-        shown = bool(getattr(self, "active", None) and self.active.handle)
+        # "is not None": a SeriesHandle has a length, 0 for an ECG
+        shown = getattr(self, "active", None) is not None and self.active.handle is not None
         shown = shown and self.snapshot_allowed
         self._snapshot_slot.setVisible(self.snapshot_allowed)
         self.snapshot_copy_action.setEnabled(shown)

@@ -5,8 +5,11 @@ entry per snapshot, saying where it went."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from pydicom.data import get_testdata_file
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QWidget
@@ -126,6 +129,22 @@ def test_snapshot_to_clipboard_is_the_view_watermarked_and_audited_once(
     # A second snapshot is a second entry; nothing else was audited by them.
     done(qtbot, viewer.snapshot_to_clipboard())
     assert len(recorder.snapshots()) == 2
+
+
+def test_snapshot_of_an_ecg_is_its_paper_watermarked(qtbot, viewer, recorder):
+    open_and_wait(qtbot, viewer, [Path(get_testdata_file("waveform_ecg.dcm"))])
+    pane = viewer.active
+    qtbot.waitUntil(lambda: pane.ecg.group is not None, timeout=5000)
+    assert viewer.snapshot_copy_action.isEnabled()
+    shown = to_array(pane.pages.grab().toImage())
+    snapshot = done(qtbot, viewer.snapshot_to_clipboard())
+    lines = [f"{USER} @ {DEVICE}", "Snapshot 2026-11-22 09:30 UTC",
+             f"Patient ID {pane.handle.patient_id.reveal() or '(none)'}"]
+    assert np.array_equal(snapshot.pixels, burn_in(shown, lines))
+    # The paper's pink grid is in it (not an empty canvas).
+    pink = ((shown[..., 0] > 200) & (shown[..., 1] < 200) & (shown[..., 2] < 220)).mean()
+    assert pink > 0.01
+    assert [c[2] for c in recorder.snapshots()] == [{"to": "clipboard"}]
 
 
 def test_snapshot_needs_a_series_and_a_room_needs_a_session(qtbot, viewer, recorder):
