@@ -5,10 +5,11 @@ key store); the rest (device views, recipient sets, seen indices) is protected b
 cache's own encryption. Every save is its own write transaction unless the caller holds
 one (``Cache.write`` nests), so a service can make a batch of machine steps atomic.
 
-Device views and outbound sessions are read several times per message sent (the recipient
-set is checked at every step): they are kept in memory, as written. This store is the only
-writer of those tables on its cache; a transaction that does not commit
-(:attr:`Cache.aborted` moves) empties the memory, since it may hold what was rolled back.
+Device views, Olm session lists and Megolm sessions are read several times per message sent
+or received (the recipient set is checked at every step): they are kept in memory, as read
+or written. This store is the only writer of those tables on its cache; a transaction that
+does not commit (:attr:`Cache.aborted` moves) empties the memory, since it may hold what was
+rolled back.
 """
 
 from __future__ import annotations
@@ -51,13 +52,17 @@ class SqlCryptoStore:
         self._cache = cache
         self._aborted = cache.aborted
         self._devices: dict[str, dict[str, DeviceRecord] | None] = {}
+        self._by_curve: dict[str, DeviceRecord | None] = {}
+        self._olm: dict[str, list[OlmSessionRecord]] = {}
         self._outbound: dict[str, OutboundGroupRecord | None] = {}
+        self._inbound: dict[tuple[str, str, str], InboundGroupRecord | None] = {}
 
     def _kept(self) -> None:
         """Forget the memory if a transaction was rolled back since it was filled."""
         if self._cache.aborted != self._aborted:
-            self._devices.clear()
-            self._outbound.clear()
+            for kept in (self._devices, self._by_curve, self._olm, self._outbound,
+                         self._inbound):
+                kept.clear()
             self._aborted = self._cache.aborted
 
     def _one(self, sql: str, args: tuple = ()) -> tuple | None:
@@ -83,6 +88,12 @@ class SqlCryptoStore:
     # -- Olm -------------------------------------------------------------------------------
 
     def olm_sessions(self, peer_curve25519: str) -> list[OlmSessionRecord]:
+        self._kept()
+        if peer_curve25519 not in self._olm:
+            self._olm[peer_curve25519] = self._read_olm(peer_curve25519)
+        return list(self._olm[peer_curve25519])  # the caller's to change
+
+    def _read_olm(self, peer_curve25519: str) -> list[OlmSessionRecord]:
         rows = self._all(
             "SELECT peer_curve25519, session_id, pickle, created_ms, last_used_ms "
             "FROM crypto_olm_sessions WHERE peer_curve25519 = ? ORDER BY last_used_ms DESC",
@@ -96,12 +107,14 @@ class SqlCryptoStore:
                 "pickle, created_ms, last_used_ms) VALUES (?, ?, ?, ?, ?)",
                 (record.peer_curve25519, record.session_id, record.pickle, record.created_ms,
                  record.last_used_ms))
+        self._olm.pop(record.peer_curve25519, None)  # read back (in order) next time
 
     def drop_olm_session(self, peer_curve25519: str, session_id: str) -> None:
         with self._cache.write() as conn:
             conn.execute(
                 "DELETE FROM crypto_olm_sessions WHERE peer_curve25519 = ? AND session_id = ?",
                 (peer_curve25519, session_id))
+        self._olm.pop(peer_curve25519, None)
 
     # -- Megolm outbound ---------------------------------------------------------------------
 
@@ -157,6 +170,15 @@ class SqlCryptoStore:
     def inbound_group(
         self, room_id: str, sender_key: str, session_id: str,
     ) -> InboundGroupRecord | None:
+        self._kept()
+        key = (room_id, sender_key, session_id)
+        if key not in self._inbound:
+            self._inbound[key] = self._read_inbound(room_id, sender_key, session_id)
+        return self._inbound[key]
+
+    def _read_inbound(
+        self, room_id: str, sender_key: str, session_id: str,
+    ) -> InboundGroupRecord | None:
         row = self._one(self._INBOUND + "WHERE room_id = ? AND sender_key = ? AND session_id = ?",
                         (room_id, sender_key, session_id))
         if row is None:
@@ -178,6 +200,8 @@ class SqlCryptoStore:
                 (record.room_id, record.sender_key, record.session_id, record.pickle,
                  record.first_known_index, record.sender_user, record.sender_device,
                  record.sender_ed25519, int(record.forwarded)))
+        self._kept()
+        self._inbound[(record.room_id, record.sender_key, record.session_id)] = record
 
     # -- replay memory ---------------------------------------------------------------------
 
@@ -218,10 +242,14 @@ class SqlCryptoStore:
                 [(d.user_id, d.username, d.device_id, d.ed25519, d.curve25519, d.enroll_ts_ms,
                   d.signature, d.trust.value) for d in devices.values()])
         self._devices.pop(user_id, None)  # read back from disk next time
+        self._by_curve.clear()
 
     def device_by_curve(self, curve25519: str) -> DeviceRecord | None:
-        row = self._one(_DEVICES + "WHERE curve25519 = ? LIMIT 1", (curve25519,))
-        return _device(row) if row else None
+        self._kept()
+        if curve25519 not in self._by_curve:
+            row = self._one(_DEVICES + "WHERE curve25519 = ? LIMIT 1", (curve25519,))
+            self._by_curve[curve25519] = _device(row) if row else None
+        return self._by_curve[curve25519]
 
     # -- beyond the protocol: what the chat service remembers about device lists -----------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -132,20 +133,35 @@ def test_what_a_rolled_back_transaction_wrote_is_not_read_back(cache):
     store = SqlCryptoStore(cache)
     device = DeviceRecord("x", "name", "D1", "E", "C", 1, "sig", TrustLevel.TOFU)
     kept = OutboundGroupRecord("!r", "S1", "p1", 1, 0, frozenset(), frozenset())
+    olm = OlmSessionRecord("C", "O1", "p", 1, 1)
+    inbound = InboundGroupRecord("!r", "K", "S1", "p", 0, "x", "D1", "E", False)
     store.save_user_devices("x", {"D1": device})
     store.save_outbound_group(kept)
+    store.save_olm_session(olm)
+    store.save_inbound_group(inbound)
     assert store.user_devices("x") == {"D1": device} and store.outbound_group("!r") == kept
+    assert store.olm_sessions("C") == [olm] and store.device_by_curve("C") == device
+    assert store.inbound_group("!r", "K", "S1") == inbound
+    assert store.inbound_group("!r", "K", "S2") is None
     with pytest.raises(RuntimeError), cache.write():
         store.save_user_devices("x", {})
         store.save_user_devices("y", {})
         store.save_outbound_group(OutboundGroupRecord("!r", "S2", "p2", 2, 0, frozenset(),
                                                       frozenset()))
         store.drop_outbound_group("!r")
+        store.drop_olm_session("C", "O1")
+        store.save_inbound_group(replace(inbound, session_id="S2"))
+        store.save_inbound_group(replace(inbound, first_known_index=5))
         assert store.user_devices("x") == {} and store.outbound_group("!r") is None
+        assert store.olm_sessions("C") == [] and store.device_by_curve("C") is None
+        assert store.inbound_group("!r", "K", "S2") is not None
         raise RuntimeError("rolled back")
     assert store.user_devices("x") == {"D1": device}
     assert store.user_devices("y") is None
     assert store.outbound_group("!r") == kept
+    assert store.olm_sessions("C") == [olm] and store.device_by_curve("C") == device
+    assert store.inbound_group("!r", "K", "S1") == inbound
+    assert store.inbound_group("!r", "K", "S2") is None
 
 
 async def test_a_restarted_chat_keeps_sessions_and_replay_memory(open_server, tmp_path):
