@@ -252,10 +252,11 @@ class TransferEngine:
             return await self._upload(room_id, len(payload), MEMORY,
                                       hashlib.sha256(payload).hexdigest(), name, mime,
                                       transfer_id, audit)
-        finally:
-            record = self._repo.get(transfer_id)
-            if record is None or record.final:
-                self._memory.pop(transfer_id, None)
+        finally:  # kept only for a paused transfer's resume in this process
+            with contextlib.suppress(Exception):  # a closing cache must not mask the error
+                record = self._repo.get(transfer_id)
+                if record is None or record.final:
+                    self._memory.pop(transfer_id, None)
 
     async def upload_stored(self, room_id: str, file_id: str, *, name: str,
                             mime: str | None = None, transfer_id: str | None = None,
