@@ -158,7 +158,11 @@ class ViewerSnapshotMixin:
         async def run() -> Snapshot:
             snapshot = await taking
             self.snapshot_clipboard.put(snapshot.pixels)
-            self._service.record_snapshot(snapshot, "clipboard")
+            try:
+                self._service.record_snapshot(snapshot, "clipboard")
+            except Exception:
+                self.snapshot_clipboard.clear()  # not audited: not left on the clipboard
+                raise
             self.last_snapshot = snapshot
             return snapshot
 
@@ -176,14 +180,13 @@ class ViewerSnapshotMixin:
                 or not self.snapshot_allowed):
             return None
         handle = self.active.handle
+        taking = self._take_snapshot()  # the view now, before any question (cine runs on)
+        if taking is None:
+            return None
         if room_id is None:
             room_id = self._snapshot_room()
-            if room_id is None:
-                return None
-        if not confirmed and not self._snapshot_may_go(room_id, handle):
-            return None
-        taking = self._take_snapshot()
-        if taking is None:
+        if room_id is None or not (confirmed or self._snapshot_may_go(room_id, handle)):
+            taking.close()
             return None
         chat, engine, service = self.consult_chat, self.sharing.engine, self._service
 

@@ -21,6 +21,7 @@ from app.services.app_state import AppState
 from app.services.imaging import SNAPSHOT_ACTION, ImagingService, ViewerIdentity
 from app.services.study_share import StudyShareService
 from app.services.transfers import TransferEngine
+from app.storage.errors import CacheError
 from app.ui.asyncbridge import TaskRunner
 from app.ui.imaging.qimage import to_array
 from app.ui.imaging.snapshot import configure_snapshot
@@ -145,6 +146,27 @@ def test_snapshot_of_an_ecg_is_its_paper_watermarked(qtbot, viewer, recorder):
     pink = ((shown[..., 0] > 200) & (shown[..., 1] < 200) & (shown[..., 2] < 220)).mean()
     assert pink > 0.01
     assert [c[2] for c in recorder.snapshots()] == [{"to": "clipboard"}]
+
+
+def test_a_snapshot_that_cannot_be_audited_is_not_left_on_the_clipboard(qtbot, qloop, ct_dir):
+    def closed_log(action, _object_id, _detail=None) -> None:
+        if action == SNAPSHOT_ACTION:  # signed out meanwhile: the log closed
+            raise CacheError("the audit log is closed (no session)")
+
+    view = ImagesView()
+    view.configure(service=ImagingService(audit=closed_log),
+                   identity=ViewerIdentity(USER, DEVICE))
+    qtbot.addWidget(view)
+    view.show()
+    open_and_wait(qtbot, view, [ct_dir])
+    clipboard = QGuiApplication.clipboard()
+    clipboard.clear()
+    task = view.snapshot_to_clipboard()
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert clipboard.image().isNull()
+    qtbot.waitUntil(lambda: view.message.isVisible() and bool(view.message.text()),
+                    timeout=5_000)
+    assert "copied" not in view.message.text()
 
 
 def test_snapshot_needs_a_series_and_a_room_needs_a_session(qtbot, viewer, recorder):
