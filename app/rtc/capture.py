@@ -285,7 +285,11 @@ class OpenCVCameraTrack(VideoStreamTrack):
                 continue
             failures = 0
             self.failed = False
-            frame = VideoFrame.from_ndarray(image, format="bgr24")  # here, not on the loop
+            # Converted here, not on the loop, and to the encoder's own format: a frame that
+            # still needed converting would be converted by every consumer at once (one
+            # encoder per link, the self view), and PyAV's per-frame converter is not safe
+            # to share between threads (it deadlocked).
+            frame = VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
             with self._lock:
                 self._newest, self._fresh = frame, True
                 self._size = (frame.width, frame.height)

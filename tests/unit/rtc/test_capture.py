@@ -51,6 +51,7 @@ async def test_a_video_source_is_read_in_its_own_thread_frame_by_frame_and_loope
             seqs.append(stamp.seq)
             pts.append(frame.pts)
         assert (frame.width, frame.height) == (320, 240)
+        assert frame.format.name == "yuv420p"  # converted in the reader: no consumer converts
         # Each captured frame is handed out at most once, in order (a slow reader gets the
         # newest, skipping stale ones); the file loops at its end.
         assert seqs[0] < FRAMES // 2  # from the start (a busy machine may skip one or two)
