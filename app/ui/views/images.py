@@ -340,17 +340,20 @@ class ImagesView(ViewerSnapshotMixin, ViewerConsultMixin, PlaceholderView):
         return self.active.canvas
 
     def _enable(self) -> None:
-        handle = getattr(self, "active", None) and self.active.handle
-        image = bool(handle) and not handle.is_waveform
+        active = getattr(self, "active", None)
+        handle = active.handle if active is not None else None
+        # A waveform series has no frames (len 0) but prints, exports and de-identifies.
+        shown = handle is not None and (handle.is_waveform or len(handle) > 0)
+        image = shown and not handle.is_waveform
         for action in (self.invert_action, self.fit_action, self.actual_action,
                        self.rotate_action, self.flip_h_action, self.flip_v_action,
                        self.navigate_action, self.distance_action, self.angle_action,
                        self.clear_action, self.cine_action, self.export_image_action):
             action.setEnabled(image)
         self.preset_button.setEnabled(image)
-        self.print_action.setEnabled(bool(handle))
-        self.deid_action.setEnabled(bool(handle))
-        self.export_button.setEnabled(bool(handle))
+        self.print_action.setEnabled(shown)
+        self.deid_action.setEnabled(shown)
+        self.export_button.setEnabled(shown)
         if hasattr(self, "share_action"):
             self._enable_consult()
         self._enable_snapshot()

@@ -486,6 +486,9 @@ def test_ecg_drawn_on_calibrated_paper(qtbot, view, save_screenshot, tmp_path):
     assert pink.mean() > 0.02  # the grid
     assert dark.mean() > 0.003  # the traces
     assert pane.watermark.lines()[-1] == "Patient ID 642341"
+    # What a user reaches for an ECG: print, export and de-identify (not image-only tools).
+    assert view.print_action.isEnabled() and view.export_button.isEnabled()
+    assert view.deid_action.isEnabled() and not view.invert_action.isEnabled()
     # Print: the ECG paper with the watermark burned in, audited once.
     audit = view._service.audit
     task = view.print_pdf(tmp_path / "ecg.pdf")
