@@ -487,19 +487,20 @@ class RecordingService:
             desc = await self.engine.upload_stored(
                 entry["room_id"], file_id, name="recording.scf",
                 mime="application/octet-stream", audit=False)
+            metadata = self._metadata(file_id)
+            content = {
+                "v": 2, "recording_id": recording_id, "call_id": entry["call_id"],
+                "descriptor": desc.to_wire(),
+                "host": entry["host"], "started_ms": entry["started_ms"],
+                "duration_ms": max(0, (entry["stopped_ms"] or 0) - (entry["started_ms"] or 0)),
+                "consents": [[c["user_id"], c["device_id"]] for c in metadata["consents"]],
+            }
+            event_id = await self.chat.send_room_event(entry["room_id"], RECORDING_EVENT,
+                                                       content)
         except SafeConsultError as exc:
             self._record("file.send", recording_id, outcome="failed", object_type="recording",
-                         step="recording_shared", reason=getattr(exc, "code", "error"))
+                         step="recording_shared", reason=str(getattr(exc, "code", "") or "error"))
             raise
-        metadata = self._metadata(file_id)
-        content = {
-            "v": 2, "recording_id": recording_id, "call_id": entry["call_id"],
-            "descriptor": desc.to_wire(),
-            "host": entry["host"], "started_ms": entry["started_ms"],
-            "duration_ms": max(0, (entry["stopped_ms"] or 0) - (entry["started_ms"] or 0)),
-            "consents": [[c["user_id"], c["device_id"]] for c in metadata["consents"]],
-        }
-        event_id = await self.chat.send_room_event(entry["room_id"], RECORDING_EVENT, content)
         entry["shared_event"] = event_id
         self._index_put(recording_id, entry)
         self._record("file.send", recording_id, object_type="recording",
