@@ -156,3 +156,32 @@ async def test_audit_false_leaves_the_entry_to_the_caller(trio):
     await bob.engine.download(loud.to_wire(), alice.known)
     assert alice.audit_actions()[before_a:] == [("file.send", "ok")]
     assert bob.audit_actions()[before_b:] == [("file.download", "ok")]
+
+
+async def test_a_stored_upload_resumes_after_a_restart(trio):
+    """The encrypted store is a source that survives a restart: a new engine on the same
+    cache goes on from the server's chunks, reading the stored file again."""
+    alice, bob, _eve, room_id = trio
+    alice.engine.options = TransferOptions(chunk_size=CHUNK, parallel=1, progress_interval_s=0)
+    data = os.urandom(12 * CHUNK + 5)
+    stored = alice.engine.files.put(io.BytesIO(data), len(data))
+    stopping: list[asyncio.Future] = []
+
+    def stop_midway(snapshot) -> None:
+        if snapshot.phase == "uploading" and snapshot.chunks_done >= 4 and not stopping:
+            stopping.append(asyncio.ensure_future(alice.engine.stop()))
+
+    alice.engine.progress.connect(stop_midway)
+    task = asyncio.ensure_future(alice.engine.upload_stored(room_id, stored, name="r.bin"))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stopping[0]
+    restarted = TransferEngine(alice.cache, alice.device.transport, alice.engine.device,
+                               audit=alice.audit, options=alice.engine.options)
+    seen: list = []
+    restarted.progress.connect(seen.append)
+    (result,) = await restarted.resume_pending()
+    assert result.ok and result.descriptor.size == len(data)
+    assert any(s.phase == "uploading" and s.resumed_bytes >= 4 * CHUNK for s in seen)
+    file_id = await bob.engine.download(result.descriptor.to_wire(), alice.known)
+    assert bob.engine.files.read(file_id) == data
