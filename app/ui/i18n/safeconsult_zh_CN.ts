@@ -787,6 +787,42 @@
 <context>
     <name>SafeConsultError</name>
     <message>
+        <source>Calls must go through the hospital's relay, and it is not available.</source>
+        <translation>通话必须经医院的中继进行，但该中继当前不可用。</translation>
+    </message>
+    <message>
+        <source>That call has ended.</source>
+        <translation>该通话已结束。</translation>
+    </message>
+    <message>
+        <source>The host's device is not one this workstation trusts, so you cannot join.</source>
+        <translation>主持人的设备不受本工作站信任，因此您无法加入。</translation>
+    </message>
+    <message>
+        <source>You are already in this call.</source>
+        <translation>您已在此通话中。</translation>
+    </message>
+    <message>
+        <source>No video consult is running in this consult.</source>
+        <translation>此会诊中没有正在进行的视频会诊。</translation>
+    </message>
+    <message>
+        <source>That member has no device this workstation trusts, so they cannot be invited.</source>
+        <translation>该成员没有本工作站信任的设备，因此无法邀请。</translation>
+    </message>
+    <message>
+        <source>Only another member of this consult can be invited.</source>
+        <translation>只能邀请此会诊的其他成员。</translation>
+    </message>
+    <message>
+        <source>Only the host of the call can invite.</source>
+        <translation>只有通话的主持人可以邀请。</translation>
+    </message>
+    <message>
+        <source>They are no longer waiting to join.</source>
+        <translation>对方已不在等候加入。</translation>
+    </message>
+    <message>
         <source>Enter the patient's name and an MRN of letters, digits, spaces or . / _ -</source>
         <translation>请输入患者姓名，以及由字母、数字、空格或 . / _ - 组成的病历号</translation>
     </message>
