@@ -590,7 +590,8 @@ class CallsService:
         if call is None:
             raise CallGone(f"no call {call_id}")
         if self._unwait(call_id, party) is None:
-            raise CallGone("that device is no longer waiting")
+            raise CallGone("that device is no longer waiting",
+                           user_message="They are no longer waiting to join.")
         old = call.links.get(party)
         if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
             del call.links[party]  # it left earlier and comes back: a fresh link
@@ -632,14 +633,19 @@ class CallsService:
         if call is None or room_id is None:
             raise CallGone(f"no call {call_id}")
         if call.host != self.local:
-            raise SafeConsultError("only the host of the call can invite")
+            raise SafeConsultError("only the host of the call can invite",
+                                   user_message="Only the host of the call can invite.")
         if user_id not in self.chat.members(room_id) or user_id == self.local.user_id:
-            raise SafeConsultError("only another member of this consult can be invited")
+            raise SafeConsultError("only another member of this consult can be invited",
+                                   user_message="Only another member of this consult can be "
+                                                "invited.")
         await self._know([user_id])
         devices = [Party(user_id, d) for d in sorted(self.chat.machine.devices(user_id))
                    if self.key_for(user_id, d)]
         if not devices:
-            raise SafeConsultError("no trusted device to invite")
+            raise SafeConsultError("no trusted device to invite", user_message=(
+                "That member has no device this workstation trusts, so they cannot be "
+                "invited."))
         for party in devices:
             await self._signal(room_id, party, call_id, "invite", {"invited": True})
         return len(devices)
@@ -697,13 +703,16 @@ class CallsService:
         if call_id is None or host is None:
             active = self.active.get(room_id)
             if active is None:
-                raise CallGone("no call is running in this consult")
+                raise CallGone("no call is running in this consult",
+                               user_message="No video consult is running in this consult.")
             call_id, host = active.call_id, active.host
         if call_id in self.calls:
-            raise SafeConsultError("you are already in this call")
+            raise SafeConsultError("you are already in this call",
+                                   user_message="You are already in this call.")
         await self._know([host.user_id])
         if self.key_for(host.user_id, host.device_id) is None:
-            raise SafeConsultError("the host's device is not one we trust")
+            raise SafeConsultError("the host's device is not one we trust", user_message=(
+                "The host's device is not one this workstation trusts, so you cannot join."))
         request = self.joining[call_id] = JoinRequest(call_id, room_id, host,
                                                       asked=time.monotonic())
         await self._send_signal(self.transport, room_id, to_user_id=host.user_id,
