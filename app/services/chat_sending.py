@@ -39,6 +39,7 @@ from app.services.transfers.descriptor import (
 
 log = logging.getLogger("app.services.chat")
 _now_ms = now_ms
+ATTACHMENT_STATE_KEY = "attachment:"  # + event id (ChatService.ATTACHMENT_KEY)
 
 # Refusals after which a queued message can never be accepted: it leaves the outbox and the
 # user is told (send_failed). Anything else (5xx, rate limits, the network) is retried.
@@ -96,18 +97,26 @@ class ChatSending:
         await self._after_queue()
         return event_id
 
-    async def send_attachment(self, room_id: str, descriptor: AttachmentDescriptor) -> str:
+    async def send_attachment(self, room_id: str, descriptor: AttachmentDescriptor, *,
+                              event_id: str | None = None) -> str:
         """Send an uploaded file (the engine's signed descriptor) as a message of the room:
         through the outbox like a text, Megolm-encrypted. Returns its event id; the message
-        shows the file's name (kept encrypted in the cache like any message)."""
+        shows the file's name (kept encrypted in the cache like any message).
+
+        ``event_id``: chosen by the caller before the upload (kept with the transfer, see
+        app/services/transfers/chat_files.py); a file message already queued under that id
+        is not queued again -- so announcing an upload again after a crash sends it once."""
         self._check_joined(room_id)
         if descriptor.room_id != room_id or descriptor.sender_device != self.device.device_id:
             raise SafeConsultError("descriptor of another room or device")
         content = Attachment(descriptor)
         chat_content.parse(chat_content.to_wire(content))
-        event_id = new_event_id()
+        event_id = event_id or new_event_id()
         now = _now_ms()
         async with self._lock:
+            if self.state.get(ATTACHMENT_STATE_KEY + event_id) is not None \
+                    or self.messages_repo.get(event_id) is not None:
+                return event_id  # queued before (this id is sent once by the outbox)
             with self.cache.write(durable=False):
                 self._queue_content(room_id, event_id, content)
                 self._keep_attachment(event_id, descriptor, self.device.device_id)

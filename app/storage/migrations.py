@@ -267,6 +267,17 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX shared_studies_by_room ON shared_studies (room_id)",
         ),
     ),
+    (
+        6,
+        (
+            # A chat attachment's upload keeps the event id of the file message it is to be
+            # sent as (app/services/transfers/chat_files.py), chosen before the upload starts
+            # and cleared once the message is in the outbox: an upload that finishes after a
+            # restart is announced in its room exactly once (the outbox sends each event id
+            # once; the chat refuses to queue an event id twice).
+            "ALTER TABLE transfers ADD COLUMN announce_event_id TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

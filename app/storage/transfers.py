@@ -1,4 +1,4 @@
-"""Resumable file transfers, inside the encrypted cache (migration 3).
+"""Resumable file transfers, inside the encrypted cache (migrations 3 and 6).
 
 One row per upload or download (app/services/transfers/): its state, which chunks are done
 (a bitmap), and what is needed to go on after a dropped connection or a restart -- the
@@ -41,6 +41,7 @@ _FIELDS = (
     "transfer_id", "direction", "state", "room_id", "blob_id", "size", "chunk_count", "done",
     "file_key", "header", "tags", "sha256", "source", "source_stamp", "name", "mime",
     "descriptor", "sender_ed25519", "file_id", "error", "created_ms", "updated_ms",
+    "announce_event_id",
 )
 _UPDATABLE = frozenset(_FIELDS) - {"transfer_id", "direction", "created_ms", "updated_ms"}
 
@@ -90,6 +91,9 @@ class TransferRecord:
     error: str | None
     created_ms: int
     updated_ms: int
+    # A chat attachment's upload: the event id of its file message, until that message is
+    # queued in the chat outbox (migration 6; app/services/transfers/chat_files.py).
+    announce_event_id: str | None = None
 
     @property
     def final(self) -> bool:
@@ -196,6 +200,15 @@ class TransferRepository:
                 f"SELECT {', '.join(_FIELDS)} FROM transfers"  # noqa: S608
                 f" WHERE state NOT IN ({marks}) ORDER BY created_ms, transfer_id",
                 tuple(sorted(FINAL_STATES))).fetchall()
+        return [self._row(r) for r in rows]
+
+    def to_announce(self) -> list[TransferRecord]:
+        """Finished uploads whose file message is not queued in the chat yet, oldest first."""
+        with db_errors():
+            rows = self._cache.conn.execute(
+                f"SELECT {', '.join(_FIELDS)} FROM transfers"  # noqa: S608
+                " WHERE announce_event_id IS NOT NULL AND state = ?"
+                " ORDER BY created_ms, transfer_id", (DONE,)).fetchall()
         return [self._row(r) for r in rows]
 
     def all(self) -> list[TransferRecord]:

@@ -217,13 +217,15 @@ class TransferEngine:
     async def upload(self, room_id: str, path: str | os.PathLike[str], *,
                      name: str | None = None, mime: str | None = None,
                      transfer_id: str | None = None, audit: bool = True,
-                     ) -> AttachmentDescriptor:
+                     announce_event_id: str | None = None) -> AttachmentDescriptor:
         """Encrypt and upload the file at ``path`` (one the user picked) to ``room_id``;
         returns the signed descriptor to send in the room. ``name`` defaults to the file's
         name, ``mime`` to a guess from it. ``audit=False``: the caller records the action
         itself (one entry for a study or a recording, not one per file). Raises a
         :class:`TransferError` (``TransferInterrupted``: paused, resume it with
-        ``resume(transfer_id)``)."""
+        ``resume(transfer_id)``). ``announce_event_id``: the event id of the chat file message
+        this upload is to be sent as, kept with the transfer until :meth:`announced` (see
+        ``chat_files``: an upload finished after a restart is still announced, once)."""
         source = Path(path)
         try:
             st = source.stat()
@@ -235,11 +237,12 @@ class TransferEngine:
             raise SourceUnreadable("source file cannot be read") from None
         return await self._upload(room_id, st.st_size, str(source.resolve()), stamp(st),
                                   name if name is not None else source.name, mime,
-                                  transfer_id, audit)
+                                  transfer_id, audit, announce_event_id)
 
     async def upload_bytes(self, room_id: str, data: bytes | bytearray | memoryview, *,
                            name: str, mime: str | None = None, transfer_id: str | None = None,
-                           audit: bool = True) -> AttachmentDescriptor:
+                           audit: bool = True, announce_event_id: str | None = None,
+                           ) -> AttachmentDescriptor:
         """Encrypt and upload ``data`` from memory: nothing is written to disk (a
         de-identified copy, a snapshot). Resumes after a dropped connection while this
         process lives; after a restart the transfer ends as ``source_gone`` and the caller
@@ -251,7 +254,7 @@ class TransferEngine:
         try:
             return await self._upload(room_id, len(payload), MEMORY,
                                       hashlib.sha256(payload).hexdigest(), name, mime,
-                                      transfer_id, audit)
+                                      transfer_id, audit, announce_event_id)
         finally:  # kept only for a paused transfer's resume in this process
             with contextlib.suppress(Exception):  # a closing cache must not mask the error
                 record = self._repo.get(transfer_id)
@@ -260,7 +263,8 @@ class TransferEngine:
 
     async def upload_stored(self, room_id: str, file_id: str, *, name: str,
                             mime: str | None = None, transfer_id: str | None = None,
-                            audit: bool = True) -> AttachmentDescriptor:
+                            audit: bool = True, announce_event_id: str | None = None,
+                            ) -> AttachmentDescriptor:
         """Upload a file of the encrypted file store: read through its decryptor chunk by
         chunk in memory and encrypted once, under the transfer's own key (the stored
         file's key stays on this device). Resumable after a restart, like a path."""
@@ -270,11 +274,12 @@ class TransferEngine:
         finally:
             source.close()
         return await self._upload(room_id, size, STORE + file_id, when, name, mime,
-                                  transfer_id, audit)
+                                  transfer_id, audit, announce_event_id)
 
     async def _upload(self, room_id: str, size: int, source: str, source_stamp: str,
                       name: str, mime: str | None, transfer_id: str | None,
-                      audit: bool) -> AttachmentDescriptor:
+                      audit: bool, announce_event_id: str | None = None,
+                      ) -> AttachmentDescriptor:
         chunks = max(1, -(-size // self.options.chunk_size))
         if size + TAG_SIZE * chunks > blob_api.MAX_BLOB_BYTES:
             raise FileTooLarge("file larger than the blob limit")
@@ -291,7 +296,8 @@ class TransferEngine:
         self._repo.insert(
             transfer_id, UPLOAD, PREPARING, room_id, size=size, chunk_count=cipher.count,
             file_key=key, header=cipher.header_bytes, source=Phi(source),
-            source_stamp=source_stamp, name=Phi(shown), mime=Phi(kind))
+            source_stamp=source_stamp, name=Phi(shown), mime=Phi(kind),
+            announce_event_id=announce_event_id)
         result = await self._start(transfer_id)
         assert result.descriptor is not None
         return result.descriptor
@@ -386,6 +392,27 @@ class TransferEngine:
             run = self._runs.get(record.transfer_id)
             out.append(run.snapshot() if run is not None else self._idle_snapshot(record))
         return out
+
+    def pending(self) -> list[TransferRecord]:
+        """Unfinished transfers (what ``resume_pending`` will go on with), oldest first."""
+        return self._repo.unfinished()
+
+    def running(self, transfer_id: str) -> bool:
+        """Whether the transfer is being driven now (in this process)."""
+        return transfer_id in self._active
+
+    def to_announce(self) -> list[TransferRecord]:
+        """Finished uploads whose chat file message is not queued yet (``announce_event_id``)."""
+        return self._repo.to_announce()
+
+    def announce_event_id(self, transfer_id: str) -> str | None:
+        record = self._repo.get(transfer_id)
+        return record.announce_event_id if record is not None else None
+
+    def announced(self, transfer_id: str) -> None:
+        """The upload's file message is in the chat outbox: nothing left to announce."""
+        if self._repo.get(transfer_id) is not None:
+            self._repo.update(transfer_id, announce_event_id=None)
 
     def result(self, transfer_id: str) -> TransferResult | None:
         """A finished transfer's result (e.g. an upload's descriptor after a restart)."""
