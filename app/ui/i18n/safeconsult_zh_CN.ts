@@ -2872,6 +2872,10 @@ Key fingerprint: %3</source>
 <context>
     <name>Transfers</name>
     <message>
+        <source>Dismiss</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
         <source>%1 s</source>
         <translation>%1 秒</translation>
     </message>
