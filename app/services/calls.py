@@ -589,9 +589,12 @@ class CallsService:
         call = self.calls.get(call_id)
         if call is None:
             raise CallGone(f"no call {call_id}")
-        if self._unwait(call_id, party) is None:
+        if party not in self.waiting.get(call_id, {}):
             raise CallGone("that device is no longer waiting",
                            user_message="They are no longer waiting to join.")
+        # Recorded first: an admission that cannot be audited does not happen.
+        self._audit_admission("call.admit", call_id, party)
+        self._unwait(call_id, party)
         old = call.links.get(party)
         if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
             del call.links[party]  # it left earlier and comes back: a fresh link
@@ -619,8 +622,10 @@ class CallsService:
 
     async def deny(self, call_id: str, party: Party) -> None:
         """Turn a waiting device away; it is told plainly."""
-        if self._unwait(call_id, party) is None:
+        if party not in self.waiting.get(call_id, {}):
             return
+        self._audit_admission("call.deny", call_id, party)
+        self._unwait(call_id, party)
         await self._signal(self.rooms.get(call_id, ""), party, call_id, "reject",
                            {"reason": "denied"})
 
@@ -646,9 +651,23 @@ class CallsService:
             raise SafeConsultError("no trusted device to invite", user_message=(
                 "That member has no device this workstation trusts, so they cannot be "
                 "invited."))
+        self._audit_admission("call.invite", call_id, Party(user_id, ""),
+                              devices=len(devices))
         for party in devices:
             await self._signal(room_id, party, call_id, "invite", {"invited": True})
         return len(devices)
+
+    def _audit_admission(self, action: str, call_id: str, party: Party, **extra: Any) -> None:
+        """``call.admit`` / ``call.deny`` / ``call.invite`` on the host: object the call,
+        detail the other party's identifiers (user, device where one is meant) and the room."""
+        if self._session.audit is None:
+            return
+        detail: dict[str, Any] = {"user_id": party.user_id,
+                                  "room_id": self.rooms.get(call_id, "")}
+        if party.device_id:
+            detail["device_id"] = party.device_id
+        self._session.audit.record(action, object_type="call", object_id=call_id,
+                                   detail=detail | extra)
 
     # participant side
 

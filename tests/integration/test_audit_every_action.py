@@ -26,6 +26,8 @@ wipe                   ``client.wipe.local``     device (the device chain's last
                        the chain's final head)
 record                 ``client.record.start`` / ``client.record.stop``  call
 share screen           ``client.screen.share.start`` / ``.stop``        call
+admit / deny / invite  ``client.call.admit`` / ``.deny`` / ``.invite``  call (detail: the
+                       other party's user id, and device id for admit and deny)
 snapshot               ``client.snapshot``       series (detail: ``to`` clipboard, or
                        room and its ``room_id``; no ``file.send`` for its upload)
 =====================  =========================================================
@@ -247,6 +249,66 @@ async def test_recording_and_screen_sharing_leave_one_entry_each(open_server, tm
         assert_chain_without_gaps(open_server, device_id)
     finally:
         for peer in (host, guest):
+            await peer.close()
+
+
+async def test_admitting_denying_and_inviting_into_a_call_leave_one_entry_each(open_server,
+                                                                               tmp_path):
+    from app.services.calls import CallGone
+    from tests.integration.test_calls import consult, flowing, new_peer, wait_for
+
+    alice = await new_peer(open_server, tmp_path, "dr.host", use_turn=False, announce=True)
+    bob = await new_peer(open_server, tmp_path, "dr.bob", use_turn=False)
+    carol = await new_peer(open_server, tmp_path, "dr.carol", use_turn=False)
+    dave = await new_peer(open_server, tmp_path, "dr.dave", use_turn=False)
+    session = alice.ws.session
+    device_id, user_id = session.device.device_id, alice.creds.user_id
+    try:
+        room_id = await consult(alice, bob, carol, dave)
+        call = await alice.calls.place_call(room_id, peers=[bob.party])
+        await wait_for(lambda: flowing(alice, bob, 3))
+        since = last_seq(open_server)
+        # Carol and Dave knock (the room header's Join); the host admits one, denies the
+        # other (the call window's Admit / Deny), then invites Dave (Invite...).
+        for _ in range(40):
+            await carol.chat.sync_once()
+            await dave.chat.sync_once()
+            if room_id in carol.calls.active and room_id in dave.calls.active:
+                break
+            await asyncio.sleep(0.1)
+        await carol.calls.join(room_id)
+        await dave.calls.join(room_id)
+        await wait_for(lambda: len(alice.calls.waiting_for(call.call_id)) == 2, 10)
+        await alice.calls.admit(call.call_id, carol.party)
+        try:  # no longer waiting: refused, and not a second entry
+            await alice.calls.admit(call.call_id, carol.party)
+            raise AssertionError("admitted twice")
+        except CallGone:
+            pass
+        await alice.calls.deny(call.call_id, dave.party)
+        await alice.calls.deny(call.call_id, dave.party)  # no longer waiting: nothing
+        assert await alice.calls.invite(call.call_id, dave.creds.user_id) == 1
+        await _flush(session)
+        rows = device_rows(open_server, device_id, since)
+        expected: list[Row] = [("client.call.admit", "call", call.call_id, "ok"),
+                               ("client.call.deny", "call", call.call_id, "ok"),
+                               ("client.call.invite", "call", call.call_id, "ok")]
+        assert_exactly_one_each(rows, expected, user_id=user_id, device_id=device_id,
+                                prefixes=("client.call.",))
+        detail = {r["action"]: r["detail"] for r in rows}
+        assert detail["client.call.admit"]["user_id"] == carol.creds.user_id
+        assert detail["client.call.admit"]["device_id"] == carol.party.device_id
+        assert detail["client.call.deny"]["user_id"] == dave.creds.user_id
+        assert detail["client.call.deny"]["device_id"] == dave.party.device_id
+        assert detail["client.call.invite"]["user_id"] == dave.creds.user_id
+        assert all(d["room_id"] == room_id for d in detail.values())
+        # Only the host's device records admission: the others have no call.* entry.
+        for other in (bob, carol, dave):
+            assert not [r for r in device_rows(open_server, other.party.device_id, since)
+                        if r["action"].startswith("client.call.")]
+        assert_chain_without_gaps(open_server, device_id)
+    finally:
+        for peer in (alice, bob, carol, dave):
             await peer.close()
 
 
