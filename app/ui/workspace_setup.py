@@ -9,6 +9,12 @@ It keeps running while the session is locked -- the lock hides PHI, it does not 
 arriving (docs/device-protection.md) -- and stops when the session signs out or is wiped (the
 cache closes), when the workspace of that sign-in goes, or when the window shuts down
 (the runner cancels its tasks).
+
+Files: one :class:`~app.services.transfers.TransferEngine` per session (chat files and
+studies). At sign-in a second task resumes this device's transfers that a restart
+interrupted (``ChatFiles.resume_pending``): they show in the chat's transfer panel, a
+finished upload's file message goes to its room once, a download lands in the encrypted file
+store. A kiosk session's cache lived in memory only: nothing is left to resume.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     chat = ChatService(service)
     verification = VerificationService(chat, audit=service.audit)
     engine = TransferEngine.for_session(service)  # one per session: chat files and studies
+    from app.services.transfers.chat_files import ChatFiles
+
+    files = ChatFiles(engine, chat)
     from app.services.room_patient import RoomPatientService
 
     user = service.snapshot.user
@@ -65,12 +74,15 @@ def configure_chat(workspace: Any, *, runner: TaskRunner, session: SessionLink) 
     view = workspace.views["chat"]
     view.unreadChanged.connect(lambda count: workspace.set_badge("chat", count))
     view.configure(runner=runner, chat=chat, verification=verification,
-                   app_state=session.state, transfers=engine, patients=patients)
+                   app_state=session.state, transfers=engine, patients=patients,
+                   chat_files=files)
     view.destroyed.connect(lambda *_: verification.close())
     view.destroyed.connect(lambda *_: patients.close())
     runner.run_task(chat.run(), owner=view, on_error=view.show_message)
+    runner.run_task(files.resume_pending(), owner=view, on_error=view.show_message)
     workspace.chat_service = chat  # tests and diagnostics
     workspace.transfer_engine = engine  # tests and diagnostics
+    workspace.chat_files = files  # tests and diagnostics
     workspace.room_patients = patients  # tests and diagnostics
     configure_study_sharing(workspace, chat, service, engine)
 

@@ -158,9 +158,13 @@ async def test_finalized_but_not_announced_is_sent_once_after_restart(pair, tmp_
     assert _file_messages(alice, room_id) == [two]
 
     alice = clients["alice"] = await _restart(alice)
+    refused: list = []
+    alice.chat.send_failed.connect(refused.append)
     files = ChatFiles(_engine(alice), alice.chat)
     assert await files.resume_pending() == []
     assert sorted(_file_messages(alice, room_id)) == sorted([one, two])
+    await alice.chat.flush()
+    assert refused == []  # nothing queued twice (the relay would refuse the second)
     assert files.engine.to_announce() == []
     # Again: nothing new.
     assert await ChatFiles(_engine(alice), alice.chat).resume_pending() == []
@@ -189,3 +193,52 @@ async def test_upload_from_memory_ends_failed_after_restart(pair):
     assert "Send it again" in ended[0].error_message
     assert _file_messages(alice, room_id) == []
     assert await ChatFiles(_engine(alice), alice.chat).resume_pending() == []
+
+
+async def test_kiosk_keeps_nothing_to_resume(open_server, tmp_path):
+    """A shared cart (logout-on-close): its cache key lived in memory only, so after a crash
+    mid-upload and a sign-in again there is no transfer left -- nothing to resume, no row,
+    no staging file, no message."""
+    from app.security.kiosk import KioskKeyStores
+    from app.services.startup import prepare_device
+    from tests.integration.test_kiosk_session import Kiosk
+    from tests.support.clients import create_user
+
+    creds = create_user(open_server, "nurse.cart2")
+    kiosk = Kiosk(open_server, tmp_path / "cart")
+    await sign_in(kiosk, creds)
+    chat = ChatService(kiosk.session)
+    await chat.start(background=False)
+    room_id = await chat.create_room()
+    path = tmp_path / "Doe wound photo.jpg"
+    path.write_bytes(os.urandom(SIZE))
+    engine = TransferEngine.for_session(kiosk.session, options=OPTIONS)
+    files = ChatFiles(engine, chat)
+    assert await _interrupt(engine, lambda: files.send_file(room_id, path),
+                            phases.UPLOADING) > 0
+    assert [t.state for t in engine.pending()] == ["uploading"]
+    await chat.stop()
+    await kiosk.session.aclose()  # the cart crashed: no sign-out, no clean-up
+
+    class NextProcess(Kiosk):  # the cart's next start: its own (empty) memory key stores
+        stores = KioskKeyStores()
+
+        def keystore_for(self, user, device_id):
+            return self.stores(user, device_id)
+
+    again = NextProcess(open_server, tmp_path / "cart")
+    report = prepare_device(again.policy, again.paths, again.keystore_for)  # as main does
+    assert report.kiosk_files_removed > 0
+    await sign_in(again, creds)
+    chat = ChatService(again.session)
+    await chat.start(background=False)
+    try:
+        files = ChatFiles(TransferEngine.for_session(again.session, options=OPTIONS), chat)
+        assert files.engine.pending() == [] and files.engine.transfers() == []
+        assert await files.resume_pending() == []
+        assert [m for m in chat.messages(room_id)] == []
+        staging = again.session.cache.directory / "transfers"
+        assert not staging.exists() or list(staging.iterdir()) == []
+    finally:
+        await chat.stop()
+        await again.session.sign_out()

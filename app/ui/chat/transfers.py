@@ -91,7 +91,8 @@ def progress_text(p: TransferProgress) -> str:
 
 
 class TransferRow(QWidget):
-    """One running transfer: a bar, what it is doing, and Cancel."""
+    """One running transfer: a bar, what it is doing, and Cancel. A transfer that ended
+    without finishing (failed, cancelled) keeps its words and offers Dismiss instead."""
 
     cancel = Signal(str)  # transfer id
 
@@ -133,10 +134,17 @@ class TransferRow(QWidget):
         self.phase = p.phase
         self.bar.setValue(int(1000 * min(1.0, p.fraction)))
         self.detail.setText(progress_text(p))
-        self.cancel_button.setEnabled(not p.final)
+        self.cancel_button.setEnabled(p.phase != phases.DONE)
+        self.retranslate()
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in (phases.DONE, phases.FAILED, phases.CANCELLED)
 
     def retranslate(self) -> None:
-        self.cancel_button.setText(QCoreApplication.translate("Transfers", "Cancel"))
+        translate = QCoreApplication.translate
+        self.cancel_button.setText(translate("Transfers", "Dismiss") if self.ended
+                                   else translate("Transfers", "Cancel"))
 
 
 class AttachmentBox(QFrame):

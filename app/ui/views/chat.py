@@ -47,6 +47,8 @@ from app.services.app_state import AppState
 from app.services.chat import AttachmentInfo, ChatService, SendFailed
 from app.services.room_patient import RoomPatientService
 from app.services.transfers import TransferEngine, TransferProgress, download_id
+from app.services.transfers import progress as phases
+from app.services.transfers.chat_files import ChatFiles, ResumingTransfer
 from app.services.verification import VerificationService, VerificationStatus
 from app.ui.asyncbridge import TaskRunner
 from app.ui.chat.composer import EDIT, REPLY, Composer
@@ -57,7 +59,7 @@ from app.ui.chat.room_list import RoomEntry, RoomList
 from app.ui.chat.search import SearchBox, SearchHit, SearchResults
 from app.ui.chat.texts import display_name, time_text
 from app.ui.chat.timeline import FAILED, SENT, Timeline, quote_text
-from app.ui.chat.transfers import AttachmentBox, preview_dialog, previewable
+from app.ui.chat.transfers import AttachmentBox, preview_dialog, previewable, progress_text
 from app.ui.chat.urgent import DisappearBox, PresenceBox, UrgentBanner, presence_text
 from app.ui.chat.verification_dialog import VerificationDialog
 from app.ui.i18n import fill
@@ -82,6 +84,8 @@ class ChatView(PlaceholderView):
         self.transfers: TransferEngine | None = None
         self._downloads: dict[str, str] = {}  # transfer id -> event id (running downloads)
         self._files: dict[str, str] = {}  # event id -> file id (downloaded and verified)
+        self.chat_files: ChatFiles | None = None  # chat attachments that survive a restart
+        self._resumed: set[str] = set()  # transfer ids resumed at sign-in (ChatFiles)
         self.patients: RoomPatientService | None = None  # the room's patient link
         self._build()
         self.retranslate()
@@ -263,7 +267,11 @@ class ChatView(PlaceholderView):
                   verification: VerificationService | None = None,
                   app_state: AppState | None = None,
                   transfers: TransferEngine | None = None,
-                  patients: RoomPatientService | None = None) -> None:
+                  patients: RoomPatientService | None = None,
+                  chat_files: ChatFiles | None = None) -> None:
+        if chat_files is not None:
+            self.chat_files = chat_files
+            observe(chat_files.resuming, self._on_resuming, self)
         if patients is not None:
             self.patients = patients
             observe(patients.changed, self._on_patient_link, self)
@@ -450,6 +458,8 @@ class ChatView(PlaceholderView):
         if self.transfers is None or box.state != "available":
             return
         transfer_id = download_id(info.descriptor)
+        if transfer_id in self._resumed and self.transfers.running(transfer_id):
+            self._downloads[transfer_id] = info.event_id  # resumed at sign-in, still going
         if self._downloads.get(transfer_id) == info.event_id:
             box.start(transfer_id)
             return
@@ -481,7 +491,11 @@ class ChatView(PlaceholderView):
         self.composer.add_upload(transfer_id, Path(path).name)
         self.show_message("")
 
+        files = self.chat_files
+
         async def run() -> str:
+            if files is not None:  # finished and announced after a restart too
+                return await files.send_file(room_id, path, transfer_id=transfer_id)
             descriptor = await engine.upload(room_id, path, transfer_id=transfer_id)
             return await chat.send_attachment(room_id, descriptor)
 
@@ -534,8 +548,29 @@ class ChatView(PlaceholderView):
         return bubble.attachment if bubble is not None else None
 
     def cancel_transfer(self, transfer_id: str) -> None:
+        row = self.composer.uploads.get(transfer_id)
+        if row is not None and row.ended:  # Dismiss: a resumed upload that did not finish
+            self.composer.remove_upload(transfer_id)
+            return
         if self.transfers is not None:
             self.transfers.cancel(transfer_id)
+
+    def _on_resuming(self, transfers: tuple[ResumingTransfer, ...]) -> None:
+        """Transfers of this device going on after a restart: shown like new ones (uploads
+        in the composer's transfer panel, downloads in their file message's box)."""
+        for transfer in transfers:
+            self._resumed.add(transfer.transfer_id)
+            if transfer.direction == "upload":
+                if transfer.transfer_id not in self.composer.uploads:
+                    self.composer.add_upload(transfer.transfer_id, transfer.name.reveal())
+                continue
+            for event_id in list(self.timeline.bubbles):
+                info = self.chat.attachment(event_id) if self.chat is not None else None
+                box = self._box(event_id)
+                if info is not None and box is not None \
+                        and download_id(info.descriptor) == transfer.transfer_id:
+                    self._downloads[transfer.transfer_id] = event_id
+                    box.start(transfer.transfer_id)
 
     def _on_transfer_progress(self, progress: TransferProgress) -> None:
         row = self.composer.uploads.get(progress.transfer_id)
@@ -544,6 +579,26 @@ class ChatView(PlaceholderView):
             row = box.row if box is not None else None
         if row is not None and row.transfer_id == progress.transfer_id:
             row.update_progress(progress)
+        if progress.final and progress.transfer_id in self._resumed:
+            self._resumed_ended(progress)
+
+    def _resumed_ended(self, progress: TransferProgress) -> None:
+        """A transfer resumed at sign-in ended (nobody awaits it in this view)."""
+        self._resumed.discard(progress.transfer_id)
+        if progress.direction == "upload":
+            if progress.phase == phases.DONE:
+                self.composer.remove_upload(progress.transfer_id)
+            return  # failed or cancelled: its row keeps the words, with Dismiss
+        event_id = self._downloads.pop(progress.transfer_id, "")
+        box = self._box(event_id)
+        result = self.transfers.result(progress.transfer_id) if self.transfers else None
+        if progress.phase == phases.DONE and result is not None and result.file_id:
+            if event_id:
+                self._files[event_id] = result.file_id
+            if box is not None:
+                box.set_ready()
+        elif box is not None:
+            box.set_failed(progress_text(progress))
 
     def open_attachment(self, event_id: str) -> None:
         """Open a verified file inside the app (decrypted in memory, never to disk)."""
