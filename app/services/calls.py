@@ -29,7 +29,7 @@ from app.crypto.store import TrustLevel
 from app.net import signaling_api
 from app.net.events import Closed, push_frames
 from app.net.transport import Transport
-from app.rtc import capture
+from app.rtc import capture, playback
 from app.rtc.call import (
     Call,
     CallOptions,
@@ -164,7 +164,8 @@ class CallsService:
                  send_wrapper: Callable[[Any], Any] | None = None,
                  sink: FrameSink | None = None, video: TrackFactory | None = None,
                  audio: TrackFactory | None = None,
-                 frame_sink: RawFrameSink | None = None, announce: bool = False) -> None:
+                 frame_sink: RawFrameSink | None = None, announce: bool = False,
+                 speaker: str = "", speaker_stream: Any = None) -> None:
         if session.device is None:
             raise SafeConsultError("calls need a signed-in session")
         self._session = session
@@ -179,6 +180,10 @@ class CallsService:
         self.frame_sink = frame_sink  # (peer, av frame): a view converts it off the loop
         self._video, self._audio = video, audio  # capture factories (default: synthetic)
         self.devices = ("", "")  # (camera, microphone) keys chosen with use_devices
+        # Sound out (docs/calls.md, "Sound output"): the speaker key ("" or "none": none),
+        # and a stand-in for sounddevice.OutputStream (tests: this machine has no speaker).
+        self.speaker, self._speaker_stream = speaker, speaker_stream
+        self.players: dict[str, playback.AudioPlayer] = {}  # call id -> its output
         self.calls: dict[str, Call] = {}
         self.rooms: dict[str, str] = {}  # call id -> room id
         self.pending: dict[str, IncomingCall] = {}
@@ -282,13 +287,26 @@ class CallsService:
 
     # -- devices ---------------------------------------------------------------------------
 
-    def use_devices(self, camera: str, microphone: str) -> None:
+    def use_devices(self, camera: str, microphone: str, speaker: str | None = None) -> None:
         """The camera and microphone (``app.rtc.capture`` keys) the next calls send; a device
-        that cannot be opened falls back to the test pattern / tone."""
+        that cannot be opened falls back to the test pattern / tone. ``speaker`` (an
+        ``app.rtc.playback`` key) plays the next calls' remote audio."""
         tag = self.options.video_tag
         self._video = lambda: capture.open_camera(camera, tag=tag)
         self._audio = lambda: capture.open_microphone(microphone)
         self.devices = (camera, microphone)
+        if speaker is not None:
+            self.speaker = speaker
+
+    def set_remote_muted(self, call_id: str, muted: bool) -> None:
+        """Silence the others in ``call_id`` on this device (their audio is still received)."""
+        player = self.players.get(call_id)
+        if player is not None:
+            player.muted = muted
+
+    def remote_muted(self, call_id: str) -> bool:
+        player = self.players.get(call_id)
+        return player is None or player.muted
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -348,6 +366,10 @@ class CallsService:
                     send=send, options=options, sink=self.sink, ice_source=self._ice,
                     video=self._video, audio=self._audio, frame_sink=self.frame_sink,
                     on_event=lambda what, link: self._on_link_event(call_id, what, link))
+        player = playback.open_speaker(self.speaker, stream_factory=self._speaker_stream)
+        if player is not None:  # no speaker: the call goes on without sound out
+            self.players[call_id] = player
+            call.taps.append(playback.audio_tap(player))
         self.calls[call_id] = call
         self.rooms[call_id] = room_id
         return call
@@ -365,6 +387,9 @@ class CallsService:
                     self._spawn(self._tell_admitted(call, link.peer, party))
             elif what in ("ended", "refused", "lost"):
                 admitted.discard(link.peer)
+        player = self.players.get(call_id)
+        if player is not None and what in ("ended", "refused", "lost"):
+            player.remove(link.peer)  # its buffered sound goes with it
         if what in ("ended", "refused", "lost") and call is not None and all(
                 other.state in (LinkState.CLOSED, LinkState.REFUSED)
                 for other in call.links.values()):
@@ -527,6 +552,9 @@ class CallsService:
         call = self.calls.pop(call_id, None)
         room_id = self.rooms.pop(call_id, None)
         self.admitted.pop(call_id, None)
+        player = self.players.pop(call_id, None)
+        if player is not None:
+            player.close()
         if call is not None:
             for party in self.waiting.pop(call_id, {}):  # nobody is left waiting in vain
                 with contextlib.suppress(SafeConsultError):
