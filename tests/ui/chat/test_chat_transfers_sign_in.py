@@ -1,0 +1,73 @@
+"""The composition root resumes transfers at sign-in (app/ui/workspace_setup.py): a main
+window signed in through its own form sends a file that stops half-way; the window shuts
+down (as the app closing would, no sign-out); a new main window over the same data directory
+signs in, and the upload goes on by itself in the chat's transfer panel and its file message
+arrives in the room, once. Real server, real services; synthetic data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from PySide6.QtCore import Qt
+
+from app.config import Paths, Policy, Settings
+from app.services.transfers import progress as phases
+from tests.integration.test_transfer_restart import _interrupt
+from tests.support.clients import create_user, next_totp_code
+from tests.support.signed_in import run
+
+
+def _window(qtbot, qapp, server, creds, root):
+    from app.main import _build_window
+
+    policy = Policy(server_url=server.url, pinned_ca_pem=server.ca_pem)
+    window = _build_window(qapp, policy, "", Paths.under(root), Settings(), keys_in_memory=True)
+    qtbot.addWidget(window)
+    window.observe_state()
+    window.show()
+    code = run(qtbot, next_totp_code(server, creds.username, creds.totp_secret))
+    window.login.username.setText(creds.username)
+    window.login.password.setText(creds.password)
+    window.login.totp.setText(code)
+    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
+    return window
+
+
+def _shutdown(qtbot, window) -> None:
+    future = asyncio.ensure_future(window.shutdown())
+    qtbot.waitUntil(future.done, timeout=10_000)
+
+
+def test_sign_in_resumes_an_upload_and_sends_its_file_message(qtbot, qapp, qloop,
+                                                              open_server, tmp_path):
+    creds = create_user(open_server, "dr.resume", role="physician")
+    root = tmp_path / "ws"
+    window = _window(qtbot, qapp, open_server, creds, root)
+    chat = window.workspace.chat_service
+    room = run(qtbot, chat.create_room())
+    path = tmp_path / "ct-series-synthetic.zip"
+    path.write_bytes(os.urandom(6_000_000))
+    files = window.workspace.chat_files
+    run(qtbot, _interrupt(files.engine, lambda: files.send_file(room, path),
+                          phases.UPLOADING))
+    assert [t.state for t in files.engine.pending()] == ["uploading"]
+    _shutdown(qtbot, window)
+
+    window = _window(qtbot, qapp, open_server, creds, root)
+    try:
+        files = window.workspace.chat_files
+        view = window.workspace.views["chat"]
+        qtbot.waitUntil(lambda: files.engine.pending() == [], timeout=60_000)
+        qtbot.waitUntil(lambda: not view.composer.uploads, timeout=10_000)
+        chat = window.workspace.chat_service
+        qtbot.waitUntil(lambda: any(chat.attachment(m.event_id) is not None
+                                    for m in chat.messages(room)), timeout=10_000)
+        assert [chat.attachment(m.event_id).name.reveal() for m in chat.messages(room)
+                if chat.attachment(m.event_id) is not None] == [path.name]
+        qtbot.waitUntil(lambda: files.engine.to_announce() == [], timeout=10_000)
+        assert len([m for m in chat.messages(room)
+                    if chat.attachment(m.event_id) is not None]) == 1
+    finally:
+        _shutdown(qtbot, window)
