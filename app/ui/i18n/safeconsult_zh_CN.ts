@@ -2148,6 +2148,30 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>The speaker could not be opened.</source>
+        <translation>无法打开扬声器。</translation>
+    </message>
+    <message>
+        <source>Test sound</source>
+        <translation>测试声音</translation>
+    </message>
+    <message>
+        <source>Sound on</source>
+        <translation>打开声音</translation>
+    </message>
+    <message>
+        <source>Sound off</source>
+        <translation>关闭声音</translation>
+    </message>
+    <message>
+        <source>Playing a test sound…</source>
+        <translation>正在播放测试声音…</translation>
+    </message>
+    <message>
+        <source>No speaker found</source>
+        <translation>未找到扬声器</translation>
+    </message>
+    <message>
         <source>Test tone</source>
         <translation>测试音</translation>
     </message>
