@@ -242,3 +242,23 @@ async def test_kiosk_keeps_nothing_to_resume(open_server, tmp_path):
     finally:
         await chat.stop()
         await again.session.sign_out()
+
+
+async def test_announcement_that_cannot_be_queued_stays_pending(pair, tmp_path):
+    """The upload finished but its room was left meanwhile: no message, the user is told
+    (``announce_failed``), and the announcement is kept for the next sign-in."""
+    clients, room_id = pair
+    alice = clients["alice"]
+    path = tmp_path / "Doe lab.pdf"
+    path.write_bytes(os.urandom(100_000))
+    engine = _engine(alice)
+    await engine.upload(room_id, path, transfer_id="c" * 32, announce_event_id=new_event_id())
+    await alice.chat.leave(room_id)
+    files = ChatFiles(engine, alice.chat)
+    told: list = []
+    files.announce_failed.connect(told.append)
+    assert await files.resume_pending() == []
+    assert [(t, e.user_message) for t, e in told] == [
+        ("c" * 32, "You are not a member of this conversation.")]
+    assert [r.transfer_id for r in engine.to_announce()] == ["c" * 32]
+    assert _file_messages(alice, room_id) == []

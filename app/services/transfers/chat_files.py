@@ -62,7 +62,7 @@ class ResumingTransfer:
 
 class ChatFiles:
     resuming = Signal(object)  # tuple[ResumingTransfer, ...], before they resume
-    announce_failed = Signal(object)  # (transfer id, user-safe message)
+    announce_failed = Signal(object)  # (transfer id, the SafeConsultError: user_message)
 
     def __init__(self, engine: TransferEngine, chat: AttachmentSender) -> None:
         self.engine = engine
@@ -111,7 +111,7 @@ class ChatFiles:
         except SafeConsultError as exc:
             # Kept: tried again at the next sign-in (e.g. the room's state is not back yet).
             log.warning("file message of a resumed upload not queued (%s)", type(exc).__name__)
-            self.announce_failed.emit((transfer_id, exc.user_message))
+            self.announce_failed.emit((transfer_id, exc))
 
     async def _announce(self, transfer_id: str, descriptor: AttachmentDescriptor,
                         event_id: str) -> str:

@@ -50,7 +50,7 @@ from app.services.transfers import TransferEngine, TransferProgress, download_id
 from app.services.transfers import progress as phases
 from app.services.transfers.chat_files import ChatFiles, ResumingTransfer
 from app.services.verification import VerificationService, VerificationStatus
-from app.ui.asyncbridge import TaskRunner
+from app.ui.asyncbridge import TaskRunner, user_message
 from app.ui.chat.composer import EDIT, REPLY, Composer
 from app.ui.chat.device_banner import DeviceWarningBanner
 from app.ui.chat.members import DeviceEntry, MemberEntry, MemberPanel
@@ -272,6 +272,8 @@ class ChatView(PlaceholderView):
         if chat_files is not None:
             self.chat_files = chat_files
             observe(chat_files.resuming, self._on_resuming, self)
+            observe(chat_files.announce_failed,
+                    lambda failed: self.show_message(user_message(failed[1])), self)
         if patients is not None:
             self.patients = patients
             observe(patients.changed, self._on_patient_link, self)
