@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
+from server_stub.core import gc_policy
 from server_stub.core.config import ServerSettings
 from server_stub.main import create_app
 from server_stub.tls import ensure_tls, server_ssl_context
@@ -49,6 +50,7 @@ def write_ready_file(path: Path, host: str, port: int) -> None:
 
 
 def serve(settings: ServerSettings, ready_file: Path | None = None) -> None:
+    gc_policy.manage()  # full collections between pushes, not inside them
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     server = build_server(settings, sock)

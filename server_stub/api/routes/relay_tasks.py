@@ -7,7 +7,9 @@
   messages held past their time-to-live -- every ``relay_watch_interval_s`` (the auth
   side changes those rows; polling keeps the two halves decoupled);
 * the checkpoint: copies SQLite's write-ahead log back into the database -- every
-  ``wal_checkpoint_interval_s``, so that no commit does it (and waits for the disk).
+  ``wal_checkpoint_interval_s``, so that no commit does it (and waits for the disk);
+* in the server process, the garbage collector's full collection, run between pushes
+  (``core/gc_policy.py``), not wherever CPython's thresholds would put it.
 
 A watch round costs one small query unless something it reacts to changed: triggers bump a
 counter on every such write, from this process or another (``core/schema_watch.py``). The
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import sqlite3
@@ -36,6 +39,7 @@ from server_stub.api.routes.relay_support import (
     hub_of,
     record_lapses,
 )
+from server_stub.core import gc_policy
 from server_stub.core.db import Database
 from server_stub.core.pubsub import Subscriber
 from server_stub.core.security import now_ms
@@ -198,6 +202,13 @@ async def relay_lifespan(app: Any) -> AsyncIterator[None]:
     async def checkpoint() -> None:
         await run_in_threadpool(app.state.db.checkpoint)
 
+    loop = asyncio.get_running_loop()
+    steward = gc_policy.GcSteward(loop.time())
+
+    async def collect() -> None:
+        if steward.tick(loop.time(), hub.stats.delivered):
+            gc.collect()  # on the loop thread, while nothing is being pushed
+
     tasks = [
         asyncio.create_task(_every(settings.relay_sweep_interval_s, "sweep", sweep)),
         asyncio.create_task(_every(settings.relay_watch_interval_s, "watch",
@@ -205,6 +216,8 @@ async def relay_lifespan(app: Any) -> AsyncIterator[None]:
         asyncio.create_task(_every(settings.wal_checkpoint_interval_s, "checkpoint",
                                    checkpoint)),
     ]
+    if gc_policy.managed():
+        tasks.append(asyncio.create_task(_every(1.0, "collection", collect)))
     try:
         yield
     finally:
