@@ -84,7 +84,7 @@ class CallController(QObject):
     def _use_devices(self, dialog: PreJoinDialog) -> None:
         use = getattr(self.calls, "use_devices", None)
         if callable(use):
-            use(*dialog.devices())
+            use(*dialog.devices(), speaker=dialog.speaker_key())
 
     def _network_test(self) -> Any:
         test = getattr(self.calls, "network_test", None)

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.rtc import capture
+from app.rtc import capture, playback
 from app.ui.asyncbridge import TaskRunner
 from app.ui.call.texts import network_text
 from app.ui.call.tiles import LOCAL, FrameFeed, VideoSurface
@@ -63,7 +63,13 @@ def microphone_choices() -> list[tuple[str, str]]:
 
 
 def speaker_choices() -> list[tuple[str, str]]:
-    return [("default", QCoreApplication.translate("CallView", "System default"))]
+    """(key, label) of every output device PortAudio finds (its own name), after the system
+    default; only "No speaker found" (key ``none``) when there is none."""
+    translate = QCoreApplication.translate
+    found = [(d.key, d.label or d.key) for d in playback.speakers()]
+    if not found:
+        return [(playback.NONE, translate("CallView", "No speaker found"))]
+    return [(playback.DEFAULT, translate("CallView", "System default")), *found]
 
 
 class PreJoinDialog(QDialog):
@@ -91,6 +97,16 @@ class PreJoinDialog(QDialog):
                                (self.speaker, speaker_choices())):
             for key, label in choices:
                 combo.addItem(label, key)
+        self.test_sound_button = QPushButton(translate("CallView", "Test sound"), self)
+        self.test_sound_button.setObjectName("callTestSound")
+        self.test_sound_button.clicked.connect(self.play_test_sound)
+        self.sound_status = QLabel(self)
+        self.sound_status.setObjectName("callSoundStatus")
+        self.sound_status.setProperty("role", "subtle")
+        self.test_player: playback.AudioPlayer | None = None
+        if self.speaker_key() == playback.NONE:
+            self.speaker.setEnabled(False)
+            self.test_sound_button.setEnabled(False)
         self.start_muted = QCheckBox(translate("CallView", "Join muted"), self)
         self.start_camera_off = QCheckBox(translate("CallView", "Join with camera off"), self)
         self.network = QLabel(self)
@@ -111,7 +127,11 @@ class PreJoinDialog(QDialog):
         form = QFormLayout()
         form.addRow(translate("CallView", "Camera"), self.camera)
         form.addRow(translate("CallView", "Microphone"), self.microphone)
-        form.addRow(translate("CallView", "Speaker"), self.speaker)
+        speaker_row = QHBoxLayout()
+        speaker_row.addWidget(self.speaker, 1)
+        speaker_row.addWidget(self.test_sound_button)
+        form.addRow(translate("CallView", "Speaker"), speaker_row)
+        form.addRow("", self.sound_status)
         layout = QVBoxLayout(self)
         if title:
             heading = QLabel(fill(translate("CallView", "Video consult: %1"), title), self)
@@ -142,12 +162,36 @@ class PreJoinDialog(QDialog):
         self._track: Any = None
         self._pump: asyncio.Future | None = None
         self.finished.connect(lambda _code: self.stop_preview())
+        self.finished.connect(lambda _code: self._stop_test_sound())
         self.camera.currentIndexChanged.connect(self._camera_changed)
 
     def devices(self) -> tuple[str, str]:
         """(camera key, microphone key) chosen (app.rtc.capture keys)."""
         return (self.camera.currentData() or capture.SYNTHETIC,
                 self.microphone.currentData() or capture.TONE)
+
+    def speaker_key(self) -> str:
+        """The speaker chosen (an app.rtc.playback key; ``none`` when there is none)."""
+        return self.speaker.currentData() or playback.NONE
+
+    def play_test_sound(self) -> None:
+        """A short tone through the chosen speaker (PortAudio plays it in its own thread)."""
+        translate = QCoreApplication.translate
+        self._stop_test_sound()
+        player = playback.open_speaker(self.speaker_key())
+        if player is None:
+            self.sound_status.setText(translate("CallView", "The speaker could not be opened."))
+            return
+        self.test_player = player
+        player.push_pcm("test", playback.tone(0.6, rate=player.rate), player.rate)
+        self.sound_status.setText(translate("CallView", "Playing a test sound…"))
+        QTimer.singleShot(900, self, self._stop_test_sound)
+
+    def _stop_test_sound(self) -> None:
+        if self.test_player is not None:
+            self.test_player.close()
+            self.test_player = None
+            self.sound_status.setText("")
 
     def _camera_changed(self, _index: int) -> None:
         if self._track is not None:  # previewing: show the newly chosen camera

@@ -89,6 +89,12 @@ class CallWindow(QWidget):
         self.mute_button.setObjectName("callMute")
         self.mute_button.setCheckable(True)
         self.mute_button.toggled.connect(self.set_muted)
+        # Sound out (docs/calls.md, "Sound output"): silence the others on this device only.
+        self.sound_button = QPushButton(translate("CallView", "Sound off"), self)
+        self.sound_button.setObjectName("callSound")
+        self.sound_button.setCheckable(True)
+        self.sound_button.toggled.connect(lambda off: self.set_sound(not off))
+        self.sound_button.setVisible(call.call_id in getattr(calls, "players", {}))
         self.camera_button = QPushButton(translate("CallView", "Camera off"), self)
         self.camera_button.setObjectName("callCamera")
         self.camera_button.setCheckable(True)
@@ -117,7 +123,8 @@ class CallWindow(QWidget):
         self.leave_button.clicked.connect(self.leave)
         controls = QHBoxLayout()
         controls.addStretch(1)
-        for button in (self.mute_button, self.camera_button, self.share_button,
+        for button in (self.mute_button, self.sound_button, self.camera_button,
+                       self.share_button,
                        self.record_button, self.invite_button, self.leave_button):
             controls.addWidget(button)
         controls.addStretch(1)
@@ -287,6 +294,14 @@ class CallWindow(QWidget):
         self.mute_button.setText(QCoreApplication.translate("CallView", "Unmute") if muted
                                  else QCoreApplication.translate("CallView", "Mute"))
         self.refresh()
+
+    def set_sound(self, on: bool) -> None:
+        """The others' audio on this device's speaker on or off (they are still received)."""
+        self.calls.set_remote_muted(self.call.call_id, not on)
+        if self.sound_button.isChecked() == on:
+            self.sound_button.setChecked(not on)
+        self.sound_button.setText(QCoreApplication.translate("CallView", "Sound off") if on
+                                  else QCoreApplication.translate("CallView", "Sound on"))
 
     def set_camera(self, on: bool) -> None:
         self.call.set_camera(on)
