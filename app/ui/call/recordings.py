@@ -5,12 +5,17 @@ The player decodes one participant's Matroska segment with PyAV straight from me
 recording was decrypted into memory by :meth:`RecordingService.load`): no plaintext file is
 ever written. Video frames are shown at their own timestamps; the slider seeks through the
 reader's keyframe index (decoding from the keyframe before the position, at most ~4 s of
-video, however long the recording). Sound is decoded (SegmentReader.audio) but not played:
-this build has no audio output library.
+video, however long the recording). Sound (SegmentReader.audio, decoded from memory) plays
+through the speaker (app.rtc.playback) in sync with the picture: while playing, one clock
+(the position at Play or at a seek, plus the time since) decides both which frame is shown
+and how far the sound is fed -- ``AUDIO_LEAD_MS`` ahead, so that the speaker's small buffer
+holds about that much and each sample is heard when the clock reaches it. A seek drops
+what the speaker still buffers and restarts both from the new position.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,10 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.rtc import playback
 from app.rtc.recorder import SegmentReader
 from app.ui.i18n import fill
 
 VIDEO_SIZE = (480, 360)
+AUDIO_LEAD_MS = 60  # sound fed this far ahead of the clock (the speaker's buffer)
+SOUND = "recording"  # the player's one source in the speaker
 
 
 def _tr(text: str) -> str:
@@ -51,6 +59,13 @@ class _Decoder:
         self._reader = SegmentReader(segment)
         self.duration_ms = self._reader.duration_ms
         self._frames: Iterator[tuple[int, QImage]] | None = None
+        self._sound: tuple[int, Any] | None = None
+
+    def sound(self) -> tuple[int, Any]:
+        """(rate, mono s16 PCM) of the segment, decoded once, from memory."""
+        if self._sound is None:
+            self._sound = self._reader.audio()
+        return self._sound
 
     def _iterate(self, from_ms: int = 0) -> Iterator[tuple[int, QImage]]:
         for ms, rgb in self._reader.frames(from_ms):
@@ -79,15 +94,21 @@ class RecordingPlayer(QWidget):
     Matroska segment, ``names`` gives each one's shown name."""
 
     def __init__(self, segments: dict[Any, bytes], names: dict[Any, str] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, speaker: str = playback.DEFAULT) -> None:
         super().__init__(parent)
         self.setObjectName("recordingPlayer")
         self._segments = segments
         self._decoder: _Decoder | None = None
         self.position_ms = 0
         self.current_image: QImage | None = None
+        self.speaker_key = speaker  # app.rtc.playback key; none found: played silently
+        self.speaker: playback.AudioPlayer | None = None  # open while playing
+        self._anchor = (0.0, 0)  # (monotonic s, position ms) the clock runs from
+        self._fed_ms = 0  # sound handed to the speaker up to here
+        self._next: tuple[int, QImage] | None = None  # the frame after the shown one
+        self._ended = False
         self._timer = QTimer(self)
-        self._timer.setInterval(33)
+        self._timer.setInterval(20)
         self._timer.timeout.connect(self._tick)
 
         self.who = QComboBox()
@@ -128,7 +149,7 @@ class RecordingPlayer(QWidget):
 
     def _choose(self, *_: object) -> None:
         party = self.who.currentData()
-        self._timer.stop()
+        self._stop()
         self._decoder = _Decoder(self._segments[party]) if party is not None else None
         self.slider.setRange(0, self.duration_ms)
         self.seek(0)
@@ -148,26 +169,77 @@ class RecordingPlayer(QWidget):
                                      _clock(self.duration_ms)))
 
     def seek(self, ms: int) -> None:
-        if self._decoder is not None:
-            self._show(self._decoder.seek(ms))
+        if self._decoder is None:
+            return
+        self._show(self._decoder.seek(ms))
+        self._next, self._ended = None, False
+        if self.playing:  # the clock and the sound restart from the frame shown
+            self._restart_clock(self.position_ms)
 
     def toggle(self) -> None:
         if self.playing:
-            self._timer.stop()
-            self.play_button.setText(_tr("Play"))
-        else:
-            if self.position_ms >= self.duration_ms and self._decoder is not None:
-                self._decoder.restart()
+            self._stop()
+        elif self._decoder is not None:
+            if self.position_ms >= self.duration_ms:
+                self.seek(0)
+            self.speaker = playback.open_speaker(self.speaker_key)
+            self._restart_clock(self.position_ms)
             self._timer.start()
             self.play_button.setText(_tr("Pause"))
 
-    def _tick(self) -> None:
-        item = self._decoder.next() if self._decoder is not None else None
-        if item is None:
-            self._timer.stop()
-            self.play_button.setText(_tr("Play"))
+    def _restart_clock(self, ms: int) -> None:
+        self._anchor = (time.monotonic(), ms)
+        self._fed_ms = ms
+        if self.speaker is not None:
+            self.speaker.remove(SOUND)  # what it still buffers belongs to the old position
+            self._feed(ms)
+
+    def clock_ms(self) -> int:
+        """Where playback is now: the position at Play / the last seek plus the time since."""
+        started, ms = self._anchor
+        return ms + int((time.monotonic() - started) * 1000)
+
+    def _feed(self, now_ms: int) -> None:
+        """Hand the speaker the sound up to ``AUDIO_LEAD_MS`` past the clock."""
+        if self.speaker is None or self._decoder is None:
             return
-        self._show(item)
+        rate, pcm = self._decoder.sound()
+        until = now_ms + AUDIO_LEAD_MS
+        first, last = self._fed_ms * rate // 1000, min(until * rate // 1000, len(pcm))
+        if last > first:
+            self.speaker.push_pcm(SOUND, pcm[first:last], rate)
+        self._fed_ms = max(self._fed_ms, until)
+
+    def _tick(self) -> None:
+        if self._decoder is None:
+            return
+        now = self.clock_ms()
+        self._feed(now)
+        shown: tuple[int, QImage] | None = None
+        while not self._ended:  # every frame due by now; the newest of them is shown
+            if self._next is None:
+                self._next = self._decoder.next()
+                if self._next is None:
+                    self._ended = True
+                    break
+            if self._next[0] > now:
+                break
+            shown, self._next = self._next, None
+        if shown is not None:
+            self._show(shown)
+        if self._ended and now >= self.duration_ms:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._timer.stop()
+        self.play_button.setText(_tr("Play"))
+        if self.speaker is not None:
+            self.speaker.close()
+            self.speaker = None
+
+    def hideEvent(self, event) -> None:  # closed or hidden: no sound goes on playing
+        self._stop()
+        super().hideEvent(event)
 
 
 class RecordingsPanel(QWidget):
