@@ -2148,6 +2148,10 @@
 <context>
     <name>CallView</name>
     <message>
+        <source>The host left. You host this call now: you admit who joins.</source>
+        <translation>主持人已离开。现在由您主持此通话：由您准许谁加入。</translation>
+    </message>
+    <message>
         <source>The speaker could not be opened.</source>
         <translation>无法打开扬声器。</translation>
     </message>
