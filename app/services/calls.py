@@ -53,6 +53,24 @@ WAIT_S = 300.0  # a knock the host neither admits nor denies within this is drop
 MAX_WAITING = 16  # devices in one call's waiting room
 CALL_EVENT = "sc.call"  # room event: {"call_id", "state": "active" | "ended"} from the host
 ADMIT = "call.admit"  # control message host -> participants: {"t", "party": [user, device]}
+# Host hand-over (docs/calls.md, "Host hand-over"): the host keeps every participant told of
+# who is in the call, oldest first; when it leaves, every remaining device picks the first
+# one still present, so all agree without a word from the relay.
+ROSTER = "call.roster"  # host -> participants: {"t", "order": [[user, device], ...]}
+HOST = "call.host"  # the new host -> participants: {"t", "host": [user, device]}
+
+
+def _parties(items: Any) -> list[Party] | None:
+    """A JSON list of [user, device] pairs as Parties (None if malformed)."""
+    if not isinstance(items, list) or len(items) > 64:
+        return None
+    out: list[Party] = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(x, str) for x in item)):
+            return None
+        out.append(Party(item[0], item[1]))
+    return out
 
 
 class CallGone(SafeConsultError):
@@ -157,6 +175,7 @@ class CallsService:
     waiting_changed = Signal(str)  # call id (we host it): its waiting room changed
     join_changed = Signal(object)  # JoinRequest: our knock was admitted / denied / ...
     active_changed = Signal(str)  # room id: a call started or ended there
+    host_changed = Signal(str)  # call id: its host left and another device hosts it now
 
     def __init__(self, session: SessionService, chat: ChatService, *,
                  auto_accept: bool = False, use_turn: bool = True, relay_only: bool = False,
@@ -202,6 +221,7 @@ class CallsService:
         self.admitted: dict[str, set[Party]] = {}  # call id (we host) -> let in, still there
         self.joining: dict[str, JoinRequest] = {}  # call id -> our knock
         self.active: dict[str, ActiveCall] = {}  # room id -> the call running there
+        self.rosters: dict[str, list[Party]] = {}  # call id -> who is in it, oldest first
         chat.room_event.connect(self._on_room_event)
 
     @property
@@ -390,6 +410,17 @@ class CallsService:
         player = self.players.get(call_id)
         if player is not None and what in ("ended", "refused", "lost"):
             player.remove(link.peer)  # its buffered sound goes with it
+        if call is not None and not call.closed:
+            if call.host == self.local:
+                if what == "connected":  # a newcomer or a rebuilt link: everyone is told
+                    self._send_roster(call)
+                elif what in ("ended", "refused", "lost"):
+                    roster = self.rosters.get(call_id, [])
+                    if link.peer in roster:
+                        roster.remove(link.peer)
+                        self._send_roster(call)
+            elif what in ("ended", "lost") and link.peer == call.host:
+                self._hand_over(call)
         if what in ("ended", "refused", "lost") and call is not None and all(
                 other.state in (LinkState.CLOSED, LinkState.REFUSED)
                 for other in call.links.values()):
@@ -412,6 +443,7 @@ class CallsService:
             raise SafeConsultError("no trusted device to call in this consult")
         call = await self._new_call(new_call_id(), room_id)
         call.allowed = set()  # we host: newcomers knock and are admitted (we offer to them)
+        self.rosters[call.call_id] = list(dict.fromkeys([self.local, *peers]))
         for peer in peers:  # all links first, so every offer lists every participant
             call.link(peer, offerer=True)
         if self.announce:
@@ -495,6 +527,11 @@ class CallsService:
         others: list[Party] = []
         for sender, _kind, payload in pending.offers:
             participants = payload.get("participants")
+            if sender == pending.caller:  # the host's view, oldest first, until it says more
+                order = _parties(participants)
+                if order is not None:
+                    self.rosters[call.call_id] = list(dict.fromkeys(
+                        [pending.caller, *order, self.local]))
             if isinstance(participants, list):
                 for item in participants:
                     if (isinstance(item, list) and len(item) == 2
@@ -552,6 +589,7 @@ class CallsService:
         call = self.calls.pop(call_id, None)
         room_id = self.rooms.pop(call_id, None)
         self.admitted.pop(call_id, None)
+        self.rosters.pop(call_id, None)
         player = self.players.pop(call_id, None)
         if player is not None:
             player.close()
@@ -627,6 +665,10 @@ class CallsService:
         if old is not None and old.state in (LinkState.CLOSED, LinkState.REFUSED):
             del call.links[party]  # it left earlier and comes back: a fresh link
         self.admitted.setdefault(call_id, set()).add(party)
+        roster = self.rosters.setdefault(call_id, [self.local])
+        if party in roster:
+            roster.remove(party)
+        roster.append(party)  # the newest last
         for peer, link in list(call.links.items()):
             if peer != party and link.state not in (LinkState.CLOSED, LinkState.REFUSED):
                 self._spawn(self._tell_admitted(call, peer, party))
@@ -697,11 +739,74 @@ class CallsService:
         self._session.audit.record(action, object_type="call", object_id=call_id,
                                    detail=detail | extra)
 
+    # host hand-over
+
+    def _send_roster(self, call: Call, to: list[Party] | None = None) -> None:
+        """Tell participants (all, or ``to``) who is in the call, oldest first; a link whose
+        control channel is not open yet is told when it connects."""
+        roster = [p for p in self.rosters.get(call.call_id, [self.local])
+                  if p == self.local or (p in call.links and call.links[p].state
+                                         not in (LinkState.CLOSED, LinkState.REFUSED))]
+        self.rosters[call.call_id] = roster
+        message = {"t": ROSTER, "order": [[p.user_id, p.device_id] for p in roster]}
+        for peer in to if to is not None else list(call.links):
+            link = call.links.get(peer)
+            if link is not None and link.state not in (LinkState.CLOSED, LinkState.REFUSED):
+                link.send_control(message)
+
+    def _hand_over(self, call: Call) -> None:
+        """The host left while the call goes on: the longest-present device still here (by
+        the host's last roster) hosts it now. Every remaining device decides the same from
+        the same roster; nothing the relay says enters the choice."""
+        old = call.host
+        live = {self.local} | {p for p, link in call.links.items()
+                               if link.state not in (LinkState.CLOSED, LinkState.REFUSED)}
+        roster = [p for p in self.rosters.get(call.call_id, []) if p != old]
+        candidates = [p for p in roster if p in live]
+        if not candidates:
+            return  # nobody to hand over to (the call ends by itself)
+        new = candidates[0]
+        call.host = new
+        self.rosters[call.call_id] = roster
+        log.info("call host handed over", extra={"event": "call_host_handover",
+                                                 "state": "us" if new == self.local
+                                                 else "other"})
+        if new == self.local:
+            call.allowed = set()  # we host now: newcomers knock and are admitted
+            call.held.clear()
+            self.admitted[call.call_id] = set()
+            message = {"t": HOST, "host": [new.user_id, new.device_id]}
+            for link in call.links.values():
+                if link.state not in (LinkState.CLOSED, LinkState.REFUSED):
+                    link.send_control(message)
+            self._send_roster(call)
+            room_id = self.rooms.get(call.call_id)
+            if self.announce and room_id:
+                self._spawn(self._announce(room_id, call.call_id, "active"))
+        elif call.allowed is not None:
+            call.allowed.add(new)
+        self.host_changed.emit(call.call_id)
+
     # participant side
 
     def _on_control(self, call: Call, peer: Party, message: dict[str, Any]) -> None:
-        """The host admitted someone: accept its offer, and offer to it where we should."""
-        if message.get("t") != ADMIT or peer != call.host or call.closed:
+        """The host admitted someone: accept its offer, and offer to it where we should.
+        The host's roster: kept for a hand-over. A new host's claim: checked."""
+        if call.closed:
+            return
+        kind = message.get("t")
+        if kind == ROSTER and peer == call.host:
+            order = _parties(message.get("order"))
+            if order is not None and order and order[0] == peer:
+                self.rosters[call.call_id] = order
+            return
+        if kind == HOST:
+            claim = _parties([message.get("host")])
+            if claim is None or claim[0] != peer or peer != call.host:
+                log.info("host claim not matching our own choice ignored",
+                         extra={"event": "call_host_claim_ignored"})
+            return
+        if kind != ADMIT or peer != call.host:
             return
         item = message.get("party")
         if not (isinstance(item, list) and len(item) == 2

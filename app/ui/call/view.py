@@ -159,8 +159,9 @@ class CallWindow(QWidget):
         self._preview = call.camera_preview()
         self._pump = runner.run_task(self._pump_preview(self._preview), owner=self,
                                      on_error=lambda _m: None)
-        if self.is_host:
-            observe(calls.waiting_changed, self._waiting_changed, self)
+        observe(calls.waiting_changed, self._waiting_changed, self)  # only ours when host
+        if hasattr(calls, "host_changed"):
+            observe(calls.host_changed, self._host_changed, self)
         if recording is not None:
             observe(recording.changed, self._recording_changed, self)
             observe(recording.consent_requested, self._consent_requested, self)
@@ -353,6 +354,17 @@ class CallWindow(QWidget):
             self.share_button.setChecked(False)
 
     # -- waiting room (host) ---------------------------------------------------------------
+
+    def _host_changed(self, call_id: str) -> None:
+        """The host left and another device hosts the call now (docs/calls.md, "Host
+        hand-over"): if it is ours, the waiting room and Invite… are ours."""
+        if call_id != self.call_id:
+            return
+        self.is_host = self.call.host == self.calls.local
+        self.invite_button.setVisible(self.is_host)
+        if self.is_host:
+            self.show_notice(QCoreApplication.translate(
+                "CallView", "The host left. You host this call now: you admit who joins."))
 
     def _waiting_changed(self, call_id: str) -> None:
         if call_id == self.call_id and not self.ended:
