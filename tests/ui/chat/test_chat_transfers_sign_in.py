@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from app.config import Paths, Policy, Settings
 from app.services.transfers import progress as phases
-from tests.integration.test_transfer_restart import _interrupt
+from tests.integration.test_transfer_restart import OPTIONS, _interrupt
 from tests.support.clients import create_user, next_totp_code
 from tests.support.signed_in import run
 
@@ -50,6 +50,8 @@ def test_sign_in_resumes_an_upload_and_sends_its_file_message(qtbot, qapp, qloop
     path = tmp_path / "ct-series-synthetic.zip"
     path.write_bytes(os.urandom(6_000_000))
     files = window.workspace.chat_files
+    # Progress at every chunk, so that the test stops it half-way however fast the machine.
+    files.engine.options = OPTIONS
     run(qtbot, _interrupt(files.engine, lambda: files.send_file(room, path),
                           phases.UPLOADING))
     assert [t.state for t in files.engine.pending()] == ["uploading"]
