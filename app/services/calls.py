@@ -763,8 +763,8 @@ class CallsService:
                                if link.state not in (LinkState.CLOSED, LinkState.REFUSED)}
         roster = [p for p in self.rosters.get(call.call_id, []) if p != old]
         candidates = [p for p in roster if p in live]
-        if not candidates:
-            return  # nobody to hand over to (the call ends by itself)
+        if not candidates or len(live) < 2:
+            return  # nobody else left: the call ends by itself, no host needed
         new = candidates[0]
         call.host = new
         self.rosters[call.call_id] = roster

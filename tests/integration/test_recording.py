@@ -65,7 +65,10 @@ async def test_recording_with_everyones_consent_is_sealed_with_the_consents(
         assert len(spooled) > 16_384  # some sealed 256 KiB records already written
         assert b"\x1a\x45\xdf\xa3" not in spooled and b"V_VP8" not in spooled
         assert rec.recorder is not None
-        assert all(len(seg.spool._pending) < SPOOL_CHUNK  # memory: under one chunk each
+        # Memory: about one chunk each. (Read from this thread while the recorder's thread
+        # may be inside a write -- data appended, the full chunk not yet sealed -- so one
+        # chunk plus that write's data can be seen for a moment; it failed under load.)
+        assert all(len(seg.spool._pending) < 2 * SPOOL_CHUNK
                    for seg in rec.recorder._segments.values())
         file_id = await services[0].stop(call.call_id)
         assert list(spool_dir.glob("*.spool")) == []  # spools and their key gone after sealing
