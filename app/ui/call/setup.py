@@ -36,7 +36,9 @@ def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> Call
         return None
     view = workspace.views["chat"]
     feed = FrameFeed(runner, view)
-    calls = CallsService(service, chat, frame_sink=feed, announce=True)
+    # Remote audio plays on the system's default speaker until the pre-join chooses another
+    # (an incoming call accepted without the pre-join too); none found: no sound out.
+    calls = CallsService(service, chat, frame_sink=feed, announce=True, speaker="default")
     # Recordings are shared in the consult's room after stop (docs/calls.md, "Recording").
     recording = RecordingService(calls, chat=chat, engine=TransferEngine.for_session(service))
     controller = CallController(
