@@ -103,6 +103,7 @@ class PreJoinDialog(QDialog):
         self.sound_status = QLabel(self)
         self.sound_status.setObjectName("callSoundStatus")
         self.sound_status.setProperty("role", "subtle")
+        self.sound_status.hide()  # shown while it has something to say
         self.test_player: playback.AudioPlayer | None = None
         if self.speaker_key() == playback.NONE:
             self.speaker.setEnabled(False)
@@ -131,7 +132,7 @@ class PreJoinDialog(QDialog):
         speaker_row.addWidget(self.speaker, 1)
         speaker_row.addWidget(self.test_sound_button)
         form.addRow(translate("CallView", "Speaker"), speaker_row)
-        form.addRow("", self.sound_status)
+        form.addRow(self.sound_status)
         layout = QVBoxLayout(self)
         if title:
             heading = QLabel(fill(translate("CallView", "Video consult: %1"), title), self)
@@ -180,18 +181,22 @@ class PreJoinDialog(QDialog):
         self._stop_test_sound()
         player = playback.open_speaker(self.speaker_key())
         if player is None:
-            self.sound_status.setText(translate("CallView", "The speaker could not be opened."))
+            self._sound_line(translate("CallView", "The speaker could not be opened."))
             return
         self.test_player = player
         player.push_pcm("test", playback.tone(0.6, rate=player.rate), player.rate)
-        self.sound_status.setText(translate("CallView", "Playing a test sound…"))
+        self._sound_line(translate("CallView", "Playing a test sound…"))
         QTimer.singleShot(900, self, self._stop_test_sound)
 
     def _stop_test_sound(self) -> None:
         if self.test_player is not None:
             self.test_player.close()
             self.test_player = None
-            self.sound_status.setText("")
+            self._sound_line("")
+
+    def _sound_line(self, text: str) -> None:
+        self.sound_status.setText(text)
+        self.sound_status.setVisible(bool(text))
 
     def _camera_changed(self, _index: int) -> None:
         if self._track is not None:  # previewing: show the newly chosen camera

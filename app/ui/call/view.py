@@ -236,7 +236,8 @@ class CallWindow(QWidget):
         for key, tile in self.tiles.items():
             tile.set_speaking(key == loudest)
         self.active_speaker = loudest
-        others = len(links)
+        others = sum(1 for link in links.values()  # those who left keep a tile, uncounted
+                     if link.state.value not in ("closed", "refused"))
         self.heading.setText(fill(translate("CallView", "Video consult · %1 participants"),
                                   str(others + 1)))
         if len(codes) == 1:

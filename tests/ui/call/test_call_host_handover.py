@@ -47,6 +47,8 @@ def test_the_new_host_admits_from_its_call_window(qtbot, qloop, theme, open_serv
         assert b_win.message.text() == ("The host left. You host this call now: you admit "
                                         "who joins.")
         assert not b_win.ended
+        b_win.refresh()
+        assert "2 participants" in b_win.heading.text()  # Alice's tile stays: "Left the call"
 
         run(qtbot, learn_call(dave_peer, room, call.call_id, bob_peer.calls.local))
         run(qtbot, dave_peer.calls.join(room))
