@@ -2900,6 +2900,10 @@ Key fingerprint: %3</source>
 <context>
     <name>Transfers</name>
     <message>
+        <source>Waiting to resume…</source>
+        <translation>等待继续…</translation>
+    </message>
+    <message>
         <source>Dismiss</source>
         <translation>关闭</translation>
     </message>
