@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -35,11 +36,13 @@ class FakeOutputStream:
 
     def _run(self) -> None:
         pause = threading.Event()
+        next_at = time.monotonic()
         while self.running.is_set():
             outdata = np.full((self.block, 1), 12345, np.int16)  # garbage the player must overwrite
             self.callback(outdata, self.block, None, None)
             self.out.append(outdata[:, 0].copy())
-            pause.wait(self.block / self.rate)
+            next_at += self.block / self.rate  # the device's clock: no drift from our work
+            pause.wait(max(0.0, next_at - time.monotonic()))
 
     def stop(self) -> None:
         self.running.clear()
