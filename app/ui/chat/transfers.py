@@ -137,6 +137,12 @@ class TransferRow(QWidget):
         self.cancel_button.setEnabled(p.phase != phases.DONE)
         self.retranslate()
 
+    def set_waiting(self, fraction: float = 0.0) -> None:
+        """Resumed after a restart, not running yet (transfers resume one after another);
+        ``fraction``: what was done before."""
+        self.bar.setValue(int(1000 * min(1.0, max(0.0, fraction))))
+        self.detail.setText(QCoreApplication.translate("Transfers", "Waiting to resume…"))
+
     @property
     def ended(self) -> bool:
         return self.phase in (phases.DONE, phases.FAILED, phases.CANCELLED)

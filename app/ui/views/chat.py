@@ -560,11 +560,14 @@ class ChatView(PlaceholderView):
     def _on_resuming(self, transfers: tuple[ResumingTransfer, ...]) -> None:
         """Transfers of this device going on after a restart: shown like new ones (uploads
         in the composer's transfer panel, downloads in their file message's box)."""
+        before = {p.transfer_id: p.fraction for p in self.transfers.transfers()} \
+            if self.transfers is not None else {}
         for transfer in transfers:
             self._resumed.add(transfer.transfer_id)
             if transfer.direction == "upload":
                 if transfer.transfer_id not in self.composer.uploads:
-                    self.composer.add_upload(transfer.transfer_id, transfer.name.reveal())
+                    row = self.composer.add_upload(transfer.transfer_id, transfer.name.reveal())
+                    row.set_waiting(before.get(transfer.transfer_id, 0.0))
                 continue
             for event_id in list(self.timeline.bubbles):
                 info = self.chat.attachment(event_id) if self.chat is not None else None
@@ -572,7 +575,8 @@ class ChatView(PlaceholderView):
                 if info is not None and box is not None \
                         and download_id(info.descriptor) == transfer.transfer_id:
                     self._downloads[transfer.transfer_id] = event_id
-                    box.start(transfer.transfer_id)
+                    box.start(transfer.transfer_id).set_waiting(
+                        before.get(transfer.transfer_id, 0.0))
 
     def _on_transfer_progress(self, progress: TransferProgress) -> None:
         row = self.composer.uploads.get(progress.transfer_id)

@@ -58,6 +58,7 @@ def test_resumed_transfers_show_in_the_panel_and_finish(qtbot, people, tmp_path,
     before = set(alice2.view.timeline.bubbles)
     seen: list[tuple[str, str]] = []
     shot: list[object] = []
+    waiting: list[str] = []
 
     def watch(p) -> None:
         row = alice2.view.composer.uploads.get(p.transfer_id)
@@ -65,6 +66,8 @@ def test_resumed_transfers_show_in_the_panel_and_finish(qtbot, people, tmp_path,
             return
         seen.append((p.phase, row.detail.text()))
         if p.phase == phases.UPLOADING and p.fraction > 0.75 and not shot:
+            waiting.extend(r.detail.text() for r in alice2.view.composer.uploads.values()
+                           if r is not row)
             shot.append(save_screenshot(alice2.view, "chat-transfer-resumed.png") or True)
 
     files.engine.progress.connect(watch)
@@ -81,6 +84,7 @@ def test_resumed_transfers_show_in_the_panel_and_finish(qtbot, people, tmp_path,
     assert "no longer available" in failed.detail.text()
     assert failed.cancel_button.text() == "Dismiss" and failed.cancel_button.isEnabled()
     assert shot, "the upload was too quick for the screenshot"
+    assert waiting == ["Waiting to resume…"]  # the one from memory, queued behind
     # Its file message, once, in the timeline.
     qtbot.waitUntil(lambda: len(set(alice2.view.timeline.bubbles) - before) == 1,
                     timeout=10_000)
