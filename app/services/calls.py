@@ -101,6 +101,7 @@ class JoinRequest:
     state: str = "waiting"  # waiting | admitted | denied | ended | cancelled | failed
     call: Call | None = None  # once admitted
     asked: float = 0.0  # time.monotonic()
+    host_left: bool = False  # the host left while we waited: we knock on the next one
 
 
 @dataclass
@@ -594,10 +595,16 @@ class CallsService:
         if player is not None:
             player.close()
         if call is not None:
-            for party in self.waiting.pop(call_id, {}):  # nobody is left waiting in vain
+            # Nobody is left waiting in vain: the call ended, or (others go on without us,
+            # the host) they knock on the next host, whom the room will be told of.
+            goes_on = call.host == self.local and sum(  # two or more stay: it goes on
+                link.state not in (LinkState.CLOSED, LinkState.REFUSED)
+                for link in call.links.values()) >= 2
+            reason = "host_left" if goes_on else "ended"
+            for party in self.waiting.pop(call_id, {}):
                 with contextlib.suppress(SafeConsultError):
                     await self._signal(room_id or "", party, call_id, "reject",
-                                       {"reason": "ended"})
+                                       {"reason": reason})
             if self.announce and call.host == self.local and room_id:
                 self._spawn(self._announce(room_id, call_id, "ended"))
             await call.hangup()
@@ -884,6 +891,10 @@ class CallsService:
     async def _on_join_signal(self, join: JoinRequest, sender: Party,
                               signal: signaling_api.IncomingSignal) -> None:
         if signal.kind == "reject" and sender == join.host:
+            if signal.payload.get("reason") == "host_left":
+                join.host_left = True  # still waiting: for the next host's announcement
+                self._reknock(join)
+                return
             del self.joining[join.call_id]
             join.state = "denied" if signal.payload.get("reason") == "denied" else "ended"
             self.join_changed.emit(join)
@@ -905,6 +916,24 @@ class CallsService:
             join.state = "admitted"
         except SafeConsultError:
             join.state = "failed"
+        self.join_changed.emit(join)
+
+    def _reknock(self, join: JoinRequest) -> None:
+        """The host we waited for left and the call goes on: once the room has been told who
+        hosts it now (its ``sc.call``, Megolm-signed by that device), knock there."""
+        active = self.active.get(join.room_id)
+        if (not join.host_left or active is None or active.call_id != join.call_id
+                or active.host == join.host):
+            return
+        join.host_left = False
+        self._spawn(self._knock_again(join, active.host))
+
+    async def _knock_again(self, join: JoinRequest, host: Party) -> None:
+        await self._know([host.user_id])
+        if self.key_for(host.user_id, host.device_id) is None or join.state != "waiting":
+            return  # not a device we trust: we do not knock there
+        join.host = host
+        await self._signal(join.room_id, host, join.call_id, "invite", {"knock": True})
         self.join_changed.emit(join)
 
     # the room's view of running calls
@@ -930,6 +959,9 @@ class CallsService:
         current = self.active.get(event.room_id)
         if state == "active":
             self.active[event.room_id] = ActiveCall(event.room_id, call_id, host)
+            join = self.joining.get(call_id)
+            if join is not None and join.room_id == event.room_id:
+                self._reknock(join)
         elif current is not None and current.call_id == call_id and current.host == host:
             del self.active[event.room_id]
         else:

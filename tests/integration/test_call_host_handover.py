@@ -108,3 +108,35 @@ async def test_a_relay_or_participant_cannot_claim_the_host_role(open_server, tm
     finally:
         for peer in (alice, bob, carol):
             await peer.close()
+
+
+async def test_a_member_waiting_when_the_host_leaves_waits_on_at_the_new_host(open_server,
+                                                                             tmp_path):
+    alice, bob, carol, dave = [
+        await new_peer(open_server, tmp_path, name, use_turn=False, announce=True)
+        for name in ("dr.alice", "dr.bob", "dr.carol", "dr.dave")]
+    peers = (alice, bob, carol, dave)
+    try:
+        room_id = await consult(alice, bob, carol, dave)
+        call = await alice.calls.place_call(room_id, peers=[bob.party, carol.party])
+        await wait_for(lambda: all(flowing(a, b, 5) for a, b in
+                                   ((alice, bob), (alice, carol), (bob, carol))), 30)
+        await learn_call(dave, room_id, call.call_id, alice.party)
+        request = await dave.calls.join(room_id)
+        await wait_for(lambda: bool(alice.calls.waiting_for(call.call_id)), 10)
+
+        await alice.calls.hangup(call.call_id)  # Dave is not told "ended": the call goes on
+        await wait_for(lambda: request.host_left, 10)
+        assert request.state == "waiting"
+        # Bob hosts now (first called); Dave learns it from the room and knocks there.
+        await learn_call(dave, room_id, call.call_id, bob.party)
+        await wait_for(lambda: request.host == bob.party, 10)
+        await wait_for(lambda: [w.party for w in bob.calls.waiting_for(call.call_id)]
+                       == [dave.party], 10)
+        await bob.calls.admit(call.call_id, dave.party)
+        await wait_for(lambda: all(flowing(a, b, 5) for a, b in
+                                   ((bob, dave), (carol, dave))), 30)
+        assert request.state == "admitted"
+    finally:
+        for peer in peers:
+            await peer.close()

@@ -137,6 +137,7 @@ class CallController(QObject):
         if entry is None:
             return
         dialog, muted, camera = entry
+        dialog.host_name = self.name_of(request.host.user_id)  # the host may have changed
         dialog.set_state(request.state)
         if request.state == "admitted" and request.call is not None:
             self.waits.pop(request.call_id, None)
