@@ -33,6 +33,12 @@ a log: an fsync covers every frame before it) or :meth:`sync`. The session's fir
 always durable (it clears the "closed cleanly" flag, so :attr:`closed_cleanly` of the next
 open tells whether non-durable commits may have been lost).
 
+Checkpoints: SQLite's automatic checkpoint would run inside whichever commit crosses 1,000
+pages of WAL -- a page copy and two fsyncs on the event loop, the p99 of a chat message
+(docs/performance.md, "Chat"). It is off; every :data:`CHECKPOINT_EVERY_COMMITS` commits a
+passive checkpoint runs on a thread with its own connection (it blocks no reader or writer),
+and :meth:`Cache.close` folds the rest in.
+
 Every error above is a :class:`CacheUnreadable`, and its recovery is :meth:`Cache.rebuild`:
 delete the unreadable files (db, -wal, -shm and the cache's encrypted files, whose keys were
 inside) and start empty with a fresh key; the caller refetches from the server and audits.
@@ -43,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +71,8 @@ Verify = Literal["auto", "full", "skip"]
 DB_NAME = "cache.db"
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 FILES_DIR = "files"
+# A chat message's commit writes ~5-20 pages: this is about SQLite's own 1,000-page trigger.
+CHECKPOINT_EVERY_COMMITS = 100
 
 
 class CacheKeys(Protocol):
@@ -139,6 +148,10 @@ class Cache:
         # Whether the last session closed the cache (set at open): False after a crash or a
         # power cut, which may have lost non-durable commits (write(durable=False)).
         self.closed_cleanly = True
+        self._key_bytes = b""
+        self._memory_security = False
+        self._commits_since_checkpoint = 0
+        self._checkpointer: threading.Thread | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -184,6 +197,7 @@ class Cache:
             raise CacheError("cache key must be 32 bytes")
         # Raw-key form: no KDF. The hex never reaches a log: this string lives only here.
         self._conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        self._key_bytes, self._memory_security = key, memory_security  # for the checkpointer
         if memory_security:
             self._conn.execute("PRAGMA cipher_memory_security = ON")
         try:
@@ -203,6 +217,7 @@ class Cache:
                 raise CacheError(f"cache could not enter WAL mode ({mode})")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA temp_store = MEMORY")
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # ours runs off the commit
             self._conn.execute("PRAGMA synchronous = FULL")
             self._migrate(fresh=fresh)
 
@@ -343,6 +358,9 @@ class Cache:
             raise
         if self._conn.total_changes != changes:  # an empty commit writes (and syncs) nothing
             self._undurable = mode == "NORMAL"
+            self._commits_since_checkpoint += 1
+            if self._commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS:
+                self._checkpoint_in_background()
         if first_write:
             self._publish_generation()
 
@@ -361,6 +379,21 @@ class Cache:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self._undurable = False
 
+    def _checkpoint_in_background(self) -> None:
+        """Fold the WAL into the database on a thread of its own (one at a time)."""
+        if self._checkpointer is not None and self._checkpointer.is_alive():
+            return
+        self._commits_since_checkpoint = 0
+        self._checkpointer = threading.Thread(
+            target=_passive_checkpoint, name="cache-checkpoint", daemon=True,
+            args=(self.directory / DB_NAME, self._key_bytes, self._memory_security))
+        self._checkpointer.start()
+
+    def _join_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+            self._checkpointer = None
+
     def _has_meta(self) -> bool:
         # False only inside the very first migration, before the meta table exists.
         return self._conn.execute(
@@ -376,6 +409,7 @@ class Cache:
         if self._conn is None:
             return
         try:
+            self._join_checkpointer()
             if self._wrote or self.full_check_ran:
                 self._bump(clean=True)
                 with db_errors():
@@ -389,6 +423,22 @@ class Cache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _passive_checkpoint(db: Path, key: bytes, memory_security: bool) -> None:
+    """A passive checkpoint on a connection of its own. A failure is left for the next one
+    (or close's): the WAL is still a valid log, only longer."""
+    try:
+        conn = sqlcipher3.connect(str(db), isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+            if memory_security:
+                conn.execute("PRAGMA cipher_memory_security = ON")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+    except sqlcipher3.Error:
+        pass
 
 
 def remove_cache(directory: Path) -> None:

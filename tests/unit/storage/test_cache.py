@@ -305,3 +305,45 @@ def test_busy_is_not_corruption(tmp_path, keys):
             other.execute("ROLLBACK")
             other.close()
         MessageRepository(cache).insert(msg(1))
+
+
+def test_the_wal_is_folded_in_off_the_commit_path(tmp_path, keys):
+    """No commit checkpoints (SQLite's automatic one is off: it cost a chat message's p99);
+    every CHECKPOINT_EVERY_COMMITS commits a thread with its own connection does."""
+    from app.storage.cache import CHECKPOINT_EVERY_COMMITS
+
+    copy = tmp_path / "copy"
+    with Cache.open(tmp_path / "c", keys) as cache:
+        assert cache.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        repo = MessageRepository(cache)
+        assert cache._checkpointer is None
+        # Opening committed a few times already (the session's first write, migrations).
+        rows = CHECKPOINT_EVERY_COMMITS - cache._commits_since_checkpoint
+        for i in range(rows - 1):
+            repo.insert(msg(i))
+        assert cache._checkpointer is None  # not yet
+
+        def database_file_alone() -> list[str]:
+            # What the main database file holds by itself, as another reader would see it
+            # with no WAL: only what a checkpoint has copied in.
+            copy.mkdir(exist_ok=True)
+            shutil.copy(tmp_path / "c" / DB_NAME, copy / DB_NAME)
+            conn = sqlcipher3.connect(str(copy / DB_NAME))
+            conn.execute(f"PRAGMA key = \"x'{keys.cache_key().hex()}'\"")
+            try:
+                return [r[0] for r in conn.execute("SELECT event_id FROM messages")]
+            except sqlcipher3.OperationalError:  # not even the schema is in the file yet
+                return []
+            finally:
+                conn.close()
+                shutil.rmtree(copy)
+
+        assert database_file_alone() == []  # everything is still in the WAL
+        repo.insert(msg(rows))
+        checkpointer = cache._checkpointer
+        assert checkpointer is not None and checkpointer.name == "cache-checkpoint"
+        checkpointer.join(timeout=30)
+        assert len(database_file_alone()) == rows
+        repo.insert(msg(rows + 1))  # writing goes on after it
+    with Cache.open(tmp_path / "c", keys) as cache:
+        assert len(MessageRepository(cache).list_room("!r1", limit=500)) == rows + 1
