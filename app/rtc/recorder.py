@@ -33,6 +33,7 @@ from av import AudioFrame, VideoFrame
 
 from app.crypto.files import FileTampered, decrypt_bytes, encrypt_bytes, read_header
 from app.rtc.signing import Party
+from app.rtc.tracks import private_copy
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +135,12 @@ class _Segment:
             self.video.codec_context.gop_size = KEYFRAME_INTERVAL
             self.video.bit_rate = VIDEO_BITRATE  # FFmpeg's 200 kb/s default blurs a consult
             self._ensure_audio_stream()
-        if (frame.width, frame.height) != (self.video.width, self.video.height):
-            frame = frame.reformat(width=self.video.width, height=self.video.height)
         pts = max(int((now - self.started) * VIDEO_RATE), self.last_video_pts + 1)
         self.last_video_pts = pts
-        out = frame.reformat(format="yuv420p")
+        # The frame is shared (a tile shows it, the encoder may send it): a copy of our own
+        # to convert and stamp.
+        out = private_copy(frame, width=self.video.width, height=self.video.height,
+                           format="yuv420p")
         out.pts, out.time_base = pts, fractions.Fraction(1, VIDEO_RATE)
         for packet in self.video.encode(out):
             self.container.mux(packet)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 from av import AudioFrame, VideoFrame
+from av.video.reformatter import VideoReformatter
 
 WIDTH, HEIGHT = 320, 240
 BLOCK = 16
@@ -84,13 +85,30 @@ def read_stamp(image: np.ndarray) -> Stamp | None:
     return Stamp(values["tag"], values["seq"], values["time_ms"])
 
 
+def converted(frame: VideoFrame, **options: object) -> VideoFrame:
+    """``frame.reformat(**options)`` with a reformatter of its own. PyAV keeps one per frame,
+    and one frame reaches several threads at once (a tile's worker, the encoder, the
+    recorder): two threads in one SwsContext hung a test run at exit. Like ``reformat`` it
+    returns ``frame`` itself when nothing changes, so treat the result as read-only."""
+    return VideoReformatter().reformat(frame, **options)  # type: ignore[arg-type]
+
+
+def private_copy(frame: VideoFrame, **options: object) -> VideoFrame:
+    """:func:`converted`, always a new frame: one whose ``pts`` the caller may set without
+    touching a frame that other threads hold."""
+    out = converted(frame, **options)
+    if out is frame:
+        out = VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
+    return out
+
+
 def read_frame_stamp(frame: VideoFrame) -> Stamp | None:
-    return read_stamp(frame.to_ndarray(format="gray"))
+    return read_stamp(converted(frame, format="gray").to_ndarray())
 
 
 def frame_to_rgb(frame: VideoFrame) -> np.ndarray:
     """A decoded frame as an (H, W, 3) uint8 RGB array, for a view to show."""
-    return frame.to_ndarray(format="rgb24")
+    return converted(frame, format="rgb24").to_ndarray()
 
 
 def now_ms() -> int:
