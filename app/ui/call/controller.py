@@ -69,14 +69,19 @@ class CallController(QObject):
     def prepare_call(self, room_id: str, title: str = "",
                      parent: QWidget | None = None) -> PreJoinDialog:
         """The pre-join preview; joining places the call to every trusted device in the room."""
+        return self._open_prejoin(title, parent, lambda muted, camera: self.place_call(
+            room_id, muted=muted, camera=camera))
+
+    def _open_prejoin(self, title: str, parent: QWidget | None,
+                      then: Callable[[bool, bool], object]) -> PreJoinDialog:
+        """The pre-join preview; on *Join* the chosen devices, then ``then(muted, camera)``."""
         dialog = PreJoinDialog(self.runner, title=title, parent=parent,
                                network_test=self._network_test(),
                                extra_cameras=self.extra_cameras)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._use_devices(dialog))
-        dialog.accepted.connect(lambda: self.place_call(
-            room_id, muted=dialog.start_muted.isChecked(),
-            camera=not dialog.start_camera_off.isChecked()))
+        dialog.accepted.connect(lambda: then(dialog.start_muted.isChecked(),
+                                             not dialog.start_camera_off.isChecked()))
         dialog.open()
         self.prejoin = dialog
         return dialog
@@ -101,17 +106,8 @@ class CallController(QObject):
     def prepare_join(self, room_id: str, title: str = "",
                      parent: QWidget | None = None) -> PreJoinDialog:
         """The pre-join preview for the call running in the room; *Join* asks its host."""
-        dialog = PreJoinDialog(self.runner, title=title, parent=parent,
-                               network_test=self._network_test(),
-                               extra_cameras=self.extra_cameras)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accepted.connect(lambda: self._use_devices(dialog))
-        dialog.accepted.connect(lambda: self.join(
-            room_id, muted=dialog.start_muted.isChecked(),
-            camera=not dialog.start_camera_off.isChecked()))
-        dialog.open()
-        self.prejoin = dialog
-        return dialog
+        return self._open_prejoin(title, parent, lambda muted, camera: self.join(
+            room_id, muted=muted, camera=camera))
 
     def join(self, room_id: str, *, muted: bool = False, camera: bool = True) -> None:
         self.runner.run_task(self.calls.join(room_id), owner=self,

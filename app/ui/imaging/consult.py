@@ -436,16 +436,7 @@ class ViewerConsultMixin:
             if mode is None:
                 return None
         identified = mode in ("identified", "as_is")
-        self.progress.setRange(0, len(paths))
-        self.progress.setValue(0)
-        self.progress.setFormat(self.tr("Sharing %v / %m"))
-        self.progress.show()
-
-        def moved(step: tuple[str, int, int]) -> None:
-            if not step[0]:
-                self.progress.setValue(step[1])
-
-        self.sharing.progress.connect(moved)
+        moved = self._show_sharing_progress(len(paths))
 
         async def run() -> object:
             try:
@@ -491,17 +482,7 @@ class ViewerConsultMixin:
                                    | QMessageBox.StandardButton.Cancel)
             if box.exec() != QMessageBox.StandardButton.Ok:
                 return None
-        total = len(opened.shared.manifest.files)
-        self.progress.setRange(0, total)
-        self.progress.setValue(0)
-        self.progress.setFormat(self.tr("Sharing %v / %m"))
-        self.progress.show()
-
-        def moved(step: tuple[str, int, int]) -> None:
-            if not step[0]:
-                self.progress.setValue(step[1])
-
-        self.sharing.progress.connect(moved)
+        moved = self._show_sharing_progress(len(opened.shared.manifest.files))
 
         async def run() -> object:
             try:
@@ -518,6 +499,21 @@ class ViewerConsultMixin:
 
         return self._runner.run_task(run(), owner=self, on_result=done,
                                      on_error=self.show_message)
+
+    def _show_sharing_progress(self, total: int) -> Callable[[tuple[str, int, int]], None]:
+        """Show the bar for ``total`` files; returns the slot it follows (the caller
+        disconnects it when the share ends)."""
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self.progress.setFormat(self.tr("Sharing %v / %m"))
+        self.progress.show()
+
+        def moved(step: tuple[str, int, int]) -> None:
+            if not step[0]:
+                self.progress.setValue(step[1])
+
+        self.sharing.progress.connect(moved)
+        return moved
 
     def _choose_room(self, exclude: str = "") -> str | None:
         rooms = [r for r in self.consult_chat.rooms()
