@@ -35,11 +35,9 @@ open tells whether non-durable commits may have been lost).
 
 Checkpoints: SQLite's automatic checkpoint would run inside whichever commit crosses 1,000
 pages of WAL -- a page copy and two fsyncs on the event loop, the p99 of a chat message
-(docs/performance.md, "Chat"). It is off. After :data:`CHECKPOINT_AFTER_COMMITS` commits, a
-passive checkpoint runs on a thread with its own connection (it blocks no reader or writer)
-once the cache has been idle for :data:`CHECKPOINT_IDLE_S` -- not in the middle of a burst,
-where its page copy and fsync would compete with the commits -- or at the latest after
-:data:`CHECKPOINT_MAX_COMMITS`, which bounds the WAL. :meth:`Cache.close` folds the rest in.
+(docs/performance.md, "Chat"). It is off; every :data:`CHECKPOINT_EVERY_COMMITS` commits a
+passive checkpoint runs on a thread with its own connection (it blocks no reader or writer),
+and :meth:`Cache.close` folds the rest in.
 
 Every error above is a :class:`CacheUnreadable`, and its recovery is :meth:`Cache.rebuild`:
 delete the unreadable files (db, -wal, -shm and the cache's encrypted files, whose keys were
@@ -73,11 +71,8 @@ Verify = Literal["auto", "full", "skip"]
 DB_NAME = "cache.db"
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 FILES_DIR = "files"
-# A chat message's commit writes ~5-20 pages: 100 commits is about SQLite's own 1,000-page
-# trigger; the maximum bounds the WAL to some tens of MB in a burst that never pauses.
-CHECKPOINT_AFTER_COMMITS = 100
-CHECKPOINT_MAX_COMMITS = 1000
-CHECKPOINT_IDLE_S = 0.25
+# A chat message's commit writes ~5-20 pages: this is about SQLite's own 1,000-page trigger.
+CHECKPOINT_EVERY_COMMITS = 100
 
 
 class CacheKeys(Protocol):
@@ -156,8 +151,6 @@ class Cache:
         self._key_bytes = b""
         self._memory_security = False
         self._commits_since_checkpoint = 0
-        self._last_commit = 0.0
-        self._closing = False  # close() is waiting for the checkpointer: no more idling
         self._checkpointer: threading.Thread | None = None
 
     # -- opening -------------------------------------------------------------------------
@@ -366,8 +359,7 @@ class Cache:
         if self._conn.total_changes != changes:  # an empty commit writes (and syncs) nothing
             self._undurable = mode == "NORMAL"
             self._commits_since_checkpoint += 1
-            self._last_commit = time.monotonic()
-            if self._commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS:
+            if self._commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS:
                 self._checkpoint_in_background()
         if first_write:
             self._publish_generation()
@@ -388,25 +380,17 @@ class Cache:
         self._undurable = False
 
     def _checkpoint_in_background(self) -> None:
-        """Fold the WAL into the database on a thread of its own (one at a time), when the
-        cache is idle or the WAL has grown to its bound."""
+        """Fold the WAL into the database on a thread of its own (one at a time)."""
         if self._checkpointer is not None and self._checkpointer.is_alive():
             return
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_when_idle, name="cache-checkpoint", daemon=True)
-        self._checkpointer.start()
-
-    def _checkpoint_when_idle(self) -> None:
-        while (time.monotonic() - self._last_commit < CHECKPOINT_IDLE_S
-               and self._commits_since_checkpoint < CHECKPOINT_MAX_COMMITS
-               and not self._closing):
-            time.sleep(CHECKPOINT_IDLE_S / 5)
         self._commits_since_checkpoint = 0
-        _passive_checkpoint(self.directory / DB_NAME, self._key_bytes, self._memory_security)
+        self._checkpointer = threading.Thread(
+            target=_passive_checkpoint, name="cache-checkpoint", daemon=True,
+            args=(self.directory / DB_NAME, self._key_bytes, self._memory_security))
+        self._checkpointer.start()
 
     def _join_checkpointer(self) -> None:
         if self._checkpointer is not None:
-            self._closing = True
             self._checkpointer.join()
             self._checkpointer = None
 

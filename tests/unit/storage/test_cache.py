@@ -309,9 +309,8 @@ def test_busy_is_not_corruption(tmp_path, keys):
 
 def test_the_wal_is_folded_in_off_the_commit_path(tmp_path, keys):
     """No commit checkpoints (SQLite's automatic one is off: it cost a chat message's p99);
-    after CHECKPOINT_AFTER_COMMITS commits a thread with its own connection does, once the
-    cache is idle."""
-    from app.storage.cache import CHECKPOINT_AFTER_COMMITS
+    every CHECKPOINT_EVERY_COMMITS commits a thread with its own connection does."""
+    from app.storage.cache import CHECKPOINT_EVERY_COMMITS
 
     copy = tmp_path / "copy"
     with Cache.open(tmp_path / "c", keys) as cache:
@@ -319,7 +318,7 @@ def test_the_wal_is_folded_in_off_the_commit_path(tmp_path, keys):
         repo = MessageRepository(cache)
         assert cache._checkpointer is None
         # Opening committed a few times already (the session's first write, migrations).
-        rows = CHECKPOINT_AFTER_COMMITS - cache._commits_since_checkpoint
+        rows = CHECKPOINT_EVERY_COMMITS - cache._commits_since_checkpoint
         for i in range(rows - 1):
             repo.insert(msg(i))
         assert cache._checkpointer is None  # not yet
