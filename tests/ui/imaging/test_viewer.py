@@ -84,7 +84,7 @@ def test_open_folder_shows_first_image_then_whole_series(qtbot, view, ct_dir):
     canvas = view.canvas
     assert canvas.count() == 8
     assert canvas.displayed_array().shape == (96, 96)
-    assert canvas.paint_count > 0
+    qtbot.waitUntil(lambda: canvas.paint_count > 0, timeout=5000)
     # The file's first window (ABDOMEN 40/400) is applied by default.
     wl = canvas.current_window()
     assert (wl.center, wl.width) == (40, 400)
@@ -405,7 +405,8 @@ def test_malformed_file_gets_a_clear_message(qtbot, view, tmp_path):
     assert "1 file(s) could not be opened: This file is not a DICOM image" in text
     assert "This DICOM file is incomplete" in text
     assert view.canvas.displayed_array() is None
-    assert view.canvas.paint_count > 0  # the canvas says so too, instead of an image
+    # The canvas says so too, instead of an image; painting follows the next event loop turn.
+    qtbot.waitUntil(lambda: view.canvas.paint_count > 0, timeout=5000)
 
 
 def test_folder_without_dicom(qtbot, view, tmp_path):
