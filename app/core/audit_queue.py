@@ -37,7 +37,7 @@ CLIENT_ACTIONS = frozenset({
     "image.export",
     "kiosk.attest", "cache.rebuilt", "device.verify", "snapshot", "message.recall",
     "update.check", "record.purge", "room.patient_link", "patient.open",
-    "call.admit", "call.deny", "call.invite",
+    "call.admit", "call.deny", "call.invite", "call.drop",
 })
 OUTCOMES = frozenset({"ok", "refused", "failed"})
 

@@ -51,7 +51,13 @@ from app.crypto.messages import (
 from app.crypto.olm import LocalDevice, OlmChannel
 from app.crypto.room_keys import KeyRequestAnswer, RoomKeyReceived, RoomKeys
 from app.crypto.sas import Party, SasVerification
-from app.crypto.store import CryptoStore, DeviceRecord, Recipient, TrustLevel
+from app.crypto.store import (
+    CryptoStore,
+    DeviceRecord,
+    OutboundGroupRecord,
+    Recipient,
+    TrustLevel,
+)
 from app.crypto.verification import Verifications, VerificationUpdate
 
 
@@ -67,6 +73,11 @@ class RoomKeyShare:
     withheld: list[tuple[str, str, TrustLevel]]
     # members whose device list was never fed in: fetch it first
     unknown_users: list[str]
+    # the next session's key, sent before the rotation: may go after the room event
+    ahead: list[OutgoingToDevice] = field(default_factory=list)
+    # the rotation took over the session whose key went ahead: any of its key messages
+    # still queued are needed before this event now
+    promoted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +229,9 @@ class CryptoMachine:
 
         ``members`` is the caller's view of the room (user ids, the local user included or
         not). Rotates when the allowed devices differ from the session's recipients, or the
-        session is too old or used too much."""
+        session is too old or used too much. Near the limit, the next session is made and
+        its key sent ahead (``RoomKeyShare.ahead``); the rotation then takes it over, unless
+        the allowed devices changed meanwhile."""
         now = self._clock_ms()
         recipients, withheld, unknown = self._recipients(members)
         record = self._store.outbound_group(room_id)
@@ -227,15 +240,62 @@ class CryptoMachine:
             or record.recipients != recipients
             or megolm.is_expired(record, self.rotation, now)
         )
+        promoted = False
         if rotated:
-            record = megolm.new_outbound(room_id, recipients, now, self._key)
-            # Our own inbound copy: this device reads back what it sent.
-            own = megolm.outbound_as_inbound(record, self._own_record(), self._key)
-            self._store.save_inbound_group(own)
+            record, promoted = self._next_session(room_id, recipients, now)
         assert record is not None
+        ahead = (self._share_ahead(room_id, recipients, now)
+                 if megolm.is_due_soon(record, self.rotation, now) else [])
         if not rotated and recipients <= record.shared_with:
             # Every allowed device has the key already (the usual case): nothing to do.
-            return RoomKeyShare([], False, [], withheld, unknown)
+            return RoomKeyShare([], False, [], withheld, unknown, ahead)
+        messages, missing, record = self._send_key(record, recipients)
+        self._store.save_outbound_group(record)
+        return RoomKeyShare(messages, rotated, missing, withheld, unknown, ahead, promoted)
+
+    def _next_session(
+        self, room_id: str, recipients: frozenset[Recipient], now: int,
+    ) -> tuple[OutboundGroupRecord, bool]:
+        """The session that replaces the room's current one: the upcoming session if its key
+        went to exactly these devices' view (True), else a new one (False)."""
+        upcoming = self._store.upcoming_outbound_group(room_id)
+        if upcoming is not None:
+            self._store.drop_upcoming_outbound_group(room_id)
+            if (upcoming.recipients == recipients
+                    and not megolm.is_expired(upcoming, self.rotation, now)):
+                return upcoming, True
+        return self._new_session(room_id, recipients, now), False
+
+    def _share_ahead(
+        self, room_id: str, recipients: frozenset[Recipient], now: int,
+    ) -> list[OutgoingToDevice]:
+        """Make (or keep) the upcoming session and send its key to whoever lacks it."""
+        upcoming = self._store.upcoming_outbound_group(room_id)
+        if (upcoming is None or upcoming.recipients != recipients
+                or megolm.is_expired(upcoming, self.rotation, now)):
+            upcoming = self._new_session(room_id, recipients, now)
+        elif recipients <= upcoming.shared_with:
+            return []
+        # A device without an Olm session is left out here: the current session's share
+        # claims its keys, and a later message sends this key too.
+        messages, _, upcoming = self._send_key(upcoming, recipients)
+        self._store.save_upcoming_outbound_group(upcoming)
+        return messages
+
+    def _new_session(
+        self, room_id: str, recipients: frozenset[Recipient], now: int,
+    ) -> OutboundGroupRecord:
+        record = megolm.new_outbound(room_id, recipients, now, self._key)
+        # Our own inbound copy: this device reads back what it sent.
+        self._store.save_inbound_group(
+            megolm.outbound_as_inbound(record, self._own_record(), self._key))
+        return record
+
+    def _send_key(
+        self, record: OutboundGroupRecord, recipients: frozenset[Recipient],
+    ) -> tuple[list[OutgoingToDevice], list[tuple[str, str]], OutboundGroupRecord]:
+        """The session's key Olm-encrypted to each of ``recipients`` that lacks it and has an
+        Olm session; the devices without one (to claim keys for); the updated record."""
         content = megolm.room_key_content(record, self._key)
         messages, missing, shared = [], [], set(record.shared_with)
         for recipient in sorted(recipients - record.shared_with):
@@ -248,8 +308,7 @@ class CryptoMachine:
             messages.append(OutgoingToDevice(device.user_id, device.device_id, ENCRYPTED,
                                              envelope))
             shared.add(recipient)
-        self._store.save_outbound_group(replace(record, shared_with=frozenset(shared)))
-        return RoomKeyShare(messages, rotated, missing, withheld, unknown)
+        return messages, missing, replace(record, shared_with=frozenset(shared))
 
     def encrypt_room_event(
         self, room_id: str, members: Iterable[str], event_type: str, content: dict[str, Any],

@@ -50,6 +50,11 @@ class RotationPolicy:
 
     max_messages: int = 100
     max_age_ms: int = 7 * 24 * 3600 * 1000
+    # The next session is made and its key sent this many messages (or this long) before
+    # the limit, so that the first message under it finds its key at every receiver already
+    # rather than waiting there for a sync to bring it (docs/e2ee.md, "Rotation").
+    ahead_messages: int = 10
+    ahead_ms: int = 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,15 @@ def is_expired(record: OutboundGroupRecord, policy: RotationPolicy, now_ms: int)
         record.message_count >= policy.max_messages
         or now_ms - record.created_ms >= policy.max_age_ms
         or now_ms < record.created_ms  # clock went back: do not trust the age
+    )
+
+
+def is_due_soon(record: OutboundGroupRecord, policy: RotationPolicy, now_ms: int) -> bool:
+    """Whether the session is close enough to its limit for the next one's key to go out."""
+    return (
+        record.message_count + policy.ahead_messages >= policy.max_messages
+        or now_ms - record.created_ms + policy.ahead_ms >= policy.max_age_ms
+        or now_ms < record.created_ms
     )
 
 

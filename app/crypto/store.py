@@ -93,6 +93,13 @@ class CryptoStore(Protocol):
     def save_outbound_group(self, record: OutboundGroupRecord) -> None: ...
     def drop_outbound_group(self, room_id: str) -> None: ...
 
+    def upcoming_outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
+        """The room's next session, made and shared ahead of the current one's rotation."""
+        ...
+
+    def save_upcoming_outbound_group(self, record: OutboundGroupRecord) -> None: ...
+    def drop_upcoming_outbound_group(self, room_id: str) -> None: ...
+
     def inbound_group(
         self, room_id: str, sender_key: str, session_id: str,
     ) -> InboundGroupRecord | None: ...
@@ -128,6 +135,7 @@ class MemoryCryptoStore:
         self._account: str | None = None
         self._olm: dict[str, dict[str, OlmSessionRecord]] = {}
         self._outbound: dict[str, OutboundGroupRecord] = {}
+        self._upcoming: dict[str, OutboundGroupRecord] = {}
         self._inbound: dict[tuple[str, str, str], InboundGroupRecord] = {}
         self._seen: dict[tuple[str, int], str] = {}
         self._devices: dict[str, dict[str, DeviceRecord]] = {}
@@ -156,6 +164,15 @@ class MemoryCryptoStore:
 
     def drop_outbound_group(self, room_id: str) -> None:
         self._outbound.pop(room_id, None)
+
+    def upcoming_outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
+        return self._upcoming.get(room_id)
+
+    def save_upcoming_outbound_group(self, record: OutboundGroupRecord) -> None:
+        self._upcoming[record.room_id] = record
+
+    def drop_upcoming_outbound_group(self, room_id: str) -> None:
+        self._upcoming.pop(room_id, None)
 
     def inbound_group(
         self, room_id: str, sender_key: str, session_id: str,

@@ -264,6 +264,8 @@ class PeerLink:
             if self._closing:
                 return
             await self._drop_pc()
+            if self._closing:  # closed while the old connection closed: make no new one
+                return
             self.generation += 1
             self.connected.clear()
             self.state = LinkState.CONNECTING
@@ -305,6 +307,8 @@ class PeerLink:
                 await self._refuse(exc)
                 return
             await self._drop_pc()
+            if self._closing:  # closed meanwhile (by us, or the call dropped this peer)
+                return
             self.generation = described.generation
             self.connected.clear()
             self.state = LinkState.CONNECTING
@@ -628,7 +632,7 @@ class Call:
 
     async def connect(self, peer: Party, *, offerer: bool) -> PeerLink:
         link = self.link(peer, offerer=offerer)
-        if link.state is LinkState.NEW:
+        if link.state is LinkState.NEW and not self.closed:  # an ended call starts nothing
             await link.start()
         return link
 
@@ -652,12 +656,14 @@ class Call:
             self.notify("ended", self.links[sender])
 
     async def hangup(self) -> None:
+        # Closed first: a link started while the hang-up awaits (an offer arriving, a
+        # connect) would not be in the list below, and its connection would never close.
+        self.closed = True
         for peer, link in list(self.links.items()):
             if link.state not in (LinkState.REFUSED, LinkState.CLOSED):
                 with contextlib.suppress(Exception):
                     await self._send(peer, "hangup", {})
             await link.close()
-        self.closed = True
         self._camera.stop()
         if self._audio is not None:
             self._audio.stop()

@@ -131,6 +131,17 @@ class CallEvent:
 
 
 @dataclass(frozen=True)
+class CallDrop:
+    """A party this device removed from a running call (docs/calls.md, "Dropped when trust
+    or membership ends"), or -- ``peer`` our own device, reason ``removed`` -- our call ended
+    because we are no longer a member of the consult."""
+
+    call_id: str
+    peer: Party
+    reason: str  # untrusted | not_member | removed
+
+
+@dataclass(frozen=True)
 class NetworkReport:
     """The pre-join network test (docs/calls.md, "Pre-join network test")."""
 
@@ -177,6 +188,7 @@ class CallsService:
     join_changed = Signal(object)  # JoinRequest: our knock was admitted / denied / ...
     active_changed = Signal(str)  # room id: a call started or ended there
     host_changed = Signal(str)  # call id: its host left and another device hosts it now
+    dropped = Signal(object)  # CallDrop: a device no longer trusted / not a member was removed
 
     def __init__(self, session: SessionService, chat: ChatService, *,
                  auto_accept: bool = False, use_turn: bool = True, relay_only: bool = False,
@@ -224,6 +236,11 @@ class CallsService:
         self.active: dict[str, ActiveCall] = {}  # room id -> the call running there
         self.rosters: dict[str, list[Party]] = {}  # call id -> who is in it, oldest first
         chat.room_event.connect(self._on_room_event)
+        # Trust and membership are checked when a link is set up, and again whenever our
+        # view of a user's devices or of a room's members changes (docs/calls.md).
+        self._dropping: set[tuple[str, Party]] = set()
+        chat.devices_changed.connect(lambda _user_id: self._view_changed())
+        chat.rooms_changed.connect(self._view_changed)
 
     @property
     def session(self) -> SessionService:
@@ -299,6 +316,113 @@ class CallsService:
         unknown = [u for u in user_ids if not self.chat.machine.devices(u)]
         if unknown:
             await self.chat.refresh_device_lists(unknown)
+
+    def _left(self, room_id: str) -> set[str]:
+        """Users our view of the room has as no longer joined (left, removed, lapsed). A user
+        it does not list at all is not judged: our view may not have caught up yet."""
+        return set(self.chat.state.members(room_id, "left")) - set(self.chat.members(room_id))
+
+    def _still_member(self, room_id: str) -> bool:
+        return (self.chat.state.room_state(room_id) != "left"
+                and self.local.user_id not in self._left(room_id))
+
+    def _unfit(self, party: Party, left: set[str]) -> str:
+        """Why ``party`` may not be in a call of a room whose departed users are ``left``:
+        ``untrusted`` (our policy no longer trusts its device), ``not_member``, or ""."""
+        if self.key_for(party.user_id, party.device_id) is None:
+            return "untrusted"
+        if party.user_id in left:
+            return "not_member"
+        return ""
+
+    def _view_changed(self) -> None:
+        try:
+            self.recheck()
+        except SafeConsultError as exc:  # signed out under us (the cache closed): nothing to do
+            log.info("call recheck skipped", extra={"event": "call_recheck_failed",
+                                                     "reason_code": exc.__class__.__name__})
+
+    def recheck(self) -> None:
+        """Our view of devices or members changed: every party of a running call, waiting
+        room, pending invitation or knock of ours that our trust policy no longer lets receive
+        keys, or whose user is no longer a joined member of the call's room, is dropped at
+        once (the rest of the call goes on); if *we* are no longer a member, our call ends."""
+        if self._closing or not (self.calls or self.waiting or self.joining or self.pending):
+            return
+        for call_id, call in list(self.calls.items()):
+            room_id = self.rooms.get(call_id)
+            if call.closed or room_id is None:
+                continue
+            if not self._still_member(room_id):
+                if (call_id, self.local) in self._dropping:
+                    continue
+                self._dropping.add((call_id, self.local))  # until it is hung up
+                log.info("call ended: no longer a member", extra={"event": "call_self_removed"})
+                self.dropped.emit(CallDrop(call_id, self.local, "removed"))
+                self._spawn(self.hangup(call_id))
+                continue
+            left = self._left(room_id)
+            for peer, link in list(call.links.items()):
+                if link.state in (LinkState.CLOSED, LinkState.REFUSED) or (
+                        (call_id, peer) in self._dropping):
+                    continue
+                reason = self._unfit(peer, left)
+                if reason:
+                    self._drop(call, room_id, peer, reason)
+            for party in list(call.held):
+                if self._unfit(party, left):
+                    del call.held[party]
+            if call.allowed is not None:
+                call.allowed -= {p for p in call.allowed if self._unfit(p, left)}
+            for party in list(self.waiting.get(call_id, {})):
+                reason = self._unfit(party, left)
+                if reason:
+                    self._audit_drop(call_id, party, reason)
+                    self._unwait(call_id, party)
+                    self._spawn(self._signal(room_id, party, call_id, "reject",
+                                             {"reason": "denied"}))
+                    self.dropped.emit(CallDrop(call_id, party, reason))
+        for call_id, join in list(self.joining.items()):
+            if self._still_member(join.room_id) and not self._unfit(
+                    join.host, self._left(join.room_id)):
+                continue
+            del self.joining[call_id]  # the host we knock on is not one we may call now
+            join.state = "ended"
+            self.join_changed.emit(join)
+            self._spawn(self._signal(join.room_id, join.host, call_id, "hangup", {}))
+        for call_id, pending in list(self.pending.items()):
+            if not self._still_member(pending.room_id) or self._unfit(
+                    pending.caller, self._left(pending.room_id)):
+                del self.pending[call_id]  # its ringing stops (the view re-reads pending)
+
+    def _drop(self, call: Call, room_id: str, peer: Party, reason: str) -> None:
+        key = (call.call_id, peer)
+        self._dropping.add(key)
+        if call.allowed is not None:
+            call.allowed.discard(peer)
+        call.held.pop(peer, None)
+        log.info("call party dropped", extra={"event": "call_drop", "reason_code": reason})
+        self._audit_drop(call.call_id, peer, reason)
+        self.dropped.emit(CallDrop(call.call_id, peer, reason))
+        self._spawn(self._close_dropped(call, peer, key))
+
+    async def _close_dropped(self, call: Call, peer: Party, key: tuple[str, Party]) -> None:
+        """Close the link (media stops; the link stays, closed, so a late offer of the dropped
+        device finds no way back in) and tell the other device it was hung up on."""
+        try:
+            link = call.links.get(peer)
+            if link is None or link.state in (LinkState.CLOSED, LinkState.REFUSED):
+                return
+            with contextlib.suppress(Exception):
+                await call.send(peer, "hangup", {})
+            await link.close()
+            call.notify("ended", link)  # as when it hangs up: tiles, roster, hand-over, end
+        finally:
+            self._dropping.discard(key)
+
+    def _audit_drop(self, call_id: str, party: Party, reason: str) -> None:
+        with contextlib.suppress(SafeConsultError):  # signed out: the drop happens anyway
+            self._audit_admission("call.drop", call_id, party, reason=reason)
 
     def verified(self, party: Party) -> bool:
         """Whether ``party``'s device is SAS-verified in our directory view (the call view's
@@ -589,6 +713,7 @@ class CallsService:
                 self._audit_share("screen.share.stop", call_id)
         call = self.calls.pop(call_id, None)
         room_id = self.rooms.pop(call_id, None)
+        self._dropping.discard((call_id, self.local))
         self.admitted.pop(call_id, None)
         self.rosters.pop(call_id, None)
         player = self.players.pop(call_id, None)
@@ -632,8 +757,9 @@ class CallsService:
         existing = call.links.get(sender)
         if existing is not None and existing.state not in (LinkState.CLOSED, LinkState.REFUSED):
             return  # already in the call
-        if self.key_for(sender.user_id, sender.device_id) is None:
-            log.info("knock from an untrusted device ignored",
+        room_id = self.rooms.get(call.call_id, "")
+        if self._unfit(sender, self._left(room_id)):
+            log.info("knock from an untrusted device or non-member ignored",
                      extra={"event": "call_knock_untrusted"})
             return
         room = self.waiting.setdefault(call.call_id, {})
@@ -735,8 +861,9 @@ class CallsService:
         return len(devices)
 
     def _audit_admission(self, action: str, call_id: str, party: Party, **extra: Any) -> None:
-        """``call.admit`` / ``call.deny`` / ``call.invite`` on the host: object the call,
-        detail the other party's identifiers (user, device where one is meant) and the room."""
+        """``call.admit`` / ``call.deny`` / ``call.invite`` on the host, ``call.drop`` on any
+        device that removed a party (detail ``reason``): object the call, detail the other
+        party's identifiers (user, device where one is meant) and the room."""
         if self._session.audit is None:
             return
         detail: dict[str, Any] = {"user_id": party.user_id,
@@ -826,6 +953,10 @@ class CallsService:
 
     async def _admitted(self, call: Call, party: Party) -> None:
         await self._know([party.user_id])
+        if self._unfit(party, self._left(self.rooms.get(call.call_id, ""))):
+            log.info("admission of a device we may not call ignored",
+                     extra={"event": "call_admit_unfit"})
+            return
         old = call.links.get(party)
         if old is not None and old.state not in (LinkState.CLOSED, LinkState.REFUSED):
             return  # told again (the host repeats it on every reconnect): already linked

@@ -111,6 +111,9 @@ class ChatService(ChatSending, ChatReceiving, ChatDevices, ChatFeatures):
     undecryptable = Signal(object)  # UndecryptedEvent: kept, not shown (waiting or rejected)
     device_warning = Signal(object)  # DeviceWarning: a contact's device appeared or changed
     rooms_changed = Signal()
+    # user id: our view of that user's devices changed (accepted, blocked, or a directory
+    # refresh found devices added, removed or with new keys); calls re-check their links
+    devices_changed = Signal(str)
     outbox_changed = Signal(int)  # messages composed here and not yet accepted by the relay
     sent = Signal(str)  # event id: the relay accepted a message composed here
     send_failed = Signal(object)  # SendFailed

@@ -38,6 +38,7 @@ class ChatDevices:
     _last_version_check: float
     _keys_low: bool
     _upload_failed: bool
+    devices_changed: Any  # Signal(str), ChatService's
 
     async def check_device_lists(self) -> None:
         """Refetch the device lists whose version moved (or that a push named)."""
@@ -53,17 +54,23 @@ class ChatDevices:
 
     async def refresh_device_lists(self, user_ids: Iterable[str]) -> list[DeviceWarning]:
         warnings: list[DeviceWarning] = []
+        changed: list[str] = []
         for user_id in user_ids:
             directory = await relay_api.user_devices(self.transport, user_id)
+            before = self.machine.devices(user_id)
             found = self.machine.update_device_list(user_id, directory.username,
                                                     directory.devices)
             # After the list itself: the version row must never make an unseen user "seen".
             self.store.set_device_list_version(user_id, directory.device_list_version)
             warnings.extend(found)
+            if self.machine.devices(user_id) != before:
+                changed.append(user_id)
         for warning in warnings:
             log.info("device list changed", extra={"event": "chat_device_warning",
                                                    "state": warning.change.value})
             self.device_warning.emit(warning)
+        for user_id in changed:
+            self.devices_changed.emit(user_id)
         return warnings
 
     async def _ensure_device_lists(self, user_ids: Iterable[str]) -> None:
@@ -74,9 +81,11 @@ class ChatDevices:
     def accept_device(self, user_id: str, device_id: str, ed25519: str) -> None:
         """The user accepted a flagged device after comparing its fingerprint."""
         self.machine.accept_device(user_id, device_id, ed25519)
+        self.devices_changed.emit(user_id)
 
     def block_device(self, user_id: str, device_id: str) -> None:
         self.machine.block_device(user_id, device_id)
+        self.devices_changed.emit(user_id)  # e.g. a call with that device ends at once
 
     def devices(self, user_id: str) -> list[DeviceRecord]:
         """``user_id``'s devices as this device's own view holds them (with trust), by id."""

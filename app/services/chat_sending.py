@@ -22,6 +22,7 @@ from app.core.chat import (
 from app.core.errors import ConnectionFailed, SafeConsultError, ServerError
 from app.core.messages import CachedMessage
 from app.core.phi import Phi
+from app.crypto.machine import RoomKeyShare
 from app.crypto.messages import OutgoingToDevice
 from app.net import relay_api
 from app.services import chat_content
@@ -40,6 +41,7 @@ from app.services.transfers.descriptor import (
 log = logging.getLogger("app.services.chat")
 _now_ms = now_ms
 ATTACHMENT_STATE_KEY = "attachment:"  # + event id (ChatService.ATTACHMENT_KEY)
+ROOM_EVENT_STATE_KEY = "room_event:"  # + a caller-chosen room event id, once queued
 
 # Refusals after which a queued message can never be accepted: it leaves the outbox and the
 # user is told (send_failed). Anything else (5xx, rate limits, the network) is retried.
@@ -129,16 +131,23 @@ class ChatSending:
         return event_id
 
     async def send_room_event(self, room_id: str, event_type: str,
-                              content: dict[str, Any]) -> str:
+                              content: dict[str, Any], *, event_id: str | None = None) -> str:
         """Encrypt ``content`` as a room event of ``event_type`` (``sc.*``, not a chat
         message) in the room's Megolm channel and send it through the outbox like a message
         (kept encrypted, sent once, in order); it is not stored as a chat message. Returns
-        its event id. Receivers get it on :attr:`room_event`."""
+        its event id. Receivers get it on :attr:`room_event`.
+
+        ``event_id``: chosen by the caller before an upload (kept with the transfer, see
+        app/services/transfers/chat_files.py); a room event already queued under that id is
+        not queued again -- so announcing an upload again after a crash sends it once."""
         if event_type == MESSAGE_TYPE or not event_type.startswith("sc."):
             raise ValueError("room events are sc.* types other than chat messages")
         self._check_joined(room_id)
-        event_id = new_event_id()
+        chosen = event_id is not None
+        event_id = event_id or new_event_id()
         async with self._lock:
+            if chosen and self.state.get(ROOM_EVENT_STATE_KEY + event_id) is not None:
+                return event_id  # queued before (this id is sent once by the outbox)
             members = self.state.members(room_id)
             await self._ensure_device_lists(members)
             missing = self.machine.missing_sessions(members)
@@ -148,10 +157,11 @@ class ChatSending:
             with self.cache.write(durable=False):
                 self.outbox.settle()
                 seq = self.outbox.queue(room_id, event_id, Phi(""), structured=True)
-                share = self.machine.share_room_key(room_id, members)
-                self._queue_to_device(share.messages)
+                self._queue_share(self.machine.share_room_key(room_id, members))
                 self.outbox.set_encrypted(seq, self.machine.encrypt_room_event(
                     room_id, members, event_type, content))
+                if chosen:
+                    self.state.put(ROOM_EVENT_STATE_KEY + event_id, event_type)
         await self._after_queue()
         return event_id
 
@@ -272,14 +282,16 @@ class ChatSending:
         Stops at the first failure that may pass (the order of a room is kept)."""
         sent = 0
         async with self._lock:
-            await self._send_queued_to_device()
+            # Keys sent ahead (the next session's) wait until after the first event: the
+            # session they open is not in use yet (``release_ahead`` when it is).
+            await self._send_queued_to_device(ahead=False)
             for item in self.outbox.pending():
                 content = item.content
                 if content is None:
                     assert item.body is not None
                     content = await self._encrypt(item.seq, item.room_id, item.body,
                                                   structured=item.structured)
-                    await self._send_queued_to_device()  # room keys before the event
+                    await self._send_queued_to_device(ahead=False)  # keys before the event
                 try:
                     result = await relay_api.post_event(self.transport, item.room_id,
                                                         item.event_id, ENCRYPTED_EVENT, content)
@@ -301,6 +313,8 @@ class ChatSending:
                 self.sent.emit(item.event_id)
                 if result.duplicate:
                     log.info("retry deduplicated", extra={"event": "chat_send_duplicate"})
+                await self._send_queued_to_device(ahead=True)
+            await self._send_queued_to_device(ahead=True)  # also when no event went out
         if sent:
             self.outbox_changed.emit(self.outbox.count())
         return sent
@@ -330,7 +344,7 @@ class ChatSending:
         """No I/O: the room key share, its to-device messages and the ciphertext. The caller
         holds the cache transaction, so they are committed together or not at all."""
         share = self.machine.share_room_key(room_id, members)
-        self._queue_to_device(share.messages)
+        self._queue_share(share)
         plain = json.loads(body.reveal()) if structured else {"msgtype": "text",
                                                                 "body": body.reveal()}
         content = self.machine.encrypt_room_event(room_id, members, MESSAGE_TYPE, plain)
@@ -340,16 +354,24 @@ class ChatSending:
                                                 "count": len(share.messages)})
         return content
 
-    def _queue_to_device(self, messages: Iterable[OutgoingToDevice]) -> None:
+    def _queue_share(self, share: RoomKeyShare) -> None:
+        """Queue what a room-key share decided, in the caller's transaction."""
+        if share.promoted:
+            self.outbox.release_ahead()
+        self._queue_to_device(share.messages)
+        self._queue_to_device(share.ahead, ahead=True)
+
+    def _queue_to_device(self, messages: Iterable[OutgoingToDevice], *,
+                         ahead: bool = False) -> None:
         by_type: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         for m in messages:
             by_type.setdefault(m.type, []).append(
                 (m.recipient_user, m.recipient_device, m.content))
         for type_, items in by_type.items():
-            self.outbox.queue_to_device("td_" + new_event_id(), type_, items)
+            self.outbox.queue_to_device("td_" + new_event_id(), type_, items, ahead=ahead)
 
-    async def _send_queued_to_device(self) -> None:
-        for batch in self.outbox.to_device():
+    async def _send_queued_to_device(self, *, ahead: bool | None = None) -> None:
+        for batch in self.outbox.to_device(ahead=ahead):
             await relay_api.send_to_device(self.transport, batch.txn_id, batch.type,
                                            batch.messages)
             self.outbox.to_device_done(batch.seq)

@@ -24,7 +24,10 @@
   transfer's own key (``upload_stored``: never plaintext on disk, not ciphertext of
   ciphertext; the local key stays on this device); one ``sc.recording`` room event (v2),
   Megolm-encrypted, carries the engine's signed descriptor -- the transfer key travels only
-  inside the room's E2EE channel.
+  inside the room's E2EE channel. The event's id is chosen before the upload and kept with
+  the transfer (purpose ``recording``): a share a restart interrupted goes on at the next
+  sign-in (``ChatFiles.resume_pending``) and its event is sent once (docs/e2ee.md, "After a
+  restart").
 * Receiving (:meth:`RecordingService.fetch`): the descriptor's signature is checked against
   the sender device this device knows, the engine checks every chunk and the digest and
   decrypts into this device's encrypted store under a new key of its own (no plaintext on
@@ -64,6 +67,7 @@ from app.crypto.identity import verify_ed25519
 from app.rtc.recorder import SPOOL_SUFFIX, CallRecorder, SealedSpool
 from app.rtc.signing import Party
 from app.services.calls import CallsService
+from app.services.chat_content import new_event_id
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ RECORDING_EVENT = "sc.recording"
 SPOOL_DIR = "recording-spool"
 _SPOOL_KEY = "recording-spool:"  # secrets: the spool key of a recording in progress
 _INDEX = "recording:"  # secrets: one entry per stored recording (ids and times only)
+RECORDING_PURPOSE = "recording"  # its upload's purpose (app.storage.transfers.RECORDING)
 
 
 class RecordingRefused(SafeConsultError):
@@ -168,7 +173,7 @@ class RecordingService:
 
     def __init__(self, calls: CallsService, *, store: Any = None,
                  audit: Callable[..., Any] | None = None, ask_timeout_s: float = 60.0,
-                 chat: Any = None, engine: Any = None,
+                 chat: Any = None, engine: Any = None, files: Any = None,
                  clock_ms: Callable[[], int] | None = None) -> None:
         self.calls = calls
         self._store = store  # EncryptedFileStore; default: the session cache's
@@ -176,8 +181,11 @@ class RecordingService:
         self.engine = engine  # TransferEngine: the upload / download of the sealed file
         self._clock_ms = clock_ms or _now_ms
         self.available: dict[str, SharedRecording] = {}  # shared in rooms, by recording id
+        self._sharing: set[str] = set()  # sc.recording event ids of shares going on now
         if chat is not None:
             chat.room_event.connect(self._on_room_event)
+        if files is not None:  # ChatFiles: a share a restart interrupted goes on at sign-in
+            files.register(RECORDING_PURPOSE, _ShareAnnouncer(self))
         self._audit = audit
         self.ask_timeout_s = ask_timeout_s
         self.recordings: dict[str, Recording] = {}  # host side, by call id
@@ -475,7 +483,12 @@ class RecordingService:
     async def share(self, recording_id: str) -> str:
         """Upload the recording into its consult's room (read through the store's
         decryptor, encrypted once by the engine) and announce it with one ``sc.recording``
-        room event; returns the event id. One ``file.send`` entry, ok or failed."""
+        room event; returns the event id. One ``file.send`` entry, ok or failed.
+
+        Resumable end to end: the event's id is chosen before the upload and kept with the
+        transfer (purpose ``recording``); a restart mid-way leaves the transfer to the next
+        sign-in, which finishes it and announces it here (:meth:`announce`, registered
+        with ``ChatFiles``) -- once, with the same one audit entry."""
         self._need_room_channel()
         entry = self.stored().get(recording_id)
         if entry is None or not entry.get("room_id"):
@@ -483,30 +496,58 @@ class RecordingService:
         file_id = entry["file_id"]
         if self.store.key(file_id) is None:
             raise RecordingUnavailable("recording key gone")
+        event_id, transfer_id = new_event_id(), secrets.token_hex(16)
+        self._sharing.add(event_id)
         try:
             desc = await self.engine.upload_stored(
                 entry["room_id"], file_id, name="recording.scf",
-                mime="application/octet-stream", audit=False)
-            metadata = self._metadata(file_id)
-            content = {
-                "v": 2, "recording_id": recording_id, "call_id": entry["call_id"],
-                "descriptor": desc.to_wire(),
-                "host": entry["host"], "started_ms": entry["started_ms"],
-                "duration_ms": max(0, (entry["stopped_ms"] or 0) - (entry["started_ms"] or 0)),
-                "consents": [[c["user_id"], c["device_id"]] for c in metadata["consents"]],
-            }
-            event_id = await self.chat.send_room_event(entry["room_id"], RECORDING_EVENT,
-                                                       content)
+                mime="application/octet-stream", audit=False, transfer_id=transfer_id,
+                announce_event_id=event_id, purpose=RECORDING_PURPOSE,
+                purpose_ref=recording_id)
+            return await self._announce(recording_id, transfer_id, desc, event_id)
         except SafeConsultError as exc:
-            self._record("file.send", recording_id, outcome="failed", object_type="recording",
-                         step="recording_shared", reason=str(getattr(exc, "code", "") or "error"))
+            # Failed while this process runs: final (the user shares again), so nothing is
+            # left for the next sign-in to resume or announce.
+            with self.engine.transaction():
+                self._share_failed(recording_id, str(getattr(exc, "code", "") or "error"))
+                with contextlib.suppress(SafeConsultError):
+                    self.engine.cancel(transfer_id)
+                    self.engine.announced(transfer_id)
             raise
-        entry["shared_event"] = event_id
-        self._index_put(recording_id, entry)
-        self._record("file.send", recording_id, object_type="recording",
-                     step="recording_shared", call=entry["call_id"],
-                     room_id=entry["room_id"], blob_id=desc.blob_id)
-        return event_id
+        finally:
+            self._sharing.discard(event_id)
+
+    def _share_failed(self, recording_id: str, reason: str) -> None:
+        self._record("file.send", recording_id, outcome="failed", object_type="recording",
+                     step="recording_shared", reason=reason[:60])
+
+    async def _announce(self, recording_id: str, transfer_id: str, desc: Any,
+                        event_id: str) -> str:
+        """Send the ``sc.recording`` event of a finished upload under ``event_id`` (once:
+        the chat does not queue that id twice), then -- in one commit -- mark the index
+        entry shared, record the one ``file.send`` entry and settle the transfer."""
+        entry = self.stored().get(recording_id)
+        if entry is None:
+            raise RecordingUnavailable("no such recording here")
+        metadata = self._metadata(entry["file_id"])
+        content = {
+            "v": 2, "recording_id": recording_id, "call_id": entry["call_id"],
+            "descriptor": desc.to_wire(),
+            "host": entry["host"], "started_ms": entry["started_ms"],
+            "duration_ms": max(0, (entry["stopped_ms"] or 0) - (entry["started_ms"] or 0)),
+            "consents": [[c["user_id"], c["device_id"]] for c in metadata["consents"]],
+        }
+        sent = await self.chat.send_room_event(entry["room_id"], RECORDING_EVENT, content,
+                                               event_id=event_id)
+        with self.engine.transaction():
+            entry["shared_event"] = sent
+            self._index_put(recording_id, entry)
+            self._record("file.send", recording_id, object_type="recording",
+                         step="recording_shared", call=entry["call_id"],
+                         room_id=entry["room_id"], blob_id=desc.blob_id)
+            self.engine.announced(transfer_id)
+        return sent
+
 
     def _metadata(self, file_id: str) -> dict[str, Any]:
         chunks = self.store.open(file_id)
@@ -698,6 +739,31 @@ class RecordingService:
             for link in self.calls.calls[event.call_id].links.values())
         if ended and rec.state is RecordingState.RECORDING:
             self._spawn(self.stop(event.call_id))  # the call ended: seal what we have
+
+
+class _ShareAnnouncer:
+    """The recording's announcer at sign-in (``ChatFiles.register``, purpose
+    ``recording``): its upload goes on after a restart (it reads the encrypted file store),
+    then its ``sc.recording`` event goes once, as in :meth:`RecordingService.share`."""
+
+    resumable = True
+
+    def __init__(self, service: RecordingService) -> None:
+        self._service = service
+
+    async def announce(self, record: Any, descriptor: Any) -> None:
+        self._service._need_room_channel()
+        await self._service._announce(record.purpose_ref, record.transfer_id, descriptor,
+                                      record.announce_event_id)
+
+    def failed(self, record: Any, code: str) -> None:
+        self._service._share_failed(record.purpose_ref or "", code or "error")
+
+    def ongoing(self, event_id: str) -> bool:
+        return event_id in self._service._sharing  # share() announces it itself
+
+    def interrupted(self, action: Any) -> None:  # resumable: never asked
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ file is uploaded with the transfer engine (own key, own signed descriptor); then
 Ed25519 key. A received, verified study may be shared on (:meth:`reshare`): always as a
 de-identified copy made in memory, signed by the re-sharer's device. One ``file.send``
 audit entry per shared study (object: the study id; detail: the file count) and one
-``file.download`` per fetched study -- the engine's per-file entries are left out.
+``file.download`` per fetched study -- the engine's per-file entries are left out. A share
+that a restart interrupts cannot be finished (its copies were in memory): at the next
+sign-in ``ChatFiles`` cancels its remaining uploads, no manifest goes, one failed
+``file.send`` (``interrupted``) is recorded and the user is told (``_InterruptedShares``).
 
 Receiving (:meth:`fetch`): the manifest must name the Megolm-authenticated sender device and
 verify against that device's key *from this device's device list* (never the server's word);
@@ -52,6 +55,7 @@ from app.crypto.store import TrustLevel
 from app.imaging.deidentify import Deidentifier, DeidOptions, deidentify_bytes
 from app.imaging.errors import ImagingError
 from app.imaging.load import expand_sources, read_dataset
+from app.services.chat_content import new_event_id
 from app.services.transfers import (
     TransferEngine,
     TransferError,
@@ -63,6 +67,7 @@ from app.storage.shared_studies import SharedStudyRepository
 log = logging.getLogger(__name__)
 
 SEND_ACTION = "file.send"
+STUDY_PURPOSE = "study"  # its uploads' purpose (app.storage.transfers.STUDY)
 DICOM_MIME = "application/dicom"
 VERIFIED, UNVERIFIED, REFUSED = "verified", "unverified", "refused"
 
@@ -231,7 +236,8 @@ class StudyShareService:
     def __init__(self, chat: Any, engine: TransferEngine, *, audit: Any | None,
                  work_dir: Path, own_ed25519: str = "",
                  clock_ms: Callable[[], int] | None = None,
-                 repo: SharedStudyRepository | None = None, patients: Any | None = None) -> None:
+                 repo: SharedStudyRepository | None = None, patients: Any | None = None,
+                 files: Any | None = None) -> None:
         self.chat = chat
         self.patients = patients  # RoomPatientService: rooms linked to a patient
         self.engine = engine
@@ -242,6 +248,9 @@ class StudyShareService:
         self._studies: dict[str, SharedStudy] = {}
         self._received: dict[str, int] = {}  # study id -> when it arrived (relay time)
         self._status: dict[str, str] = {}  # study id -> VERIFIED/UNVERIFIED/REFUSED, once opened
+        self._sharing: set[str] = set()  # manifest event ids of shares going on now
+        if files is not None:  # ChatFiles: a share a restart interrupted is ended at sign-in
+            files.register(STUDY_PURPOSE, _InterruptedShares(self))
         cache = getattr(chat, "cache", None)
         self._repo = repo if repo is not None else (
             SharedStudyRepository(cache) if cache is not None else None)
@@ -385,6 +394,24 @@ class StudyShareService:
         warnings: list[str] = []
         heads: list[_Head] = []
         files: list[ManifestFile] = []
+        # The manifest's event id, chosen now and kept with each file's transfer (purpose
+        # "study") until the share is settled: a restart mid-way leaves rows the next
+        # sign-in finds, cancels and reports (ChatFiles, _InterruptedShares).
+        event_id = new_event_id()
+        transfers: list[str] = []
+        self._sharing.add(event_id)
+        try:
+            return await self._share(room_id, sources, already, deidentify, inside,
+                                     confirm_identified, _reshare_of, event_id, transfers,
+                                     warnings, heads, files)
+        finally:
+            self._sharing.discard(event_id)
+
+    async def _share(self, room_id: str, sources: list[Path | bytes], already: bool,
+                     deidentify: bool, inside: bool, confirm_identified: bool,
+                     _reshare_of: str, event_id: str, transfers: list[str],
+                     warnings: list[str], heads: list[_Head], files: list[ManifestFile],
+                     ) -> ShareResult:
         try:
             if not already and deidentify:
                 # De-identified copies are made in memory, one file at a time, and go from
@@ -396,14 +423,17 @@ class StudyShareService:
                 for n, src in enumerate(inputs):
                     clean, found = await asyncio.to_thread(_deidentify_file, src, tool)
                     warnings.extend(found)
-                    await self._send_one(room_id, clean, n, len(inputs), heads, files)
-                warnings = sorted(set(warnings))
+                    await self._send_one(room_id, clean, n, len(inputs), heads, files,
+                                         event_id, transfers)
+                warnings[:] = sorted(set(warnings))
             else:
                 for n, path in enumerate(sources):  # the user's own files, as they are
-                    await self._send_one(room_id, path, n, len(sources), heads, files)
-        except TransferError as exc:
-            self._audit(SEND_ACTION, None, outcome="failed",
-                        detail={"kind": "study", "files": len(files), "reason": exc.code})
+                    await self._send_one(room_id, path, n, len(sources), heads, files,
+                                         event_id, transfers)
+        except SafeConsultError as exc:  # a transfer, or a file that cannot be de-identified
+            self._settle(transfers, None, outcome="failed",
+                         detail={"kind": "study", "files": len(files),
+                                 "reason": str(getattr(exc, "code", "") or "error")})
             raise
         study_desc, groups, _ = _group_heads(heads)
         signer = self.engine.device
@@ -416,39 +446,60 @@ class StudyShareService:
             files=tuple(files))
         manifest = parse_manifest({**unsigned.unsigned_wire(),
                                    "signature": signer.sign(unsigned.signed_bytes())})
-        event_id = await self.chat.send_room_event(room_id, SHARE_EVENT, manifest.to_wire())
+        try:
+            event_id = await self.chat.send_room_event(room_id, SHARE_EVENT,
+                                                       manifest.to_wire(), event_id=event_id)
+        except SafeConsultError as exc:
+            self._settle(transfers, None, outcome="failed",
+                         detail={"kind": "study", "files": len(files),
+                                 "reason": str(getattr(exc, "code", "") or "error")})
+            raise
         detail: dict[str, Any] = {
             "kind": "study", "files": len(files), "deidentified": manifest.deidentified,
             "identified_confirmed": bool(confirm_identified and not manifest.deidentified),
             "patient_room": bool(inside)}
         if _reshare_of:
             detail["reshared_from"] = _reshare_of  # a random study id, never a DICOM UID
-        self._audit(SEND_ACTION, manifest.study_id, detail=detail)
+        self._settle(transfers, manifest.study_id, detail=detail)
         shared = SharedStudy(room_id, event_id, signer.user_id, signer.device_id, manifest)
         self._keep(shared, manifest.ts_ms)
         self._opened(manifest.study_id, VERIFIED, [])
         self.shared.emit(shared)
         return ShareResult(shared, warnings)
 
+    def _settle(self, transfers: list[str], study_id: str | None, *, outcome: str = "ok",
+                detail: dict[str, Any]) -> None:
+        """The share's one ``file.send`` entry and its transfers settled (no longer waiting
+        for their manifest), in one commit: a crash leaves both or neither."""
+        with self.engine.transaction():
+            self._audit(SEND_ACTION, study_id, outcome=outcome, detail=detail)
+            for transfer_id in transfers:
+                self.engine.announced(transfer_id)
+
     async def _send_one(self, room_id: str, source: Path | bytes, n: int, total: int,
-                        heads: list[_Head], files: list[ManifestFile]) -> None:
+                        heads: list[_Head], files: list[ManifestFile], event_id: str,
+                        transfers: list[str]) -> None:
         """Upload one file of a study (a path the user picked, or bytes in memory); the
         study's one audit entry is the caller's, not one per file."""
         heads.append(await asyncio.to_thread(_head, source))
         name, transfer_id = f"IM{n + 1:05d}.dcm", secrets.token_hex(16)
+        transfers.append(transfer_id)
+        marks: dict[str, Any] = {"transfer_id": transfer_id, "audit": False,
+                                 "announce_event_id": event_id, "purpose": STUDY_PURPOSE}
         try:
             if isinstance(source, bytes):
                 plain = hashlib.sha256(source).hexdigest()
                 desc = await self.engine.upload_bytes(room_id, source, name=name,
-                                                      mime=DICOM_MIME, transfer_id=transfer_id,
-                                                      audit=False)
+                                                      mime=DICOM_MIME, **marks)
             else:
                 plain = await asyncio.to_thread(_sha256_file, source)
                 desc = await self.engine.upload(room_id, source, name=name, mime=DICOM_MIME,
-                                                transfer_id=transfer_id, audit=False)
-        except (TransferError, asyncio.CancelledError):
+                                                **marks)
+        except TransferError:
             # The share is void without its manifest: a paused upload is dropped, not kept
-            # (nor its bytes held in memory) for a resume nobody will ask for.
+            # (nor its bytes held in memory) for a resume nobody will ask for. (Cancelled --
+            # the session or the process is stopping -- its row stays: the next sign-in
+            # cancels the share's remaining uploads and reports it, see _InterruptedShares.)
             with contextlib.suppress(SafeConsultError):
                 self.engine.cancel(transfer_id)
             raise
@@ -496,6 +547,13 @@ class StudyShareService:
         result = await self.share(room_id, cleaned, deidentify=True,
                                   _reshare_of=source.study_id)
         return ShareResult(result.shared, sorted({*warnings, *result.warnings}))
+
+    def _interrupted(self, action: Any) -> None:
+        """A share a restart interrupted (ended at sign-in by ``ChatFiles``): its one
+        ``file.send`` entry, failed, reason ``interrupted``."""
+        self._audit(SEND_ACTION, None, outcome="failed",
+                    detail={"kind": "study", "files": action.files_done,
+                            "reason": "interrupted"})
 
     def _audit(self, action: str, object_id: str | None, *, outcome: str = "ok",
                detail: dict[str, Any] | None = None) -> None:
@@ -576,3 +634,27 @@ class StudyShareService:
         name = self.chat.username(shared.sender) or shared.sender
         series = {s.series_id: [blobs[i] for i in s.files] for s in manifest.series}
         return OpenedStudy(shared, status, name, series, file_ids)
+
+
+class _InterruptedShares:
+    """The study share's announcer at sign-in (``ChatFiles.register``, purpose ``study``):
+    a share is not resumable in general (its de-identified copies were in memory), so one
+    that a restart interrupted is ended -- its remaining uploads cancelled, no manifest
+    sent -- with one failed ``file.send`` entry, and the user is told to share it again."""
+
+    resumable = False
+
+    def __init__(self, service: StudyShareService) -> None:
+        self._service = service
+
+    async def announce(self, record: Any, descriptor: Any) -> None:  # not resumable
+        raise NotImplementedError
+
+    def failed(self, record: Any, code: str) -> None:  # not resumable
+        raise NotImplementedError
+
+    def ongoing(self, event_id: str) -> bool:
+        return event_id in self._service._sharing
+
+    def interrupted(self, action: Any) -> None:
+        self._service._interrupted(action)

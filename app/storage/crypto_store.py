@@ -36,6 +36,8 @@ def _recipients(text: str) -> frozenset[Recipient]:
     return frozenset(Recipient(*item) for item in json.loads(text))
 
 
+_CURRENT, _UPCOMING = "crypto_outbound_groups", "crypto_outbound_upcoming"
+
 _DEVICES = ("SELECT user_id, username, device_id, ed25519, curve25519, enroll_ts_ms, signature,"
             " trust FROM crypto_devices ")
 _INSERT_DEVICE = ("INSERT INTO crypto_devices (user_id, username, device_id, ed25519, curve25519,"
@@ -54,7 +56,7 @@ class SqlCryptoStore:
         self._devices: dict[str, dict[str, DeviceRecord] | None] = {}
         self._by_curve: dict[str, DeviceRecord | None] = {}
         self._olm: dict[str, list[OlmSessionRecord]] = {}
-        self._outbound: dict[str, OutboundGroupRecord | None] = {}
+        self._outbound: dict[tuple[str, str], OutboundGroupRecord | None] = {}
         self._inbound: dict[tuple[str, str, str], InboundGroupRecord | None] = {}
 
     def _kept(self) -> None:
@@ -117,49 +119,69 @@ class SqlCryptoStore:
         self._olm.pop(peer_curve25519, None)
 
     # -- Megolm outbound ---------------------------------------------------------------------
+    # Two slots per room: the session in use, and the upcoming one whose key went out ahead
+    # of the rotation (app/crypto/machine.py). The same record, kept in two tables; a
+    # table name below is always one of these two constants.
 
     def outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
-        self._kept()
-        if room_id in self._outbound:
-            return self._outbound[room_id]
-        record = self._read_outbound(room_id)
-        self._outbound[room_id] = record
-        return record
-
-    def _read_outbound(self, room_id: str) -> OutboundGroupRecord | None:
-        row = self._one(
-            "SELECT room_id, session_id, pickle, created_ms, message_count, recipients, "
-            "shared_with FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
-        if row is None:
-            return None
-        return OutboundGroupRecord(row[0], row[1], row[2], int(row[3]), int(row[4]),
-                                   _recipients(row[5]), _recipients(row[6]))
+        return self._outbound_in(_CURRENT, room_id)
 
     def save_outbound_group(self, record: OutboundGroupRecord) -> None:
+        self._save_outbound_in(_CURRENT, record)
+
+    def drop_outbound_group(self, room_id: str) -> None:
+        self._drop_outbound_in(_CURRENT, room_id)
+
+    def upcoming_outbound_group(self, room_id: str) -> OutboundGroupRecord | None:
+        return self._outbound_in(_UPCOMING, room_id)
+
+    def save_upcoming_outbound_group(self, record: OutboundGroupRecord) -> None:
+        self._save_outbound_in(_UPCOMING, record)
+
+    def drop_upcoming_outbound_group(self, room_id: str) -> None:
+        self._drop_outbound_in(_UPCOMING, room_id)
+
+    def drop_outbound_groups(self) -> int:
+        """Forget every room's outbound sessions, current and upcoming (each room rotates
+        at its next message); returns how many rooms had one in use. Durable: it must be on
+        disk before anything is sent."""
+        with self._cache.write() as conn:
+            count = conn.execute(f"DELETE FROM {_CURRENT}").rowcount  # noqa: S608
+            conn.execute(f"DELETE FROM {_UPCOMING}")  # noqa: S608
+        self._outbound.clear()
+        return count
+
+    def _outbound_in(self, table: str, room_id: str) -> OutboundGroupRecord | None:
+        self._kept()
+        key = (table, room_id)
+        if key in self._outbound:
+            return self._outbound[key]
+        row = self._one(
+            "SELECT room_id, session_id, pickle, created_ms, message_count, recipients, "  # noqa: S608
+            f"shared_with FROM {table} WHERE room_id = ?", (room_id,))
+        record = None if row is None else OutboundGroupRecord(
+            row[0], row[1], row[2], int(row[3]), int(row[4]), _recipients(row[5]),
+            _recipients(row[6]))
+        self._outbound[key] = record
+        return record
+
+    def _save_outbound_in(self, table: str, record: OutboundGroupRecord) -> None:
         with self._cache.write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO crypto_outbound_groups (room_id, session_id, pickle, "
+                f"INSERT OR REPLACE INTO {table} (room_id, session_id, pickle, "  # noqa: S608
                 "created_ms, message_count, recipients, shared_with) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (record.room_id, record.session_id, record.pickle, record.created_ms,
                  record.message_count, _recipients_json(record.recipients),
                  _recipients_json(record.shared_with)))
         self._kept()
-        self._outbound[record.room_id] = record
+        self._outbound[(table, record.room_id)] = record
 
-    def drop_outbound_group(self, room_id: str) -> None:
+    def _drop_outbound_in(self, table: str, room_id: str) -> None:
         with self._cache.write() as conn:
-            conn.execute("DELETE FROM crypto_outbound_groups WHERE room_id = ?", (room_id,))
+            conn.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))  # noqa: S608
         self._kept()
-        self._outbound[room_id] = None
-
-    def drop_outbound_groups(self) -> int:
-        """Forget every room's outbound session (each room rotates at its next message);
-        returns how many there were. Durable: it must be on disk before anything is sent."""
-        with self._cache.write() as conn:
-            count = conn.execute("DELETE FROM crypto_outbound_groups").rowcount
-        self._outbound.clear()
-        return count
+        self._outbound[(table, room_id)] = None
 
     # -- Megolm inbound ----------------------------------------------------------------------
 

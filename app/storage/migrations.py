@@ -278,6 +278,38 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE transfers ADD COLUMN announce_event_id TEXT",
         ),
     ),
+    (
+        7,
+        (
+            # A room's next Megolm session, made and its key sent some messages before the
+            # current one rotates (app/crypto/machine.py, docs/e2ee.md "Rotation").
+            """CREATE TABLE crypto_outbound_upcoming (
+                room_id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                pickle TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                message_count INTEGER NOT NULL,
+                recipients TEXT NOT NULL,
+                shared_with TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            # Its key's to-device batch may go after the event it was queued with, unlike a
+            # key the next event needs (app/services/chat_sending.py, flush).
+            "ALTER TABLE chat_outbox_to_device ADD COLUMN ahead INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+    (
+        8,
+        (
+            # What an upload is part of, beyond a chat attachment (NULL): "recording" (the
+            # shared recording's id in ``purpose_ref``; its sc.recording event id in
+            # ``announce_event_id``) or "study" (one file of a study share; the manifest's
+            # event id in ``announce_event_id`` groups the study's files). At sign-in a
+            # recording's upload is resumed and announced once; an interrupted study share
+            # is cancelled and reported (app/services/transfers/chat_files.py).
+            "ALTER TABLE transfers ADD COLUMN purpose TEXT",
+            "ALTER TABLE transfers ADD COLUMN purpose_ref TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

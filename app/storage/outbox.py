@@ -5,7 +5,9 @@ here, in the SQLCipher cache). Once encrypted, the row keeps the exact ciphertex
 the text, and every (re)send posts those same bytes under the same event id: the relay
 stores a retry once, and the Megolm message index is spent once. Room-key messages go in a
 second queue under a fixed transaction id, for the same reason, and are always sent before
-the events they unlock.
+the events they unlock. A key sent *ahead* (the room's next session, shared before its
+rotation) may wait until after the event it was queued with; once that session is in use,
+``release_ahead`` makes it an ordinary key again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class Outbox:
         # (``settle``), which saves a commit per message. A crash before that re-posts the
         # same ciphertext under the same event id, which the relay answers as a duplicate.
         self._accepted: set[int] = set()
+        # Whether a batch sent ahead may be queued: asked after every event sent, so the
+        # question costs no query in the usual case (none). True until first asked.
+        self._maybe_ahead = True
 
     # -- room events -----------------------------------------------------------------------
 
@@ -113,21 +118,35 @@ class Outbox:
     # -- to-device -------------------------------------------------------------------------
 
     def queue_to_device(self, txn_id: str, type_: str,
-                        messages: list[tuple[str, str, dict[str, Any]]]) -> None:
+                        messages: list[tuple[str, str, dict[str, Any]]], *,
+                        ahead: bool = False) -> None:
         with self._cache.write() as conn:
             conn.execute(
-                "INSERT INTO chat_outbox_to_device (txn_id, type, messages, created_ms) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO chat_outbox_to_device (txn_id, type, messages, created_ms, ahead) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (txn_id, type_, json.dumps([list(m) for m in messages], separators=(",", ":")),
-                 _now()))
+                 _now(), int(ahead)))
+        self._maybe_ahead = self._maybe_ahead or ahead
 
-    def to_device(self) -> list[ToDeviceBatch]:
+    def to_device(self, *, ahead: bool | None = None) -> list[ToDeviceBatch]:
+        """Queued batches, oldest first: all of them, or only those sent ahead (True) or
+        only those that are not (False)."""
+        if ahead is True and not self._maybe_ahead:
+            return []
+        where = "" if ahead is None else f" WHERE ahead = {int(ahead)}"
         with db_errors():
             rows = self._cache.conn.execute(
-                "SELECT seq, txn_id, type, messages FROM chat_outbox_to_device "
-                "ORDER BY seq").fetchall()
+                "SELECT seq, txn_id, type, messages FROM chat_outbox_to_device"  # noqa: S608
+                f"{where} ORDER BY seq").fetchall()
+        if ahead is True and not rows:
+            self._maybe_ahead = False
         return [ToDeviceBatch(r[0], r[1], r[2], [(u, d, c) for u, d, c in json.loads(r[3])])
                 for r in rows]
+
+    def release_ahead(self) -> None:
+        """Keys sent ahead are needed before the next event now (their session is in use)."""
+        with self._cache.write() as conn:
+            conn.execute("UPDATE chat_outbox_to_device SET ahead = 0 WHERE ahead = 1")
 
     def to_device_done(self, seq: int) -> None:
         with self._cache.write() as conn:

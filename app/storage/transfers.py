@@ -1,4 +1,4 @@
-"""Resumable file transfers, inside the encrypted cache (migrations 3 and 6).
+"""Resumable file transfers, inside the encrypted cache (migrations 3, 6 and 8).
 
 One row per upload or download (app/services/transfers/): its state, which chunks are done
 (a bitmap), and what is needed to go on after a dropped connection or a restart -- the
@@ -36,12 +36,14 @@ DOWNLOADING = "downloading"
 VERIFYING = "verifying"  # download: all chunks here; digest check, then into the file store
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
 FINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
+# Purposes (None: a chat attachment).
+RECORDING, STUDY = "recording", "study"
 
 _FIELDS = (
     "transfer_id", "direction", "state", "room_id", "blob_id", "size", "chunk_count", "done",
     "file_key", "header", "tags", "sha256", "source", "source_stamp", "name", "mime",
     "descriptor", "sender_ed25519", "file_id", "error", "created_ms", "updated_ms",
-    "announce_event_id",
+    "announce_event_id", "purpose", "purpose_ref",
 )
 _UPDATABLE = frozenset(_FIELDS) - {"transfer_id", "direction", "created_ms", "updated_ms"}
 
@@ -94,6 +96,11 @@ class TransferRecord:
     # A chat attachment's upload: the event id of its file message, until that message is
     # queued in the chat outbox (migration 6; app/services/transfers/chat_files.py).
     announce_event_id: str | None = None
+    # What the upload is part of (migration 8): None for a chat attachment, RECORDING (the
+    # recording's id in ``purpose_ref``) or STUDY (one file of a study share, grouped by the
+    # manifest's event id in ``announce_event_id``).
+    purpose: str | None = None
+    purpose_ref: str | None = None
 
     @property
     def final(self) -> bool:
@@ -209,6 +216,17 @@ class TransferRepository:
                 f"SELECT {', '.join(_FIELDS)} FROM transfers"  # noqa: S608
                 " WHERE announce_event_id IS NOT NULL AND state = ?"
                 " ORDER BY created_ms, transfer_id", (DONE,)).fetchall()
+        return [self._row(r) for r in rows]
+
+    def announcing(self) -> list[TransferRecord]:
+        """Uploads, in any state, still holding the event id they are to be announced
+        under (finished or not, failed or cancelled by a process that stopped before it
+        settled them), oldest first."""
+        with db_errors():
+            rows = self._cache.conn.execute(
+                f"SELECT {', '.join(_FIELDS)} FROM transfers"  # noqa: S608
+                " WHERE announce_event_id IS NOT NULL"
+                " ORDER BY created_ms, transfer_id").fetchall()
         return [self._row(r) for r in rows]
 
     def all(self) -> list[TransferRecord]:

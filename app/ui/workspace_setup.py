@@ -14,7 +14,10 @@ Files: one :class:`~app.services.transfers.TransferEngine` per session (chat fil
 studies). At sign-in a second task resumes this device's transfers that a restart
 interrupted (``ChatFiles.resume_pending``): they show in the chat's transfer panel, a
 finished upload's file message goes to its room once, a download lands in the encrypted file
-store. A kiosk session's cache lived in memory only: nothing is left to resume.
+store; a recording's share is finished and announced once, a study share is ended and the user
+told (the study and recording services register with ``ChatFiles`` here and in
+``app/ui/call/setup.py``, before that task runs). A kiosk session's cache lived in memory
+only: nothing is left to resume.
 """
 
 from __future__ import annotations
@@ -95,7 +98,8 @@ def configure_study_sharing(workspace: Any, chat: Any, service: Any, engine: Any
     sharing = StudyShareService(
         chat, engine, audit=service.audit,
         work_dir=service.cache.directory / "share", own_ed25519=service.device.identity.ed25519,
-        patients=getattr(workspace, "room_patients", None))
+        patients=getattr(workspace, "room_patients", None),
+        files=getattr(workspace, "chat_files", None))  # an interrupted share: at sign-in
     images.configure_consult(chat=chat, sharing=sharing, device_id=service.device.device_id)
     images.destroyed.connect(lambda *_: sharing.close())
     workspace.study_sharing = sharing  # tests and diagnostics

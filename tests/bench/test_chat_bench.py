@@ -15,10 +15,12 @@ alice a delivery receipt (Olm, to-device). Reference: the same relay, TLS, POST 
 bob's same kind of SQLCipher commit (dedup by event id, message insert, not waiting for the
 disk) of a plaintext event, and the same periodic sync and to-device receipt, in plaintext: no
 outbox, no encryption, no crypto store. A second reference, **plain+kept**, is the same with
-the sender doing what our chat's sender does apart from encryption: the outbox row and the
-local echo (message with its search-index entry, the room's last time) in one commit that
-does not wait for the disk, before the POST. E2EE over plaintext is what secure chat costs
-against a bare relay client; E2EE over plain+kept is what encryption itself adds.
+both ends doing what our chat does apart from encryption: the sender keeps the outbox row and
+the local echo (message with its search-index entry, the room's last time) in one commit that
+does not wait for the disk, before the POST; the receiver keeps, with the message, the room's
+unread count and last time and looks up an edit or recall that came first, then checks
+do-not-disturb before showing it. E2EE over plaintext is what secure chat costs against a
+bare relay client; E2EE over plain+kept is what encryption itself adds.
 
 Messages go round the three paths, the order rotating every round, so all see the same load
 on a shared machine; each is sent when the previous one was displayed.
@@ -159,14 +161,16 @@ async def e2ee_path(server, tmp_path):
 
 @contextlib.asynccontextmanager
 async def plain_path(server, tmp_path, *, keep_sent: bool = False):
-    """``keep_sent``: the sender also does what our chat's sender does apart from
-    encryption -- the outbox row and the local echo (message, search index, room's last
-    time) in one commit that does not wait for the disk, before the POST."""
+    """``keep_sent``: both ends also do what our chat does apart from encryption. The
+    sender: the outbox row and the local echo (message, search index, room's last time) in
+    one commit that does not wait for the disk, before the POST. The receiver: with the
+    message, the room's unread count and last time and the look-up of an edit or recall
+    that came first, in that commit, then the do-not-disturb check before showing it."""
     tag = "kept" if keep_sent else "plain"
     _, alice = await new_user_device(server, f"bench.alice.{tag}")
     _, bob = await new_user_device(server, f"bench.bob.{tag}")
     cache = Cache.open(tmp_path / f"{tag}-cache", MemoryKeyStore("b", "d"))
-    repo = MessageRepository(cache)
+    repo, state = MessageRepository(cache), ChatState(cache)
     sent_cache = Cache.open(tmp_path / f"{tag}-sent-cache", MemoryKeyStore("a", "d"))
     outbox, sent_repo, sent_state = Outbox(sent_cache), MessageRepository(sent_cache), \
         ChatState(sent_cache)
@@ -212,8 +216,13 @@ async def plain_path(server, tmp_path, *, keep_sent: bool = False):
                 if e.type != "sc.plain" or repo.get(e.event_id) is not None:
                     continue
                 with cache.write(durable=False):
-                    repo.insert(CachedMessage(e.room_id, e.event_id, e.sender, e.origin_ms,
-                                              Phi(e.content["body"])))
+                    new = repo.insert(CachedMessage(e.room_id, e.event_id, e.sender,
+                                                    e.origin_ms, Phi(e.content["body"])))
+                    if keep_sent and new:
+                        repo.meta(e.event_id, e.sender)
+                        state.bump_unread(e.room_id, e.origin_ms, unread=True)
+                if keep_sent:
+                    state.get("presence")  # do not disturb? (a message notifies or not)
                 shown.mark(e.event_id)
                 if not due:
                     due = True

@@ -33,3 +33,17 @@ def workstation(server, tmp_path):
 def open_workstation(open_server, tmp_path):
     """Workstations on ``open_server``: enrollment signs in at once (one TOTP code, no wait)."""
     return lambda name="ws1", **kwargs: Workstation(open_server, tmp_path / name, **kwargs)
+
+
+@pytest.fixture
+async def chat_pair(open_server, tmp_path):
+    """Alice and Bob (separate workstations, signed in, chat started) in one room:
+    ``({"alice": Client, "bob": Client}, room_id)``."""
+    from tests.integration.test_chat import new_client, room_with  # it imports this module
+
+    clients = {"alice": await new_client(open_server, tmp_path, "dr.alice"),
+               "bob": await new_client(open_server, tmp_path, "dr.bob")}
+    room_id = await room_with(clients["alice"], clients["bob"])
+    yield clients, room_id
+    for client in clients.values():
+        await client.close()

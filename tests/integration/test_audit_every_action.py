@@ -28,6 +28,8 @@ record                 ``client.record.start`` / ``client.record.stop``  call
 share screen           ``client.screen.share.start`` / ``.stop``        call
 admit / deny / invite  ``client.call.admit`` / ``.deny`` / ``.invite``  call (detail: the
                        other party's user id, and device id for admit and deny)
+drop from a call       ``client.call.drop``      call (detail: user id, device id,
+                       ``reason`` untrusted / not_member) on the device that dropped it
 snapshot               ``client.snapshot``       series (detail: ``to`` clipboard, or
                        room and its ``room_id``; no ``file.send`` for its upload)
 =====================  =========================================================
@@ -288,11 +290,17 @@ async def test_admitting_denying_and_inviting_into_a_call_leave_one_entry_each(o
         await alice.calls.deny(call.call_id, dave.party)
         await alice.calls.deny(call.call_id, dave.party)  # no longer waiting: nothing
         assert await alice.calls.invite(call.call_id, dave.creds.user_id) == 1
+        # Carol's device is blocked mid-call (the device list's Block): dropped, once.
+        await wait_for(lambda: flowing(alice, carol, 3), 30)
+        alice.chat.block_device(carol.creds.user_id, carol.party.device_id)
+        alice.chat.block_device(carol.creds.user_id, carol.party.device_id)
+        alice.calls.recheck()
         await _flush(session)
         rows = device_rows(open_server, device_id, since)
         expected: list[Row] = [("client.call.admit", "call", call.call_id, "ok"),
                                ("client.call.deny", "call", call.call_id, "ok"),
-                               ("client.call.invite", "call", call.call_id, "ok")]
+                               ("client.call.invite", "call", call.call_id, "ok"),
+                               ("client.call.drop", "call", call.call_id, "ok")]
         assert_exactly_one_each(rows, expected, user_id=user_id, device_id=device_id,
                                 prefixes=("client.call.",))
         detail = {r["action"]: r["detail"] for r in rows}
@@ -301,6 +309,8 @@ async def test_admitting_denying_and_inviting_into_a_call_leave_one_entry_each(o
         assert detail["client.call.deny"]["user_id"] == dave.creds.user_id
         assert detail["client.call.deny"]["device_id"] == dave.party.device_id
         assert detail["client.call.invite"]["user_id"] == dave.creds.user_id
+        assert detail["client.call.drop"]["device_id"] == carol.party.device_id
+        assert detail["client.call.drop"]["reason"] == "untrusted"
         assert all(d["room_id"] == room_id for d in detail.values())
         # Only the host's device records admission: the others have no call.* entry.
         for other in (bob, carol, dave):

@@ -20,7 +20,7 @@ from app.services.transfers import TransferEngine, TransferOptions
 from app.services.transfers import progress as phases
 from app.services.transfers.chat_files import ChatFiles
 from tests.integration.conftest import Workstation
-from tests.integration.test_chat import Client, new_client, room_with, sign_in
+from tests.integration.test_chat import Client, sign_in
 
 CHUNK = 256 * 1024
 SIZE = 8 * 1024 * 1024 + 12_345  # 33 chunks
@@ -70,18 +70,8 @@ def _file_messages(client: Client, room_id: str) -> list[str]:
             if client.chat.attachment(m.event_id) is not None]
 
 
-@pytest.fixture
-async def pair(open_server, tmp_path):
-    clients = {"alice": await new_client(open_server, tmp_path, "dr.alice"),
-               "bob": await new_client(open_server, tmp_path, "dr.bob")}
-    room_id = await room_with(clients["alice"], clients["bob"])
-    yield clients, room_id
-    for client in clients.values():
-        await client.close()
-
-
-async def test_upload_and_download_resume_after_restart_and_announce_once(pair, tmp_path):
-    clients, room_id = pair
+async def test_upload_and_download_resume_after_restart_and_announce_once(chat_pair, tmp_path):
+    clients, room_id = chat_pair
     data = os.urandom(SIZE)
     path = tmp_path / "CT Doe series.zip"
     path.write_bytes(data)
@@ -143,8 +133,8 @@ async def test_upload_and_download_resume_after_restart_and_announce_once(pair, 
     assert again is not None and again.file_id == result.file_id
 
 
-async def test_finalized_but_not_announced_is_sent_once_after_restart(pair, tmp_path):
-    clients, room_id = pair
+async def test_finalized_but_not_announced_is_sent_once_after_restart(chat_pair, tmp_path):
+    clients, room_id = chat_pair
     alice = clients["alice"]
     path = tmp_path / "ECG Doe.pdf"
     path.write_bytes(os.urandom(300_000))
@@ -174,8 +164,8 @@ async def test_finalized_but_not_announced_is_sent_once_after_restart(pair, tmp_
     assert bob.chat.attachment(one).descriptor.blob_id == first.blob_id
 
 
-async def test_upload_from_memory_ends_failed_after_restart(pair):
-    clients, room_id = pair
+async def test_upload_from_memory_ends_failed_after_restart(chat_pair):
+    clients, room_id = chat_pair
     alice = clients["alice"]
     engine = _engine(alice)
     before = await _interrupt(
@@ -244,10 +234,10 @@ async def test_kiosk_keeps_nothing_to_resume(open_server, tmp_path):
         await again.session.sign_out()
 
 
-async def test_announcement_that_cannot_be_queued_stays_pending(pair, tmp_path):
+async def test_announcement_that_cannot_be_queued_stays_pending(chat_pair, tmp_path):
     """The upload finished but its room was left meanwhile: no message, the user is told
     (``announce_failed``), and the announcement is kept for the next sign-in."""
-    clients, room_id = pair
+    clients, room_id = chat_pair
     alice = clients["alice"]
     path = tmp_path / "Doe lab.pdf"
     path.write_bytes(os.urandom(100_000))

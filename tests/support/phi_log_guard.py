@@ -5,13 +5,15 @@ loggers (``app``, ``server_stub``) at DEBUG. Every record they or anything else 
 this process is turned into the line the app would write -- a copy passed through the app's
 one PHI filter and JSON formatter (``app.core.logsafe``) -- and that line is searched for the
 synthetic patient data the tests use (names, MRNs, note markers). A hit fails the run at the
-end with the logger and the offending line. Child processes (the demo server, crash tests)
-log elsewhere and are not covered.
+end with the logger and the offending line. Child processes (the app started as its own
+process by CLI, lock and crash tests, the demo) write their log files under the session's
+temporary directory: those files are searched too at the end (``scan_log_files``).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from app.core.logsafe import JsonFormatter, PhiLogFilter
 
@@ -47,3 +49,19 @@ def install() -> PhiLogGuard:
     for name in ("app", "server_stub"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     return guard
+
+
+def scan_log_files(root: Path) -> list[str]:
+    """Every log file under ``root`` (the app's ``safeconsult.log`` and its rotations, any
+    ``*.log``) that holds one of the markers: one line per hit, file and marker."""
+    leaks = []
+    for path in sorted(root.rglob("*.log*")):
+        if not path.is_file() or not (path.suffix == ".log" or ".log." in path.name):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        leaks += [f"{path.relative_to(root)}: {marker!r}" for marker in PHI_MARKERS
+                  if marker in text]
+    return leaks

@@ -21,29 +21,35 @@ def run(qtbot, coro, timeout: int = 40_000) -> Any:
     return future.result()
 
 
+def sign_in_window(qtbot, qapp, server, creds, root, *, policy_problem: str = ""):
+    """A shown MainWindow over the data directory ``root``, signed in as ``creds`` through
+    its own form (the same directory again: the same workstation after a restart)."""
+    from app.main import _build_window
+
+    policy = Policy(server_url=server.url, pinned_ca_pem=server.ca_pem)
+    window = _build_window(qapp, policy, policy_problem, Paths.under(root), Settings(),
+                           keys_in_memory=True)
+    qtbot.addWidget(window)
+    window.observe_state()
+    window.show()
+    code = run(qtbot, next_totp_code(server, creds.username, creds.totp_secret))
+    window.login.username.setText(creds.username)
+    window.login.password.setText(creds.password)
+    window.login.totp.setText(code)
+    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
+    return window
+
+
 @pytest.fixture
 def signed_in_window(qtbot, qapp, qloop, tmp_path):
     """``open(server, username, role)`` -> a shown MainWindow signed in as a new user."""
-    from app.main import _build_window
-
     windows = []
 
     def open_window(server, username: str, role: str, *, policy_problem: str = ""):
         creds = create_user(server, username, role=role)
-        policy = Policy(server_url=server.url, pinned_ca_pem=server.ca_pem)
-        window = _build_window(qapp, policy, policy_problem, Paths.under(tmp_path / username),
-                               Settings(),
-                               keys_in_memory=True)
-        qtbot.addWidget(window)
-        window.observe_state()
-        window.show()
-        code = run(qtbot, next_totp_code(server, creds.username, creds.totp_secret))
-        window.login.username.setText(creds.username)
-        window.login.password.setText(creds.password)
-        window.login.totp.setText(code)
-        qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace,
-                        timeout=30_000)
+        window = sign_in_window(qtbot, qapp, server, creds, tmp_path / username,
+                                policy_problem=policy_problem)
         windows.append(window)
         return window
 

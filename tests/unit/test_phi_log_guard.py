@@ -39,3 +39,18 @@ def test_what_the_phi_filter_removes_passes():
     except KeyError:
         log.exception("task crashed")  # the exception message is withheld
     assert guard.leaks == [] and guard.records == 4
+
+
+def test_log_files_of_child_processes_are_searched(tmp_path):
+    from tests.support.phi_log_guard import scan_log_files
+
+    logs = tmp_path / "ws" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "safeconsult.log").write_text('{"msg": "opened the study"}\n')
+    (logs / "safeconsult.log.1").write_text('{"msg": "chart of Jane Doe"}\n')
+    (tmp_path / "notes.txt").write_text("Jane Doe")  # not a log file
+    try:
+        assert scan_log_files(tmp_path) == ["ws/logs/safeconsult.log.1: 'Jane Doe'"]
+    finally:  # the session's own scan at the end would find this deliberate leak
+        (logs / "safeconsult.log.1").unlink()
+    assert scan_log_files(tmp_path) == []

@@ -187,7 +187,9 @@ class TransferEngine:
         self._memory: dict[str, bytes] = {}
         # Transfers whose caller records the audit entry itself (a study, a recording).
         # Memory only: a transfer resumed after a restart has no caller left to record it,
-        # so the engine records its own entry then (one too many rather than none).
+        # so the engine records its own entry then (one too many rather than none) --
+        # unless the row has a purpose (a study's file, a recording): then the announcer
+        # at sign-in records the action's one entry (``_audits``; chat_files).
         self._quiet: set[str] = set()
 
     @classmethod
@@ -217,7 +219,8 @@ class TransferEngine:
     async def upload(self, room_id: str, path: str | os.PathLike[str], *,
                      name: str | None = None, mime: str | None = None,
                      transfer_id: str | None = None, audit: bool = True,
-                     announce_event_id: str | None = None) -> AttachmentDescriptor:
+                     announce_event_id: str | None = None, purpose: str | None = None,
+                     purpose_ref: str | None = None) -> AttachmentDescriptor:
         """Encrypt and upload the file at ``path`` (one the user picked) to ``room_id``;
         returns the signed descriptor to send in the room. ``name`` defaults to the file's
         name, ``mime`` to a guess from it. ``audit=False``: the caller records the action
@@ -225,7 +228,11 @@ class TransferEngine:
         :class:`TransferError` (``TransferInterrupted``: paused, resume it with
         ``resume(transfer_id)``). ``announce_event_id``: the event id of the chat file message
         this upload is to be sent as, kept with the transfer until :meth:`announced` (see
-        ``chat_files``: an upload finished after a restart is still announced, once)."""
+        ``chat_files``: an upload finished after a restart is still announced, once).
+        ``purpose``/``purpose_ref``: what the upload is part of (``RECORDING``, ``STUDY``;
+        None for a chat attachment), kept with the transfer so that the sign-in's resume
+        knows what to do with it; such an upload is never audited by the engine (its
+        caller, or the announcer at sign-in, records the one entry)."""
         source = Path(path)
         try:
             st = source.stat()
@@ -237,11 +244,12 @@ class TransferEngine:
             raise SourceUnreadable("source file cannot be read") from None
         return await self._upload(room_id, st.st_size, str(source.resolve()), stamp(st),
                                   name if name is not None else source.name, mime,
-                                  transfer_id, audit, announce_event_id)
+                                  transfer_id, audit, announce_event_id, purpose, purpose_ref)
 
     async def upload_bytes(self, room_id: str, data: bytes | bytearray | memoryview, *,
                            name: str, mime: str | None = None, transfer_id: str | None = None,
                            audit: bool = True, announce_event_id: str | None = None,
+                           purpose: str | None = None, purpose_ref: str | None = None,
                            ) -> AttachmentDescriptor:
         """Encrypt and upload ``data`` from memory: nothing is written to disk (a
         de-identified copy, a snapshot). Resumes after a dropped connection while this
@@ -254,7 +262,8 @@ class TransferEngine:
         try:
             return await self._upload(room_id, len(payload), MEMORY,
                                       hashlib.sha256(payload).hexdigest(), name, mime,
-                                      transfer_id, audit, announce_event_id)
+                                      transfer_id, audit, announce_event_id, purpose,
+                                      purpose_ref)
         finally:  # kept only for a paused transfer's resume in this process
             with contextlib.suppress(Exception):  # a closing cache must not mask the error
                 record = self._repo.get(transfer_id)
@@ -264,6 +273,7 @@ class TransferEngine:
     async def upload_stored(self, room_id: str, file_id: str, *, name: str,
                             mime: str | None = None, transfer_id: str | None = None,
                             audit: bool = True, announce_event_id: str | None = None,
+                            purpose: str | None = None, purpose_ref: str | None = None,
                             ) -> AttachmentDescriptor:
         """Upload a file of the encrypted file store: read through its decryptor chunk by
         chunk in memory and encrypted once, under the transfer's own key (the stored
@@ -274,11 +284,12 @@ class TransferEngine:
         finally:
             source.close()
         return await self._upload(room_id, size, STORE + file_id, when, name, mime,
-                                  transfer_id, audit, announce_event_id)
+                                  transfer_id, audit, announce_event_id, purpose, purpose_ref)
 
     async def _upload(self, room_id: str, size: int, source: str, source_stamp: str,
                       name: str, mime: str | None, transfer_id: str | None,
                       audit: bool, announce_event_id: str | None = None,
+                      purpose: str | None = None, purpose_ref: str | None = None,
                       ) -> AttachmentDescriptor:
         chunks = max(1, -(-size // self.options.chunk_size))
         if size + TAG_SIZE * chunks > blob_api.MAX_BLOB_BYTES:
@@ -297,7 +308,7 @@ class TransferEngine:
             transfer_id, UPLOAD, PREPARING, room_id, size=size, chunk_count=cipher.count,
             file_key=key, header=cipher.header_bytes, source=Phi(source),
             source_stamp=source_stamp, name=Phi(shown), mime=Phi(kind),
-            announce_event_id=announce_event_id)
+            announce_event_id=announce_event_id, purpose=purpose, purpose_ref=purpose_ref)
         result = await self._start(transfer_id)
         assert result.descriptor is not None
         return result.descriptor
@@ -347,13 +358,15 @@ class TransferEngine:
         """Go on with a paused or interrupted transfer (or return a finished one's result)."""
         return await self._start(transfer_id)
 
-    async def resume_pending(self) -> list[TransferResult]:
+    async def resume_pending(self, *, skip: Callable[[TransferRecord], bool] | None = None,
+                             ) -> list[TransferResult]:
         """Resume every unfinished transfer, one after the other (call at start-up, once
-        the session is signed in). Errors are reported in the results, not raised."""
+        the session is signed in), except those ``skip`` names. Errors are reported in the
+        results, not raised."""
         self._repo.remove_orphan_staging()
         results = []
         for record in self._repo.unfinished():
-            if record.transfer_id in self._active:
+            if record.transfer_id in self._active or (skip is not None and skip(record)):
                 continue
             try:
                 results.append(await self._start(record.transfer_id))
@@ -404,6 +417,19 @@ class TransferEngine:
     def to_announce(self) -> list[TransferRecord]:
         """Finished uploads whose chat file message is not queued yet (``announce_event_id``)."""
         return self._repo.to_announce()
+
+    def announcing(self) -> list[TransferRecord]:
+        """Uploads in any state still holding their ``announce_event_id`` (not settled)."""
+        return self._repo.announcing()
+
+    def record(self, transfer_id: str) -> TransferRecord | None:
+        """A transfer's row (its purpose, state, event id), or None."""
+        return self._repo.get(transfer_id)
+
+    def transaction(self) -> contextlib.AbstractContextManager[object]:
+        """One write transaction of the cache around several calls (e.g. settling an
+        announcement and recording its audit entry: both or neither)."""
+        return self._repo.transaction()
 
     def announce_event_id(self, transfer_id: str) -> str | None:
         record = self._repo.get(transfer_id)
@@ -543,8 +569,13 @@ class TransferEngine:
             self.progress.emit(run.snapshot())
 
     def _audits(self, transfer_id: str) -> bool:
-        """Whether the engine records this transfer's audit entry (not its caller)."""
-        return transfer_id not in self._quiet
+        """Whether the engine records this transfer's audit entry (not its caller): not for
+        ``audit=False``, nor for an upload with a purpose (a study's file, a recording),
+        whose one entry its caller -- or the announcer at sign-in -- records."""
+        if transfer_id in self._quiet:
+            return False
+        record = self._repo.get(transfer_id)
+        return record is None or record.purpose is None
 
     def _record(self, action: str, blob_id: str | None, *, outcome: str = "ok",
                 code: str = "", room_id: str | None = None, size: int | None = None) -> None:

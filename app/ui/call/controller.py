@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QWidget
 
 from app.ui.asyncbridge import TaskRunner
 from app.ui.call.prejoin import IncomingCallDialog, PreJoinDialog
+from app.ui.call.texts import drop_text
 from app.ui.call.tiles import FrameFeed
 from app.ui.call.view import CallWindow
 from app.ui.call.waiting import JoinWaitDialog
@@ -58,6 +59,8 @@ class CallController(QObject):
         observe(calls.incoming, self._on_incoming, self)
         observe(calls.join_changed, self._join_changed, self)
         observe(calls.event, self._on_event, self)
+        if hasattr(calls, "dropped"):
+            observe(calls.dropped, self._dropped, self)
         if state is not None:
             observe(state.events.locked, self._locked_changed, self)
 
@@ -215,6 +218,12 @@ class CallController(QObject):
         window = self.windows.get(event.call_id)
         if window is not None:
             window.on_event(event)
+
+    def _dropped(self, drop: Any) -> None:
+        """We are no longer a member of the call's consult: the call ended (its window
+        closes), and the user is told why where errors are shown."""
+        if drop.peer == self.calls.local:
+            self._error(drop_text(drop.reason))
 
     def _error(self, message: str) -> None:
         self.last_error = message

@@ -39,8 +39,10 @@ def configure_calls(workspace: Any, *, runner: TaskRunner, session: Any) -> Call
     # Remote audio plays on the system's default speaker until the pre-join chooses another
     # (an incoming call accepted without the pre-join too); none found: no sound out.
     calls = CallsService(service, chat, frame_sink=feed, announce=True, speaker="default")
-    # Recordings are shared in the consult's room after stop (docs/calls.md, "Recording").
-    recording = RecordingService(calls, chat=chat, engine=TransferEngine.for_session(service))
+    # Recordings are shared in the consult's room after stop (docs/calls.md, "Recording");
+    # a share a restart interrupted goes on at sign-in (ChatFiles.resume_pending).
+    recording = RecordingService(calls, chat=chat, engine=TransferEngine.for_session(service),
+                                 files=getattr(workspace, "chat_files", None))
     controller = CallController(
         calls, runner=runner, feed=feed, state=session.state,
         name_of=lambda user_id: display_name(chat.username(user_id), user_id),

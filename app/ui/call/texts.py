@@ -64,6 +64,20 @@ def peer_line(state: str, *, verified: bool, route: str | None = None, level: st
     return translate("CallView", "Connecting…")
 
 
+def drop_text(reason: str) -> str:
+    """The call window's notice when this device removed a participant (no names: the
+    tile that went is the who), or ended the call because we left the consult."""
+    translate = QCoreApplication.translate
+    if reason == "not_member":
+        return translate("CallView", "A participant is no longer a member of this consult; "
+                                     "they were removed from the call.")
+    if reason == "removed":
+        return translate("CallView", "You are no longer a member of this consult, so the "
+                                     "call ended.")
+    return translate("CallView", "A participant's device is no longer trusted; it was "
+                                 "removed from the call.")
+
+
 POOR_LOSS = 0.10  # share of probes lost from which the network test warns
 POOR_RTT_MS = 300.0
 

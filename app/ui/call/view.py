@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from app.rtc.signing import Party
 from app.ui.asyncbridge import TaskRunner
 from app.ui.call.consent import ConsentDialog, indicator_text
-from app.ui.call.texts import peer_line, quality
+from app.ui.call.texts import drop_text, peer_line, quality
 from app.ui.call.tiles import LOCAL, FrameFeed, VideoTile
 from app.ui.call.waiting import InviteButton, WaitingRoomPanel
 from app.ui.i18n import fill
@@ -69,6 +69,7 @@ class CallWindow(QWidget):
         self.share: Any = None
         self.tiles: dict[Any, VideoTile] = {}
         self._frames_seen: dict[Party, tuple[float, int]] = {}
+        self.dropped: set[Party] = set()  # removed by this device: no tile any more
         self.ended = False
 
         self.heading = QLabel(self)
@@ -162,6 +163,8 @@ class CallWindow(QWidget):
         observe(calls.waiting_changed, self._waiting_changed, self)  # only ours when host
         if hasattr(calls, "host_changed"):
             observe(calls.host_changed, self._host_changed, self)
+        if hasattr(calls, "dropped"):
+            observe(calls.dropped, self._dropped, self)
         if recording is not None:
             observe(recording.changed, self._recording_changed, self)
             observe(recording.consent_requested, self._consent_requested, self)
@@ -194,7 +197,7 @@ class CallWindow(QWidget):
             return
         if key == LOCAL:
             self.tiles[LOCAL].video.set_image(image if self.call.camera_on else None)
-        elif isinstance(key, Party) and key in self.call.links:
+        elif isinstance(key, Party) and key in self.call.links and key not in self.dropped:
             self.tile_for(key).video.set_image(image)
 
     async def _pump_preview(self, track: Any) -> None:
@@ -218,6 +221,8 @@ class CallWindow(QWidget):
         loudest, loudest_level = None, SPEAKING_LEVEL
         codes = []
         for peer, link in links.items():
+            if peer in self.dropped:
+                continue
             tile = self.tile_for(peer)
             stats = link.stats
             seen_at, seen = self._frames_seen.get(peer, (now, stats.video_frames))
@@ -366,6 +371,33 @@ class CallWindow(QWidget):
         if self.is_host:
             self.show_notice(QCoreApplication.translate(
                 "CallView", "The host left. You host this call now: you admit who joins."))
+
+    def _dropped(self, drop: Any) -> None:
+        """This device removed a participant whose device it no longer trusts or who left the
+        consult (docs/calls.md): its tile goes, and the user is told why. Our own removal
+        from the consult: the call ends."""
+        if drop.call_id != self.call_id or self.ended:
+            return
+        self.show_notice(drop_text(drop.reason))
+        if drop.peer == self.calls.local:
+            self._finish()  # the service hangs up; the controller tells the user why
+            return
+        self.dropped.add(drop.peer)
+        tile = self.tiles.pop(drop.peer, None)
+        if tile is not None:
+            tile.video.clear()
+            self.grid.removeWidget(tile)
+            tile.hide()
+            tile.deleteLater()
+            self._relayout()
+        self.refresh()
+
+    def _relayout(self) -> None:
+        columns = 1 if len(self.tiles) == 1 else 2
+        for tile in self.tiles.values():
+            self.grid.removeWidget(tile)
+        for index, tile in enumerate(self.tiles.values()):
+            self.grid.addWidget(tile, index // columns, index % columns)
 
     def _waiting_changed(self, call_id: str) -> None:
         if call_id == self.call_id and not self.ended:

@@ -94,6 +94,10 @@
 <context>
     <name>ChatView</name>
     <message>
+        <source>Sharing a study was interrupted when SafeConsult stopped; it was not sent to the conversation. Share the study again.</source>
+        <translation>SafeConsult 停止时，研究的共享被中断；它没有发送到会话中。请重新共享该研究。</translation>
+    </message>
+    <message>
         <source>Unlink the patient?</source>
         <translation>取消关联患者？</translation>
     </message>
@@ -2147,6 +2151,18 @@
 </context>
 <context>
     <name>CallView</name>
+    <message>
+        <source>You are no longer a member of this consult, so the call ended.</source>
+        <translation>您已不再是此会诊的成员，因此通话已结束。</translation>
+    </message>
+    <message>
+        <source>A participant's device is no longer trusted; it was removed from the call.</source>
+        <translation>一位参与者的设备已不再受信任，已被移出通话。</translation>
+    </message>
+    <message>
+        <source>A participant is no longer a member of this consult; they were removed from the call.</source>
+        <translation>一位参与者已不再是此会诊的成员，已被移出通话。</translation>
+    </message>
     <message>
         <source>The host left. You host this call now: you admit who joins.</source>
         <translation>主持人已离开。现在由您主持此通话：由您准许谁加入。</translation>

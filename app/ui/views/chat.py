@@ -48,7 +48,7 @@ from app.services.chat import AttachmentInfo, ChatService, SendFailed
 from app.services.room_patient import RoomPatientService
 from app.services.transfers import TransferEngine, TransferProgress, download_id
 from app.services.transfers import progress as phases
-from app.services.transfers.chat_files import ChatFiles, ResumingTransfer
+from app.services.transfers.chat_files import ChatFiles, Interrupted, ResumingTransfer
 from app.services.verification import VerificationService, VerificationStatus
 from app.ui.asyncbridge import TaskRunner, user_message
 from app.ui.chat.composer import EDIT, REPLY, Composer
@@ -274,6 +274,7 @@ class ChatView(PlaceholderView):
             observe(chat_files.resuming, self._on_resuming, self)
             observe(chat_files.announce_failed,
                     lambda failed: self.show_message(user_message(failed[1])), self)
+            observe(chat_files.interrupted, self._on_share_interrupted, self)
         if patients is not None:
             self.patients = patients
             observe(patients.changed, self._on_patient_link, self)
@@ -578,6 +579,14 @@ class ChatView(PlaceholderView):
                     box.start(transfer.transfer_id).set_waiting(
                         before.get(transfer.transfer_id, 0.0))
 
+    def _on_share_interrupted(self, action: Interrupted) -> None:
+        """A study share that a restart interrupted was ended at sign-in: nothing was sent
+        (its remaining uploads were cancelled). Said once, without patient data."""
+        if action.kind == "study":
+            self.show_message(self.tr(
+                "Sharing a study was interrupted when SafeConsult stopped; it was not sent "
+                "to the conversation. Share the study again."))
+
     def _on_transfer_progress(self, progress: TransferProgress) -> None:
         row = self.composer.uploads.get(progress.transfer_id)
         if row is None:
@@ -809,17 +818,23 @@ class ChatView(PlaceholderView):
         """Delete our message ``event_id`` for everyone (within the policy's window)."""
         if self.chat is None or self.current_room is None:
             return
-        if confirm:
-            translate = QCoreApplication.translate
-            answer = QMessageBox.question(
-                self, translate("ChatView", "Recall this message?"),
+        translate = QCoreApplication.translate
+        if confirm and not self._confirmed(
+                translate("ChatView", "Recall this message?"),
                 translate("ChatView", "It will be deleted for everyone in this conversation, "
-                          "on every device. Recall it?"))
-            if answer != QMessageBox.StandardButton.Yes:
-                return
+                          "on every device. Recall it?")):
+            return
+        self._run(self.chat.recall_message(self.current_room, event_id))
+
+    def _confirmed(self, title: str, question: str) -> bool:
+        """Ask before something every member sees and that cannot be taken back."""
+        return QMessageBox.question(self, title, question) == QMessageBox.StandardButton.Yes
+
+    def _run(self, work, on_result=None) -> None:
+        """Run a room action; its failure shows in the message line (cleared first)."""
         self.show_message("")
-        self._runner.run_task(self.chat.recall_message(self.current_room, event_id),
-                              owner=self, on_error=self.show_message)
+        self._runner.run_task(work, owner=self, on_result=on_result,
+                              on_error=self.show_message)
 
     # -- the room's patient ----------------------------------------------------------------
 
@@ -847,24 +862,18 @@ class ChatView(PlaceholderView):
     def set_patient_link(self, name: str, mrn: str) -> None:
         if self.patients is None or self.current_room is None:
             return
-        self.show_message("")
-        self._runner.run_task(self.patients.set_link(self.current_room, name, mrn),
-                              owner=self, on_error=self.show_message)
+        self._run(self.patients.set_link(self.current_room, name, mrn))
 
     def clear_patient_link(self, *, confirm: bool = True) -> None:
         if self.patients is None or self.current_room is None:
             return
-        if confirm:
-            translate = QCoreApplication.translate
-            answer = QMessageBox.question(
-                self, translate("ChatView", "Unlink the patient?"),
+        translate = QCoreApplication.translate
+        if confirm and not self._confirmed(
+                translate("ChatView", "Unlink the patient?"),
                 translate("ChatView", "The room will no longer show this patient, for every "
-                          "member. Unlink?"))
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-        self.show_message("")
-        self._runner.run_task(self.patients.clear_link(self.current_room), owner=self,
-                              on_error=self.show_message)
+                          "member. Unlink?")):
+            return
+        self._run(self.patients.clear_link(self.current_room))
 
     def new_room(self) -> None:
         if self.chat is None:
@@ -903,9 +912,7 @@ class ChatView(PlaceholderView):
 
     def invite_user(self, username: str) -> None:
         assert self.chat is not None and self.current_room is not None
-        self.show_message("")
-        self._runner.run_task(self.chat.invite(self.current_room, username), owner=self,
-                              on_error=self.show_message)
+        self._run(self.chat.invite(self.current_room, username))
 
     def join(self) -> None:
         if self.chat is None or self.current_room is None:
@@ -956,10 +963,8 @@ class ChatView(PlaceholderView):
     def verify_device(self, device: DeviceEntry) -> None:
         if self.verification is None:
             return
-        self.show_message("")
-        self._runner.run_task(self.verification.start(device.user_id, device.device_id),
-                              owner=self, on_result=self.show_verification,
-                              on_error=self.show_message)
+        self._run(self.verification.start(device.user_id, device.device_id),
+                  on_result=self.show_verification)
 
     def _on_request(self, status: VerificationStatus) -> None:
         if self._app_state is not None and self._app_state.locked:

@@ -81,7 +81,7 @@ CLIENT_ACTIONS = (
     "wipe.local", "policy.change", "image.open", "kiosk.attest", "image.export",
     "cache.rebuilt", "device.verify", "snapshot", "message.recall", "update.check", "record.purge",
     "room.patient_link", "patient.open",
-    "call.admit", "call.deny", "call.invite",
+    "call.admit", "call.deny", "call.invite", "call.drop",
 )
 ShortText = Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 

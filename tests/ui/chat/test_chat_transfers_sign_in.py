@@ -9,30 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 
-from PySide6.QtCore import Qt
-
-from app.config import Paths, Policy, Settings
 from app.services.transfers import progress as phases
 from tests.integration.test_transfer_restart import OPTIONS, _interrupt
-from tests.support.clients import create_user, next_totp_code
-from tests.support.signed_in import run
-
-
-def _window(qtbot, qapp, server, creds, root):
-    from app.main import _build_window
-
-    policy = Policy(server_url=server.url, pinned_ca_pem=server.ca_pem)
-    window = _build_window(qapp, policy, "", Paths.under(root), Settings(), keys_in_memory=True)
-    qtbot.addWidget(window)
-    window.observe_state()
-    window.show()
-    code = run(qtbot, next_totp_code(server, creds.username, creds.totp_secret))
-    window.login.username.setText(creds.username)
-    window.login.password.setText(creds.password)
-    window.login.totp.setText(code)
-    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
-    return window
+from tests.support.clients import create_user
+from tests.support.signed_in import run, sign_in_window
 
 
 def _shutdown(qtbot, window) -> None:
@@ -44,7 +24,7 @@ def test_sign_in_resumes_an_upload_and_sends_its_file_message(qtbot, qapp, qloop
                                                               open_server, tmp_path):
     creds = create_user(open_server, "dr.resume", role="physician")
     root = tmp_path / "ws"
-    window = _window(qtbot, qapp, open_server, creds, root)
+    window = sign_in_window(qtbot, qapp, open_server, creds, root)
     chat = window.workspace.chat_service
     room = run(qtbot, chat.create_room())
     path = tmp_path / "ct-series-synthetic.zip"
@@ -57,7 +37,7 @@ def test_sign_in_resumes_an_upload_and_sends_its_file_message(qtbot, qapp, qloop
     assert [t.state for t in files.engine.pending()] == ["uploading"]
     _shutdown(qtbot, window)
 
-    window = _window(qtbot, qapp, open_server, creds, root)
+    window = sign_in_window(qtbot, qapp, open_server, creds, root)
     try:
         files = window.workspace.chat_files
         view = window.workspace.views["chat"]

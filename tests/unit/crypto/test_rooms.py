@@ -15,7 +15,8 @@ ROOM, OTHER_ROOM = "!consult-1", "!consult-2"
 def world():
     relay = Relay()
     clock = Clock()
-    rotation = RotationPolicy(max_messages=3, max_age_ms=60_000)
+    # Rotation at the limit with nothing shared ahead: test_rotation_ahead.py has that.
+    rotation = RotationPolicy(max_messages=3, max_age_ms=60_000, ahead_messages=0, ahead_ms=0)
     alice = relay.enroll(make_peer("alice", clock=clock, rotation=rotation))
     bob = relay.enroll(make_peer("bob", clock=clock))
     carol = relay.enroll(make_peer("carol", clock=clock))

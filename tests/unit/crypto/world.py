@@ -145,7 +145,7 @@ class Relay:
         self.sync_devices(sender, *members)
         self.connect(sender, *members)
         share = sender.machine.share_room_key(room_id, members)
-        self.send(sender, share.messages)
+        self.send(sender, share.messages + share.ahead)
         return share
 
     def say(

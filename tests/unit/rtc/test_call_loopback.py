@@ -215,3 +215,40 @@ async def test_links_decode_video_through_the_prompt_jitter_buffer(devices, wire
     finally:
         await ca.hangup()
         await cb.hangup()
+
+
+async def test_a_link_closed_while_it_reconnects_makes_no_new_connection(devices, wire):
+    """A rebuild in flight (its old connection closing) when the link is closed -- the peer
+    hung up, or the call dropped it -- must not open a new connection afterwards: nobody
+    would close it, and aiortc's decoder threads would keep the process alive."""
+    alice, bob = devices[:2]
+    ca, cb = wire.call_for(alice), wire.call_for(bob)
+    try:
+        link = await ca.connect(bob.party, offerer=True)
+        await wait_for(lambda: link.state is LinkState.CONNECTED)
+        rebuilding = asyncio.create_task(link._offer())
+        await asyncio.sleep(0)  # the rebuild is closing the old connection
+        await link.close()
+        await rebuilding
+        assert link.pc is None and link.state is LinkState.CLOSED
+    finally:
+        await ca.hangup()
+        await cb.hangup()
+
+
+async def test_a_call_that_is_hanging_up_starts_no_new_connection(devices, wire):
+    """While the hang-up tells the others, nothing new may start: a link begun then would
+    not be among those the hang-up closes."""
+    alice, bob, carol = devices
+    ca, cb = wire.call_for(alice), wire.call_for(bob)
+    try:
+        link = await ca.connect(bob.party, offerer=True)
+        await wait_for(lambda: link.state is LinkState.CONNECTED)
+        ending = asyncio.create_task(ca.hangup())
+        await asyncio.sleep(0)  # the hang-up is telling bob
+        late = await ca.connect(carol.party, offerer=True)
+        await ending
+        assert late.pc is None and all(lk.pc is None for lk in ca.links.values())
+    finally:
+        await ca.hangup()
+        await cb.hangup()
