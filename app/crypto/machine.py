@@ -112,6 +112,7 @@ class CryptoMachine:
         self._account = identity.account
         self._store = store
         self._key = pickle_key
+        self._live = megolm.LiveSessions()
         self.trust_policy = trust_policy
         self.rotation = rotation or RotationPolicy()
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
@@ -285,10 +286,10 @@ class CryptoMachine:
     def _new_session(
         self, room_id: str, recipients: frozenset[Recipient], now: int,
     ) -> OutboundGroupRecord:
-        record = megolm.new_outbound(room_id, recipients, now, self._key)
+        record = megolm.new_outbound(room_id, recipients, now, self._key, self._live)
         # Our own inbound copy: this device reads back what it sent.
         self._store.save_inbound_group(
-            megolm.outbound_as_inbound(record, self._own_record(), self._key))
+            megolm.outbound_as_inbound(record, self._own_record(), self._key, self._live))
         return record
 
     def _send_key(
@@ -296,7 +297,7 @@ class CryptoMachine:
     ) -> tuple[list[OutgoingToDevice], list[tuple[str, str]], OutboundGroupRecord]:
         """The session's key Olm-encrypted to each of ``recipients`` that lacks it and has an
         Olm session; the devices without one (to claim keys for); the updated record."""
-        content = megolm.room_key_content(record, self._key)
+        content = megolm.room_key_content(record, self._key, self._live)
         messages, missing, shared = [], [], set(record.shared_with)
         for recipient in sorted(recipients - record.shared_with):
             device = self._device(recipient.user_id, recipient.device_id)
@@ -326,7 +327,7 @@ class CryptoMachine:
         if self._recipients(members)[0] != record.recipients:
             raise RoomKeyNotShared("room members or their devices changed: share again")
         advanced, envelope = megolm.encrypt(
-            record, self._key, self.local.curve25519, event_type, content,
+            record, self._key, self.local.curve25519, event_type, content, self._live,
         )
         self._store.save_outbound_group(advanced)
         return envelope
@@ -348,7 +349,8 @@ class CryptoMachine:
         self, room_id: str, event_id: str, content: Any,
     ) -> DecryptedRoomEvent | MissingRoomKey:
         """Decrypt an ``sc.encrypted`` room event, or say which key is missing."""
-        result = megolm.decrypt(self._store, self._key, room_id, event_id, _as_object(content))
+        result = megolm.decrypt(self._store, self._key, room_id, event_id, _as_object(content),
+                                self._live)
         if isinstance(result, MissingRoomKey):
             return result
         device = self._store.device_by_curve(result.sender_key)

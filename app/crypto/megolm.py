@@ -10,6 +10,7 @@ event id is a replay. A ciphertext whose key has not arrived yet is not an error
 from __future__ import annotations
 
 import binascii
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,14 +92,54 @@ class RoomKey:
     session_key: str = field(repr=False)
 
 
+class LiveSessions:
+    """Group sessions kept open between messages, so that each message does not unpickle
+    its session again (about a third of what vodozemac costs per message).
+
+    Keyed by the pickle a session was opened from or last saved as: a record whose pickle
+    is not here (a rolled-back transaction brings an older one back) is opened from its
+    pickle as before, so the memory can never stand for a state the store does not hold.
+    An outbound session changes as it encrypts, so it is *taken* out and put back under
+    its new pickle; an inbound one only decrypts. One per :class:`CryptoMachine`: the
+    open sessions go with it when the session locks or signs out.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._outbound: OrderedDict[str, vodozemac.GroupSession] = OrderedDict()
+        self._inbound: OrderedDict[str, vodozemac.InboundGroupSession] = OrderedDict()
+
+    def take_outbound(self, pickle: str) -> vodozemac.GroupSession | None:
+        return self._outbound.pop(pickle, None)
+
+    def keep_outbound(self, pickle: str, session: vodozemac.GroupSession) -> None:
+        self._keep(self._outbound, pickle, session)
+
+    def inbound(self, pickle: str) -> vodozemac.InboundGroupSession | None:
+        session = self._inbound.get(pickle)
+        if session is not None:
+            self._inbound.move_to_end(pickle)
+        return session
+
+    def keep_inbound(self, pickle: str, session: vodozemac.InboundGroupSession) -> None:
+        self._keep(self._inbound, pickle, session)
+
+    def _keep(self, kept: OrderedDict, pickle: str, session: Any) -> None:
+        kept[pickle] = session
+        kept.move_to_end(pickle)
+        while len(kept) > self._limit:
+            kept.popitem(last=False)
+
+
 # --- outbound ----------------------------------------------------------------------------
 
 
 def new_outbound(
     room_id: str, recipients: frozenset[Recipient], now_ms: int, pickle_key: bytes,
+    live: LiveSessions | None = None,
 ) -> OutboundGroupRecord:
     session = vodozemac.GroupSession()
-    return OutboundGroupRecord(
+    record = OutboundGroupRecord(
         room_id=room_id,
         session_id=session.session_id,
         pickle=session.pickle(pickle_key),
@@ -107,6 +148,9 @@ def new_outbound(
         recipients=recipients,
         shared_with=frozenset(),
     )
+    if live is not None:
+        live.keep_outbound(record.pickle, session)
+    return record
 
 
 def is_expired(record: OutboundGroupRecord, policy: RotationPolicy, now_ms: int) -> bool:
@@ -126,9 +170,13 @@ def is_due_soon(record: OutboundGroupRecord, policy: RotationPolicy, now_ms: int
     )
 
 
-def room_key_content(record: OutboundGroupRecord, pickle_key: bytes) -> dict[str, Any]:
+def room_key_content(
+    record: OutboundGroupRecord, pickle_key: bytes, live: LiveSessions | None = None,
+) -> dict[str, Any]:
     """The ``sc.room_key`` content for the session at its current index."""
-    session = _open_outbound(record, pickle_key)
+    session = _open_outbound(record, pickle_key, live)
+    if live is not None:
+        live.keep_outbound(record.pickle, session)  # unchanged: reading its key moves nothing
     return {
         "algorithm": MEGOLM_V1,
         "room_id": record.room_id,
@@ -143,9 +191,10 @@ def encrypt(
     sender_key: str,
     event_type: str,
     content: dict[str, Any],
+    live: LiveSessions | None = None,
 ) -> tuple[OutboundGroupRecord, dict[str, Any]]:
     """Encrypt one room event; returns the advanced record and the ``sc.encrypted`` content."""
-    session = _open_outbound(record, pickle_key)
+    session = _open_outbound(record, pickle_key, live)
     plaintext = canonical_json({"room_id": record.room_id, "type": event_type, "content": content})
     message = session.encrypt(plaintext)
     envelope = {
@@ -157,6 +206,8 @@ def encrypt(
     advanced = replace(
         record, pickle=session.pickle(pickle_key), message_count=record.message_count + 1,
     )
+    if live is not None:
+        live.keep_outbound(advanced.pickle, session)
     return advanced, envelope
 
 
@@ -208,9 +259,10 @@ def export_at_first_index(record: InboundGroupRecord, pickle_key: bytes) -> str:
 
 def outbound_as_inbound(
     record: OutboundGroupRecord, creator: DeviceRecord, pickle_key: bytes,
+    live: LiveSessions | None = None,
 ) -> InboundGroupRecord:
     """Our own session, so that we can read back what we sent."""
-    key = room_key_content(record, pickle_key)
+    key = room_key_content(record, pickle_key, live)
     return inbound_from_room_key(
         RoomKey(record.room_id, key["session_id"], key["session_key"]), creator, pickle_key,
     )
@@ -229,6 +281,7 @@ def better_of(old: InboundGroupRecord | None, new: InboundGroupRecord) -> Inboun
 
 def decrypt(
     store: CryptoStore, pickle_key: bytes, room_id: str, event_id: str, envelope: dict[str, Any],
+    live: LiveSessions | None = None,
 ) -> DecryptedRoomEvent | MissingRoomKey:
     if get_str(envelope, "algorithm") != MEGOLM_V1:
         raise MalformedPayload("not a Megolm payload")
@@ -254,7 +307,7 @@ def decrypt(
     if index < record.first_known_index:
         return missing  # we only hold a later part of the ratchet; an earlier key may come
     try:
-        decrypted = _open_inbound(record, pickle_key).decrypt(message)
+        decrypted = _open_inbound(record, pickle_key, live).decrypt(message)
     except (ValueError, TypeError) as exc:
         raise DecryptionFailed(f"Megolm message rejected ({vodozemac_detail(exc)})") from None
     seen = store.seen_event(session_id, decrypted.message_index)
@@ -307,7 +360,13 @@ def _inbound_record(
     )
 
 
-def _open_outbound(record: OutboundGroupRecord, pickle_key: bytes) -> vodozemac.GroupSession:
+def _open_outbound(
+    record: OutboundGroupRecord, pickle_key: bytes, live: LiveSessions | None = None,
+) -> vodozemac.GroupSession:
+    """The record's session; taken out of ``live`` if there (the caller puts it back)."""
+    session = live.take_outbound(record.pickle) if live is not None else None
+    if session is not None:
+        return session
     try:
         return vodozemac.GroupSession.from_pickle(record.pickle, pickle_key)
     except (ValueError, TypeError, binascii.Error) as exc:
@@ -315,9 +374,15 @@ def _open_outbound(record: OutboundGroupRecord, pickle_key: bytes) -> vodozemac.
 
 
 def _open_inbound(
-    record: InboundGroupRecord, pickle_key: bytes,
+    record: InboundGroupRecord, pickle_key: bytes, live: LiveSessions | None = None,
 ) -> vodozemac.InboundGroupSession:
+    session = live.inbound(record.pickle) if live is not None else None
+    if session is not None:
+        return session
     try:
-        return vodozemac.InboundGroupSession.from_pickle(record.pickle, pickle_key)
+        session = vodozemac.InboundGroupSession.from_pickle(record.pickle, pickle_key)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise StoreError(f"inbound group pickle ({vodozemac_detail(exc)})") from None
+    if live is not None:
+        live.keep_inbound(record.pickle, session)
+    return session
