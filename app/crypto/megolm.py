@@ -100,8 +100,8 @@ class LiveSessions:
     is not here (a rolled-back transaction brings an older one back) is opened from its
     pickle as before, so the memory can never stand for a state the store does not hold.
     An outbound session changes as it encrypts, so it is *taken* out and put back under
-    its new pickle; an inbound one only decrypts. One per :class:`CryptoMachine`: the
-    open sessions go with it when the session locks or signs out.
+    its new pickle; an inbound one only decrypts. One per :class:`CryptoMachine`, which
+    holds the pickle key anyway: the open sessions go with it at sign-out.
     """
 
     def __init__(self, limit: int = 64) -> None:
@@ -310,9 +310,6 @@ def decrypt(
         decrypted = _open_inbound(record, pickle_key, live).decrypt(message)
     except (ValueError, TypeError) as exc:
         raise DecryptionFailed(f"Megolm message rejected ({vodozemac_detail(exc)})") from None
-    seen = store.seen_event(session_id, decrypted.message_index)
-    if seen is not None and seen != event_id:
-        raise ReplayedMessage("Megolm message index already used by another event")
     try:
         payload = parse_object(decrypted.plaintext)
     except MalformedPayload:
@@ -320,7 +317,8 @@ def decrypt(
     if get_str(payload, "room_id") != room_id:
         raise WrongRoom("room event was encrypted for another room")
     event_type, content = get_str(payload, "type"), get_object(payload, "content")
-    store.mark_seen(session_id, decrypted.message_index, event_id)
+    if store.mark_seen(session_id, decrypted.message_index, event_id) != event_id:
+        raise ReplayedMessage("Megolm message index already used by another event")
     return DecryptedRoomEvent(
         room_id=room_id,
         event_id=event_id,

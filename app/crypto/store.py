@@ -118,7 +118,11 @@ class CryptoStore(Protocol):
         ciphertext re-posted under another sender key is still a replay."""
         ...
 
-    def mark_seen(self, session_id: str, index: int, event_id: str) -> None: ...
+    def mark_seen(self, session_id: str, index: int, event_id: str) -> str:
+        """Remember ``event_id`` at this index unless another is there already; returns the
+        one there now (the first writer wins: a later event id at the same index is the
+        replay). One statement per message where a look-up and an insert would be two."""
+        ...
 
     def user_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
         """The caller's view of a user's devices; None if the user was never seen."""
@@ -188,8 +192,8 @@ class MemoryCryptoStore:
     def seen_event(self, session_id: str, index: int) -> str | None:
         return self._seen.get((session_id, index))
 
-    def mark_seen(self, session_id: str, index: int, event_id: str) -> None:
-        self._seen.setdefault((session_id, index), event_id)
+    def mark_seen(self, session_id: str, index: int, event_id: str) -> str:
+        return self._seen.setdefault((session_id, index), event_id)
 
     def user_devices(self, user_id: str) -> dict[str, DeviceRecord] | None:
         devices = self._devices.get(user_id)

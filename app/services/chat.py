@@ -114,7 +114,6 @@ class ChatService(ChatSending, ChatReceiving, ChatDevices, ChatFeatures):
     # user id: our view of that user's devices changed (accepted, blocked, or a directory
     # refresh found devices added, removed or with new keys); calls re-check their links
     devices_changed = Signal(str)
-    outbox_changed = Signal(int)  # messages composed here and not yet accepted by the relay
     sent = Signal(str)  # event id: the relay accepted a message composed here
     send_failed = Signal(object)  # SendFailed
     online_changed = Signal(bool)

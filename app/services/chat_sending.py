@@ -156,10 +156,10 @@ class ChatSending:
                 self.machine.receive_key_claim(claim)
             with self.cache.write(durable=False):
                 self.outbox.settle()
-                seq = self.outbox.queue(room_id, event_id, Phi(""), structured=True)
                 self._queue_share(self.machine.share_room_key(room_id, members))
-                self.outbox.set_encrypted(seq, self.machine.encrypt_room_event(
-                    room_id, members, event_type, content))
+                self.outbox.queue(room_id, event_id, Phi(""), structured=True,
+                                  content=self.machine.encrypt_room_event(
+                                      room_id, members, event_type, content))
                 if chosen:
                     self.state.put(ROOM_EVENT_STATE_KEY + event_id, event_type)
         await self._after_queue()
@@ -250,16 +250,15 @@ class ChatSending:
         else:
             body = Phi(json.dumps(chat_content.to_wire(content), separators=(",", ":")))
             structured = True
-        seq = self.outbox.queue(room_id, event_id, body, structured=structured)
-        if self._ready_offline(members):
-            self._encrypt_now(seq, room_id, members, body, structured=structured)
+        ciphertext = (self._encrypt_now(room_id, members, body, structured=structured)
+                      if self._ready_offline(members) else None)
+        self.outbox.queue(room_id, event_id, body, structured=structured, content=ciphertext)
 
     async def _after_queue(self) -> None:
         """Send what was just queued. Queueing did not wait for the disk (it advanced the
         Megolm session too: see __init__ for what a crash does to that): once the relay has
         the message, it is safe there; if it could not be sent, it is made durable now, so
         a message written offline survives a power cut until it goes out."""
-        self.outbox_changed.emit(self.outbox.count())
         try:
             await self.flush()
         except ConnectionFailed:
@@ -315,8 +314,6 @@ class ChatSending:
                     log.info("retry deduplicated", extra={"event": "chat_send_duplicate"})
                 await self._send_queued_to_device(ahead=True)
             await self._send_queued_to_device(ahead=True)  # also when no event went out
-        if sent:
-            self.outbox_changed.emit(self.outbox.count())
         return sent
 
     def _ready_offline(self, members: list[str]) -> bool:
@@ -337,18 +334,20 @@ class ChatSending:
                 log.warning("claimed keys refused", extra={"event": "chat_claim_refused",
                                                            "count": len(refused)})
         with self.cache.write():
-            return self._encrypt_now(seq, room_id, members, body, structured=structured)
+            content = self._encrypt_now(room_id, members, body, structured=structured)
+            self.outbox.set_encrypted(seq, content)
+            return content
 
-    def _encrypt_now(self, seq: int, room_id: str, members: list[str],
-                     body: Phi[str], *, structured: bool = False) -> dict[str, Any]:
+    def _encrypt_now(self, room_id: str, members: list[str], body: Phi[str], *,
+                     structured: bool = False) -> dict[str, Any]:
         """No I/O: the room key share, its to-device messages and the ciphertext. The caller
-        holds the cache transaction, so they are committed together or not at all."""
+        holds the cache transaction and keeps the ciphertext in the outbox in it, so they
+        are committed together or not at all."""
         share = self.machine.share_room_key(room_id, members)
         self._queue_share(share)
         plain = json.loads(body.reveal()) if structured else {"msgtype": "text",
                                                                 "body": body.reveal()}
         content = self.machine.encrypt_room_event(room_id, members, MESSAGE_TYPE, plain)
-        self.outbox.set_encrypted(seq, content)
         if share.rotated:
             log.info("room key rotated", extra={"event": "chat_room_key_rotated",
                                                 "count": len(share.messages)})

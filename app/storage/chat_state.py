@@ -13,8 +13,22 @@ SYNC_TOKEN = "sync_token"  # noqa: S105 (a row name, not a secret)
 
 
 class ChatState:
+    """One per cache (the chat service's): the only writer of these tables, so it may keep
+    in memory what every message asks -- a room's state, whether any event waits
+    undecrypted -- and forget it when a transaction rolls back."""
+
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
+        self._aborted = cache.aborted
+        self._room_states: dict[str, str | None] = {}
+        self._maybe_undecrypted: bool | None = None  # None: not asked yet
+
+    def _kept(self) -> None:
+        """Forget the memory if a transaction was rolled back since it was filled."""
+        if self._cache.aborted != self._aborted:
+            self._room_states.clear()
+            self._maybe_undecrypted = None
+            self._aborted = self._cache.aborted
 
     def _all(self, sql: str, args: tuple = ()) -> list[tuple]:
         with db_errors():
@@ -48,10 +62,15 @@ class ChatState:
             conn.execute("INSERT INTO chat_rooms (room_id, state) VALUES (?, ?) "
                          "ON CONFLICT (room_id) DO UPDATE SET state = excluded.state",
                          (room_id, state))
+        self._kept()
+        self._room_states[room_id] = state
 
     def room_state(self, room_id: str) -> str | None:
-        rows = self._all("SELECT state FROM chat_rooms WHERE room_id = ?", (room_id,))
-        return rows[0][0] if rows else None
+        self._kept()
+        if room_id not in self._room_states:
+            rows = self._all("SELECT state FROM chat_rooms WHERE room_id = ?", (room_id,))
+            self._room_states[room_id] = rows[0][0] if rows else None
+        return self._room_states[room_id]
 
     def rooms(self) -> list[tuple[str, str, int, int]]:
         """(room_id, state, unread, last_ts_ms) for every room seen."""
@@ -64,6 +83,9 @@ class ChatState:
                          (room_id,))
             conn.execute("UPDATE chat_rooms SET unread = unread + ?, last_ts_ms = "
                          "max(last_ts_ms, ?) WHERE room_id = ?", (int(unread), ts_ms, room_id))
+        self._kept()
+        if self._room_states.get(room_id, "") is None:
+            del self._room_states[room_id]  # the row made above: read it again
 
     def mark_read(self, room_id: str) -> None:
         with self._cache.write() as conn:
@@ -96,6 +118,7 @@ class ChatState:
                          session_id: str | None) -> bool:
         """Keep ``event`` (its ciphertext) with why it is not shown. Returns False if it was
         kept already in the same state (a re-sync)."""
+        self._maybe_undecrypted = True  # before the write: a rollback leaves it on the safe side
         with self._cache.write() as conn:
             row = conn.execute("SELECT state, reason FROM chat_undecrypted WHERE event_id = ?",
                                (event.event_id,)).fetchone()
@@ -123,6 +146,13 @@ class ChatState:
                           json.loads(r[5])) for r in self._all(sql + " ORDER BY origin_ms", args)]
 
     def forget_undecrypted(self, event_id: str) -> None:
+        """Asked for every message shown; the usual answer (nothing waits) costs no query."""
+        self._kept()
+        if self._maybe_undecrypted is None:
+            self._maybe_undecrypted = bool(self._all(
+                "SELECT 1 FROM chat_undecrypted LIMIT 1"))
+        if not self._maybe_undecrypted:
+            return
         with self._cache.write() as conn:
             conn.execute("DELETE FROM chat_undecrypted WHERE event_id = ?", (event_id,))
 

@@ -232,11 +232,16 @@ class SqlCryptoStore:
                         "message_index = ?", (session_id, index))
         return row[0] if row else None
 
-    def mark_seen(self, session_id: str, index: int, event_id: str) -> None:
-        # First writer wins: a later event id at the same index is the replay.
+    def mark_seen(self, session_id: str, index: int, event_id: str) -> str:
         with self._cache.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO crypto_seen (session_id, message_index, "
-                         "event_id) VALUES (?, ?, ?)", (session_id, index, event_id))
+            added = conn.execute("INSERT OR IGNORE INTO crypto_seen (session_id, message_index, "
+                                 "event_id) VALUES (?, ?, ?)",
+                                 (session_id, index, event_id)).rowcount
+        if added:
+            return event_id
+        seen = self.seen_event(session_id, index)
+        assert seen is not None  # the row that made the insert a no-op
+        return seen
 
     # -- device views ----------------------------------------------------------------------
 

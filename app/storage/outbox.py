@@ -59,13 +59,17 @@ class Outbox:
     # -- room events -----------------------------------------------------------------------
 
     def queue(self, room_id: str, event_id: str, body: Phi[str], *,
-              structured: bool = False) -> int:
+              structured: bool = False, content: dict[str, Any] | None = None) -> int:
         """Queue a message; returns its sequence number. ``structured``: ``body`` is the JSON
-        of the plaintext content (app/services/chat_content.py), not a message's text."""
+        of the plaintext content (app/services/chat_content.py), not a message's text.
+        ``content``: its ciphertext, when it was encrypted at once (in this transaction, as
+        for :meth:`set_encrypted`): then the text is not kept."""
+        text = body.reveal() if content is None else None
+        encrypted = None if content is None else json.dumps(content, separators=(",", ":"))
         with self._cache.write() as conn:
-            cur = conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, created_ms, "
-                               "structured) VALUES (?, ?, ?, ?, ?)",
-                               (room_id, event_id, body.reveal(), _now(), int(structured)))
+            cur = conn.execute("INSERT INTO chat_outbox (room_id, event_id, body, content, "
+                               "created_ms, structured) VALUES (?, ?, ?, ?, ?, ?)",
+                               (room_id, event_id, text, encrypted, _now(), int(structured)))
             return int(cur.lastrowid)
 
     def pending(self) -> list[OutboxItem]:

@@ -52,7 +52,7 @@ operations = st.lists(st.one_of(
 ), max_size=25)
 
 
-def _apply(store, op) -> None:
+def _apply(store, op) -> str | None:
     kind, *args = op
     if kind == "account":
         store.save_account(*args)
@@ -67,7 +67,7 @@ def _apply(store, op) -> None:
     elif kind == "inbound":
         store.save_inbound_group(*args)
     elif kind == "seen":
-        store.mark_seen(*args)
+        return store.mark_seen(*args)  # the event id that holds the index
     else:
         user_id, records = args
         store.save_user_devices(user_id, {r.device_id: r for r in records
@@ -110,8 +110,7 @@ def test_sql_store_reads_back_what_the_memory_store_does(tmp_path_factory, ops):
     with Cache.open(directory, keys_, memory_security=False) as cache:
         sql = SqlCryptoStore(cache)
         for op in ops:
-            _apply(memory, op)
-            _apply(sql, op)
+            assert _apply(sql, op) == _apply(memory, op)
         assert _view(sql) == _view(memory)
     # And after reopening the cache file.
     with Cache.open(directory, keys_, memory_security=False) as cache:

@@ -109,7 +109,8 @@ def test_memory_store_orders_olm_sessions_by_last_use():
 
 def test_memory_store_seen_keeps_the_first_event_id():
     store = MemoryCryptoStore()
-    store.mark_seen("s", 3, "$first")
-    store.mark_seen("s", 3, "$second")
+    assert store.mark_seen("s", 3, "$first") == "$first"
+    assert store.mark_seen("s", 3, "$second") == "$first"
+    assert store.mark_seen("s", 3, "$first") == "$first"  # the same event again: no replay
     assert store.seen_event("s", 3) == "$first"
     assert store.seen_event("s", 4) is None
