@@ -22,6 +22,9 @@ unread count and last time and looks up an edit or recall that came first, then 
 do-not-disturb before showing it. E2EE over plaintext is what secure chat costs against a
 bare relay client; E2EE over plain+kept is what encryption itself adds.
 
+A second benchmark splits the time into the sender's local work, the relay's push delay and
+the receiver's local work, for E2EE and plain+kept: where encryption adds its time.
+
 Messages go round the three paths, the order rotating every round, so all see the same load
 on a shared machine; each is sent when the previous one was displayed.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -328,3 +332,72 @@ async def test_send_to_display_latency_and_e2ee_overhead(tmp_path):
               f"ratio p50 {e2ee['p50'] / ref['p50']:.2f}x")
     # A chat message feels instant under ~100 ms; on loopback we want far less.
     assert e2ee["p99"] < 250, e2ee
+
+
+class Stamps:
+    """When each event was posted, answered, pushed to the receiver and shown: the
+    send -> display time split into the sender's local work, the relay's push delay and
+    the receiver's local work (timestamps taken at the module boundaries, nothing else
+    changed)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import app.services.chat as chat_module
+
+        self.at: dict[str, dict[str, float]] = {}
+        post = relay_api.post_event
+
+        async def stamped_post(transport, room_id, event_id, *args, **kwargs):
+            self._stamp(event_id, "post")
+            return await post(transport, room_id, event_id, *args, **kwargs)
+
+        def stamped_frames(frames):
+            async def each(transport):
+                async for frame in frames(transport):
+                    if isinstance(frame, dict) and frame.get("type") == "event":
+                        self._stamp(str(frame["event"].get("event_id")), "pushed")
+                    yield frame
+            return each
+
+        mark = Shown.mark
+
+        def stamped_mark(shown: Shown, event_id: str) -> None:
+            self._stamp(event_id, "shown")
+            mark(shown, event_id)
+
+        monkeypatch.setattr(relay_api, "post_event", stamped_post)
+        monkeypatch.setattr(chat_module, "push_frames", stamped_frames(chat_module.push_frames))
+        monkeypatch.setattr(sys.modules[__name__], "push_frames", stamped_frames(push_frames))
+        monkeypatch.setattr(Shown, "mark", stamped_mark)
+
+    def _stamp(self, event_id: str, what: str) -> None:
+        self.at.setdefault(event_id, {}).setdefault(what, time.perf_counter())
+
+    def phases(self, started: float, event_id: str) -> tuple[float, float, float]:
+        at = self.at[event_id]
+        return ((at["post"] - started) * 1000, (at["pushed"] - at["post"]) * 1000,
+                (at["shown"] - at["pushed"]) * 1000)
+
+
+async def test_where_the_e2ee_path_spends_its_time(tmp_path, monkeypatch):
+    """Sender local (compose -> POST), push delay (POST -> frame at the receiver), receiver
+    local (frame -> shown), median per phase for E2EE and plain+kept, interleaved."""
+    stamps = Stamps(monkeypatch)
+    phases: dict[str, list[tuple[float, float, float]]] = {"e2ee": [], "plain+kept": []}
+    with child_relay(tmp_path / "server") as server:
+        async with (e2ee_path(server, tmp_path) as e2ee,
+                    plain_path(server, tmp_path, keep_sent=True) as kept):
+            await asyncio.sleep(0.5)
+            for i in range(N + WARMUP):
+                order = [("e2ee", e2ee), ("plain+kept", kept)]
+                for name, path in order if i % 2 else order[::-1]:
+                    known = set(stamps.at)
+                    started = time.perf_counter()
+                    await path(i)
+                    posted = [e for e in stamps.at if e not in known and "post" in stamps.at[e]]
+                    if i >= WARMUP:
+                        phases[name].append(stamps.phases(started, posted[0]))
+    print()
+    for k, label in enumerate(("sender local", "push delay", "receiver local")):
+        e = statistics.median(p[k] for p in phases["e2ee"])
+        r = statistics.median(p[k] for p in phases["plain+kept"])
+        print(f"  {label:>14}: e2ee {e:6.3f} ms  plain+kept {r:6.3f} ms  added {e - r:+6.3f} ms")
