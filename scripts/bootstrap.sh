@@ -11,8 +11,11 @@ PY="${PYTHON:-python3}"
 DEB_PACKAGES=(oathtool openssl xvfb dcmtk dicom3tools coturn tesseract-ocr fonts-wqy-microhei fonts-noto-color-emoji
               libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 poppler-utils
               libportaudio2)
+# The stamp holds the list it was made for: a package added to the list is installed on a
+# machine set up before it, not skipped.
 stamp_deb="$VENV/.deb-ok"
-if [ ! -f "$stamp_deb" ]; then
+want_deb="${DEB_PACKAGES[*]}"
+if [ "$(cat "$stamp_deb" 2>/dev/null || true)" != "$want_deb" ]; then
   missing=()
   for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,4 +55,4 @@ for ts in "$ROOT"/app/ui/i18n/*.ts; do
     "$VENV/bin/pyside6-lrelease" -silent "$ts" -qm "$qm"
   fi
 done
-touch "$stamp_deb"
+printf '%s' "$want_deb" > "$stamp_deb"
