@@ -175,23 +175,11 @@ def test_cancel_an_upload_and_a_download(qtbot, people, tmp_path):
 
 def test_the_signed_in_workspace_gives_the_chat_the_sessions_one_engine(
         qtbot, qapp, qloop, open_server, tmp_path):
-    from app.config import Paths, Policy, Settings
-    from app.main import _build_window
-    from tests.support.clients import create_user, next_totp_code
+    from tests.support.clients import create_user
+    from tests.support.signed_in import sign_in_window
 
     creds = create_user(open_server, "dr.wiref", role="physician")
-    policy = Policy(server_url=open_server.url, pinned_ca_pem=open_server.ca_pem)
-    window = _build_window(qapp, policy, "", Paths.under(tmp_path / "c"), Settings(),
-                           keys_in_memory=True)
-    qtbot.addWidget(window)
-    window.observe_state()
-    window.show()
-    code = run(qtbot, next_totp_code(open_server, creds.username, creds.totp_secret))
-    window.login.username.setText(creds.username)
-    window.login.password.setText(creds.password)
-    window.login.totp.setText(code)
-    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
+    window = sign_in_window(qtbot, qapp, open_server, creds, tmp_path / "c")
     try:
         view = window.workspace.views["chat"]
         engine = window.workspace.transfer_engine

@@ -7,12 +7,11 @@ import asyncio
 
 from PySide6.QtCore import Qt
 
-from app.config import Paths, Policy, Settings
-from app.main import _build_window
 from app.services.room_patient import RoomPatientService
 from app.services.session import SessionState
 from tests.integration.test_chat import new_client
-from tests.support.clients import create_user, next_totp_code
+from tests.support.clients import create_user
+from tests.support.signed_in import sign_in_window
 from tests.ui.chat.conftest import run
 
 
@@ -20,18 +19,7 @@ def test_chat_runs_for_the_signed_in_user_and_goes_on_while_locked(
     qtbot, qapp, qloop, open_server, tmp_path,
 ):
     creds = create_user(open_server, "dr.osei", role="physician")
-    policy = Policy(server_url=open_server.url, pinned_ca_pem=open_server.ca_pem)
-    window = _build_window(qapp, policy, "", Paths.under(tmp_path / "c"), Settings(),
-                           keys_in_memory=True)
-    qtbot.addWidget(window)
-    window.observe_state()
-    window.show()
-    code = run(qtbot, next_totp_code(open_server, creds.username, creds.totp_secret))
-    window.login.username.setText(creds.username)
-    window.login.password.setText(creds.password)
-    window.login.totp.setText(code)
-    qtbot.mouseClick(window.login.submit, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=30_000)
+    window = sign_in_window(qtbot, qapp, open_server, creds, tmp_path / "c")
     view = window.workspace.views["chat"]
     chat = window.workspace.chat_service
     assert view.chat is chat and view.stack.currentIndex() == 1
