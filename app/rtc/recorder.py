@@ -31,6 +31,7 @@ from typing import Any
 import av
 from av import AudioFrame, VideoFrame
 
+from app.core.errors import SafeConsultError
 from app.crypto.files import FileTampered, decrypt_bytes, encrypt_bytes, read_header
 from app.rtc.signing import Party
 from app.rtc.tracks import private_copy
@@ -252,16 +253,39 @@ class CallRecorder:
         return counts
 
 
+class SegmentUnreadable(SafeConsultError):
+    """A recording segment that PyAV cannot demux or decode (damaged or truncated)."""
+
+    user_message = "This part of the recording cannot be played: it is damaged or incomplete."
+
+
+def _mono_s16(frame: AudioFrame) -> Any:
+    """The first channel of a decoded audio frame as int16 samples."""
+    import numpy as np
+
+    samples = frame.to_ndarray()
+    channels = max(1, len(frame.layout.channels))
+    mono = samples[0] if frame.format.is_planar else samples.reshape(-1)[::channels]
+    if mono.dtype.kind == "f":
+        return np.clip(mono * 32767.0, -32768, 32767).astype(np.int16)
+    if mono.dtype.itemsize > 2:  # s32: keep the top 16 bits
+        return (mono >> (8 * (mono.dtype.itemsize - 2))).astype(np.int16)
+    return mono.astype(np.int16, copy=True)
+
+
 class SegmentReader:
     """Playback of one finished segment held in memory (no file): its video duration, its
     video frames as ``(ms, RGB array)`` decoded on demand, a keyframe index for seeking, and
-    its sound as PCM.
+    its sound as PCM decoded on demand from a position (:meth:`sound_from`).
 
     The segments are written live, without Matroska cues, so the reader makes its own index
     in one demux pass (no decoding): every video packet's time and whether it is a keyframe.
     A seek decodes from the last keyframe at or before the target (the recorder writes one
     every ``KEYFRAME_INTERVAL`` frames, 2 s; older segments at least every 128) instead of
-    from the start: a position late in an hour's consult costs the same as one early in it."""
+    from the start: a position late in an hour's consult costs the same as one early in it.
+
+    A segment PyAV cannot read raises :class:`SegmentUnreadable` (from the constructor, or
+    from the iterators where the damage is met)."""
 
     def __init__(self, segment: bytes) -> None:
         self._segment = segment
@@ -269,19 +293,38 @@ class SegmentReader:
         self._packets: list[tuple[int, bool, bytes, int]] = []  # (ms, key, data, pts)
         self._time_base: Any = None
         self._codec = "vp8"
+        self.has_sound = False
+        self._sound_origin: int | None = None  # first audio packet, in samples
         self.last_decoded = 0  # frames the last seek decoded (for tests)
-        with av.open(io.BytesIO(segment), mode="r") as container:
-            if not container.streams.video:
-                return
-            stream = container.streams.video[0]
-            self._codec = stream.codec_context.name or "vp8"
-            self._time_base = stream.time_base
-            for packet in container.demux(video=0):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                ms = int(packet.pts * packet.time_base * 1000)
-                self.duration_ms = max(self.duration_ms, ms)
-                self._packets.append((ms, bool(packet.is_keyframe), bytes(packet), packet.pts))
+        self.sound_skipped = 0  # samples the last sound_from decoded before its position
+        self._sound_container: Any = None  # the sound's demuxer, kept for its index
+        self._sound_turn = 0  # the latest sound_from; an older one stops
+        container = self._open()
+        try:
+            self.has_sound = bool(container.streams.audio)
+            if not self.has_sound and not container.streams.video:
+                raise SegmentUnreadable("no audio or video stream")
+            if container.streams.video:
+                stream = container.streams.video[0]
+                self._codec = stream.codec_context.name or "vp8"
+                self._time_base = stream.time_base
+                for packet in container.demux(video=0):
+                    if packet.pts is None or packet.size == 0:
+                        continue
+                    ms = int(packet.pts * packet.time_base * 1000)
+                    self.duration_ms = max(self.duration_ms, ms)
+                    self._packets.append((ms, bool(packet.is_keyframe), bytes(packet),
+                                          packet.pts))
+            if self.has_sound:
+                # That pass read every block, so libavformat indexed the audio packets
+                # too (bounded by its max_index_size, 1 MiB): seeking the sound with this
+                # demuxer needs no scan from the start.
+                self._sound_container, container = container, None
+        except av.FFmpegError as exc:
+            raise SegmentUnreadable(exc.__class__.__name__) from None
+        finally:
+            if container is not None:
+                container.close()
 
     @property
     def keyframes_ms(self) -> list[int]:
@@ -292,7 +335,11 @@ class SegmentReader:
         for _ms, _key, data, pts in self._packets[index:]:
             packet = av.Packet(data)
             packet.pts, packet.time_base = pts, self._time_base
-            for frame in codec.decode(packet):
+            try:
+                frames = codec.decode(packet)
+            except av.FFmpegError as exc:
+                raise SegmentUnreadable(exc.__class__.__name__) from None
+            for frame in frames:
                 ms = int(frame.pts * self._time_base * 1000) if frame.pts is not None else 0
                 yield ms, frame
 
@@ -321,18 +368,116 @@ class SegmentReader:
         for ms, frame in decoded:  # on with the same decoder
             yield ms, frame.to_ndarray(format="rgb24")
 
-    def audio(self) -> tuple[int, Any]:
-        """(sample rate, mono int16 samples) of the segment's sound, decoded from memory."""
+    def sound_from(self, from_ms: int = 0) -> Iterator[tuple[int, Any]]:
+        """The segment's sound from ``from_ms`` on, as ``(sample rate, mono int16 PCM)``
+        pieces (one per decoded audio frame), decoded lazily: only what the caller takes is
+        in memory. Nothing for a segment without sound or a position past its end. One
+        at a time: calling it again ends the iterator it gave before (one demuxer).
+
+        Sample ``i`` of the sound plays at ``i / rate`` s of the recording (the first audio
+        packet is time 0, as the recorder writes it). The demuxer seeks the audio stream to
+        the last packet at or before the position (the segments have no cues: the index
+        libavformat made during the constructor's pass serves); the samples before the
+        position are dropped, so the first one yielded is sample ``from_ms * rate // 1000``
+        -- exact where the packets' millisecond timestamps are (20 ms PCM frames), else
+        within one millisecond. From there the samples follow one another as decoded:
+        their count, not the rounded timestamps, keeps the place -- except where packets
+        are missing (a damaged stretch the demuxer resynchronised past): silence fills the
+        gap, so the sound after it stays in step with the picture."""
         import numpy as np
 
-        rate, chunks = 48_000, []
-        with av.open(io.BytesIO(self._segment), mode="r") as container:
-            if not container.streams.audio:
-                return rate, np.zeros(0, np.int16)
-            rate = container.streams.audio[0].rate or rate
-            for frame in container.decode(audio=0):
-                samples = frame.to_ndarray()
-                chunks.append(samples.reshape(-1) if samples.ndim == 1 or samples.shape[0] == 1
-                              else samples[0])
-        return rate, (np.concatenate(chunks).astype(np.int16) if chunks
-                      else np.zeros(0, np.int16))
+        from_ms = max(0, int(from_ms))
+        self._sound_turn += 1
+        turn = self._sound_turn
+        self.sound_skipped = 0
+        for back_ms in (0, 1_000, 10_000, None):  # None: from the very start
+            container, stream, origin = self._sound_at(
+                None if back_ms is None else from_ms - back_ms)
+            if stream is None:
+                return
+            rate = stream.rate or 48_000
+            target = from_ms * rate // 1000  # the first sample wanted
+            position: int | None = None
+            for frame in self._decode_audio(container, stream, turn):
+                at = (round(frame.pts * frame.time_base * rate) - origin
+                      if frame.pts is not None and frame.time_base is not None else None)
+                if position is None:
+                    position = at if at is not None and back_ms is not None else 0
+                    if position > target:
+                        break  # the demuxer landed after the position: further back
+                pcm = _mono_s16(frame)
+                if at is not None and at - position > rate // 100:
+                    # Packets lost (a damaged stretch the demuxer skipped): silence in
+                    # their place keeps the sound in step with the picture.
+                    pcm = np.concatenate([np.zeros(at - position, np.int16), pcm])
+                start, position = position, position + len(pcm)
+                if position <= target:
+                    self.sound_skipped += len(pcm)
+                    continue
+                if start < target:
+                    self.sound_skipped += target - start
+                    pcm = pcm[target - start:]
+                yield rate, pcm
+            else:
+                return  # the end of the sound (or a newer sound_from took over)
+        # Unreachable in practice: the decode from the start begins at sample 0.
+
+    def _open(self) -> Any:
+        try:
+            return av.open(io.BytesIO(self._segment), mode="r")
+        except av.FFmpegError as exc:
+            raise SegmentUnreadable(exc.__class__.__name__) from None
+
+    def _sound_at(self, at_ms: int | None) -> tuple[Any, Any, int]:
+        """The sound's demuxer, its audio stream (None without sound) sought to the last
+        packet at or before ``at_ms`` (the start when it is None or <= 0), and the first
+        audio packet's time in samples (the sound's origin)."""
+        if not self.has_sound:
+            return None, None, 0
+        if self._sound_container is None:  # dropped after damage: a fresh one
+            self._sound_container = self._open()
+        container = self._sound_container
+        stream = container.streams.audio[0]
+        rate = stream.rate or 48_000
+        if self._sound_origin is None:
+            self._sound_origin = 0
+            with self._open() as first:
+                for packet in self._demux(first, first.streams.audio[0]):
+                    if packet.pts is not None:
+                        self._sound_origin = round(packet.pts * packet.time_base * rate)
+                        break
+        try:
+            container.seek(int(max(0, at_ms or 0) / 1000 / stream.time_base), stream=stream,
+                           backward=True, any_frame=False)
+        except av.FFmpegError:  # cannot seek (no index): read from the start
+            container.close()
+            container = self._sound_container = self._open()
+            stream = container.streams.audio[0]
+        return container, stream, self._sound_origin
+
+    @staticmethod
+    def _demux(container: Any, stream: Any) -> Iterator[Any]:
+        try:
+            yield from container.demux(stream)
+        except av.FFmpegError as exc:
+            raise SegmentUnreadable(exc.__class__.__name__) from None
+
+    def _decode_audio(self, container: Any, stream: Any, turn: int) -> Iterator[AudioFrame]:
+        """The frames from where the demuxer is, while ``turn`` is the latest sound_from:
+        checked before each read, so an older iterator never takes a newer one's packet."""
+        packets = self._demux(container, stream)
+        try:
+            while turn == self._sound_turn:
+                packet = next(packets, None)
+                if packet is None:
+                    return
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    raise SegmentUnreadable(exc.__class__.__name__) from None
+                yield from frames
+        except SegmentUnreadable:
+            if self._sound_container is container:
+                self._sound_container = None  # its state is unknown: a fresh one next time
+            container.close()
+            raise

@@ -5,12 +5,16 @@ The player decodes one participant's Matroska segment with PyAV straight from me
 recording was decrypted into memory by :meth:`RecordingService.load`): no plaintext file is
 ever written. Video frames are shown at their own timestamps; the slider seeks through the
 reader's keyframe index (decoding from the keyframe before the position, at most ~4 s of
-video, however long the recording). Sound (SegmentReader.audio, decoded from memory) plays
-through the speaker (app.rtc.playback) in sync with the picture: while playing, one clock
-(the position at Play or at a seek, plus the time since) decides both which frame is shown
-and how far the sound is fed -- ``AUDIO_LEAD_MS`` ahead, so that the speaker's small buffer
-holds about that much and each sample is heard when the clock reaches it. A seek drops
-what the speaker still buffers and restarts both from the new position.
+video, however long the recording). Sound plays through the speaker (app.rtc.playback) in
+sync with the picture: while playing, one clock (the position at Play or at a seek, plus the
+time since) decides both which frame is shown and how far the sound is fed --
+``AUDIO_LEAD_MS`` ahead, so that the speaker's small buffer holds about that much and each
+sample is heard when the clock reaches it. The sound is decoded from the clock's position
+as it is fed (SegmentReader.sound_from: a seek in the demuxer, then one 20 ms frame at a
+time), never whole: what is decoded ahead of the clock stays under ``AUDIO_LEAD_MS`` plus
+one frame, however long the recording. A seek drops what the speaker still buffers and
+restarts both from the new position. A damaged or truncated segment shows a clear message
+in the player instead of the picture or the sound it cannot decode.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -34,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.errors import SafeConsultError
 from app.rtc import playback
 from app.rtc.recorder import SegmentReader
 from app.ui.i18n import fill
@@ -52,20 +58,62 @@ def _clock(ms: int) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+class _Sound:
+    """A segment's sound from a position, decoded as it is taken: ``until(ms)`` gives the
+    samples from where the last call stopped up to ``ms`` (sample ``ms * rate // 1000``).
+    Held between calls: at most the rest of one decoded frame."""
+
+    def __init__(self, reader: SegmentReader, from_ms: int) -> None:
+        self._pieces = reader.sound_from(from_ms)
+        self.rate = 0
+        self._next = -1  # index of the next sample to hand out (known with the rate)
+        self._from_ms = from_ms
+        self._held: list[np.ndarray] = []
+        self.held_samples = 0
+        self.ended = False
+
+    def _pull(self) -> bool:
+        piece = next(self._pieces, None)
+        if piece is None:
+            self.ended = True
+            return False
+        rate, pcm = piece
+        if not self.rate:
+            self.rate, self._next = rate, self._from_ms * rate // 1000
+        self._held.append(pcm)
+        self.held_samples += len(pcm)
+        return True
+
+    def until(self, ms: int) -> np.ndarray:
+        """Raises SegmentUnreadable where the sound is damaged."""
+        if not self.rate and not self._pull():
+            return np.zeros(0, np.int16)
+        wanted = ms * self.rate // 1000 - self._next
+        while self.held_samples < wanted and self._pull():
+            pass
+        if wanted <= 0 or not self._held:
+            return np.zeros(0, np.int16)
+        held = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
+        out, rest = held[:wanted], held[wanted:]
+        self._held = [rest] if len(rest) else []
+        self.held_samples = len(rest)
+        self._next += len(out)
+        return out
+
+
 class _Decoder:
-    """Video frames of one in-memory segment as ``(ms, QImage)``, in order."""
+    """Video frames of one in-memory segment as ``(ms, QImage)``, in order, and its sound
+    from a position (:class:`_Sound`). Raises SegmentUnreadable (a SafeConsultError) for a
+    segment PyAV cannot read."""
 
     def __init__(self, segment: bytes) -> None:
         self._reader = SegmentReader(segment)
         self.duration_ms = self._reader.duration_ms
+        self.has_sound = self._reader.has_sound
         self._frames: Iterator[tuple[int, QImage]] | None = None
-        self._sound: tuple[int, Any] | None = None
 
-    def sound(self) -> tuple[int, Any]:
-        """(rate, mono s16 PCM) of the segment, decoded once, from memory."""
-        if self._sound is None:
-            self._sound = self._reader.audio()
-        return self._sound
+    def sound(self, from_ms: int) -> _Sound:
+        return _Sound(self._reader, from_ms)
 
     def _iterate(self, from_ms: int = 0) -> Iterator[tuple[int, QImage]]:
         for ms, rgb in self._reader.frames(from_ms):
@@ -105,6 +153,8 @@ class RecordingPlayer(QWidget):
         self.speaker: playback.AudioPlayer | None = None  # open while playing
         self._anchor = (0.0, 0)  # (monotonic s, position ms) the clock runs from
         self._fed_ms = 0  # sound handed to the speaker up to here
+        self._sound: _Sound | None = None  # decoding from the clock's position while playing
+        self.error: str | None = None  # what could not be played, as shown
         self._next: tuple[int, QImage] | None = None  # the frame after the shown one
         self._ended = False
         self._timer = QTimer(self)
@@ -127,6 +177,10 @@ class RecordingPlayer(QWidget):
         self.slider.setObjectName("recordingPosition")
         self.slider.sliderMoved.connect(self.seek)
         self.time_label = QLabel()
+        self.error_label = QLabel()
+        self.error_label.setObjectName("recordingError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
 
         controls = QHBoxLayout()
         controls.addWidget(self.play_button)
@@ -135,6 +189,7 @@ class RecordingPlayer(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.who)
         layout.addWidget(self.video, 1)
+        layout.addWidget(self.error_label)
         layout.addLayout(controls)
         layout.addWidget(QLabel(_tr("Played from memory; nothing is written to disk.")))
         self._choose()
@@ -150,9 +205,32 @@ class RecordingPlayer(QWidget):
     def _choose(self, *_: object) -> None:
         party = self.who.currentData()
         self._stop()
-        self._decoder = _Decoder(self._segments[party]) if party is not None else None
+        self._show_error(None)
+        self._decoder = None
+        self.video.clear()
+        self.current_image = None
+        if party is not None:
+            try:
+                self._decoder = _Decoder(self._segments[party])
+            except SafeConsultError:
+                self._show_error(_tr("This participant's part of the recording cannot be "
+                                     "played: it is damaged or incomplete."))
         self.slider.setRange(0, self.duration_ms)
+        self.play_button.setEnabled(self._decoder is not None)  # nothing to play otherwise
+        self.slider.setEnabled(self._decoder is not None)
         self.seek(0)
+
+    def _show_error(self, text: str | None) -> None:
+        self.error = text
+        self.error_label.setText(text or "")
+        self.error_label.setVisible(bool(text))
+
+    def _video_failed(self) -> None:
+        """The picture cannot be decoded on from here: stop, say so (no crash)."""
+        self._ended = True
+        self._stop()
+        self._show_error(_tr("The picture cannot be played on from here: this part of the "
+                             "recording is damaged or incomplete."))
 
     def _show(self, item: tuple[int, QImage] | None) -> None:
         if item is None:
@@ -171,7 +249,11 @@ class RecordingPlayer(QWidget):
     def seek(self, ms: int) -> None:
         if self._decoder is None:
             return
-        self._show(self._decoder.seek(ms))
+        try:
+            self._show(self._decoder.seek(ms))
+        except SafeConsultError:
+            self._video_failed()
+            return
         self._next, self._ended = None, False
         if self.playing:  # the clock and the sound restart from the frame shown
             self._restart_clock(self.position_ms)
@@ -190,8 +272,11 @@ class RecordingPlayer(QWidget):
     def _restart_clock(self, ms: int) -> None:
         self._anchor = (time.monotonic(), ms)
         self._fed_ms = ms
+        self._sound = None  # the decoding from the old position goes
         if self.speaker is not None:
             self.speaker.remove(SOUND)  # what it still buffers belongs to the old position
+            if self._decoder is not None and self._decoder.has_sound:
+                self._sound = self._decoder.sound(ms)
             self._feed(ms)
 
     def clock_ms(self) -> int:
@@ -200,15 +285,33 @@ class RecordingPlayer(QWidget):
         return ms + int((time.monotonic() - started) * 1000)
 
     def _feed(self, now_ms: int) -> None:
-        """Hand the speaker the sound up to ``AUDIO_LEAD_MS`` past the clock."""
-        if self.speaker is None or self._decoder is None:
+        """Hand the speaker the sound up to ``AUDIO_LEAD_MS`` past the clock, decoded now
+        (from the position the clock restarted at, on from where the last feed stopped)."""
+        if self.speaker is None or self._sound is None:
             return
-        rate, pcm = self._decoder.sound()
         until = now_ms + AUDIO_LEAD_MS
-        first, last = self._fed_ms * rate // 1000, min(until * rate // 1000, len(pcm))
-        if last > first:
-            self.speaker.push_pcm(SOUND, pcm[first:last], rate)
-        self._fed_ms = max(self._fed_ms, until)
+        if until <= self._fed_ms:
+            return
+        try:
+            pcm = self._sound.until(until)
+        except SafeConsultError:  # damaged sound: the picture plays on, silent
+            self._sound = None
+            self.speaker.remove(SOUND)
+            self._show_error(_tr("The sound cannot be played on from here: this part of the "
+                                 "recording is damaged or incomplete. The picture plays "
+                                 "without it."))
+            return
+        if len(pcm):
+            self.speaker.push_pcm(SOUND, pcm, self._sound.rate)
+        self._fed_ms = until
+
+    def sound_ahead_ms(self) -> float:
+        """Sound decoded but not yet heard: what was fed past the clock plus what the
+        decoder holds (the bound that keeps memory flat, whatever the recording's length)."""
+        if self._sound is None or not self._sound.rate:
+            return 0.0
+        return (max(0, self._fed_ms - self.clock_ms())
+                + self._sound.held_samples * 1000 / self._sound.rate)
 
     def _tick(self) -> None:
         if self._decoder is None:
@@ -218,7 +321,11 @@ class RecordingPlayer(QWidget):
         shown: tuple[int, QImage] | None = None
         while not self._ended:  # every frame due by now; the newest of them is shown
             if self._next is None:
-                self._next = self._decoder.next()
+                try:
+                    self._next = self._decoder.next()
+                except SafeConsultError:
+                    self._video_failed()
+                    return
                 if self._next is None:
                     self._ended = True
                     break
@@ -232,6 +339,7 @@ class RecordingPlayer(QWidget):
 
     def _stop(self) -> None:
         self._timer.stop()
+        self._sound = None
         self.play_button.setText(_tr("Play"))
         if self.speaker is not None:
             self.speaker.close()

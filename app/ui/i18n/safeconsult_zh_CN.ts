@@ -2885,6 +2885,18 @@ Key fingerprint: %3</source>
         <translation>在内存中播放，不写入磁盘。</translation>
     </message>
     <message>
+        <source>This participant&apos;s part of the recording cannot be played: it is damaged or incomplete.</source>
+        <translation>无法播放此参与者的录制部分：文件已损坏或不完整。</translation>
+    </message>
+    <message>
+        <source>The picture cannot be played on from here: this part of the recording is damaged or incomplete.</source>
+        <translation>画面无法从此处继续播放：这部分录制已损坏或不完整。</translation>
+    </message>
+    <message>
+        <source>The sound cannot be played on from here: this part of the recording is damaged or incomplete. The picture plays without it.</source>
+        <translation>声音无法从此处继续播放：这部分录制已损坏或不完整。画面将无声继续播放。</translation>
+    </message>
+    <message>
         <source>%1 / %2</source>
         <translation>%1 / %2</translation>
     </message>

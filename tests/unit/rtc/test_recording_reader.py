@@ -1,6 +1,7 @@
 """Playback of a recording segment from memory: seeking through the reader's own keyframe
 index (decoding at most one keyframe interval, wherever the position is, and the same pixels
-as decoding from the start), and the sound decoded to PCM (the 440 Hz it was recorded from).
+as decoding from the start), and the sound decoded to PCM (the 440 Hz it was recorded from;
+the sound from a position, memory, damage: test_recording_sound.py).
 The audio *output* is an edge this build lacks; the decode path is what is tested."""
 
 from __future__ import annotations
@@ -63,13 +64,22 @@ def test_seeking_a_long_recording_decodes_from_the_keyframe_before(tmp_path):
     assert got == sorted(got) and len(set(got)) == 5 and got[0] >= 8_000
 
 
+def whole_sound(reader: SegmentReader, from_ms: int = 0) -> tuple[int, np.ndarray]:
+    rates, pieces = {RATE}, []
+    for rate, pcm in reader.sound_from(from_ms):
+        rates.add(rate)
+        pieces.append(pcm)
+    assert len(rates) == 1  # one rate throughout
+    return rates.pop(), (np.concatenate(pieces) if pieces else np.zeros(0, np.int16))
+
+
 def test_the_sound_is_decoded_from_memory(tmp_path):
     reader = SegmentReader(make_segment(tmp_path, 2 * FPS, audio=True))
-    rate, pcm = reader.audio()
+    rate, pcm = whole_sound(reader)
     assert rate == RATE and pcm.dtype == np.int16
     assert 1.8 * RATE <= len(pcm) <= 2.2 * RATE
     spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
     peak_hz = np.argmax(spectrum) * rate / len(pcm)
     assert abs(peak_hz - 440) < 5
-    silent = SegmentReader(make_segment(tmp_path, 10)).audio()[1]
+    silent = whole_sound(SegmentReader(make_segment(tmp_path, 10)))[1]
     assert not np.any(silent)  # no sound recorded: nothing (not noise) decoded
