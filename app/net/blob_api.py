@@ -106,3 +106,17 @@ async def get_chunk(transport: Transport, blob_id: str, index: int) -> bytes:
     """Chunk ``index`` of a complete blob, as stored (the caller checks size and tag)."""
     response = await transport.request("GET", f"/v1/blobs/{_seg(blob_id)}/chunks/{int(index)}")
     return response.content
+
+
+async def delete_blob(transport: Transport, blob_id: str) -> None:
+    """Delete a blob this device uploaded (a cancelled upload), in any state but while the
+    server is finalizing it (``409 blob_finalizing``: ask again). Another member's blob,
+    or this user's from another device, is ``403 forbidden``; an unknown or already deleted
+    one is refused like a blob of a consult the caller is not in (``403 not_member``)."""
+    response = await transport.request("DELETE", f"/v1/blobs/{_seg(blob_id)}")
+    try:
+        data = response.json()
+    except ValueError:
+        raise ProtocolError("blob delete answer not understood") from None
+    if response_field(data, "blob_id", str) != blob_id or data.get("deleted") is not True:
+        raise ProtocolError("blob delete answer not understood")

@@ -16,6 +16,9 @@ audit entry per shared study (object: the study id; detail: the file count) and 
 that a restart interrupts cannot be finished (its copies were in memory): at the next
 sign-in ``ChatFiles`` cancels its remaining uploads, no manifest goes, one failed
 ``file.send`` (``interrupted``) is recorded and the user is told (``_InterruptedShares``).
+A share that fails or is cancelled, or that a restart interrupted, leaves no blob on the
+server: its files' blobs are deleted (``TransferEngine.cancel`` / ``discard``, best effort:
+a server out of reach leaves them to its retention).
 
 Receiving (:meth:`fetch`): the manifest must name the Megolm-authenticated sender device and
 verify against that device's key *from this device's device list* (never the server's word);
@@ -434,6 +437,11 @@ class StudyShareService:
             self._settle(transfers, None, outcome="failed",
                          detail={"kind": "study", "files": len(files),
                                  "reason": str(getattr(exc, "code", "") or "error")})
+            # No manifest will name the files already up: their blobs go from the server
+            # too (best effort; a cancelled upload's went at its cancel).
+            for transfer_id in transfers:
+                with contextlib.suppress(SafeConsultError):
+                    self.engine.discard(transfer_id)
             raise
         study_desc, groups, _ = _group_heads(heads)
         signer = self.engine.device
@@ -639,8 +647,9 @@ class StudyShareService:
 class _InterruptedShares:
     """The study share's announcer at sign-in (``ChatFiles.register``, purpose ``study``):
     a share is not resumable in general (its de-identified copies were in memory), so one
-    that a restart interrupted is ended -- its remaining uploads cancelled, no manifest
-    sent -- with one failed ``file.send`` entry, and the user is told to share it again."""
+    that a restart interrupted is ended -- its remaining uploads cancelled, the blobs of all
+    its files deleted on the server, no manifest sent -- with one failed ``file.send``
+    entry, and the user is told to share it again."""
 
     resumable = False
 

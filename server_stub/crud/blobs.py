@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,25 @@ def blob_for_member(
     else:
         require_member(conn, blob.room_id, user_id, now_ms, roles=roles)
     return blob
+
+
+def require_owner_device(blob: Blob, user_id: Any, device_id: str | None) -> None:
+    """Only the device that created a blob may delete it (a member's other device, or
+    another member, may not)."""
+    if blob.owner_user_id != user_id or blob.owner_device_id is None \
+            or blob.owner_device_id != device_id:
+        raise Refused(403, "forbidden", "only the device that uploaded this blob may delete it")
+
+
+def delete_rows(conn: sqlite3.Connection, blob_ids: Sequence[str]) -> None:
+    """Deleting blobs, step 1 (in the caller's write transaction): their rows, and with them
+    their chunk rows (``ON DELETE CASCADE``). Step 2, only after the commit:
+    ``BlobFiles.delete`` for each. In that order a crash in between leaves orphan
+    directories, which the retention sweep removes, never a row that points at nothing;
+    and a chunk upload racing the delete finds no row at its record step, so it refuses
+    and removes what it wrote. The one way blobs are deleted: retention and
+    ``DELETE /v1/blobs/{id}`` both use it."""
+    conn.executemany("DELETE FROM blobs WHERE blob_id = ?", [(i,) for i in blob_ids])
 
 
 def check_chunk(blob: Blob, index: int, size: int | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server_stub.core.db import Database
+from server_stub.crud import blobs as blobs_crud
 from server_stub.crud import grants
 from server_stub.crud.blobs import BlobFiles
 from server_stub.crud.rooms import StoredEvent
@@ -47,9 +48,9 @@ def purge(db: Database, files: BlobFiles, *, retention_days: int, now_ms: int) -
         with db.transaction() as conn:
             ids = [r[0] for r in conn.execute(
                 "SELECT blob_id FROM blobs WHERE created_ms < ? LIMIT ?", (cutoff, _BATCH))]
-            conn.executemany("DELETE FROM blobs WHERE blob_id = ?", [(i,) for i in ids])
-        # Files go after the rows commit: a crash in between leaves orphan files (swept
-        # below), never a row that points at nothing.
+            blobs_crud.delete_rows(conn, ids)
+        # Files go after the rows commit (see delete_rows): a crash in between leaves
+        # orphan files (swept below), never a row that points at nothing.
         for blob_id in ids:
             files.delete(blob_id)
         blobs += len(ids)

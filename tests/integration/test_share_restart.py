@@ -22,7 +22,7 @@ import pytest
 
 from app.services.chat_content import new_event_id
 from app.services.study_share import StudyShareService
-from app.services.transfers import TransferEngine, TransferOptions
+from app.services.transfers import TransferCancelled, TransferEngine, TransferOptions
 from app.services.transfers import progress as phases
 from app.services.transfers.chat_files import ChatFiles
 from app.storage.transfers import CANCELLED, DONE, STUDY
@@ -40,6 +40,17 @@ def _sends(server, client: Client) -> list[tuple[str, str | None, str, dict]]:
     rows = client_rows(server_db(server), client.ws.session.device.device_id)
     return [(r["object_type"], r["object_id"], r["outcome"], r["detail"]) for r in rows
             if r["action"] == "client.file.send"]
+
+
+def _assert_blobs_deleted(server, blob_ids: list[str | None]) -> None:
+    assert blob_ids and all(blob_ids)
+    conn = server_db(server).connection()
+    for blob_id in blob_ids:
+        assert conn.execute("SELECT COUNT(*) FROM blobs WHERE blob_id = ?",
+                            (blob_id,)).fetchone()[0] == 0
+        assert not (server.settings.blob_dir / blob_id).exists()
+        assert conn.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'blob.delete'"
+                            " AND object_id = ?", (blob_id,)).fetchone()[0] == 1
 
 
 def _sharing(client: Client) -> tuple[ChatFiles, StudyShareService]:
@@ -89,6 +100,10 @@ async def test_interrupted_study_share_is_ended_and_reported_once(chat_pair, ope
     records = [files.engine.record(t) for t in seen]
     assert [(r.state, r.purpose) for r in records] == [(DONE, STUDY), (CANCELLED, STUDY)]
     assert all(r.announce_event_id is None for r in records)  # settled
+    # Nothing of it stays on the server: the finished file's blob (never announced) and
+    # the cancelled one's partial blob are deleted, rows and chunk files.
+    await files.engine.drain()
+    _assert_blobs_deleted(open_server, [r.blob_id for r in records])
     (action,) = told
     assert (action.kind, action.room_id, action.files_done) == ("study", room_id, 1)
     assert sorted(action.transfer_ids) == sorted(seen)
@@ -114,6 +129,34 @@ async def test_interrupted_study_share_is_ended_and_reported_once(chat_pair, ope
     assert told == []
     await alice.ws.session.audit.flush()
     assert len(_sends(open_server, alice)) == 1
+    sharing.close()
+
+
+async def test_a_study_share_cancelled_by_the_user_leaves_no_blob(chat_pair, open_server,
+                                                                   tmp_path):
+    """The user cancels a share's second file mid-way: the share fails, and neither that
+    file's partial blob nor the first file's complete one stays on the server."""
+    clients, room_id = chat_pair
+    alice = clients["alice"]
+    paths = write_ct_series(tmp_path / "ct", slices=3, rows=48, cols=40)
+    files, sharing = _sharing(alice)
+    seen: list[str] = []
+
+    def on_progress(p) -> None:
+        if p.transfer_id not in seen:
+            seen.append(p.transfer_id)
+        if len(seen) == 2 and p.phase == phases.UPLOADING and p.chunks_done >= 1 \
+                and not p.final:
+            files.engine.cancel(p.transfer_id)
+
+    files.engine.progress.connect(on_progress)
+    with pytest.raises(TransferCancelled):
+        await sharing.share(room_id, paths)
+    await files.engine.drain()
+    records = [files.engine.record(t) for t in seen]
+    assert [r.state for r in records] == [DONE, CANCELLED]
+    _assert_blobs_deleted(open_server, [r.blob_id for r in records])
+    assert files.engine.announcing() == []  # settled: nothing for the next sign-in
     sharing.close()
 
 

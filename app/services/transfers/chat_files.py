@@ -15,8 +15,10 @@ so an interrupted share is ended and reported). ``resume_pending()`` (once per s
 the background):
 
 1. ends every interrupted action of a kind that does not resume: its unfinished uploads are
-   cancelled, its announcer records the action's one (failed) audit entry and its rows are
-   settled in the same commit, and ``interrupted`` tells the user, once;
+   cancelled, the blobs of all its uploads (finished ones too: never announced) are deleted
+   on the server (best effort, else left to its retention), its announcer records the
+   action's one (failed) audit entry and its rows are settled in the same commit, and
+   ``interrupted`` tells the user, once;
 2. announces every finished upload still holding its id (the process stopped between
    finalize and queueing), through its kind's announcer;
 3. resumes every other unfinished transfer of this device (``TransferEngine.resume_pending``):
@@ -193,9 +195,14 @@ class ChatFiles:
                                                   for r in records):
                 continue
             for record in records:
-                if not record.final:  # its remaining uploads: stopped for good
-                    with contextlib.suppress(SafeConsultError):
+                # Its remaining uploads are stopped for good, and its finished ones will
+                # never be announced: the blobs of both are deleted on the server (best
+                # effort, in the background; see TransferEngine.cancel / discard).
+                with contextlib.suppress(SafeConsultError):
+                    if not record.final:
                         self.engine.cancel(record.transfer_id)
+                    else:
+                        self.engine.discard(record.transfer_id)
             action = Interrupted(purpose, records[0].room_id, event_id,
                                  tuple(r.transfer_id for r in records),
                                  sum(r.state == "done" for r in records))

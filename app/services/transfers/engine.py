@@ -41,6 +41,14 @@ for the whole action itself (a shared study, a recording).
 
 Progress is published as :class:`TransferProgress` snapshots on the ``progress`` signal
 (psygnal: Qt-free), results on ``finished``; ``cancel(transfer_id)`` stops a transfer.
+
+Cancelled uploads leave nothing on the server: when an upload ends cancelled (the user's
+cancel, or a share that cannot go on) its blob is deleted (``DELETE /v1/blobs/{id}``), in
+the background and best effort -- a server out of reach leaves it to the server's retention,
+and the cancel neither waits for nor fails with the delete. ``discard(transfer_id)`` does
+the same for a finished upload that will never be announced (a cancelled or interrupted
+share's files); ``drain()`` waits for the deletes under way.
+
 Memory stays bounded: at most ``parallel`` chunks in flight, each a few times
 ``chunk_size``. Must be used from the event loop's thread (the cache connection is not
 shared between threads); encryption and file I/O run in worker threads.
@@ -51,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import mimetypes
 import os
 import random
@@ -120,7 +129,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 _RETRYABLE_CODES = frozenset({"blob_finalizing"})
+_DELETE_TRIES = 3  # a cancelled upload's blob delete
+_STOP_DELETE_WAIT_S = 2.0
 _SESSION_CODES = frozenset({"token_expired", "unauthenticated", "session_expired"})
 
 
@@ -134,6 +147,8 @@ class TransferOptions:
     progress_interval_s: float = 0.1  # at most one progress snapshot per transfer per interval
     commit_interval_s: float = 0.5  # how often the chunks-done bitmap is written
     suite: str = "aes-256-gcm"
+    # A cancelled upload's blob delete gives up after this long (left to retention).
+    delete_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_size <= blob_api.MAX_CHUNK_BYTES - TAG_SIZE:
@@ -191,6 +206,8 @@ class TransferEngine:
         # unless the row has a purpose (a study's file, a recording): then the announcer
         # at sign-in records the action's one entry (``_audits``; chat_files).
         self._quiet: set[str] = set()
+        # Background deletes of cancelled uploads' blobs (best effort; ``drain``).
+        self._deletes: set[asyncio.Task[None]] = set()
 
     @classmethod
     def for_session(cls, session: SessionService, **kwargs: Any) -> TransferEngine:
@@ -377,8 +394,10 @@ class TransferEngine:
         return results
 
     def cancel(self, transfer_id: str) -> None:
-        """Stop a transfer for good (running or paused). Its partial data is removed; an
-        upload's incomplete blob is left to the server's retention."""
+        """Stop a transfer for good (running or paused). Its partial data is removed, and an
+        upload's blob is deleted on the server -- in the background, best effort: if the
+        server cannot be reached the blob is left to the server's retention. The cancel
+        itself never waits for, nor fails because of, that delete (``drain`` waits)."""
         run = self._runs.get(transfer_id)
         if run is not None:
             run.cancel_requested = True
@@ -389,14 +408,38 @@ class TransferEngine:
         if not record.final:
             self._end(record, phases.CANCELLED, TransferCancelled("cancelled by the user"))
 
+    def discard(self, transfer_id: str) -> None:
+        """A finished (or failed) upload that will never be announced -- a study share that
+        was cancelled or that a restart interrupted: delete its blob on the server, as for a
+        cancelled upload (background, best effort). A cancelled upload's blob was deleted at
+        its cancel; a download, or an upload that created no blob, has nothing to delete."""
+        record = self._repo.get(transfer_id)
+        if record is None:
+            raise UnknownTransfer("no such transfer")
+        if record.direction != UPLOAD or record.state not in (DONE, FAILED):
+            return
+        self._delete_blob(record.blob_id)
+
+    async def drain(self) -> None:
+        """Wait for the blob deletes under way (each bounded by ``delete_timeout_s``)."""
+        while pending := [task for task in self._deletes if not task.done()]:
+            await asyncio.wait(pending)
+
     async def stop(self) -> None:
         """Pause every running transfer (sign-out, lock-down, shutdown): their callers get
-        ``CancelledError``, the state stays, ``resume_pending`` goes on later."""
+        ``CancelledError``, the state stays, ``resume_pending`` goes on later. Blob deletes
+        under way get a short moment to finish (then they are left to retention)."""
         tasks = [run.task for run in self._runs.values()
                  if run.task is not None and run.task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        deletes = tuple(self._deletes)
+        if deletes:
+            _done, late = await asyncio.wait(deletes, timeout=_STOP_DELETE_WAIT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def transfers(self) -> list[TransferProgress]:
         """Every transfer this device knows, running or not (for a transfer list)."""
@@ -546,6 +589,8 @@ class TransferEngine:
         self._repo.update(record.transfer_id, **fields)
         with contextlib.suppress(ValueError):
             self._repo.staging_path(record.transfer_id).unlink(missing_ok=True)
+        if phase == phases.CANCELLED and record.direction == UPLOAD:
+            self._delete_blob(record.blob_id)
         action = SEND_ACTION if record.direction == UPLOAD else RECEIVE_ACTION
         outcome = "refused" if isinstance(error, (TransferTampered, TransferRefused)) else (
             "failed")
@@ -561,6 +606,55 @@ class TransferEngine:
         self.finished.emit(TransferResult(record.transfer_id, record.direction, record.room_id,
                                           error_code=error.code,
                                           error_message=error.user_message))
+
+    def _delete_blob(self, blob_id: str | None) -> None:
+        """Start deleting an upload's blob on the server, in the background."""
+        if blob_id is None:  # cancelled before the server made one: nothing there
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): left to retention
+            log.warning("an unsent upload's blob was not deleted; left to the server's "
+                        "retention", extra={"event": "blob_delete_failed",
+                                            "reason_code": "no_event_loop"})
+            return
+        task = loop.create_task(self._delete_blob_now(blob_id))
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
+
+    async def _delete_blob_now(self, blob_id: str) -> None:
+        """One blob delete: a few tries while the server is finalizing it or busy, all
+        within ``delete_timeout_s``; any failure is logged (no patient data) and the blob
+        left to the server's retention. Never raises (but for its own cancellation)."""
+        reason = ""
+        try:
+            async with asyncio.timeout(self.options.delete_timeout_s):
+                for attempt in range(_DELETE_TRIES):
+                    try:
+                        await blob_api.delete_blob(self.transport(), blob_id)
+                        break
+                    except ServerError as exc:
+                        transient = (exc.code in _RETRYABLE_CODES or exc.status >= 500
+                                     or exc.status == 429)
+                        if not transient or attempt == _DELETE_TRIES - 1:
+                            raise
+                    await asyncio.sleep(self.options.retry_base_s * 2 ** attempt)
+        except ServerError as exc:
+            reason = exc.code
+        except (ConnectionFailed, CertificateNotPinned):
+            reason = "connection"
+        except TimeoutError:
+            reason = "timeout"
+        except ProtocolError:
+            reason = "protocol"
+        except Exception as exc:  # e.g. the transport closed by a sign-out meanwhile
+            reason = type(exc).__name__
+        if reason:
+            log.warning("an unsent upload's blob was not deleted; left to the server's "
+                        "retention", extra={"event": "blob_delete_failed",
+                                            "reason_code": reason})
+        else:
+            log.info("an unsent upload's blob was deleted", extra={"event": "blob_deleted"})
 
     def _emit(self, run: Run, *, force: bool = False) -> None:
         now = self._clock()

@@ -1,7 +1,8 @@
 """Resumable upload and download of encrypted blobs (docs/protocol.md, "Blobs").
 
 Chunk bodies are raw ciphertext bytes. Only active members of the blob's room may touch it;
-observers may download but not upload. Every chunk download is audited.
+observers may download but not upload. Every chunk download is audited. The device that
+uploaded a blob may delete it (a cancelled upload), in the same way retention does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from server_stub.models.blobs import CreateBlob
 router = APIRouter(tags=["blobs"])
 
 _MAX_INDEX = 2**31
+
+
+def _not_uploading() -> blobs.Refused:
+    return blobs.Refused(409, "blob_not_uploading", "this blob no longer accepts chunks")
 
 
 def _index(index: int) -> int:
@@ -92,16 +97,31 @@ async def put_chunk(
             return blob
 
         guarded(db, hub, check)
-        files.write_chunk(blob_id, index, data)
+        try:
+            files.write_chunk(blob_id, index, data)
+        except FileNotFoundError:
+            if blobs.get_blob(db.connection(), blob_id) is not None:
+                raise
+            # Its directory went while the chunk was written: a delete won the race.
+            raise api_error(_not_uploading()) from None
 
         def record(conn) -> None:
             blob = blobs.get_blob(conn, blob_id)
             if blob is None or blob.state != "uploading":
-                # Finalize or a purge won the race: the file must not count.
-                raise blobs.Refused(409, "blob_not_uploading", "this blob no longer accepts chunks")
+                # Finalize, a purge or a delete won the race: the file must not count.
+                raise _not_uploading()
             blobs.record_chunk(conn, blob_id, index, len(data))
 
-        guarded(db, hub, record)
+        try:
+            guarded(db, hub, record)
+        except ApiError:
+            if blobs.get_blob(db.connection(), blob_id) is None:
+                # Deleted (or purged) meanwhile: the row went first and its files after,
+                # so what this request wrote may have landed after they were removed.
+                # Remove it now rather than leave it for the next sweep; the blob cannot
+                # come back (its id is never reused, and every later request is refused).
+                files.delete(blob_id)
+            raise
         return {"blob_id": blob_id, "index": index, "size": len(data)}
 
     return await run_in_threadpool(store)
@@ -133,7 +153,9 @@ def finalize(
         if problem is not None:
             raise api_error(problem)
     done = blobs.get_blob(db.connection(), blob_id)
-    assert done is not None
+    if done is None:  # its uploader deleted it right after it completed
+        raise api_error(blobs.Refused(403, "not_member",
+                                      "you are not a member of this blob's consult"))
     return done.to_wire()
 
 
@@ -160,3 +182,29 @@ def get_chunk(
     except blobs.Refused as exc:
         raise api_error(exc) from None
     return Response(data, media_type="application/octet-stream")
+
+
+@router.delete("/v1/blobs/{blob_id}")
+def delete_blob(
+    request: Request, blob_id: str,
+    auth: AuthContext = Depends(authenticated), db: Database = Depends(get_db),  # noqa: B008
+) -> dict[str, Any]:
+    """The uploading device deletes its blob (a cancelled upload, or the complete but never
+    announced files of a cancelled share): rows at once, then the chunk files -- the same
+    two steps as retention (``blobs.delete_rows``). Not while a finalize is hashing it."""
+    files = blob_files(request.app)
+
+    def work(conn) -> None:
+        blob = blobs.blob_for_member(conn, blob_id, auth.user_id, now_ms())
+        blobs.require_owner_device(blob, auth.user_id, auth.device_id)
+        if blob.state == "finalizing":
+            raise blobs.Refused(409, "blob_finalizing",
+                                "this blob is being finalized; try again in a moment")
+        blobs.delete_rows(conn, [blob_id])
+        audit(conn, request, auth, "blob.delete", object_type="blob", object_id=blob_id,
+              detail={"room_id": blob.room_id, "state": blob.state,
+                      "size": blob.total_size})
+
+    guarded(db, hub_of(request.app), work)
+    files.delete(blob_id)
+    return {"blob_id": blob_id, "deleted": True}
