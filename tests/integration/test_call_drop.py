@@ -1,9 +1,10 @@
 """Dropped when trust or membership ends (docs/calls.md): real workstations, the real server,
 real aiortc peers on loopback. Trust and membership are checked when a link is set up and
 again whenever a device's view of devices or members changes: a device the local user
-blocks, one the admin revokes (seen at the next device-list refresh), or a member removed
-from the consult is dropped from the running call at once -- its link closed, media stopped,
-one ``call.drop`` audit entry on the device that dropped it -- and the rest goes on."""
+blocks, one the admin revokes (pushed to the others as a new device-list version), or a
+member removed from the consult is dropped from the running call at once -- its link
+closed, media stopped, one ``call.drop`` audit entry on the device that dropped it -- and
+the rest goes on."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from tests.integration.test_calls import consult, flowing, link, new_peer, wait_
 from tests.support.clients import server_db
 
 
-async def three_party(open_server, tmp_path, **host_options):
+async def three_party(open_server, tmp_path, *, chat_background: bool = False, **host_options):
     alice, bob, carol = [await new_peer(open_server, tmp_path, name, use_turn=False,
+                                        chat_background=chat_background,
                                         **(host_options if name == "dr.alice" else {}))
                          for name in ("dr.alice", "dr.bob", "dr.carol")]
     room_id = await consult(alice, bob, carol)
@@ -95,6 +97,27 @@ async def test_a_device_the_admin_revokes_is_dropped_at_the_next_device_list_ref
         admin.revoke_device(server_db(open_server), carol.party.device_id, wipe=False)
         for peer in (alice, bob):
             await peer.chat.check_device_lists()  # the device-list version moved
+        for peer in (alice, bob):
+            assert dropped[id(peer)] == [CallDrop(call.call_id, carol.party, "untrusted")]
+        await wait_for(lambda: link(alice, carol).state is LinkState.CLOSED
+                       and link(bob, carol).state is LinkState.CLOSED, 15)
+        await still_carrying(alice, bob)
+    finally:
+        for peer in (alice, bob, carol):
+            await peer.close()
+
+
+async def test_a_device_the_admin_revokes_is_dropped_by_the_push_without_a_poll(
+        open_server, tmp_path):
+    """The chats run as in the app (push socket; the poll is ten minutes away): the server
+    pushes the revoked user's new device-list version, and the others drop the device
+    within the relay's watch interval (0.5 s) plus a device-list fetch."""
+    (alice, bob, carol), _room_id, call = await three_party(open_server, tmp_path,
+                                                            chat_background=True)
+    try:
+        dropped = {id(p): drops(p) for p in (alice, bob)}
+        admin.revoke_device(server_db(open_server), carol.party.device_id, wipe=False)
+        await wait_for(lambda: all(dropped[id(p)] for p in (alice, bob)), 10)
         for peer in (alice, bob):
             assert dropped[id(peer)] == [CallDrop(call.call_id, carol.party, "untrusted")]
         await wait_for(lambda: link(alice, carol).state is LinkState.CLOSED

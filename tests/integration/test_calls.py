@@ -142,8 +142,11 @@ async def new_peer(server, tmp_path, name: str, *, rewrite=None, **options) -> P
     ws = Workstation(server, tmp_path / f"ws-{name}")
     code = await next_totp_code(server, creds.username, creds.totp_secret)
     await ws.session.sign_in(creds.username, creds.password, code)
-    chat = ChatService(ws.session)
-    await chat.start(background=False)
+    # ``chat_background``: the chat's own loops run (push socket and sync), as in the app;
+    # the poll is too slow to matter, so what arrives comes by push.
+    background = options.pop("chat_background", False)
+    chat = ChatService(ws.session, poll_interval_s=600) if background else ChatService(ws.session)
+    await chat.start(background=background)
     sent: list = []
     events: list[CallEvent] = []
     call_options = options.pop("call_options", None) or CallOptions(video_tag=len(name))
