@@ -16,6 +16,7 @@ dropped until their consent arrives.
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import io
 import logging
@@ -24,6 +25,7 @@ import queue
 import struct
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,10 +281,21 @@ class SegmentReader:
     its sound as PCM decoded on demand from a position (:meth:`sound_from`).
 
     The segments are written live, without Matroska cues, so the reader makes its own index
-    in one demux pass (no decoding): every video packet's time and whether it is a keyframe.
-    A seek decodes from the last keyframe at or before the target (the recorder writes one
-    every ``KEYFRAME_INTERVAL`` frames, 2 s; older segments at least every 128) instead of
-    from the start: a position late in an hour's consult costs the same as one early in it.
+    in one demux pass (no decoding): every video packet's time, whether it is a keyframe and
+    its pts -- 17 bytes a packet in flat arrays, not the packets (an hour at 1 Mbit/s is
+    ~450 MB of video packets; its index ~2 MB). A seek decodes from the last keyframe at or
+    before the target (the recorder writes one every ``KEYFRAME_INTERVAL`` frames, 2 s; older
+    segments at least every 128) instead of from the start: a position late in an hour's
+    consult costs the same as one early in it. The packets are read from the segment bytes
+    themselves, by two demuxers the reader keeps open for its life, both over the same
+    bytes: one for the picture (:meth:`frames`), one for the sound (:meth:`sound_from`), so
+    neither moves the other. libavformat indexes the packets it reads: the constructor's
+    pass indexed one demuxer, a scan to the end (in C, ~50 ms for 10 min) the other, so
+    both seek straight to a keyframe. A demuxer that cannot seek, or lands elsewhere than
+    the keyframe, is replaced by a fresh one read from the start (the same packets, slower).
+
+    One picture iterator at a time, as for the sound: calling :meth:`frames` again ends the
+    iterator it gave before (one demuxer).
 
     A segment PyAV cannot read raises :class:`SegmentUnreadable` (from the constructor, or
     from the iterators where the damage is met)."""
@@ -290,7 +303,10 @@ class SegmentReader:
     def __init__(self, segment: bytes) -> None:
         self._segment = segment
         self.duration_ms = 0
-        self._packets: list[tuple[int, bool, bytes, int]] = []  # (ms, key, data, pts)
+        # The video index, one entry per packet in demux order (no packet bytes).
+        self._ms = array("q")
+        self._key = array("b")
+        self._pts = array("q")
         self._time_base: Any = None
         self._codec = "vp8"
         self.has_sound = False
@@ -299,6 +315,8 @@ class SegmentReader:
         self.sound_skipped = 0  # samples the last sound_from decoded before its position
         self._sound_container: Any = None  # the sound's demuxer, kept for its index
         self._sound_turn = 0  # the latest sound_from; an older one stops
+        self._video_container: Any = None  # the picture's demuxer, kept for its index
+        self._video_turn = 0  # the latest frames(); an older one stops
         container = self._open()
         try:
             self.has_sound = bool(container.streams.audio)
@@ -313,28 +331,105 @@ class SegmentReader:
                         continue
                     ms = int(packet.pts * packet.time_base * 1000)
                     self.duration_ms = max(self.duration_ms, ms)
-                    self._packets.append((ms, bool(packet.is_keyframe), bytes(packet),
-                                          packet.pts))
+                    self._ms.append(ms)
+                    self._key.append(bool(packet.is_keyframe))
+                    self._pts.append(packet.pts)
             if self.has_sound:
                 # That pass read every block, so libavformat indexed the audio packets
                 # too (bounded by its max_index_size, 1 MiB): seeking the sound with this
                 # demuxer needs no scan from the start.
                 self._sound_container, container = container, None
+                if self._pts:
+                    self._video_container = self._open()
+                    self._index_video(self._video_container)
+            elif self._pts:
+                self._video_container, container = container, None
         except av.FFmpegError as exc:
             raise SegmentUnreadable(exc.__class__.__name__) from None
         finally:
             if container is not None:
                 container.close()
 
+    def _index_video(self, container: Any) -> None:
+        """Have libavformat index a fresh demuxer's video keyframes: a seek past the last
+        packet reads (in C, no packet reaches Python) to the end of the segment."""
+        # Failing, a seek later scans as far as it needs, or reads from the start.
+        with contextlib.suppress(av.FFmpegError):
+            container.seek(max(self._pts) + 1, stream=container.streams.video[0],
+                           backward=True, any_frame=False)
+
     @property
     def keyframes_ms(self) -> list[int]:
-        return [ms for ms, key, _data, _pts in self._packets if key]
+        return [ms for ms, key in zip(self._ms, self._key, strict=True) if key]
 
-    def _decode_from(self, index: int) -> Iterator[tuple[int, VideoFrame]]:
+    def _video_packets(self, start: int, turn: int) -> Iterator[Any]:
+        """The video packets from index entry ``start`` on, as the constructor's pass met
+        them, while ``turn`` is the latest frames() (checked before each read): the picture's
+        demuxer sought to that packet (a keyframe, or the first packet), else -- the seek
+        failed or landed elsewhere -- a fresh demuxer read from the start."""
+        if self._video_container is None:  # dropped after damage: a fresh one
+            self._video_container = self._open()
+            self._index_video(self._video_container)
+        container = self._video_container
+        stream = container.streams.video[0]
+        target = self._pts[start]
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            landed = False  # cannot seek: from the start
+        else:
+            landed = None  # not known until the first packet at or after the target
+        packets = self._demux_video(container, stream, turn)
+        if landed is None:
+            for packet in packets:
+                if packet.pts is None or packet.size == 0 or packet.pts < target:
+                    continue  # before the keyframe (the demuxer's index is coarser)
+                if packet.pts == target:
+                    yield packet
+                    yield from self._valid(packets)
+                    return
+                break  # landed after it: from the start
+            else:
+                if turn != self._video_turn:
+                    return
+        if turn != self._video_turn:
+            return
+        container.close()
+        container = self._video_container = self._open()
+        stream = container.streams.video[0]
+        skip = start
+        for packet in self._valid(self._demux_video(container, stream, turn)):
+            if skip:
+                skip -= 1
+                continue
+            yield packet
+
+    @staticmethod
+    def _valid(packets: Iterator[Any]) -> Iterator[Any]:
+        """The packets the index has an entry for (a pts, some data)."""
+        for packet in packets:
+            if packet.pts is not None and packet.size != 0:
+                yield packet
+
+    def _demux_video(self, container: Any, stream: Any, turn: int) -> Iterator[Any]:
+        """The demuxer's video packets while ``turn`` is the latest frames(); damage raises
+        SegmentUnreadable and drops the demuxer (its state is unknown)."""
+        packets = container.demux(stream)
+        try:
+            while turn == self._video_turn:
+                packet = next(packets, None)
+                if packet is None:
+                    return
+                yield packet
+        except av.FFmpegError as exc:
+            if self._video_container is container:
+                self._video_container = None
+            container.close()
+            raise SegmentUnreadable(exc.__class__.__name__) from None
+
+    def _decode_from(self, start: int, turn: int) -> Iterator[tuple[int, VideoFrame]]:
         codec = av.CodecContext.create(self._codec, "r")
-        for _ms, _key, data, pts in self._packets[index:]:
-            packet = av.Packet(data)
-            packet.pts, packet.time_base = pts, self._time_base
+        for packet in self._video_packets(start, turn):
             try:
                 frames = codec.decode(packet)
             except av.FFmpegError as exc:
@@ -345,15 +440,20 @@ class SegmentReader:
 
     def frames(self, from_ms: int = 0) -> Iterator[tuple[int, Any]]:
         """RGB frames from the first at or after ``from_ms`` (the last one if past the end),
-        decoding from the keyframe before it."""
+        decoding from the keyframe before it. One at a time: calling it again ends the
+        iterator it gave before (one demuxer)."""
+        self._video_turn += 1
+        turn = self._video_turn
+        self.last_decoded = 0
+        if not self._pts:
+            return
         start = 0
-        for index, (ms, key, _data, _pts) in enumerate(self._packets):
+        for index, (ms, key) in enumerate(zip(self._ms, self._key, strict=True)):
             if ms > from_ms:
                 break
             if key:
                 start = index
-        self.last_decoded = 0
-        decoded = self._decode_from(start)
+        decoded = self._decode_from(start, turn)
         last: tuple[int, VideoFrame] | None = None
         for ms, frame in decoded:
             self.last_decoded += 1
@@ -362,7 +462,7 @@ class SegmentReader:
                 break
             last = (ms, frame)
         else:
-            if last is not None:  # past the end: the last frame
+            if last is not None and turn == self._video_turn:  # past the end: the last frame
                 yield last[0], last[1].to_ndarray(format="rgb24")
             return
         for ms, frame in decoded:  # on with the same decoder
