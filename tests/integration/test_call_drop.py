@@ -44,6 +44,16 @@ async def still_carrying(a, b, more: int = 10) -> None:
     assert ab.state is LinkState.CONNECTED and ba.state is LinkState.CONNECTED
 
 
+async def dropped_as_untrusted(others, revoked, call, dropped) -> None:
+    """Each of ``others`` dropped ``revoked`` once as untrusted, closed its link, and the
+    others still carry media between them."""
+    for peer in others:
+        assert dropped[id(peer)] == [CallDrop(call.call_id, revoked.party, "untrusted")]
+    await wait_for(lambda: all(link(peer, revoked).state is LinkState.CLOSED
+                               for peer in others), 15)
+    await still_carrying(*others)
+
+
 async def test_blocking_a_device_drops_it_from_the_call_and_the_rest_goes_on(open_server,
                                                                             tmp_path):
     (alice, bob, carol), room_id, call = await three_party(open_server, tmp_path)
@@ -97,11 +107,7 @@ async def test_a_device_the_admin_revokes_is_dropped_at_the_next_device_list_ref
         admin.revoke_device(server_db(open_server), carol.party.device_id, wipe=False)
         for peer in (alice, bob):
             await peer.chat.check_device_lists()  # the device-list version moved
-        for peer in (alice, bob):
-            assert dropped[id(peer)] == [CallDrop(call.call_id, carol.party, "untrusted")]
-        await wait_for(lambda: link(alice, carol).state is LinkState.CLOSED
-                       and link(bob, carol).state is LinkState.CLOSED, 15)
-        await still_carrying(alice, bob)
+        await dropped_as_untrusted((alice, bob), carol, call, dropped)
     finally:
         for peer in (alice, bob, carol):
             await peer.close()
@@ -118,11 +124,7 @@ async def test_a_device_the_admin_revokes_is_dropped_by_the_push_without_a_poll(
         dropped = {id(p): drops(p) for p in (alice, bob)}
         admin.revoke_device(server_db(open_server), carol.party.device_id, wipe=False)
         await wait_for(lambda: all(dropped[id(p)] for p in (alice, bob)), 10)
-        for peer in (alice, bob):
-            assert dropped[id(peer)] == [CallDrop(call.call_id, carol.party, "untrusted")]
-        await wait_for(lambda: link(alice, carol).state is LinkState.CLOSED
-                       and link(bob, carol).state is LinkState.CLOSED, 15)
-        await still_carrying(alice, bob)
+        await dropped_as_untrusted((alice, bob), carol, call, dropped)
     finally:
         for peer in (alice, bob, carol):
             await peer.close()

@@ -14,7 +14,7 @@ from app.rtc.recorder import SegmentUnreadable
 from app.rtc.signing import Party
 from app.ui.call.recordings import AUDIO_LEAD_MS, RecordingPlayer
 from tests.ui.call.test_recording_player import pitch, segment
-from tests.unit.rtc.test_recording_sound import stepped_hz, tone_segment
+from tests.unit.rtc.test_recording_sound import silent_video, stepped_hz, tone_segment
 
 HOST = Party("@dr.host:test", "DEVHOST")
 GUEST = Party("@nurse.guest:test", "DEVGUEST")
@@ -75,23 +75,7 @@ def test_a_seek_far_into_a_long_recording_plays_that_place_in_step(qtbot, tmp_pa
 
 
 def test_a_recording_without_sound_plays_silent_video(qtbot, tmp_path, speaker):
-    import io
-
-    import av
-
-    from tests.ui.call.test_recording_player import pattern
-
-    with av.open(buffer := io.BytesIO(), mode="w", format="matroska") as container:
-        stream = container.add_stream("libvpx", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(20):
-            frame = pattern(i, 64, 48).reformat(format="yuv420p")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    player = RecordingPlayer({HOST: buffer.getvalue()})
+    player = RecordingPlayer({HOST: silent_video(20, 30)})
     qtbot.addWidget(player)
     player.show()
     player.toggle()

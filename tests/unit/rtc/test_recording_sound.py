@@ -154,18 +154,23 @@ def test_a_seek_far_into_a_long_recording_does_not_decode_up_to_it(long_segment)
     assert abs(np.argmax(spectrum) * RATE / len(got) - stepped_hz(287)) < 15
 
 
-def test_a_segment_without_sound_gives_none(tmp_path):
+def silent_video(frames: int, fps: int) -> bytes:
+    """A Matroska segment with a VP8 test pattern and no sound track at all."""
     with av.open(buffer := io.BytesIO(), mode="w", format="matroska") as container:
-        stream = container.add_stream("libvpx", rate=10)
+        stream = container.add_stream("libvpx", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(10):
+        for i in range(frames):
             frame = pattern(i, 64, 48).reformat(format="yuv420p")
             frame.pts = i
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    reader = SegmentReader(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def test_a_segment_without_sound_gives_none(tmp_path):
+    reader = SegmentReader(silent_video(10, 10))
     assert not reader.has_sound and reader.duration_ms >= 800
     assert list(reader.sound_from(0)) == [] and list(reader.sound_from(500)) == []
 
