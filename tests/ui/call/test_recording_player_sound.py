@@ -110,20 +110,23 @@ def test_a_damaged_segment_gets_a_message_not_a_crash(qtbot, tmp_path, theme, sa
     assert only_bad.error and only_bad.duration_ms == 0
 
 
+def failing_after(produce, pieces: int):
+    """``produce`` (a reader's iterator method) whose iterators fail as damage does after
+    ``pieces`` items."""
+    def failing(from_ms: int = 0):
+        for n, piece in enumerate(produce(from_ms)):
+            if n == pieces:
+                raise SegmentUnreadable("damaged")
+            yield piece
+    return failing
+
+
 def test_the_sound_failing_midway_leaves_the_picture_playing(qtbot, tmp_path, speaker):
     player = RecordingPlayer({HOST: tone_segment(tmp_path, 4, video_fps=10)})
     qtbot.addWidget(player)
     player.show()
     reader = player._decoder._reader
-    real = reader.sound_from
-
-    def breaks_after_half_a_second(from_ms: int = 0):
-        for n, piece in enumerate(real(from_ms)):
-            if n == 25:
-                raise SegmentUnreadable("damaged")
-            yield piece
-
-    reader.sound_from = breaks_after_half_a_second
+    reader.sound_from = failing_after(reader.sound_from, 25)  # half a second of sound
     player.toggle()
     stream = speaker.instances[-1]
     qtbot.waitUntil(lambda: player.error is not None, timeout=5000)
@@ -142,15 +145,7 @@ def test_the_picture_failing_midway_stops_with_a_message(qtbot, tmp_path):
     qtbot.addWidget(player)
     player.show()
     reader = player._decoder._reader
-    real = reader.frames
-
-    def breaks_after_ten(from_ms: int = 0):
-        for n, item in enumerate(real(from_ms)):
-            if n == 10:
-                raise SegmentUnreadable("damaged")
-            yield item
-
-    reader.frames = breaks_after_ten
+    reader.frames = failing_after(reader.frames, 10)
     player.seek(0)
     player.toggle()
     qtbot.waitUntil(lambda: player.error is not None, timeout=5000)

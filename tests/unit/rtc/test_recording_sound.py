@@ -30,6 +30,15 @@ def stepped_hz(second: int) -> int:
     return 400 + 100 * (second // 20)
 
 
+def tone_frame(index: int, hz: float) -> AudioFrame:
+    """The ``index``-th 20 ms mono s16 frame of a sine at ``hz`` (phase continuous)."""
+    t = (np.arange(FRAME) + index * FRAME) / RATE
+    pcm = (np.sin(2 * np.pi * hz * t) * 12_000).astype(np.int16).reshape(1, -1)
+    frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+    frame.sample_rate = RATE
+    return frame
+
+
 def tone_segment(tmp_path, seconds: int, *, video_fps: int = 1, name: str = "tone") -> bytes:
     """``seconds`` of a stepped tone (stepped_hz) with a small picture ``video_fps`` times a
     second, made by the recorder's own segment writer."""
@@ -41,12 +50,7 @@ def tone_segment(tmp_path, seconds: int, *, video_fps: int = 1, name: str = "ton
     for i in range(seconds * video_fps):
         seg.add_video(pattern(i, 64, 48), i / video_fps)
         for _ in range(per_video):
-            t = (np.arange(FRAME) + done * FRAME) / RATE
-            hz = stepped_hz(done * FRAME // RATE)
-            pcm = (np.sin(2 * np.pi * hz * t) * 12_000).astype(np.int16).reshape(1, -1)
-            frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = RATE
-            seg.add_audio(frame)
+            seg.add_audio(tone_frame(done, stepped_hz(done * FRAME // RATE)))
             done += 1
     seg.finish()
     return b"".join(SealedSpool.read(spool.path, key, sid, spool.records))

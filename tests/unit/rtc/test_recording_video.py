@@ -18,10 +18,11 @@ import tracemalloc
 import av
 import numpy as np
 import pytest
-from av import AudioFrame, VideoFrame
+from av import VideoFrame
 
 from app.crypto.files import new_file_key
 from app.rtc.recorder import KEYFRAME_INTERVAL, SealedSpool, SegmentReader, _Segment
+from tests.unit.rtc.test_recording_sound import tone_frame
 
 FPS = 30
 SECONDS = 30
@@ -39,11 +40,7 @@ def noise_segment(tmp_path) -> bytes:
     for i in range(SECONDS * FPS):
         seg.add_video(pictures[i % len(pictures)], i / FPS)
         while sound * 0.02 <= i / FPS:  # 20 ms of a tone per audio frame
-            t = (np.arange(960) + sound * 960) / RATE
-            pcm = (np.sin(2 * np.pi * 440 * t) * 12_000).astype(np.int16).reshape(1, -1)
-            frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = RATE
-            seg.add_audio(frame)
+            seg.add_audio(tone_frame(sound, 440))
             sound += 1
     seg.finish()
     return b"".join(SealedSpool.read(spool.path, key, sid, spool.records))
